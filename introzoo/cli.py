@@ -1,0 +1,271 @@
+"""The ``introzoo`` command line (Typer). Bad input: one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import IntrozooError, UsageError, suggest
+from .hookspecs import KINDS
+from .registry import SINGULAR
+
+EXIT_USAGE = 2
+# Typer raises click's usage errors (vendored in recent Typer): find the class without importing click.
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+app = typer.Typer(
+    name="introzoo",
+    help="The reference zoo of introspective VAEs: train, compare and extend IntroVAE-family models.\n\n"
+         "Example: introzoo run --objective soft --data 8gaussians",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RichProgress:
+    """Progress bar with live losses for :func:`introzoo.train.train`."""
+
+    def __init__(self, title: str, enabled: bool = True) -> None:
+        self.title, self.enabled = title, enabled
+        self._last = 0.0
+
+    def start(self, total: int) -> None:
+        if not self.enabled:
+            return
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console)
+        self.bar.start()
+        self.task = self.bar.add_task(self.title, total=total, losses="", speed="")
+        self.t0 = time.perf_counter()
+
+    def update(self, iteration: int, losses: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.25 and iteration < self.bar.tasks[0].total:
+            return
+        self._last = now
+        shown = " ".join(f"{k}={float(v):.3g}" for k, v in list(losses.items())[:4])
+        speed = f"{iteration / max(now - self.t0, 1e-9):.1f} it/s"
+        self.bar.update(self.task, completed=iteration, losses=shown, speed=speed)
+
+    def stop(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def _registry():
+    from .plugins import state
+
+    st = state()
+    for name, error in st.failures:
+        err_console.print(f"[yellow]warning:[/] plugin '{name}' failed to load and was skipped: {error}",
+                          highlight=False)
+    return st.registry
+
+
+def _kind(text: str) -> str:
+    t = text.strip().lower()
+    for kind in KINDS:
+        if t in (kind, SINGULAR[kind]):
+            return kind
+    raise UsageError(f"unknown component kind '{text}'{suggest(t, KINDS)} known: {', '.join(KINDS)}")
+
+
+RUN_EPILOG = (
+    "Examples:\n\n"
+    "  introzoo run --objective soft --data 8gaussians\n\n"
+    "  introzoo run --objective intro,m=2 --data rings --iterations 5000 --seed 1\n\n"
+    "  introzoo run -o soft,beta_kl=0.5,beta_neg=1.0 -d 2spirals --out runs/spirals\n\n"
+    "Exit codes: 0 finished, 2 bad input, 3 diverged (non-finite loss; metrics.json says where)."
+)
+
+
+@app.command(epilog=RUN_EPILOG)
+def run(
+    objective: str = typer.Option("soft", "--objective", "-o", help="objective spec, e.g. 'soft,beta_neg=0.9'"),
+    data: str = typer.Option("8gaussians", "--data", "-d", help="dataset spec"),
+    prior: str = typer.Option("sg", "--prior", "-p", help="prior spec, e.g. 'sg'"),
+    reg: list[str] = typer.Option([], "--reg", help="regularizer spec (repeatable)"),
+    backbone: str = typer.Option("mlp", "--backbone", "-b", help="backbone spec"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help="training iterations (dataset default)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size (dataset default)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (2e-4)"),
+    zdim: Optional[int] = typer.Option(None, "--zdim", help="latent size (dataset default)"),
+    seed: int = typer.Option(0, "--seed", "-s", help="random seed; the same seed gives the same metrics"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (all that apply)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (torch's default)"),
+    log_every: int = typer.Option(100, "--log-every", help="iterations between history records"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="print metrics.json instead of a table"),
+) -> None:
+    """Train one model, evaluate it, and write a run directory.
+
+    The run directory holds config.json (every resolved option and the plugin and version of each component), history.jsonl, checkpoint.pt, samples/density plots (PNG) and metrics.json, written last.
+
+    For a known 2D dataset the defaults are the papers' protocol and best hyperparameters (override any option in the spec string).
+    """
+    import torch
+
+    from .config import RunConfig, resolve
+    from .train import EXIT_DIVERGED, train
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown device '{device}'; known: auto, cpu, cuda")
+    if threads is not None:
+        if threads < 1:
+            raise UsageError("--threads must be at least 1")
+        torch.set_num_threads(threads)
+    registry = _registry()
+    cfg = _run_config(RunConfig, objective=objective, data=data, prior=prior, regularizers=list(reg),
+                      backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, zdim=zdim,
+                      seed=seed, device=device, metrics=list(metric) or None, log_every=log_every)
+    resolved = resolve(cfg, registry)
+    out = out or Path("runs") / f"{resolved.data.component.name}-{resolved.objective.component.name}-s{seed}-{resolved.hash()}"
+    if not quiet and not as_json:
+        opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
+        console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
+                      f" prior {resolved.prior.component.name}, {resolved.train['iterations']} iterations,"
+                      f" batch {resolved.train['batch_size']}, seed {seed} -> {out}", highlight=False)
+    result = train(resolved, out, RichProgress("training", enabled=not quiet and not as_json))
+    if as_json:
+        console.print_json(json.dumps(result))
+    else:
+        _print_result(result, out)
+    if result["status"] != "finished":
+        raise typer.Exit(EXIT_DIVERGED)
+
+
+def _run_config(cls, **kwargs):
+    from pydantic import ValidationError
+
+    try:
+        return cls(**kwargs)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "option"
+        raise UsageError(f"--{field.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def _print_result(result: dict[str, Any], out: Path) -> None:
+    if result["status"] != "finished":
+        err_console.print(f"[red]diverged[/] at iteration {result.get('diverged_at')}: {result.get('reason')}; "
+                          f"history kept in {out}/history.jsonl", highlight=False)
+        return
+    table = Table(title=f"metrics ({result['iterations']} iterations, {result['it_per_s']} it/s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("better")
+    for name, value in result["metrics"].items():
+        arrow = {"min": "↓", "max": "↑"}.get(result.get("directions", {}).get(name, ""), "")
+        table.add_row(name, f"{value:.4g}", arrow)
+    console.print(table)
+    console.print(f"run directory: {out}  (plots: {', '.join(result.get('plots', [])) or 'none'})", highlight=False)
+
+
+LIST_EPILOG = "Examples:\n\n  introzoo list\n\n  introzoo list priors\n\n  introzoo list objective --json"
+
+
+@app.command("list", epilog=LIST_EPILOG)
+def list_(
+    kind: Optional[str] = typer.Argument(None, help=f"one of: {', '.join(KINDS)} (singular works too)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """List the registered components with their options (type = default) and docs."""
+    registry = _registry()
+    kinds = [_kind(kind)] if kind else list(KINDS)
+    data = {k: [c.describe() for c in registry.all(k)] for k in kinds}
+    if as_json:
+        console.print_json(json.dumps(data, default=str))
+        return
+    for k in kinds:
+        if not data[k]:
+            continue
+        table = Table(title=k, title_justify="left", show_lines=False)
+        table.add_column("name", style="bold")
+        table.add_column("options (type = default)")
+        table.add_column("description")
+        table.add_column("plugin")
+        for d in data[k]:
+            opts = []
+            for o in d["options"]:
+                default = "REQUIRED" if o["required"] else json.dumps(o["default"])
+                mark = " (:value)" if d["primary"] == o["name"] else ""
+                opts.append(f"{o['name']}: {o['type']} = {default}{mark}")
+            table.add_row(d["name"], "\n".join(opts) or "-", d["doc"], d["plugin"])
+        console.print(table)
+    console.print("Spec strings: name[:value][,key=value...], e.g. --objective soft,beta_neg=0.9", highlight=False)
+
+
+PLUGINS_EPILOG = "Examples:\n\n  introzoo plugins\n\n  introzoo plugins --json"
+
+
+@app.command(epilog=PLUGINS_EPILOG)
+def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Show installed plugins, their versions and what each registers."""
+    from .plugins import state
+
+    st = state()
+    rows = [{"name": p.name, "version": p.version, "module": p.module, "builtin": p.builtin,
+             "registers": p.registers} for p in st.plugins]
+    if as_json:
+        console.print_json(json.dumps({"plugins": rows, "failed": [{"name": n, "error": e} for n, e in st.failures]}))
+        return
+    table = Table(title="plugins")
+    table.add_column("plugin", style="bold")
+    table.add_column("version")
+    table.add_column("registers")
+    for r in rows:
+        regs = "\n".join(f"{SINGULAR[k]}: {', '.join(v)}" for k, v in r["registers"].items())
+        table.add_row(r["name"] + (" (built-in)" if r["builtin"] else ""), r["version"], regs or "-")
+    console.print(table)
+    for name, error in st.failures:
+        err_console.print(f"[yellow]warning:[/] plugin '{name}' failed to load: {error}", highlight=False)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
+    if version:
+        console.print(f"introzoo {__version__}")
+        raise typer.Exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the Typer app, turning introzoo and click errors into one line + exit 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except IntrozooError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except _ClickUsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return 0
+        where = f"introzoo {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "introzoo"
+        err_console.print(f"[red]error:[/] {exc.format_message()} (see '{where} --help')", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Errors that the command line reports as one line with exit code 2 (bad input)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class IntrozooError(Exception):
+    """Base class of every error introzoo reports to a user without a traceback."""
+
+    exit_code = 2
+
+
+class UsageError(IntrozooError):
+    """Bad input: unknown component, malformed spec, impossible hyperparameter, missing data."""
+
+
+class RegistryError(IntrozooError):
+    """Conflicting or malformed plugin registrations."""
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """'; did you mean 'x'?' for the nearest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else ""

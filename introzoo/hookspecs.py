@@ -1,0 +1,66 @@
+"""Hook specifications: how built-in and third-party plugins add components to introzoo.
+
+Every hook receives one argument, ``register``, a callable::
+
+    register(name, factory, config, doc)
+
+- ``name``: the spec-string name (``"mog"``, ``"soft"``); unique within its kind across all plugins.
+- ``factory``: called as ``factory(config, **context)`` to build the component (see each hook).
+- ``config``: a pydantic model class with ``extra="forbid"``; its fields are the component's options.
+  A ``ClassVar[str] primary`` names the option that ``name:value`` sets (``mog:100`` sets ``K``).
+- ``doc``: one line shown by ``introzoo list``.
+
+A plugin is a module (or object) with functions decorated by :data:`introzoo.hookimpl`, exposed through
+the ``introzoo`` entry-point group. Hooks are called once, when the registry is first built.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("introzoo")
+
+#: The component kinds, in the order ``introzoo list`` shows them; each has a hook
+#: ``introzoo_register_<kind>``.
+KINDS = ("objectives", "priors", "regularizers", "backbones", "datasets", "metrics", "executors")
+
+
+@hookspec
+def introzoo_register_objectives(register):
+    """Register training objectives. ``factory(config, model, regularizers, train)`` returns an
+    :class:`introzoo.objectives.base.Objective` that owns its optimisers and its training step."""
+
+
+@hookspec
+def introzoo_register_priors(register):
+    """Register latent priors. ``factory(config, zdim)`` returns an :class:`introzoo.priors.base.Prior`
+    (``sample``, ``log_prob``, ``kl``, ``learnable``)."""
+
+
+@hookspec
+def introzoo_register_regularizers(register):
+    """Register regularizers. ``factory(config)`` returns an
+    :class:`introzoo.regularizers.Regularizer` that acts at the objective's declared points."""
+
+
+@hookspec
+def introzoo_register_backbones(register):
+    """Register encoder/decoder networks. ``factory(config, data_shape, zdim)`` returns
+    ``(encoder, decoder)``: the encoder maps x to ``2*zdim`` numbers (mu, logvar), the decoder z to x."""
+
+
+@hookspec
+def introzoo_register_datasets(register):
+    """Register datasets. ``factory(config)`` returns an :class:`introzoo.data.base.Dataset`
+    declaring its shape, metric range and the paper defaults that apply to it."""
+
+
+@hookspec
+def introzoo_register_metrics(register):
+    """Register evaluation metrics. ``factory(config)`` returns an :class:`introzoo.metrics.base.Metric`
+    that computes named numbers from a trained model and says which direction is better."""
+
+
+@hookspec
+def introzoo_register_executors(register):
+    """Register sweep executors. ``factory(config)`` returns an object that runs many run configs."""

@@ -1,0 +1,25 @@
+"""Per-sample loss terms shared by the objectives and metrics (SPEC §1).
+
+- ``rec(x, y)``: per-sample **sum** of squared errors over all data dimensions (no 1/2, no log 2π).
+- ``kl_standard_normal(mu, logvar)``: ``-0.5 * sum_j (1 + logvar - mu^2 - exp(logvar))`` per sample.
+Batch losses are the batch means of these.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def rec(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """REC(x, y) = sum over data dimensions of (x - y)^2, one value per sample (SPEC §1)."""
+    return (x - y).pow(2).reshape(x.shape[0], -1).sum(1)
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dims (SPEC §1)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+
+
+def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))), summed over the last dimension."""
+    return -0.5 * (((z - mu).pow(2) / logvar.exp()) + logvar + torch.log(torch.tensor(2 * torch.pi))).sum(-1)

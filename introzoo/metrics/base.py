@@ -1,0 +1,48 @@
+"""The metric contract: given a trained model and its data, return named numbers and their direction.
+
+Each evaluation gets an :class:`EvalContext` carrying the model, the dataset, the device, a seed and a
+cache, so metrics that share work (the 2D grid's negative ELBO feeds ``gnelbo`` and the density plot)
+compute it once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..data.base import Dataset
+from ..model import VAE
+
+
+@dataclass
+class EvalContext:
+    model: VAE
+    dataset: Dataset
+    device: torch.device
+    seed: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, name: str) -> torch.Generator:
+        """A CPU generator seeded from the run seed and ``name``, so each metric draws its own stream;
+        also seeds torch's global RNG the same way (priors sample from it)."""
+        s = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
+        torch.manual_seed(s)
+        g = torch.Generator()
+        g.manual_seed(s)
+        return g
+
+
+class Metric:
+    #: metric name -> "min" (lower is better) or "max"
+    directions: dict[str, str] = {}
+    #: dataset kinds this metric applies to
+    kinds: frozenset[str] = frozenset()
+
+    def applies_to(self, dataset: Dataset) -> bool:
+        return dataset.kind in self.kinds
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,64 @@
+"""The VAE that every objective trains: backbone encoder/decoder plus a prior (SPEC §1).
+
+``E(x) -> (mu, logvar)`` (the encoder's ``2*zdim`` outputs split in half), ``z = mu + exp(0.5 logvar) eps``,
+``D(z) -> x_hat``. ``kl(mu, logvar)`` is KL(q(z|x) || p(z)) per sample, delegated to the prior.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .priors.base import Prior
+
+
+class VAE(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior,
+                 data_shape: tuple[int, ...], zdim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.data_shape = tuple(data_shape)
+        self.zdim = zdim
+
+    @property
+    def input_dim(self) -> int:
+        return math.prod(self.data_shape)
+
+    @property
+    def s(self) -> float:
+        """The normalising factor s = 1 / input_dim of Soft-IntroVAE (SPEC §1)."""
+        return 1.0 / self.input_dim
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return self.prior.kl(mu, logvar)
+
+    def forward(self, x: torch.Tensor, deterministic: bool = False):
+        mu, logvar = self.encode(x)
+        z = mu if deterministic else self.reparameterize(mu, logvar)
+        return mu, logvar, z, self.decode(z)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        return self.decode(self.prior.sample(n))
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """encoder / decoder / prior parameters (the prior's only if it is learnable and has any)."""
+        groups = {"encoder": list(self.encoder.parameters()), "decoder": list(self.decoder.parameters())}
+        prior = [p for p in self.prior.parameters() if p.requires_grad]
+        if self.prior.learnable and prior:
+            groups["prior"] = prior
+        return groups

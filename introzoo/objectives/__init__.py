@@ -1,0 +1,11 @@
+"""Built-in objectives, registered through the same hook a plugin uses."""
+
+from .. import hookimpl
+from . import intro, soft, vae
+
+
+@hookimpl
+def introzoo_register_objectives(register):
+    register("vae", vae.build, vae.VAEConfig, "Plain beta-VAE: one joint step on beta_rec*REC + beta_kl*KL.")
+    register("intro", intro.build, intro.IntroConfig, "IntroVAE: hard-margin hinge on the fakes' KL (needs m).")
+    register("soft", soft.build, soft.SoftConfig, "Soft-IntroVAE: exponential ELBO of fakes for the encoder.")

@@ -1,0 +1,107 @@
+"""The objective contract: an objective owns its optimisers and its training step (SPEC §2).
+
+Separate Adam optimisers for encoder, decoder and (if learnable) prior, lr 2e-4 by default, each with
+the multi-step schedule of the training settings. :meth:`Objective.train_step` performs one iteration
+and returns named scalar losses (detached) for the history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..losses import rec
+from ..model import VAE
+
+
+class TrainSettings(BaseModel):
+    """Optimiser settings the trainer hands to an objective."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(2e-4, gt=0)
+    lr_milestones: list[int] = Field(default_factory=list)
+    lr_gamma: float = Field(0.1, gt=0)
+
+
+class Objective:
+    """Base class: optimisers, schedules, the VAE warm-up step and checkpoint state."""
+
+    name = ""
+
+    def __init__(self, config: BaseModel, model: VAE, regularizers: list | None = None,
+                 train: TrainSettings | None = None) -> None:
+        self.config = config
+        self.model = model
+        self.regularizers = list(regularizers or [])
+        self.train = train or TrainSettings()
+        self.groups = model.parameter_groups()
+        self.optimizers = {k: torch.optim.Adam(v, lr=self.train.lr) for k, v in self.groups.items()}
+        self.schedulers = {
+            k: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.train.lr_milestones),
+                                                    gamma=self.train.lr_gamma)
+            for k, opt in self.optimizers.items()
+        }
+        self._warm = False
+
+    # -- the step -------------------------------------------------------------------------------
+    def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def train_step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
+        self.model.train()
+        losses = self.step(x, iteration)
+        for sched in self.schedulers.values():
+            sched.step()
+        return losses
+
+    @property
+    def num_vae(self) -> int:
+        return int(getattr(self.config, "num_vae", 0))
+
+    def in_warmup(self, iteration: int) -> bool:
+        """True during the VAE warm-up; calls the regularizers' ``on_warmup_end`` once after it."""
+        if iteration < self.num_vae:
+            return True
+        if not self._warm:
+            self._warm = True
+            for reg in self.regularizers:
+                reg.on_warmup_end(self.model)
+        return False
+
+    def vae_step(self, x: torch.Tensor, beta_rec: float, beta_kl: float) -> dict[str, torch.Tensor]:
+        """One joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)`` over every parameter group
+        (SPEC §2 ``vae``; also the warm-up of the introspective objectives; no ``s`` scaling)."""
+        m = self.model
+        mu, logvar = m.encode(x)
+        z = m.reparameterize(mu, logvar)
+        loss_rec = rec(x, m.decode(z)).mean()
+        loss_kl = m.kl(mu, logvar).mean()
+        loss = beta_rec * loss_rec + beta_kl * loss_kl
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in self.optimizers.values():
+            opt.step()
+        return {"loss": loss.detach(), "rec": loss_rec.detach(), "kl": loss_kl.detach()}
+
+    def encoder_regularization(self, mu, logvar, z) -> torch.Tensor | None:
+        terms = [t for r in self.regularizers if (t := r.encoder_loss(self.model, mu, logvar, z)) is not None]
+        return sum(terms) if terms else None
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "warm": self._warm,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self._warm = state.get("warm", False)

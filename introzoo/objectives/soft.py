@@ -1,0 +1,112 @@
+r"""``soft``: Soft-IntroVAE (seed 002 Algorithm 2 and Eq. 7; SPEC §2), following the official code.
+
+Per iteration, with one noise draw ``z_p ~ p(z)`` shared by both players and ``s = 1/input_dim``:
+
+Encoder step (decoder parameters frozen; gradients pass *through* the decoder)::
+
+    x_f = D(z_p);  (mu, logvar) = E(x);  z ~ q(z|x);  x_r = D(z)
+    elbo_neg(v) = beta_rec*REC(v, D(E(v))) + beta_neg*KL(v)      for v in {x_f.detach(), x_r.detach()}
+    L_E = s*(beta_rec*REC(x, x_r) + beta_kl*KL(x))
+          + 0.25*(mean exp(-2s*elbo_neg(x_f)) + mean exp(-2s*elbo_neg(x_r)))
+
+  Official detail kept: in the reconstruction term of ``x_r`` the *target* is the non-detached ``x_r``,
+  so that term also reaches the encoder through ``x_r = D(z)``.
+
+Decoder step (encoder frozen, already updated)::
+
+    x_f = D(z_p);  x_r = D(z.detach());  (mu_f, lv_f) = E(x_f);  (mu_r, lv_r) = E(x_r);  z_f, z_r sampled
+    L_D = s*[beta_rec*REC(x, x_r) + 0.5*beta_kl*(KL(x_f) + KL(x_r))
+             + 0.5*gamma_r*beta_rec*(REC(x_r.detach(), D(z_r.detach())) + REC(x_f.detach(), D(z_f.detach())))]
+
+  The decoder's KL terms use ``beta_kl`` (not ``beta_neg``), as in the official code.
+
+The first ``num_vae`` iterations are a plain VAE warm-up (no ``s`` scaling), as in the official code.
+
+How this computes the same losses with fewer passes than the official loop:
+
+- ``x_f`` and ``x_r`` come from **one** decoder pass over ``[z_p; z]``. The decoder does not change
+  during the encoder step, so the decoder step reuses those outputs (and their graph) instead of
+  recomputing ``D(z_p)`` and ``D(z.detach())``; each player back-propagates only into its own
+  parameters (``backward(inputs=...)``), which also reproduces the official stop-gradients.
+- Fakes and reconstructions are re-encoded and re-decoded as one batch of ``2b``.
+- The official loop's extra ``E(x) -> D(mu)`` pass, made only for logging, is dropped.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..losses import rec
+from .base import Objective
+
+
+class SoftConfig(BaseModel):
+    """Options of the ``soft`` objective (names as in the papers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    beta_rec: float = Field(1.0, gt=0, description="weight of reconstruction terms")
+    beta_kl: float = Field(1.0, ge=0, description="weight of the real KL (encoder) and of the fake KLs (decoder)")
+    beta_neg: float = Field(1.0, ge=0, description="weight of the fakes' KL inside the encoder's exp-ELBO")
+    gamma_r: float = Field(1e-8, gt=0, description="weight of the decoder's reconstruction of fakes (never 0)")
+    num_vae: int = Field(0, ge=0, description="iterations of plain VAE warm-up before the adversarial game")
+
+
+class SoftIntroVAE(Objective):
+    name = "soft"
+
+    def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
+        c = self.config
+        if self.in_warmup(iteration):
+            return self.vae_step(x, c.beta_rec, c.beta_kl)
+        m, s, b = self.model, self.model.s, x.shape[0]
+        opt_e, opt_d = self.optimizers["encoder"], self.optimizers["decoder"]
+        enc_params, dec_params = self.groups["encoder"], self.groups["decoder"]
+
+        z_p = m.prior.sample(b)
+        mu, logvar = m.encode(x)
+        z = m.reparameterize(mu, logvar)
+        out = m.decode(torch.cat([z_p, z]))  # [x_f; x_r], graph kept for the decoder step
+        x_f, x_r = out[:b], out[b:]
+
+        # ---- encoder step -------------------------------------------------------------------
+        rec_real = rec(x, x_r)
+        kl_real = m.kl(mu, logvar)
+        fake_in = out.detach()
+        mu2, logvar2 = m.encode(fake_in)
+        y2 = m.decode(m.reparameterize(mu2, logvar2))
+        target = torch.cat([fake_in[:b], x_r])  # official: the x_r target is not detached
+        elbo_neg = c.beta_rec * rec(target, y2) + c.beta_neg * m.kl(mu2, logvar2)
+        exp_elbo = torch.exp(-2 * s * elbo_neg)
+        exp_fake, exp_rec = exp_elbo[:b].mean(), exp_elbo[b:].mean()
+        loss_e = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_real.mean()) + 0.25 * (exp_fake + exp_rec)
+        reg = self.encoder_regularization(mu, logvar, z)
+        if reg is not None:
+            loss_e = loss_e + reg
+        opt_e.zero_grad(set_to_none=True)
+        loss_e.backward(inputs=enc_params, retain_graph=True)
+        opt_e.step()
+
+        # ---- decoder step (encoder frozen: gradients reach only decoder parameters) ----------
+        mu3, logvar3 = m.encode(out)
+        z3 = m.reparameterize(mu3, logvar3)
+        y3 = m.decode(z3.detach())
+        kl3 = m.kl(mu3, logvar3)
+        rr = rec(out.detach(), y3)
+        kl_fake, kl_rec = kl3[:b].mean(), kl3[b:].mean()
+        loss_d = s * (c.beta_rec * rec_real.mean() + 0.5 * c.beta_kl * (kl_fake + kl_rec)
+                      + 0.5 * c.gamma_r * c.beta_rec * (rr[b:].mean() + rr[:b].mean()))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward(inputs=dec_params)
+        opt_d.step()
+
+        return {
+            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.mean().detach(),
+            "kl": kl_real.mean().detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
+            "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(),
+        }
+
+
+def build(config: SoftConfig, model, regularizers=None, train=None) -> SoftIntroVAE:
+    return SoftIntroVAE(config, model, regularizers, train)

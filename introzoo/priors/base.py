@@ -1,0 +1,41 @@
+"""The prior contract (SPEC §3): ``sample(n)``, ``log_prob(z)``, ``kl(mu, logvar)``, ``learnable``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..losses import gaussian_log_prob
+
+
+class Prior(nn.Module):
+    """A latent prior p(z). Objectives never ask which prior they hold.
+
+    Subclasses implement :meth:`sample` and :meth:`log_prob`; :meth:`kl` defaults to the Monte Carlo
+    estimate ``mean_t[log q(z_t|x) - log p(z_t)]`` with ``z_t ~ q(z|x)`` (SPEC §1) and is overridden
+    where a closed form exists.
+    """
+
+    #: whether the prior has parameters an objective may train
+    learnable: bool = False
+    #: Monte Carlo samples per posterior for :meth:`kl` when there is no closed form
+    kl_samples: int = 100
+
+    def __init__(self, zdim: int) -> None:
+        super().__init__()
+        self.zdim = zdim
+
+    def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per sample (Monte Carlo, ``kl_samples`` draws)."""
+        t = self.kl_samples
+        std = torch.exp(0.5 * logvar)
+        z = mu.unsqueeze(0) + std.unsqueeze(0) * torch.randn((t,) + tuple(mu.shape), device=mu.device, dtype=mu.dtype)
+        log_q = gaussian_log_prob(z, mu.unsqueeze(0), logvar.unsqueeze(0))
+        log_p = self.log_prob(z.reshape(-1, mu.shape[-1])).reshape(t, mu.shape[0])
+        return (log_q - log_p).mean(0)

@@ -1,0 +1,38 @@
+"""``sg``: the standard Gaussian prior N(0, I) (SPEC §3), with the closed-form KL of SPEC §1."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from ..losses import gaussian_log_prob, kl_standard_normal
+from .base import Prior
+
+
+class SGConfig(BaseModel):
+    """The standard Gaussian has no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StandardGaussian(Prior):
+    """p(z) = N(0, I). ``kl`` is ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))`` (SPEC §1)."""
+
+    learnable = False
+
+    def __init__(self, zdim: int) -> None:
+        super().__init__(zdim)
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # tracks device and dtype
+
+    def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:
+        return torch.randn(n, self.zdim, device=self._anchor.device, dtype=self._anchor.dtype)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return kl_standard_normal(mu, logvar)
+
+
+def build(config: SGConfig, zdim: int) -> StandardGaussian:
+    return StandardGaussian(zdim)

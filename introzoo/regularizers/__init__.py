@@ -1,0 +1,20 @@
+"""Regularizers act on an objective at declared points only (DESIGN: component contracts).
+
+- :meth:`Regularizer.encoder_loss`: a term added to the encoder loss ``L_E`` of introspective objectives.
+- :meth:`Regularizer.on_warmup_end`: called once when the VAE warm-up ends (e.g. to fix a range).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class Regularizer:
+    name: str = ""
+
+    def encoder_loss(self, model, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor | None:
+        """Extra term for L_E given the real batch's posterior; ``None`` for none."""
+        return None
+
+    def on_warmup_end(self, model) -> None:
+        """Called once at the first adversarial iteration."""

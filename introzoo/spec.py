@@ -1,0 +1,159 @@
+"""Spec strings: ``name[:value][,key=value...]`` -> a component's closed pydantic config.
+
+Examples: ``mog:100`` (``K=100``, the prior's primary option), ``soft,beta_neg=0.9``,
+``mog:64,learn_weights=true``, ``resnet,channels=[64,128]``. Values are converted by pydantic
+(``true``/``false``, numbers, ``[a,b]`` lists); commas inside brackets do not split options.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import UsageError, suggest
+from .registry import SINGULAR, Component, Registry
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec string: component name and the options the user wrote (still strings)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return format_spec(self.name, self.options)
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth != 0:
+        raise ValueError("unbalanced brackets")
+    parts.append("".join(cur))
+    return parts
+
+
+def _value(raw: str) -> Any:
+    raw = raw.strip()
+    if raw.startswith("[") and raw.endswith("]"):
+        inner = raw[1:-1].strip()
+        return [_value(v) for v in _split_top_level(inner)] if inner else []
+    return raw
+
+
+def parse_spec(text: str, kind: str) -> Spec:
+    """Split a spec string; raises :class:`UsageError` on malformed input."""
+    what = SINGULAR[kind]
+    text = text.strip()
+    if not text:
+        raise UsageError(f"empty {what} spec; expected 'name[:value][,key=value...]'")
+    try:
+        head, *rest = _split_top_level(text)
+    except ValueError:
+        raise UsageError(f"malformed {what} spec '{text}': unbalanced brackets") from None
+    name, primary = head, None
+    if ":" in head:
+        name, primary = head.split(":", 1)
+        if not primary.strip():
+            raise UsageError(f"malformed {what} spec '{text}': nothing after ':'")
+    name = name.strip()
+    if not name:
+        raise UsageError(f"malformed {what} spec '{text}': missing the {what} name")
+    options: dict[str, Any] = {}
+    if primary is not None:
+        options[":"] = _value(primary)
+    for item in rest:
+        if "=" not in item:
+            raise UsageError(f"malformed {what} spec '{text}': '{item}' is not key=value")
+        key, val = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise UsageError(f"malformed {what} spec '{text}': '{item}' has no option name")
+        if key in options:
+            raise UsageError(f"malformed {what} spec '{text}': option '{key}' given twice")
+        options[key] = _value(val)
+    return Spec(name, options)
+
+
+def format_spec(name: str, options: dict[str, Any]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            return "[" + ",".join(fmt(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
+    return ",".join([name] + [f"{k}={fmt(v)}" for k, v in options.items()])
+
+
+def _resolve_primary(comp: Component, options: dict[str, Any], text: str) -> dict[str, Any]:
+    options = dict(options)
+    if ":" in options:
+        primary = getattr(comp.config, "primary", None)
+        value = options.pop(":")
+        if primary is None:
+            raise UsageError(
+                f"{SINGULAR[comp.kind]} '{comp.name}' takes no ':value' (in '{text}'); "
+                f"use key=value with options: {', '.join(comp.config.model_fields) or '(none)'}"
+            )
+        if primary in options:
+            raise UsageError(f"malformed spec '{text}': '{primary}' given both after ':' and as an option")
+        options[primary] = value
+    return options
+
+
+def validation_message(comp: Component, exc: ValidationError, text: str) -> str:
+    """One line for a pydantic error: which option, what is wrong, what is allowed."""
+    what = f"{SINGULAR[comp.kind]} '{comp.name}'"
+    fields = list(comp.config.model_fields)
+    msgs = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
+        if err["type"] == "extra_forbidden":
+            msgs.append(f"unknown option '{loc}'{suggest(loc, fields)} options: {', '.join(fields) or '(none)'}")
+        elif err["type"] == "missing":
+            desc = comp.config.model_fields[loc].description if loc in comp.config.model_fields else ""
+            msgs.append(f"option '{loc}' is required" + (f" ({desc})" if desc else ""))
+        else:
+            got = err.get("input")
+            msgs.append(f"option '{loc}': {err['msg'].rstrip('.')} (got {json.dumps(got, default=str)})")
+    return f"invalid {what} in '{text}': " + "; ".join(msgs)
+
+
+def make_config(comp: Component, options: dict[str, Any], text: str | None = None) -> BaseModel:
+    """Validate ``options`` (user's and defaults, primary already resolved) into ``comp.config``."""
+    text = text or format_spec(comp.name, options)
+    try:
+        return comp.config(**options)
+    except ValidationError as exc:
+        raise UsageError(validation_message(comp, exc, text)) from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid {SINGULAR[comp.kind]} '{comp.name}' in '{text}': {exc}") from None
+
+
+def resolve(registry: Registry, kind: str, text: str | Spec,
+            defaults: dict[str, Any] | None = None) -> tuple[Component, BaseModel]:
+    """Parse and validate a spec: returns the component and its config.
+
+    ``defaults`` (e.g. a dataset's paper hyperparameters) sit between the config's own defaults and the
+    user's options; keys the config does not declare are ignored.
+    """
+    spec = text if isinstance(text, Spec) else parse_spec(text, kind)
+    comp = registry.get(kind, spec.name)
+    user = _resolve_primary(comp, spec.options, str(text))
+    merged = {k: v for k, v in (defaults or {}).items() if k in comp.config.model_fields}
+    merged.update(user)
+    return comp, make_config(comp, merged, str(text))

@@ -1,0 +1,168 @@
+"""The training loop, readable top to bottom: build, train, check for divergence, evaluate, write.
+
+:func:`build` turns a :class:`ResolvedRun` into a model, an objective and a dataset; :func:`train` runs
+it and leaves a run directory (see :mod:`introzoo.runs`). ``metrics.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import ResolvedRun
+from .errors import UsageError
+from .metrics.base import EvalContext
+from .metrics.toy2d import grid_neg_elbo
+from .model import VAE
+from .objectives.base import Objective, TrainSettings
+from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
+
+#: exit code of ``introzoo run`` when training diverged (non-finite loss)
+EXIT_DIVERGED = 3
+
+
+@dataclass
+class Built:
+    model: VAE
+    objective: Objective
+    dataset: Any
+    device: torch.device
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu or auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
+    device = device or pick_device(run.device)
+    seed_everything(run.seed)
+    dataset = run.data.component.build(run.data.config)
+    zdim = int(run.train["zdim"])
+    encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
+    prior = run.prior.component.build(run.prior.config, zdim=zdim)
+    model = VAE(encoder, decoder, prior, dataset.shape, zdim).to(device)
+    regs = [r.component.build(r.config) for r in run.regularizers]
+    settings = TrainSettings(lr=run.train["lr"], lr_milestones=run.train["lr_milestones"],
+                             lr_gamma=run.train["lr_gamma"])
+    objective = run.objective.component.build(run.objective.config, model=model, regularizers=regs, train=settings)
+    return Built(model, objective, dataset, device)
+
+
+def _finite(losses: dict[str, torch.Tensor]) -> bool:
+    return all(math.isfinite(float(v)) for v in losses.values())
+
+
+def evaluate(run: ResolvedRun, built: Built, ctx: EvalContext | None = None) -> dict[str, float]:
+    ctx = ctx or EvalContext(built.model, built.dataset, built.device, run.seed)
+    values: dict[str, float] = {}
+    for m in run.metrics:
+        values.update(m.component.build(m.config).compute(ctx))
+    return values
+
+
+def metric_directions(run: ResolvedRun) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in run.metrics:
+        out.update(m.component.build(m.config).directions)
+    return out
+
+
+def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> list[str]:
+    ds = built.dataset
+    if ds.kind != "2d":
+        return []
+    from .plots import save_2d_figures
+
+    g = ctx.generator("plots")
+    real = ds.sample(2048, g).numpy()
+    fake = built.model.sample(2048).cpu().numpy()
+    n = 256
+    density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
+    return save_2d_figures(out, real, fake, density, ds.metric_range)
+
+
+def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[str, Any]:
+    """Train and evaluate one run; returns the content of ``metrics.json``.
+
+    ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()`` (the CLI
+    passes a rich progress bar), or ``None``.
+    """
+    rd = RunDir(out_dir)
+    rd.create()
+    rd.reset()
+    config = {"introzoo": __version__, "hash": run.hash(), **run.to_json()}
+    built = build(run)
+    config["device_used"] = str(built.device)
+    atomic_write_json(rd.config, config)
+
+    iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
+    data_gen = torch.Generator()
+    data_gen.manual_seed(run.seed)
+    batches = built.dataset.batches(batch_size, data_gen)
+    check_every = 1 if built.device.type == "cpu" else run.log_every
+
+    status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
+    t0 = time.perf_counter()
+    if progress:
+        progress.start(iterations)
+    for it in range(iterations):
+        x = next(batches).to(built.device, non_blocking=True)
+        losses = built.objective.train_step(x, it)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v
+        count += 1
+        if (it + 1) % check_every == 0 and not _finite(losses):
+            status, diverged_at = STATUS_DIVERGED, it
+        last = it + 1 == iterations or status == STATUS_DIVERGED
+        if (it + 1) % run.log_every == 0 or last:
+            record = {"iteration": it + 1, **{k: float(v) / count for k, v in sums.items()},
+                      "lr": built.objective.optimizers["encoder"].param_groups[0]["lr"],
+                      "time_s": round(time.perf_counter() - t0, 3)}
+            rd.append_history(record)
+            sums, count = {}, 0
+            if status == STATUS_FINISHED and not all(math.isfinite(v) for v in record.values()):
+                status, diverged_at = STATUS_DIVERGED, it  # found at a coarser check (GPU)
+        if progress:
+            progress.update(it + 1, losses)
+        if status == STATUS_DIVERGED:
+            break
+    if progress:
+        progress.stop()
+    elapsed = time.perf_counter() - t0
+    done = (diverged_at + 1) if diverged_at is not None else iterations
+
+    result: dict[str, Any] = {"status": status, "iterations": done, "train_time_s": round(elapsed, 3),
+                              "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None}
+    if status == STATUS_DIVERGED:
+        result["diverged_at"] = diverged_at
+        result["reason"] = f"non-finite loss at iteration {diverged_at}"
+        result["metrics"] = {}
+    else:
+        torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
+                    "iterations": done, "config": config}, rd.checkpoint)
+        ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
+        t1 = time.perf_counter()
+        result["metrics"] = evaluate(run, built, ctx)
+        result["directions"] = metric_directions(run)
+        result["plots"] = save_plots(run, built, rd.path, ctx)
+        result["eval_time_s"] = round(time.perf_counter() - t1, 3)
+    atomic_write_json(rd.metrics, result)
+    return result
