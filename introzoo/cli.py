@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from .errors import IntrozooError, UsageError, suggest
+from .errors import IntrozooError, UsageError, unknown
 from .hookspecs import KINDS
 from .registry import SINGULAR
 
@@ -83,7 +83,7 @@ def _kind(text: str) -> str:
     for kind in KINDS:
         if t in (kind, SINGULAR[kind]):
             return kind
-    raise UsageError(f"unknown component kind '{text}'{suggest(t, KINDS)} known: {', '.join(KINDS)}")
+    raise UsageError(unknown("component kind", text, KINDS))
 
 
 RUN_EPILOG = (
@@ -166,7 +166,7 @@ def _run_config(cls, **kwargs):
 def _print_result(result: dict[str, Any], out: Path) -> None:
     if result["status"] != "finished":
         err_console.print(f"[red]diverged[/] at iteration {result.get('diverged_at')}: {result.get('reason')}; "
-                          f"history kept in {out}/history.jsonl", highlight=False)
+                          f"history kept in {out}/history.jsonl", highlight=False, soft_wrap=True)
         return
     table = Table(title=f"metrics ({result['iterations']} iterations, {result['it_per_s']} it/s)")
     table.add_column("metric")
@@ -249,7 +249,7 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app, turning introzoo and click errors into one line + exit 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except IntrozooError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return exc.exit_code
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,3 +24,10 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the nearest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def unknown(what: str, name: str, choices: Iterable[str]) -> str:
+    """"unknown prior 'mogg'; did you mean 'mog'? known: mog, sg" (the hint only when one is close)."""
+    choices = list(choices)
+    hint = suggest(name, choices) or ";"
+    return f"unknown {what} '{name}'{hint} known: {', '.join(choices) or '(none)'}"

@@ -95,7 +95,9 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise RegistryError(f"plugin '{exc.plugin_name}': {exc}") from None
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise RegistryError(f"plugin '{name}': {exc} (no hook of that name; hooks: "
+                            f"{', '.join('introzoo_register_' + k for k in KINDS)})") from None
 
     registry = Registry()
     for kind in KINDS:

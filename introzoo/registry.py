@@ -12,7 +12,7 @@ from typing import Any, Callable, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from .errors import RegistryError, UsageError, suggest
+from .errors import RegistryError, UsageError, unknown
 from .hookspecs import KINDS
 
 #: singular nouns for messages ("unknown prior 'mogg'")
@@ -104,10 +104,7 @@ class Registry:
         try:
             return self._components[kind][name]
         except KeyError:
-            known = self.names(kind)
-            raise UsageError(
-                f"unknown {SINGULAR[kind]} '{name}'{suggest(name, known)} known: {', '.join(known) or '(none)'}"
-            ) from None
+            raise UsageError(unknown(SINGULAR[kind], name, self.names(kind))) from None
 
     def register_callable(self, kind: str, plugin: str, version: str) -> Callable[..., None]:
         """The ``register`` argument handed to one plugin's hook implementation."""

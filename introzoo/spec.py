@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import UsageError, suggest
+from .errors import UsageError, unknown
 from .registry import SINGULAR, Component, Registry
 
 
@@ -123,7 +123,7 @@ def validation_message(comp: Component, exc: ValidationError, text: str) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(config)"
         if err["type"] == "extra_forbidden":
-            msgs.append(f"unknown option '{loc}'{suggest(loc, fields)} options: {', '.join(fields) or '(none)'}")
+            msgs.append(unknown("option", loc, fields))
         elif err["type"] == "missing":
             desc = comp.config.model_fields[loc].description if loc in comp.config.model_fields else ""
             msgs.append(f"option '{loc}' is required" + (f" ({desc})" if desc else ""))

@@ -26,9 +26,9 @@ class MLPConfig(BaseModel):
 
 
 def _mlp(n_in: int, n_out: int, hidden: int, layers: int) -> nn.Sequential:
-    mods: list[nn.Module] = [nn.Linear(n_in, hidden), nn.ReLU()]
+    mods: list[nn.Module] = [nn.Linear(n_in, hidden), nn.ReLU(inplace=True)]
     for _ in range(layers):
-        mods += [nn.Linear(hidden, hidden), nn.ReLU()]
+        mods += [nn.Linear(hidden, hidden), nn.ReLU(inplace=True)]
     mods.append(nn.Linear(hidden, n_out))
     return nn.Sequential(*mods)
 

@@ -26,10 +26,11 @@ class EvalContext:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def generator(self, name: str) -> torch.Generator:
-        """A CPU generator seeded from the run seed and ``name``, so each metric draws its own stream;
-        also seeds torch's global RNG the same way (priors sample from it)."""
-        s = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
-        torch.manual_seed(s)
+        """A CPU generator for data draws, seeded from the run seed and ``name`` so each metric has its
+        own stream; torch's global RNG (priors sample from it) is seeded from a *different* derived seed,
+        so that real and generated points never share random numbers."""
+        s = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**62)
+        torch.manual_seed(s + 2**62)
         g = torch.Generator()
         g.manual_seed(s)
         return g

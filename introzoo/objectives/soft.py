@@ -24,9 +24,9 @@ The first ``num_vae`` iterations are a plain VAE warm-up (no ``s`` scaling), as 
 
 How this computes the same losses with fewer passes than the official loop:
 
-- ``x_f`` and ``x_r`` come from **one** decoder pass over ``[z_p; z]``. The decoder does not change
-  during the encoder step, so the decoder step reuses those outputs (and their graph) instead of
-  recomputing ``D(z_p)`` and ``D(z.detach())``; each player back-propagates only into its own
+- ``x_f = D(z_p)`` and ``x_r = D(z)`` are computed once. The decoder does not change during the
+  encoder step, so the decoder step reuses those outputs (and their graphs) instead of recomputing
+  ``D(z_p)`` and ``D(z.detach())``; each player back-propagates only into its own
   parameters (``backward(inputs=...)``), which also reproduces the official stop-gradients.
 - Fakes and reconstructions are re-encoded and re-decoded as one batch of ``2b``.
 - The official loop's extra ``E(x) -> D(mu)`` pass, made only for logging, is dropped.
@@ -67,8 +67,10 @@ class SoftIntroVAE(Objective):
         z_p = m.prior.sample(b)
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
-        out = m.decode(torch.cat([z_p, z]))  # [x_f; x_r], graph kept for the decoder step
-        x_f, x_r = out[:b], out[b:]
+        # x_f and x_r, graphs kept for the decoder step; two passes, so that the encoder's backward
+        # computes input gradients for the z rows only
+        x_f, x_r = m.decode(z_p), m.decode(z)
+        out = torch.cat([x_f, x_r])
 
         # ---- encoder step -------------------------------------------------------------------
         rec_real = rec(x, x_r)

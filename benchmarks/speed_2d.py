@@ -1,0 +1,209 @@
+"""Training speed of ``soft`` on 2D data against a loop that makes the passes in the official order.
+
+Both train the same networks (MLP 3x256, zdim 2, batch 512, 8 Gaussians, Adam 2e-4) with the losses of
+SPEC §2. The reference loop is written out here as the authors' 2D script does it: requires_grad toggled
+per player, separate passes for fakes and reconstructions, ``D(z_p)`` and ``D(z)`` recomputed for the
+decoder step, and the extra ``E(x) -> D(mu)`` pass made only for logging.
+
+First it checks that both compute the same losses given the same noise draws (a value-based
+reparameterisation noise and a fixed ``z_p``), then it times them in alternating blocks and prints
+iterations/s, their ratio and peak memory; SPEC §8's reference figure is printed beside them.
+
+    python benchmarks/speed_2d.py                 # defaults: 300 timed iterations per loop
+    python benchmarks/speed_2d.py --iterations 1000 --threads 2 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import resource
+import time
+
+import torch
+
+from introzoo.backbones.mlp import MLPConfig, build
+from introzoo.data.toy2d import eight_gaussians
+from introzoo.model import VAE
+from introzoo.objectives.base import TrainSettings
+from introzoo.objectives.soft import SoftConfig, SoftIntroVAE
+from introzoo.priors.gaussian import StandardGaussian
+
+SPEC_REFERENCE_IT_S = 18.0  # SPEC §8: official loop, idle 2-core CPU machine
+
+
+def rec_loss(x, y, reduction="mean"):
+    e = ((y - x) ** 2).reshape(x.shape[0], -1).sum(1)
+    return e.mean() if reduction == "mean" else e
+
+
+def kl_loss(mu, logvar, reduction="mean"):
+    k = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+    return k.mean() if reduction == "mean" else k
+
+
+class ReferenceLoop:
+    """One Soft-IntroVAE iteration in the official order of passes (seed 002 Algorithm 2)."""
+
+    def __init__(self, model: VAE, c: SoftConfig, lr: float) -> None:
+        self.m, self.c = model, c
+        self.opt_e = torch.optim.Adam(model.encoder.parameters(), lr=lr)
+        self.opt_d = torch.optim.Adam(model.decoder.parameters(), lr=lr)
+
+    def forward(self, x, deterministic=False):
+        mu, logvar = self.m.encode(x)
+        z = mu if deterministic else self.m.reparameterize(mu, logvar)
+        return mu, logvar, z, self.m.decode(z)
+
+    def step(self, x, z_p):
+        m, c, s = self.m, self.c, self.m.s
+        for p in m.encoder.parameters():
+            p.requires_grad = True
+        for p in m.decoder.parameters():
+            p.requires_grad = False
+        fake = m.decode(z_p)
+        real_mu, real_logvar = m.encode(x)
+        z = m.reparameterize(real_mu, real_logvar)
+        rec = m.decode(z)
+        _, _, _, rec_det = self.forward(x, deterministic=True)  # logging only
+        loss_rec = rec_loss(x, rec)
+        _ = rec_loss(x, rec_det.detach())
+        loss_kl = kl_loss(real_mu, real_logvar)
+        fake_mu, fake_logvar, _, rec_fake = self.forward(fake.detach())
+        rec_mu, rec_logvar, _, rec_rec = self.forward(rec.detach())
+        fake_kl_e = kl_loss(fake_mu, fake_logvar, "none")
+        rec_kl_e = kl_loss(rec_mu, rec_logvar, "none")
+        loss_fake_rec = rec_loss(fake, rec_fake, "none")
+        loss_rec_rec = rec_loss(rec, rec_rec, "none")
+        exp_fake = (-2 * s * (c.beta_rec * loss_fake_rec + c.beta_neg * fake_kl_e)).exp().mean()
+        exp_rec = (-2 * s * (c.beta_rec * loss_rec_rec + c.beta_neg * rec_kl_e)).exp().mean()
+        loss_e = s * (c.beta_kl * loss_kl + c.beta_rec * loss_rec) + 0.25 * (exp_fake + exp_rec)
+        self.opt_e.zero_grad()
+        loss_e.backward()
+        self.opt_e.step()
+
+        for p in m.encoder.parameters():
+            p.requires_grad = False
+        for p in m.decoder.parameters():
+            p.requires_grad = True
+        fake = m.decode(z_p)
+        rec = m.decode(z.detach())
+        loss_rec = rec_loss(x, rec)
+        rec_mu, rec_logvar = m.encode(rec)
+        z_rec = m.reparameterize(rec_mu, rec_logvar)
+        fake_mu, fake_logvar = m.encode(fake)
+        z_fake = m.reparameterize(fake_mu, fake_logvar)
+        rec_rec = m.decode(z_rec.detach())
+        rec_fake = m.decode(z_fake.detach())
+        loss_rec_rec = rec_loss(rec.detach(), rec_rec)
+        loss_rec_fake = rec_loss(fake.detach(), rec_fake)
+        fake_kl = kl_loss(fake_mu, fake_logvar)
+        rec_kl = kl_loss(rec_mu, rec_logvar)
+        loss_d = s * (c.beta_rec * loss_rec + 0.5 * c.beta_kl * (fake_kl + rec_kl)
+                      + c.gamma_r * 0.5 * c.beta_rec * (loss_rec_rec + loss_rec_fake))
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+        for p in m.encoder.parameters():  # leave the model as found
+            p.requires_grad = True
+        return {"loss_e": loss_e.detach(), "loss_d": loss_d.detach()}
+
+
+def make_model(device, seed=0) -> VAE:
+    torch.manual_seed(seed)
+    enc, dec = build(MLPConfig(hidden=256, layers=3), (2,), 2)
+    return VAE(enc, dec, StandardGaussian(2), (2,), 2).to(device)
+
+
+def check_same_losses(device, c, batch_size) -> float:
+    """Largest relative difference of L_E and L_D over 3 iterations under identical noise."""
+
+    def deterministic(model, z_p):
+        model.reparameterize = lambda mu, lv: mu + torch.sin(37.0 * mu.detach() + 11.0 * lv.detach()) * torch.exp(0.5 * lv)
+        model.prior.sample = lambda n, with_grad=False: z_p[:n]
+        return model
+
+    g = torch.Generator().manual_seed(1)
+    a, b = make_model(device), make_model(device)
+    ours = SoftIntroVAE(c, a, train=TrainSettings(lr=2e-4))
+    ref = ReferenceLoop(b, c, 2e-4)
+    worst = 0.0
+    for _ in range(3):
+        x = eight_gaussians(batch_size, g).to(device)
+        z_p = torch.randn(batch_size, 2, generator=g).to(device)
+        deterministic(a, z_p)
+        deterministic(b, z_p)
+        la, lb = ours.train_step(x, 10**6), ref.step(x, z_p)
+        for k in ("loss_e", "loss_d"):
+            worst = max(worst, abs(float(la[k]) - float(lb[k])) / max(abs(float(lb[k])), 1e-12))
+    return worst
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--iterations", type=int, default=300, help="timed iterations per loop")
+    ap.add_argument("--blocks", type=int, default=4, help="alternating timing blocks per loop")
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    c = SoftConfig(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
+
+    max_rel = check_same_losses(device, c, args.batch_size)
+    g = torch.Generator().manual_seed(0)
+    ours = SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4))
+    ref = ReferenceLoop(make_model(device), c, 2e-4)
+    runners = {
+        "introzoo": lambda x: ours.train_step(x, 10**6),
+        "reference": lambda x: ref.step(x, torch.randn(x.shape[0], 2, device=device)),
+    }
+    batches = [eight_gaussians(args.batch_size, g).to(device) for _ in range(16)]
+    for fn in runners.values():  # warm-up
+        for i in range(10):
+            fn(batches[i % 16])
+    sync(device)
+    elapsed = {k: 0.0 for k in runners}
+    per_block = max(1, args.iterations // args.blocks)
+    for _ in range(args.blocks):
+        for name, fn in runners.items():
+            t = time.perf_counter()
+            for i in range(per_block):
+                fn(batches[i % 16])
+            sync(device)
+            elapsed[name] += time.perf_counter() - t
+    n = per_block * args.blocks
+    its = {k: n / v for k, v in elapsed.items()}
+    result = {
+        "device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+        "iterations": n, "introzoo_it_s": round(its["introzoo"], 2), "reference_it_s": round(its["reference"], 2),
+        "ratio": round(its["introzoo"] / its["reference"], 3), "max_rel_loss_diff": max_rel,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "spec_reference_it_s": SPEC_REFERENCE_IT_S, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+    }
+    if device.type == "cuda":
+        result["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"soft on 2D (MLP 3x256, batch {args.batch_size}), {device}, {result['threads']} threads, {n} iterations each")
+    print(f"  same losses given the same noise: max relative difference {max_rel:.2e}")
+    print(f"  introzoo        {its['introzoo']:8.2f} it/s")
+    print(f"  reference loop  {its['reference']:8.2f} it/s   (SPEC §8: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
+    print(f"  ratio           {result['ratio']:8.3f}x")
+    print(f"  peak memory     {result['peak_rss_mib']:8.1f} MiB (RSS)"
+          + (f", {result['peak_cuda_mib']} MiB CUDA" if "peak_cuda_mib" in result else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Registry, plugin manager and spec strings."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from introzoo import hookimpl, plugins
+from introzoo.errors import RegistryError, UsageError
+from introzoo.spec import format_spec, parse_spec, resolve
+
+
+class KConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    primary: ClassVar[str] = "K"  # the option that "name:value" sets
+    K: int = Field(10, gt=0)
+    learn_weights: bool = False
+    init: str = "random"
+
+
+class FakePrior:
+    @hookimpl
+    def introzoo_register_priors(self, register):
+        register("fakemog", lambda config, zdim: ("built", config, zdim), KConfig, "A test prior.\nSecond line.")
+
+
+def test_builtins_register_through_hooks():
+    st = plugins.build(load_entry_points=False)
+    reg = st.registry
+    assert reg.names("objectives") == ["intro", "soft", "vae"]
+    assert reg.names("priors") == ["sg"]
+    assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings"}
+    assert reg.names("metrics") == ["gnelbo", "jsd", "kl"]
+    builtin = [p for p in st.plugins if p.builtin]
+    assert len(builtin) == 1 and builtin[0].name == "introzoo"
+    assert builtin[0].registers["objectives"] == ["intro", "soft", "vae"]
+
+
+def test_plugin_component_is_attributed_and_built():
+    st = plugins.build(extra_plugins=[("fake-plugin", FakePrior())], load_entry_points=False)
+    comp = st.registry.get("priors", "fakemog")
+    assert comp.plugin == "fake-plugin" and comp.doc == "A test prior."
+    c, cfg = resolve(st.registry, "priors", "fakemog:64,learn_weights=true")
+    assert cfg == KConfig(K=64, learn_weights=True)
+    assert c.build(cfg, zdim=2) == ("built", cfg, 2)
+    info = {p.name: p for p in st.plugins}["fake-plugin"]
+    assert info.registers == {"priors": ["fakemog"]}
+
+
+def test_duplicate_name_is_an_error_naming_both_plugins():
+    class Dup:
+        @hookimpl
+        def introzoo_register_priors(self, register):
+            register("sg", lambda c, zdim: None, KConfig, "another sg")
+
+    with pytest.raises(RegistryError, match="'sg' is registered twice: by plugin 'introzoo' and by plugin 'dup'"):
+        plugins.build(extra_plugins=[("dup", Dup())], load_entry_points=False)
+
+
+def test_misspelled_hook_is_caught():
+    class Typo:
+        @hookimpl
+        def introzoo_register_prior(self, register):  # missing 's'
+            pass
+
+    with pytest.raises(RegistryError, match="plugin 'typo': unknown hook 'introzoo_register_prior'"):
+        plugins.build(extra_plugins=[("typo", Typo())], load_entry_points=False)
+
+
+def test_disable_all_plugins_env(monkeypatch):
+    monkeypatch.setenv("INTROZOO_DISABLE_PLUGINS", "all")
+    st = plugins.build()
+    assert [p.name for p in st.plugins] == ["introzoo"]
+
+
+@pytest.mark.parametrize("text,name,options", [
+    ("soft", "soft", {}),
+    ("mog:100", "mog", {":": "100"}),
+    ("soft,beta_neg=0.9", "soft", {"beta_neg": "0.9"}),
+    ("mog:64,learn_weights=true", "mog", {":": "64", "learn_weights": "true"}),
+    ("resnet,channels=[64,128],zdim=32", "resnet", {"channels": ["64", "128"], "zdim": "32"}),
+    (" intro , m = 2 ", "intro", {"m": "2"}),
+])
+def test_parse_spec(text, name, options):
+    spec = parse_spec(text, "objectives")
+    assert spec.name == name and spec.options == options
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "empty objective spec"),
+    ("soft,beta_neg", "'beta_neg' is not key=value"),
+    ("soft,=3", "has no option name"),
+    ("mog:", "nothing after ':'"),
+    (":3", "missing the objective name"),
+    ("soft,beta_kl=1,beta_kl=2", "given twice"),
+    ("resnet,channels=[64,128", "unbalanced brackets"),
+])
+def test_malformed_specs(text, message):
+    with pytest.raises(UsageError, match=message.replace("[", r"\[")):
+        parse_spec(text, "objectives")
+
+
+def test_unknown_component_suggests_nearest():
+    reg = plugins.registry()
+    with pytest.raises(UsageError) as e:
+        resolve(reg, "objectives", "sotf")
+    assert str(e.value) == "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, vae"
+    with pytest.raises(UsageError, match="unknown prior 'mogg'; known: sg"):
+        resolve(reg, "priors", "mogg")
+
+
+def test_unknown_option_and_bad_values():
+    reg = plugins.registry()
+    with pytest.raises(UsageError, match=re.escape("unknown option 'beta_nge'; did you mean 'beta_neg'? known: beta_rec")):
+        resolve(reg, "objectives", "soft,beta_nge=1")
+    with pytest.raises(UsageError, match="option 'beta_neg': Input should be greater than or equal to 0"):
+        resolve(reg, "objectives", "soft,beta_neg=-1")
+    with pytest.raises(UsageError, match="option 'beta_kl': Input should be a valid number"):
+        resolve(reg, "objectives", "soft,beta_kl=abc")
+    with pytest.raises(UsageError, match="option 'm' is required"):
+        resolve(reg, "objectives", "intro")
+    with pytest.raises(UsageError, match="takes no ':value'"):
+        resolve(reg, "objectives", "soft:3")
+    with pytest.raises(UsageError, match="Input should be 'batch' or 'sample'"):
+        resolve(reg, "objectives", "intro,m=1,hinge=mean")
+
+
+def test_defaults_layering():
+    reg = plugins.registry()
+    d = {"beta_rec": 0.2, "beta_kl": 0.3, "unrelated": 5}
+    _, cfg = resolve(reg, "objectives", "soft,beta_kl=0.5", defaults=d)
+    assert (cfg.beta_rec, cfg.beta_kl, cfg.beta_neg) == (0.2, 0.5, 1.0)
+
+
+def test_format_spec_round_trip():
+    text = format_spec("mog", {"K": 64, "learn_weights": True, "channels": [1, 2]})
+    assert text == "mog,K=64,learn_weights=true,channels=[1,2]"
+    assert parse_spec(text, "priors").options == {"K": "64", "learn_weights": "true", "channels": ["1", "2"]}
