@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import UsageError
 from .registry import Component, Registry
-from .spec import resolve as resolve_spec
+from .spec import parse_spec, resolve as resolve_spec
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "iterations": 30_000,
@@ -102,12 +102,19 @@ class ResolvedRun:
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _applies_by_default(comp: Component, dataset: Any) -> bool:
+    try:
+        return bool(comp.build(comp.config()).applies_to(dataset))
+    except Exception:  # a metric that needs options is only run when asked for
+        return False
+
+
 def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     data_comp, data_cfg = resolve_spec(registry, "datasets", cfg.data)
     dataset = data_comp.build(data_cfg)
-    obj_spec_name = cfg.objective.split(",")[0].split(":")[0].strip()
-    obj_comp, obj_cfg = resolve_spec(registry, "objectives", cfg.objective,
-                                     defaults=dataset.defaults_for(obj_spec_name))
+    obj_spec = parse_spec(cfg.objective, "objectives")
+    obj_comp, obj_cfg = resolve_spec(registry, "objectives", obj_spec,
+                                     defaults=dataset.defaults_for(obj_spec.name))
     train = dict(TRAIN_DEFAULTS)
     train.update(getattr(dataset, "train_defaults", {}) or {})
     for key in TRAIN_DEFAULTS:
@@ -118,8 +125,8 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
         raise UsageError("--iterations must be a positive number")
 
     metric_names = cfg.metrics
-    if metric_names is None:
-        metric_names = [c.name for c in registry.all("metrics") if c.build(c.config()).applies_to(dataset)]
+    if metric_names is None:  # every metric that applies and can be built with its defaults
+        metric_names = [c.name for c in registry.all("metrics") if _applies_by_default(c, dataset)]
     metrics = [Choice(*resolve_spec(registry, "metrics", m)) for m in metric_names]
     for m in metrics:
         if not m.component.build(m.config).applies_to(dataset):

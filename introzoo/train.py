@@ -105,11 +105,11 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
     ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()`` (the CLI
     passes a rich progress bar), or ``None``.
     """
+    built = build(run)
     rd = RunDir(out_dir)
     rd.create()
     rd.reset()
     config = {"introzoo": __version__, "hash": run.hash(), **run.to_json()}
-    built = build(run)
     config["device_used"] = str(built.device)
     atomic_write_json(rd.config, config)
 
