@@ -89,10 +89,11 @@ class ResolvedRun:
             "log_every": self.log_every,
         }
 
-    def hash(self) -> str:
-        """Stable id of what determines the results (not the device, logging or plugin versions)."""
+    def hash(self, with_seed: bool = True) -> str:
+        """Stable id of what determines the results (not the device, logging or plugin versions).
+        ``with_seed=False`` gives the configuration's id shared by all its seeds."""
         d = self.to_json()
-        for key in ("device", "log_every"):
+        for key in ("device", "log_every") + (() if with_seed else ("seed",)):
             d.pop(key)
         for k, v in list(d.items()):
             if isinstance(v, dict) and "plugin" in v:

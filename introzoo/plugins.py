@@ -33,6 +33,7 @@ BUILTIN_MODULES = (
     "introzoo.backbones",
     "introzoo.data",
     "introzoo.metrics",
+    "introzoo.executors",
 )
 
 

@@ -109,7 +109,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
     rd = RunDir(out_dir)
     rd.create()
     rd.reset()
-    config = {"introzoo": __version__, "hash": run.hash(), **run.to_json()}
+    config = {"introzoo": __version__, "hash": run.hash(), "config_key": run.hash(with_seed=False), **run.to_json()}
     config["device_used"] = str(built.device)
     atomic_write_json(rd.config, config)
 

@@ -38,7 +38,7 @@ class Objective:
         self.regularizers = list(regularizers or [])
         self.train = train or TrainSettings()
         self.groups = model.parameter_groups()
-        self.optimizers = {k: torch.optim.Adam(v, lr=self.train.lr) for k, v in self.groups.items()}
+        self.optimizers = {k: torch.optim.Adam(v, lr=self.train.lr, foreach=True) for k, v in self.groups.items()}
         self.schedulers = {
             k: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.train.lr_milestones),
                                                     gamma=self.train.lr_gamma)

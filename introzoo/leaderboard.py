@@ -1,0 +1,253 @@
+"""Leaderboards: aggregate a sweep's runs over seeds and compare configurations as the papers do.
+
+One row per configuration (all options but the seed): mean ± std over its finished seeds (std with
+ddof=0, numpy's default) and n, per metric with its direction; diverged and failed runs are counted in
+their own columns, never silently dropped. Within each group (dataset by default) rows are ranked by
+one metric and the best value of every metric is marked. Reads run directories only.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+from .runs import RunDir
+from .spec import format_spec
+
+PREFERRED_SORT = ("kl", "fid_gen", "gnelbo")
+
+
+@dataclass
+class Record:
+    hash: str
+    key: str
+    config: dict[str, Any]
+    status: str
+    metrics: dict[str, float]
+    directions: dict[str, str]
+
+
+@dataclass
+class Row:
+    key: str
+    data: str
+    objective: str
+    label: str
+    prior: str
+    values: dict[str, list[float]] = field(default_factory=dict)
+    n_runs: int = 0
+    finished: int = 0
+    diverged: int = 0
+    failed: int = 0
+    unfinished: int = 0
+    rank: int | None = None
+    published: bool = False
+    stats: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+
+    def summarise(self) -> None:
+        for m, vals in self.values.items():
+            arr = np.asarray(vals, dtype=float)
+            self.stats[m] = (float(arr.mean()), float(arr.std()), len(arr))
+
+
+def collect(sweep_dir: str | Path, only: list[str] | None = None) -> list[Record]:
+    root = Path(sweep_dir) / "runs"
+    if not root.is_dir():
+        raise UsageError(f"'{sweep_dir}' is not a sweep directory (no runs/ folder); run 'introzoo sweep' first")
+    wanted = set(only) if only is not None else None
+    records = []
+    for d in sorted(root.iterdir()):
+        if wanted is not None and d.name not in wanted:
+            continue
+        rd = RunDir(d)
+        try:
+            config = json.loads(rd.config.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue  # never started
+        m = rd.read_metrics() or {"status": "unfinished"}
+        records.append(Record(d.name, config.get("config_key", d.name), config, m.get("status", "unfinished"),
+                              m.get("metrics", {}) or {}, m.get("directions", {}) or {}))
+    return records
+
+
+def _varying(records: list[Record], part: str) -> dict[str, set[str]]:
+    """Per component name, the options whose values differ between records."""
+    seen: dict[str, dict[str, set[str]]] = {}
+    for r in records:
+        comp = r.config[part]
+        opts = seen.setdefault(comp["name"], {})
+        for k, v in comp["options"].items():
+            opts.setdefault(k, set()).add(json.dumps(v, sort_keys=True))
+    return {name: {k for k, vs in opts.items() if len(vs) > 1} for name, opts in seen.items()}
+
+
+def _label(comp: dict[str, Any], varying: dict[str, set[str]]) -> str:
+    keys = varying.get(comp["name"], set())
+    return format_spec(comp["name"], {k: v for k, v in comp["options"].items() if k in keys})
+
+
+def build_rows(records: list[Record]) -> tuple[list[Row], dict[str, str]]:
+    if not records:
+        return [], {}
+    vo, vp = _varying(records, "objective"), _varying(records, "prior")
+    train_vary = {k for k in records[0].config["train"]
+                  if len({json.dumps(r.config["train"].get(k)) for r in records}) > 1}
+    rows: dict[str, Row] = {}
+    directions: dict[str, str] = {}
+    for r in records:
+        label = _label(r.config["objective"], vo)
+        if train_vary:
+            label += " [" + ", ".join(f"{k}={r.config['train'][k]}" for k in sorted(train_vary)) + "]"
+        row = rows.setdefault(r.key, Row(r.key, r.config["data"]["name"], r.config["objective"]["name"], label,
+                                         _label(r.config["prior"], vp)))
+        row.n_runs += 1
+        if r.status == "finished":
+            row.finished += 1
+            for m, v in r.metrics.items():
+                if v is not None and math.isfinite(v):
+                    row.values.setdefault(m, []).append(v)
+            directions.update(r.directions)
+        elif r.status == "diverged":
+            row.diverged += 1
+        elif r.status == "failed":
+            row.failed += 1
+        else:
+            row.unfinished += 1
+    for row in rows.values():
+        row.summarise()
+    return list(rows.values()), directions
+
+
+def rank(rows: list[Row], directions: dict[str, str], sort: str | None, group_by: str) -> str | None:
+    metrics = list(directions)
+    if sort is None:
+        sort = next((m for m in PREFERRED_SORT if m in directions), metrics[0] if metrics else None)
+    elif sort not in directions:
+        raise UsageError(f"unknown metric '{sort}' to sort by; this sweep has: {', '.join(metrics) or '(none)'}")
+    if sort is None:
+        return None
+    sign = 1 if directions[sort] == "min" else -1
+
+    def group(r: Row) -> str:
+        return {"data": r.data, "objective": r.objective, "none": ""}[group_by]
+
+    def value(r: Row) -> float:
+        return sign * r.stats[sort][0] if sort in r.stats else math.inf
+
+    for g in sorted({group(r) for r in rows}):
+        members = sorted([r for r in rows if group(r) == g and not r.published], key=value)
+        for i, r in enumerate(members, 1):
+            r.rank = i if sort in r.stats else None
+    rows.sort(key=lambda r: (group(r), r.rank is None, r.rank or 0, r.published, r.label))
+    return sort
+
+
+def best_values(rows: list[Row], directions: dict[str, str], group_by: str) -> dict[tuple[str, str], float]:
+    best: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r.published:
+            continue
+        g = {"data": r.data, "objective": r.objective, "none": ""}[group_by]
+        for m, (mean, _, _) in r.stats.items():
+            cur = best.get((g, m))
+            better = cur is None or (mean < cur if directions.get(m) == "min" else mean > cur)
+            if better:
+                best[(g, m)] = mean
+    return best
+
+
+def published_rows(spec: dict[str, Any], datasets: set[str]) -> list[Row]:
+    rows = []
+    for data, per_obj in (spec.get("published") or {}).items():
+        if data not in datasets:
+            continue
+        for obj, metrics in per_obj.items():
+            row = Row(f"published:{data}:{obj}", data, obj, f"{obj} (published)", "", published=True)
+            for m, v in metrics.items():
+                mean, std = (v[0], v[1]) if isinstance(v, (list, tuple)) else (v, float("nan"))
+                row.stats[m] = (float(mean), float(std), 0)
+            rows.append(row)
+    return rows
+
+
+def fmt_stat(stat: tuple[float, float, int] | None, digits: int = 3) -> str:
+    if stat is None:
+        return "-"
+    mean, std, _ = stat
+    if math.isnan(std):
+        return f"{mean:.{digits}g}"
+    return f"{mean:.{digits}g} ± {std:.2g}"
+
+
+def table_data(rows: list[Row], directions: dict[str, str], group_by: str) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+    metrics = list(directions)
+    best = best_values(rows, directions, group_by)
+    header = ["rank", "data", "objective", "prior", "n"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
+    body, marks = [], []
+    for r in rows:
+        g = {"data": r.data, "objective": r.objective, "none": ""}[group_by]
+        cells = ["" if r.rank is None else str(r.rank), r.data, r.label, r.prior, "paper" if r.published else f"{r.finished}/{r.n_runs}"]
+        flags = [False] * 5
+        for m in metrics:
+            stat = r.stats.get(m)
+            cells.append(fmt_stat(stat))
+            flags.append(bool(stat) and not r.published and math.isclose(stat[0], best.get((g, m), math.nan)))
+        cells += ["" if r.published else str(r.diverged), "" if r.published else str(r.failed + r.unfinished)]
+        flags += [False, False]
+        body.append(cells)
+        marks.append(flags)
+    return header, body, marks
+
+
+def to_json(rows: list[Row], directions: dict[str, str], sort: str | None) -> str:
+    out = []
+    for r in rows:
+        out.append({"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "published": r.published,
+                    "n": r.finished, "runs": r.n_runs, "diverged": r.diverged, "failed": r.failed, "unfinished": r.unfinished,
+                    "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}})
+    return json.dumps({"sort": sort, "directions": directions, "rows": out}, indent=2)
+
+
+def to_markdown(header, body, marks) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cells, flags in zip(body, marks):
+        lines.append("| " + " | ".join(f"**{c}**" if f else c for c, f in zip(cells, flags)) + " |")
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    metrics = list(directions)
+    w.writerow(["rank", "data", "objective", "prior", "published", "n", "runs", "diverged", "failed", "unfinished"]
+               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+    for r in rows:
+        vals = []
+        for m in metrics:
+            s = r.stats.get(m)
+            vals += [s[0], s[1]] if s else ["", ""]
+        w.writerow([r.rank or "", r.data, r.label, r.prior, r.published, r.finished, r.n_runs, r.diverged, r.failed,
+                    r.unfinished] + vals)
+    return buf.getvalue()
+
+
+def to_html(header, body, marks, title: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    trs = []
+    for cells, flags in zip(body, marks):
+        tds = "".join(f"<td><b>{html.escape(c)}</b></td>" if f else f"<td>{html.escape(c)}</td>" for c, f in zip(cells, flags))
+        trs.append(f"<tr>{tds}</tr>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            "padding:4px 8px;text-align:right}td:nth-child(-n+4){text-align:left}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+            "<p>mean ± std over seeds; best per group in bold.</p></body></html>\n")

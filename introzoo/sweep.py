@@ -1,0 +1,238 @@
+"""Sweeps: grid expansion, the run store and resumption.
+
+Sweep syntax for a component axis (``--objective``, ``--prior``, ``--data``, ``--backbone``):
+
+- a comma list of components: ``vae,soft,intro`` is three objectives;
+- ``key=value`` items attach to the component before them: ``vae,soft,intro,m=2`` gives ``intro,m=2``;
+- ``|`` separates alternatives of one option (or of the ``:value``), crossed with each other:
+  ``soft,beta_kl=0.1|0.3,beta_neg=0.5|1`` is four configurations; ``mog:10|100`` two priors.
+- brackets keep commas together: ``resnet,channels=[64,128]|[32,64]``.
+
+The store: every run lives in ``SWEEP_DIR/runs/<hash>/`` where the hash covers its resolved
+configuration (seed included), so rerunning the same sweep finds finished runs (their ``metrics.json``)
+and skips them; unfinished ones are redone from scratch. ``sweep.json`` records the grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import RunConfig, resolve
+from .errors import UsageError
+from .runs import RunDir, atomic_write_json
+from .spec import _split_top_level, format_spec
+
+AXES = ("objective", "prior", "backbone", "data")
+
+
+def _alternatives(text: str) -> list[str]:
+    out, depth, cur = [], 0, []
+    for ch in text:
+        depth += ch in "[("
+        depth -= ch in "])"
+        if ch == "|" and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    if any(not a.strip() for a in out):
+        raise UsageError(f"empty alternative in '{text}'")
+    return [a.strip() for a in out]
+
+
+def expand_axis(text: str, what: str = "component") -> list[str]:
+    """Sweep syntax -> spec strings, e.g. ``"vae,soft,beta_kl=0.1|0.3"`` ->
+    ``["vae", "soft,beta_kl=0.1", "soft,beta_kl=0.3"]``."""
+    try:
+        tokens = [t.strip() for t in _split_top_level(text)]
+    except ValueError:
+        raise UsageError(f"malformed {what} list '{text}': unbalanced brackets") from None
+    groups: list[list[str]] = []
+    for tok in tokens:
+        if not tok:
+            raise UsageError(f"malformed {what} list '{text}': empty item")
+        if "=" in tok:
+            if not groups:
+                raise UsageError(f"malformed {what} list '{text}': option '{tok}' before any {what} name")
+            groups[-1].append(tok)
+        else:
+            groups.append([tok])
+    specs: list[str] = []
+    for head, *opts in groups:
+        name, _, primary = head.partition(":")
+        heads = [f"{name}:{p}" for p in _alternatives(primary)] if primary else [name]
+        choices = [heads]
+        for opt in opts:
+            key, _, value = opt.partition("=")
+            choices.append([f"{key.strip()}={v}" for v in _alternatives(value)])
+        specs.extend(",".join(combo) for combo in itertools.product(*choices))
+    return specs
+
+
+class SweepSpec(BaseModel):
+    """A grid: component axes (sweep syntax), seeds, shared training options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "sweep"
+    objective: list[str] = Field(default_factory=lambda: ["soft"])
+    prior: list[str] = Field(default_factory=lambda: ["sg"])
+    backbone: list[str] = Field(default_factory=lambda: ["mlp"])
+    data: list[str] = Field(default_factory=lambda: ["8gaussians"])
+    regularizers: list[str] = Field(default_factory=list)
+    seeds: int = Field(1, gt=0, description="seeds 0 .. seeds-1 (from seed_start)")
+    seed_start: int = Field(0, ge=0)
+    iterations: int | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, gt=0)
+    lr: float | None = Field(None, gt=0)
+    zdim: int | None = Field(None, gt=0)
+    metrics: list[str] | None = None
+    select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
+    executor: str = "local"
+    constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl'; skipped where an option is absent")
+    published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> objective -> metric -> [mean, std]")
+    published_source: str = ""
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed_start, self.seed_start + self.seeds))
+
+
+def load_sweep_file(path: str | Path) -> SweepSpec:
+    import tomllib
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"sweep file '{path}' not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"sweep file '{path}' is not valid TOML: {exc}") from None
+    body = dict(raw.get("sweep", raw))
+    if "published" in raw:
+        body["published"] = raw["published"]
+    for axis in AXES:
+        if isinstance(body.get(axis), str):
+            body[axis] = [body[axis]]
+    try:
+        return SweepSpec(**body)
+    except Exception as exc:  # pydantic
+        raise UsageError(f"sweep file '{path}': {str(exc).splitlines()[0]} ({_first_error(exc)})") from None
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if not errors:
+        return str(exc)
+    e = errors()[0]
+    return f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+
+
+def satisfies(constraints: list[str], options: dict[str, Any]) -> bool:
+    """Evaluate each constraint with the objective's options as variables (arithmetic and comparisons
+    only); a constraint naming an option the objective does not have does not apply."""
+    for text in constraints:
+        try:
+            code = compile(text, "<constraint>", "eval")
+        except SyntaxError:
+            raise UsageError(f"constraint '{text}' is not a valid expression") from None
+        if any(name not in options for name in code.co_names):
+            continue
+        if not eval(code, {"__builtins__": {}}, dict(options)):
+            return False
+    return True
+
+
+@dataclass
+class Task:
+    """One run of the grid: where it lives and what it is."""
+
+    run_dir: Path
+    request: dict[str, Any]  # a RunConfig as JSON
+    hash: str
+    key: str  # configuration id without the seed
+    label: dict[str, Any] = field(default_factory=dict)
+
+
+def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir: Path | None = None) -> list[Task]:
+    """All runs of the grid, validated (every spec resolved), in a stable order."""
+    axes = {a: [s for text in getattr(spec, a) for s in expand_axis(text, a)] for a in AXES}
+    tasks, seen = [], set()
+    for data, objective, prior, backbone in itertools.product(axes["data"], axes["objective"], axes["prior"], axes["backbone"]):
+        for seed in seeds if seeds is not None else spec.seed_list():
+            cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data,
+                            regularizers=list(spec.regularizers), iterations=spec.iterations,
+                            batch_size=spec.batch_size, lr=spec.lr, zdim=spec.zdim, seed=seed,
+                            metrics=spec.metrics, device="cpu")
+            resolved = resolve(cfg, registry)
+            if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
+                break  # the same for every seed
+            h = resolved.hash()
+            if h in seen:  # e.g. an option given explicitly at its default value
+                continue
+            seen.add(h)
+            base = sweep_dir or Path(".")
+            tasks.append(Task(base / "runs" / h, cfg.model_dump(mode="json"), h, resolved.hash(with_seed=False),
+                              {"objective": resolved.objective.component.name, "data": resolved.data.component.name}))
+    return tasks
+
+
+def pending(tasks: list[Task]) -> tuple[list[Task], list[Task]]:
+    """(finished, to do): a run is finished when its metrics.json says finished or diverged."""
+    done, todo = [], []
+    for t in tasks:
+        (done if RunDir(t.run_dir).status() in ("finished", "diverged") else todo).append(t)
+    return done, todo
+
+
+def log_event(sweep_dir: Path, **event: Any) -> None:
+    """Append one JSON line to ``events.jsonl`` (single small write: atomic with O_APPEND)."""
+    line = (json.dumps({"time": round(time.time(), 3), "pid": os.getpid(), **event}) + "\n").encode()
+    fd = os.open(sweep_dir / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def execute(run_dir: str, request: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None) -> dict[str, Any]:
+    """Train one run of a sweep (in a worker process). Never raises for a failing run: the failure is
+    recorded in its ``metrics.json`` with the reason, and the sweep goes on."""
+    import torch
+
+    from . import plugins
+    from .train import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    rd = RunDir(run_dir)
+    if sweep_dir:
+        log_event(Path(sweep_dir), event="start", run=rd.path.name)
+    try:
+        resolved = resolve(RunConfig(**request), plugins.registry())
+        result = train(resolved, run_dir)
+    except Exception as exc:  # recorded, not raised: one bad run must not take the sweep down
+        rd.create()
+        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
+        atomic_write_json(rd.metrics, result)
+    if sweep_dir:
+        log_event(Path(sweep_dir), event="end", run=rd.path.name, status=result["status"])
+    return {"status": result["status"], "reason": result.get("reason", "")}
+
+
+def write_manifest(sweep_dir: Path, spec: SweepSpec, tasks: list[Task], extra: dict[str, Any] | None = None) -> None:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"spec": spec.model_dump(mode="json"), "runs": [t.hash for t in tasks], **(extra or {})}
+    atomic_write_json(sweep_dir / "sweep.json", manifest)
+
+
+def spec_label(name: str, options: dict[str, Any]) -> str:
+    return format_spec(name, options)

@@ -1,0 +1,227 @@
+"""What ``introzoo sweep`` and ``introzoo leaderboard`` do, behind the Typer commands in :mod:`cli`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import leaderboard as lb
+from .errors import UsageError
+from .runs import atomic_write_json
+from .spec import resolve as resolve_spec
+from .sweep import SweepSpec, Task, expand, load_sweep_file, pending, write_manifest
+
+EXIT_FAILED_RUNS = 4
+
+
+def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
+    spec = load_sweep_file(file) if file else SweepSpec(name="sweep")
+    updates: dict[str, Any] = {}
+    for key in ("objective", "data", "prior", "backbone"):
+        if cli.get(key):
+            updates[key] = list(cli[key])
+    if cli.get("reg"):
+        updates["regularizers"] = list(cli["reg"])
+    if cli.get("metric"):
+        updates["metrics"] = list(cli["metric"])
+    for key in ("seeds", "iterations", "batch_size", "select", "executor"):
+        if cli.get(key) is not None:
+            updates[key] = cli[key]
+    try:
+        return SweepSpec(**{**spec.model_dump(), **updates})
+    except Exception as exc:
+        errors = getattr(exc, "errors", None)
+        e = errors()[0] if errors else None
+        where = f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" if e else str(exc)
+        raise UsageError(where) from None
+
+
+def default_dir(spec: SweepSpec, file: Path | None) -> Path:
+    if file:
+        return Path("sweeps") / file.stem
+    body = spec.model_dump(mode="json", exclude={"executor", "name"})
+    return Path("sweeps") / f"sweep-{hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]}"
+
+
+def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int | None):
+    options: dict[str, Any] = {}
+    comp_name = spec.executor.split(",")[0].split(":")[0].strip()
+    if comp_name == "local":
+        if workers is not None:
+            options["workers"] = workers
+        if threads is not None:
+            options["threads"] = threads
+    elif workers is not None or threads is not None:
+        if comp_name == "submitit" and threads is not None:
+            options["cpus"] = threads
+        elif workers is not None:
+            raise UsageError(f"--workers applies to the local executor, not '{comp_name}'")
+    text = spec.executor + "".join(f",{k}={v}" for k, v in options.items())
+    comp, cfg = resolve_spec(registry, "executors", text)
+    return comp.build(cfg), cfg
+
+
+class SweepProgress:
+    def __init__(self, console: Console, total: int, already: int, workers: int, enabled: bool) -> None:
+        self.enabled, self.total, self.workers = enabled, total, workers
+        self.counts = {"finished": 0, "diverged": 0, "failed": 0}
+        self.already = already
+        if enabled:
+            self.bar = Progress(TextColumn("[bold]sweep"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
+            self.bar.start()
+            self.task = self.bar.add_task("sweep", total=total, info=self.info())
+
+    def info(self) -> str:
+        done = sum(self.counts.values())
+        left = self.total - done
+        return (f"done {done}/{self.total} (+{self.already} earlier) running {min(self.workers, left)} "
+                f"diverged {self.counts['diverged']} failed {self.counts['failed']} left {left}")
+
+    def update(self, status: str) -> None:
+        self.counts[status if status in self.counts else "failed"] += 1
+        if self.enabled:
+            self.bar.update(self.task, advance=1, info=self.info())
+
+    def stop(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, already) -> dict[str, int]:
+    progress = SweepProgress(console, len(todo), already, workers, enabled=not quiet)
+
+    def on_done(task: Task, result: dict[str, Any]) -> None:
+        progress.update(result["status"])
+        if result["status"] == "failed":
+            err_console.print(f"[red]run {task.hash} failed:[/] {result.get('reason', '')}", highlight=False, soft_wrap=True)
+
+    try:
+        executor.run(todo, sweep_dir, on_done)
+    finally:
+        progress.stop()
+    return progress.counts
+
+
+def print_grid(console: Console, tasks: list[Task], finished: set[str]) -> None:
+    table = Table(title=f"grid: {len(tasks)} runs ({len(finished)} finished earlier)")
+    for col in ("data", "objective", "prior", "seed", "run", "state"):
+        table.add_column(col)
+    for t in tasks:
+        r = t.request
+        table.add_row(r["data"], r["objective"], r["prior"], str(r["seed"]), t.hash,
+                      "finished" if t.hash in finished else "to run")
+    console.print(table)
+
+
+def select_best(sweep_dir: Path, tasks: list[Task], metric: str) -> list[str]:
+    """Configuration keys of the best configuration per (objective, data) by ``metric``."""
+    rows, directions = lb.build_rows(lb.collect(sweep_dir, only=[t.hash for t in tasks]))
+    if metric not in directions:
+        raise UsageError(f"--select {metric}: no finished run reports '{metric}'; metrics: {', '.join(directions) or '(none)'}")
+    sign = 1 if directions[metric] == "min" else -1
+    best: dict[tuple[str, str], lb.Row] = {}
+    for r in rows:
+        if metric not in r.stats:
+            continue
+        cur = best.get((r.objective, r.data))
+        if cur is None or sign * r.stats[metric][0] < sign * cur.stats[metric][0]:
+            best[(r.objective, r.data)] = r
+    return sorted(r.key for r in best.values())
+
+
+def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, workers, threads, **cli) -> int:
+    spec = build_spec(file, **cli)
+    sweep_dir = out or default_dir(spec, file)
+    executor, ex_cfg = make_executor(registry, spec, workers, threads)
+    n_workers = getattr(executor, "workers", 1)
+    stage1_seeds = [spec.seed_start] if spec.select else None
+    tasks = expand(spec, registry, seeds=stage1_seeds, sweep_dir=sweep_dir)
+    finished, todo = pending(tasks)
+    if dry_run:
+        print_grid(console, tasks, {t.hash for t in finished})
+        if spec.select:
+            console.print(f"then the best configuration per (objective, data) by {spec.select} reruns with "
+                          f"{spec.seeds} seeds", highlight=False)
+        console.print(f"{len(tasks)} runs, {len(todo)} to run, {len(finished)} finished earlier -> {sweep_dir}", highlight=False)
+        return 0
+    write_manifest(sweep_dir, spec, tasks, {"executor": spec.executor, "stage": "grid"})
+    if not quiet:
+        console.print(f"sweep -> {sweep_dir}: {len(tasks)} runs, {len(finished)} finished earlier, {len(todo)} to run, "
+                      f"executor {spec.executor} ({json.dumps(ex_cfg.model_dump())})", highlight=False)
+    t0 = time.time()
+    counts = _run_tasks(console, err_console, executor, n_workers, todo, sweep_dir, quiet, len(finished))
+    all_tasks = tasks
+    selected = None
+    if spec.select:
+        selected = select_best(sweep_dir, tasks, spec.select)
+        full = expand(spec, registry, sweep_dir=sweep_dir)
+        stage2 = [t for t in full if t.key in set(selected)]
+        fin2, todo2 = pending(stage2)
+        atomic_write_json(sweep_dir / "selection.json", {"metric": spec.select, "keys": selected,
+                                                          "runs": [t.hash for t in stage2]})
+        if not quiet:
+            console.print(f"selected {len(selected)} configurations by {spec.select}; {len(todo2)} seed runs to do", highlight=False)
+        c2 = _run_tasks(console, err_console, executor, n_workers, todo2, sweep_dir, quiet, len(fin2))
+        counts = {k: counts[k] + c2[k] for k in counts}
+        all_tasks = tasks + [t for t in stage2 if t.hash not in {x.hash for x in tasks}]
+        write_manifest(sweep_dir, spec, all_tasks, {"executor": spec.executor, "stage": "selected", "selected": selected})
+    elapsed = time.time() - t0
+    if not quiet:
+        console.print(f"done in {elapsed:.0f} s: {counts['finished']} finished, {counts['diverged']} diverged, "
+                      f"{counts['failed']} failed (this invocation)", highlight=False)
+        render_leaderboard(console, sweep_dir, fmt="table", sort=spec.select, group_by="data", published=False,
+                           show_all=False, out=None)
+    return EXIT_FAILED_RUNS if counts["failed"] else 0
+
+
+def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str | None, group_by: str,
+                       published: bool, show_all: bool, out: Path | None) -> None:
+    sweep_dir = Path(sweep_dir)
+    manifest = {}
+    if (sweep_dir / "sweep.json").exists():
+        manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    only = manifest.get("runs")
+    records = lb.collect(sweep_dir, only=only)
+    selection = sweep_dir / "selection.json"
+    if selection.exists() and not show_all:
+        keys = set(json.loads(selection.read_text())["keys"])
+        records = [r for r in records if r.key in keys]
+    rows, directions = lb.build_rows(records)
+    if not rows:
+        raise UsageError(f"no runs in '{sweep_dir}' yet")
+    if published:
+        rows += lb.published_rows(manifest.get("spec", {}), {r.data for r in rows})
+    sort_metric = lb.rank(rows, directions, sort, group_by)
+    header, body, marks = lb.table_data(rows, directions, group_by)
+    title = f"leaderboard: {sweep_dir.name} (ranked by {sort_metric} within {group_by}; mean ± std over seeds)"
+    if fmt == "table":
+        table = Table(title=title)
+        for h in header:
+            table.add_column(h, justify="right" if h not in ("data", "objective", "prior") else "left")
+        for cells, flags in zip(body, marks):
+            table.add_row(*[f"[bold green]{c}[/]" if f else c for c, f in zip(cells, flags)])
+        if out:
+            with open(out, "w") as f:
+                Console(file=f, width=200).print(table)
+        else:
+            console.print(table)
+            src = manifest.get("spec", {}).get("published_source")
+            if published and src:
+                console.print(f"published: {src}", highlight=False)
+        return
+    text = {"md": lambda: f"**{title}**\n\n" + lb.to_markdown(header, body, marks) + "\n",
+            "csv": lambda: lb.to_csv(rows, directions),
+            "json": lambda: lb.to_json(rows, directions, sort_metric) + "\n",
+            "html": lambda: lb.to_html(header, body, marks, title)}[fmt]()
+    if out:
+        out.write_text(text)
+    else:
+        console.file.write(text)
