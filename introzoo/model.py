@@ -23,6 +23,8 @@ class VAE(nn.Module):
         self.prior = prior
         self.data_shape = tuple(data_shape)
         self.zdim = zdim
+        if hasattr(prior, "attach"):  # priors that depend on the model (VampPrior)
+            prior.attach(self)
 
     @property
     def input_dim(self) -> int:

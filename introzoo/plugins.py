@@ -30,6 +30,7 @@ BUILTIN_PLUGIN = "introzoo"
 BUILTIN_MODULES = (
     "introzoo.objectives",
     "introzoo.priors",
+    "introzoo.regularizers",
     "introzoo.backbones",
     "introzoo.data",
     "introzoo.metrics",

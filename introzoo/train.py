@@ -59,6 +59,11 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
     encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
     prior = run.prior.component.build(run.prior.config, zdim=zdim)
     model = VAE(encoder, decoder, prior, dataset.shape, zdim).to(device)
+    if getattr(prior, "init", None) == "data":  # mog init=data: components at K training posteriors
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(run.seed)
+            mu, logvar = model.encode(dataset.sample(prior.K, g).to(device))
+            prior.init_from_posterior(mu, logvar)
     regs = [r.component.build(r.config) for r in run.regularizers]
     settings = TrainSettings(lr=run.train["lr"], lr_milestones=run.train["lr_milestones"],
                              lr_gamma=run.train["lr_gamma"])

@@ -37,14 +37,26 @@ class Objective:
         self.model = model
         self.regularizers = list(regularizers or [])
         self.train = train or TrainSettings()
-        self.groups = model.parameter_groups()
+        for reg in self.regularizers:
+            reg.check(model.prior)
+        self._warm = False
+        self._build_optimizers()
+
+    def _build_optimizers(self) -> None:
+        """One Adam per parameter group (encoder, decoder, learnable prior), each with the schedule."""
+        self.groups = self.model.parameter_groups()
+        old = getattr(self, "schedulers", {})
         self.optimizers = {k: torch.optim.Adam(v, lr=self.train.lr, foreach=True) for k, v in self.groups.items()}
         self.schedulers = {
             k: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.train.lr_milestones),
                                                     gamma=self.train.lr_gamma)
             for k, opt in self.optimizers.items()
         }
-        self._warm = False
+        for k, sched in self.schedulers.items():  # a rebuilt optimiser keeps the schedule's position
+            if k in old:
+                sched.load_state_dict(old[k].state_dict())
+                for group in self.optimizers[k].param_groups:
+                    group["lr"] = sched.get_last_lr()[0]
 
     # -- the step -------------------------------------------------------------------------------
     def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:  # pragma: no cover
@@ -67,19 +79,27 @@ class Objective:
             return True
         if not self._warm:
             self._warm = True
+            on_end = getattr(self.model.prior, "on_warmup_end", None)
+            if on_end is not None and on_end():  # the prior changed its parameters (vamp -> mog)
+                self._build_optimizers()
             for reg in self.regularizers:
                 reg.on_warmup_end(self.model)
         return False
 
-    def vae_step(self, x: torch.Tensor, beta_rec: float, beta_kl: float) -> dict[str, torch.Tensor]:
-        """One joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)`` over every parameter group
-        (SPEC §2 ``vae``; also the warm-up of the introspective objectives; no ``s`` scaling)."""
+    def vae_step(self, x: torch.Tensor, beta_rec: float, beta_kl: float,
+                 regularize: bool = False) -> dict[str, torch.Tensor]:
+        """One joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)`` over every parameter group, the prior
+        included when learnable (SPEC §2 ``vae``; also the warm-up of the introspective objectives; no
+        ``s`` scaling). ``regularize``: add the regularizers' encoder terms (the ``vae`` objective)."""
         m = self.model
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
         loss_rec = rec(x, m.decode(z)).mean()
         loss_kl = m.kl(mu, logvar).mean()
         loss = beta_rec * loss_rec + beta_kl * loss_kl
+        reg = self.encoder_regularization(mu, logvar, z) if regularize else None
+        if reg is not None:
+            loss = loss + reg
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         loss.backward()

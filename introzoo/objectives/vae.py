@@ -20,7 +20,7 @@ class VAEObjective(Objective):
     name = "vae"
 
     def step(self, x, iteration):
-        return self.vae_step(x, self.config.beta_rec, self.config.beta_kl)
+        return self.vae_step(x, self.config.beta_rec, self.config.beta_kl, regularize=True)
 
 
 def build(config: VAEConfig, model, regularizers=None, train=None) -> VAEObjective:

@@ -28,14 +28,17 @@ class Prior(nn.Module):
     def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:  # pragma: no cover
+        """log p(z) per row; ``stop_gradient``: no gradient reaches the prior's parameters (it still
+        flows to ``z``)."""
         raise NotImplementedError
 
-    def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """KL(q(z|x) || p(z)) per sample (Monte Carlo, ``kl_samples`` draws)."""
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per sample (Monte Carlo, ``kl_samples`` draws). ``stop_gradient``: the
+        prior as a KL *target* with its gradient stopped (``sg[p]`` of seed 003)."""
         t = self.kl_samples
         std = torch.exp(0.5 * logvar)
         z = mu.unsqueeze(0) + std.unsqueeze(0) * torch.randn((t,) + tuple(mu.shape), device=mu.device, dtype=mu.dtype)
         log_q = gaussian_log_prob(z, mu.unsqueeze(0), logvar.unsqueeze(0))
-        log_p = self.log_prob(z.reshape(-1, mu.shape[-1])).reshape(t, mu.shape[0])
+        log_p = self.log_prob(z.reshape(-1, mu.shape[-1]), stop_gradient).reshape(t, mu.shape[0])
         return (log_q - log_p).mean(0)

@@ -27,10 +27,10 @@ class StandardGaussian(Prior):
     def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:
         return torch.randn(n, self.zdim, device=self._anchor.device, dtype=self._anchor.dtype)
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         return gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
 
-    def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         return kl_standard_normal(mu, logvar)
 
 

@@ -1,20 +1,15 @@
-"""Regularizers act on an objective at declared points only (DESIGN: component contracts).
+"""Built-in regularizers, registered through the same hook a plugin uses."""
 
-- :meth:`Regularizer.encoder_loss`: a term added to the encoder loss ``L_E`` of introspective objectives.
-- :meth:`Regularizer.on_warmup_end`: called once when the VAE warm-up ends (e.g. to fix a range).
-"""
+from .. import hookimpl
+from . import clip_logvar, resp_entropy
+from .base import Regularizer
 
-from __future__ import annotations
-
-import torch
+__all__ = ["Regularizer"]
 
 
-class Regularizer:
-    name: str = ""
-
-    def encoder_loss(self, model, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor | None:
-        """Extra term for L_E given the real batch's posterior; ``None`` for none."""
-        return None
-
-    def on_warmup_end(self, model) -> None:
-        """Called once at the first adversarial iteration."""
+@hookimpl
+def introzoo_register_regularizers(register):
+    register("clip-logvar", clip_logvar.build, clip_logvar.ClipLogvarConfig,
+             "Adaptive soft clipping of the prior's log-variances, range fixed at the end of warm-up.")
+    register("resp-entropy", resp_entropy.build, resp_entropy.RespEntropyConfig,
+             "Encoder maximises the normalised entropy of the prior's mean responsibilities.")

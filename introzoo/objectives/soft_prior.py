@@ -1,0 +1,112 @@
+r"""``soft-prior``: the three-player Soft-IntroVAE (seed 003 Algorithm 1, Eq. 9, Eq. 52; SPEC §2).
+
+The encoder plays against the decoder and a learnable prior, which cooperate. With ``s = 1/input_dim``:
+
+- Warm-up (``num_vae`` iterations): a VAE step with the prior trained jointly.
+- Encoder step: as ``soft``, with fakes ``x_f = D(z_p)``, ``z_p`` drawn from the *current* prior without
+  gradient, and every KL taken against the prior (frozen in this step), plus the regularizers' encoder
+  terms (``resp-entropy``)::
+
+      L_E = s*(beta_rec*REC(x, x_r) + beta_kl*KL(x)) + 0.25*(mean exp(-2s*elbo_neg(x_f)) + mean exp(-2s*elbo_neg(x_r)))
+
+- Decoder+prior step (encoder frozen), a fresh ``z_p`` sampled *with* gradient to the prior
+  (reparameterised per component), ``x_f = D(z_p)``, ``x_r = D(z.detach())``::
+
+      L_DP = s*[beta_rec*REC(x, x_r) + beta_kl*KL(q(z|x).detach() || p)
+                + gamma*beta_kl*(KL(E(x_r) || sg[p]) + KL(E(x_f) || sg[p]))/2
+                + gamma*gamma_r*beta_rec*(REC(x_r, D(z_r)) + REC(x_f, D(z_f)))/2]      (targets detached)
+
+  ``sg[p]``: as the KL *target* of generated samples the prior's gradient is stopped; as the *source*
+  of ``x_f`` it receives gradient. The real posterior's KL trains the prior towards the aggregate
+  posterior.
+
+A prior that cannot learn is refused: use ``soft`` for a fixed prior (``soft`` + fixed ``mog`` is the
+"fixed MoG" baseline of seed 003).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from ..errors import UsageError
+from ..losses import rec
+from .base import Objective
+from .soft import SoftConfig
+
+
+class SoftPriorConfig(SoftConfig):
+    """Options of the ``soft-prior`` objective (``soft``'s and the three-player weight ``gamma``)."""
+
+    gamma: float = Field(1.0, ge=0, description="weight of the fakes' ELBO in the decoder+prior loss")
+
+
+class SoftIntroVAEPrior(Objective):
+    name = "soft-prior"
+
+    def __init__(self, config, model, regularizers=None, train=None) -> None:
+        if not model.prior.learnable:
+            raise UsageError("objective 'soft-prior' needs a learnable prior (mog, vamp, flow; a mog with "
+                             "learnable means or log-variances); for a fixed prior use 'soft'")
+        super().__init__(config, model, regularizers, train)
+
+    def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
+        c = self.config
+        if self.in_warmup(iteration):
+            return self.vae_step(x, c.beta_rec, c.beta_kl)
+        m, s, b = self.model, self.model.s, x.shape[0]
+        enc_params = self.groups["encoder"]
+        dec_prior_params = self.groups["decoder"] + self.groups.get("prior", [])
+
+        # ---- encoder step (decoder and prior frozen) ----------------------------------------
+        z_p = m.prior.sample(b)
+        mu, logvar = m.encode(x)
+        z = m.reparameterize(mu, logvar)
+        x_r = m.decode(z)  # graph kept: the decoder step reuses D(z) (decoder unchanged until then)
+        x_f = m.decode(z_p).detach()
+        rec_real = rec(x, x_r)
+        kl_real = m.kl(mu, logvar)
+        fake_in = torch.cat([x_f, x_r.detach()])
+        mu2, logvar2 = m.encode(fake_in)
+        y2 = m.decode(m.reparameterize(mu2, logvar2))
+        elbo_neg = c.beta_rec * rec(torch.cat([x_f, x_r]), y2) + c.beta_neg * m.kl(mu2, logvar2)
+        exp_elbo = torch.exp(-2 * s * elbo_neg)
+        exp_fake, exp_rec = exp_elbo[:b].mean(), exp_elbo[b:].mean()
+        loss_e = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_real.mean()) + 0.25 * (exp_fake + exp_rec)
+        reg = self.encoder_regularization(mu, logvar, z)
+        if reg is not None:
+            loss_e = loss_e + reg
+        self.optimizers["encoder"].zero_grad(set_to_none=True)
+        loss_e.backward(inputs=enc_params, retain_graph=True)
+        self.optimizers["encoder"].step()
+
+        # ---- decoder + prior step (encoder frozen) -------------------------------------------
+        z_p2 = m.prior.sample(b, with_grad=True)
+        x_f2 = m.decode(z_p2)
+        out = torch.cat([x_f2, x_r])
+        mu3, logvar3 = m.encode(out)
+        z3 = m.reparameterize(mu3, logvar3)
+        y3 = m.decode(z3.detach())
+        kl3 = m.prior.kl(mu3, logvar3, stop_gradient=True)  # sg[p] as the target
+        kl_fake, kl_rec = kl3[:b].mean(), kl3[b:].mean()
+        rr = rec(out.detach(), y3)
+        kl_prior = m.prior.kl(mu.detach(), logvar.detach()).mean()  # the prior fits the real posteriors
+        loss_d = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_prior
+                      + c.gamma * c.beta_kl * 0.5 * (kl_rec + kl_fake)
+                      + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (rr[b:].mean() + rr[:b].mean()))
+        for k in ("decoder", "prior"):
+            if k in self.optimizers:
+                self.optimizers[k].zero_grad(set_to_none=True)
+        loss_d.backward(inputs=dec_prior_params)
+        for k in ("decoder", "prior"):
+            if k in self.optimizers:
+                self.optimizers[k].step()
+        return {
+            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.mean().detach(),
+            "kl": kl_real.mean().detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
+            "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(), "kl_prior": kl_prior.detach(),
+        }
+
+
+def build(config: SoftPriorConfig, model, regularizers=None, train=None) -> SoftIntroVAEPrior:
+    return SoftIntroVAEPrior(config, model, regularizers, train)

@@ -1,0 +1,101 @@
+r"""``mog:K``: mixture of Gaussians prior (SPEC §3; seed 003 §3).
+
+    p(z) = sum_k w_k N(z; mu_k, diag(exp(logvar_k))),   log p(z) = logsumexp_k(log w_k + log N(z; mu_k, s_k^2))
+
+- means and log-variances learnable by default (``learn_means``, ``learn_logvars``);
+- contributions ``w = softmax(e)``, learnable with ``learn_weights=true`` (uniform otherwise);
+- initialisation ``random`` (mu ~ N(0, 1)/sqrt(K d), logvar ~ N(0, 1)) or ``data`` (the encoder's
+  (mu, logvar) of K training points, set by :meth:`init_from_posterior` before training);
+- ``kl(mu, logvar)``: Monte Carlo ``mean_t[log q(z_t|x) - log p(z_t)]``, ``kl_samples`` draws (SPEC §1);
+- ``responsibilities(z)``: ``softmax_k(log w_k + log N(z; mu_k, s_k^2))`` (seed 003 Eq. 11, §C.3);
+- ``sample(n, with_grad=True)`` is reparameterised per component (gradient to means and log-variances;
+  the component choice itself is discrete).
+
+A log-variance transform (``clip-logvar``) can be installed with :meth:`set_logvar_transform`; ``logvar``
+always returns the transformed value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from .base import Prior
+
+
+class MoGConfig(BaseModel):
+    """Options of the ``mog`` prior."""
+
+    model_config = ConfigDict(extra="forbid")
+    primary: ClassVar[str] = "K"
+
+    K: int = Field(10, gt=0, description="number of components")
+    learn_means: bool = Field(True, description="means are learnable")
+    learn_logvars: bool = Field(True, description="log-variances are learnable")
+    learn_weights: bool = Field(False, description="learnable contributions w = softmax(e) (uniform otherwise)")
+    init: Literal["random", "data"] = Field("random", description="random, or the encoder outputs of K training points")
+    kl_samples: int = Field(100, gt=0, description="Monte Carlo samples for KL(q || p)")
+
+
+class MixturePrior(Prior):
+    def __init__(self, zdim: int, K: int, learn_means: bool = True, learn_logvars: bool = True,
+                 learn_weights: bool = False, init: str = "random", kl_samples: int = 100) -> None:
+        super().__init__(zdim)
+        self.K, self.init, self.kl_samples = K, init, kl_samples
+        self.mu = nn.Parameter(torch.randn(K, zdim) / math.sqrt(K * zdim), requires_grad=learn_means)
+        self.raw_logvar = nn.Parameter(torch.randn(K, zdim), requires_grad=learn_logvars)
+        self.logits = nn.Parameter(torch.zeros(K), requires_grad=learn_weights)
+        self._transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def learnable(self) -> bool:  # type: ignore[override]
+        return any(p.requires_grad for p in (self.mu, self.raw_logvar, self.logits))
+
+    # -- parameters ---------------------------------------------------------------------------
+    @property
+    def logvar(self) -> torch.Tensor:
+        return self._transform(self.raw_logvar) if self._transform is not None else self.raw_logvar
+
+    def set_logvar_transform(self, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        self._transform = fn
+
+    def log_weights(self) -> torch.Tensor:
+        return torch.log_softmax(self.logits, dim=0)
+
+    @torch.no_grad()
+    def init_from_posterior(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        """``init=data``: components at the posteriors of K training points."""
+        self.mu.copy_(mu[: self.K])
+        self.raw_logvar.copy_(logvar[: self.K])
+
+    # -- the prior contract -------------------------------------------------------------------
+    def component_log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+        """log w_k + log N(z; mu_k, s_k^2) for every z (rows) and k (columns)."""
+        mu, logvar, logw = self.mu, self.logvar, self.log_weights()
+        if stop_gradient:
+            mu, logvar, logw = mu.detach(), logvar.detach(), logw.detach()
+        zz = z.unsqueeze(1)  # (N, 1, d)
+        log_n = -0.5 * (((zz - mu) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)
+        return log_n + logw.unsqueeze(0)
+
+    def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+        return torch.logsumexp(self.component_log_prob(z, stop_gradient), dim=1)
+
+    def responsibilities(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+        return torch.softmax(self.component_log_prob(z, stop_gradient), dim=1)
+
+    def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:
+        with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
+            k = torch.multinomial(torch.softmax(self.logits.detach(), 0), n, replacement=True)
+            eps = torch.randn(n, self.zdim, device=self.mu.device, dtype=self.mu.dtype)
+            z = self.mu[k] + torch.exp(0.5 * self.logvar[k]) * eps
+        return z if with_grad else z.detach()
+
+
+def build(config: MoGConfig, zdim: int) -> MixturePrior:
+    return MixturePrior(zdim, config.K, config.learn_means, config.learn_logvars, config.learn_weights,
+                        config.init, config.kl_samples)

@@ -1,0 +1,160 @@
+"""Priors against independent computations: closed forms, direct sums, autograd Jacobians."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from introzoo.backbones.mlp import MLPConfig, build as build_mlp
+from introzoo.model import VAE
+from introzoo.priors.flow import FlowPrior
+from introzoo.priors.gaussian import StandardGaussian
+from introzoo.priors.mog import MixturePrior
+from introzoo.priors.vamp import VampPrior
+
+
+def closed_form_kl(mu1, lv1, mu2, lv2):
+    """KL(N(mu1, e^lv1) || N(mu2, e^lv2)) for diagonal Gaussians, summed over dimensions."""
+    return 0.5 * (lv2 - lv1 + (torch.exp(lv1) + (mu1 - mu2) ** 2) / torch.exp(lv2) - 1).sum(-1)
+
+
+def test_sg_kl_is_the_closed_form():
+    mu, lv = torch.randn(5, 3), torch.randn(5, 3)
+    torch.testing.assert_close(StandardGaussian(3).kl(mu, lv), closed_form_kl(mu, lv, torch.zeros(3), torch.zeros(3)))
+
+
+def test_mog_with_one_component_matches_closed_form_kl_within_mc_error():
+    torch.manual_seed(0)
+    p = MixturePrior(3, K=1, kl_samples=4000).double()
+    mu, lv = torch.randn(6, 3, dtype=torch.float64), 0.5 * torch.randn(6, 3, dtype=torch.float64)
+    exact = closed_form_kl(mu, lv, p.mu[0], p.logvar[0])
+    # the MC estimate's standard error, from the per-sample log-ratios
+    z = mu + torch.exp(0.5 * lv) * torch.randn(4000, 6, 3, dtype=torch.float64)
+    from introzoo.losses import gaussian_log_prob
+    ratios = gaussian_log_prob(z, mu, lv) - p.log_prob(z.reshape(-1, 3)).reshape(4000, 6)
+    se = ratios.std(0) / math.sqrt(4000)
+    est = p.kl(mu, lv)
+    assert torch.all((est - exact).abs() < 4 * se + 1e-9), (est, exact, se)
+
+
+def test_mog_log_prob_and_responsibilities_against_a_direct_sum():
+    torch.manual_seed(1)
+    p = MixturePrior(2, K=4, learn_weights=True).double()
+    with torch.no_grad():
+        p.logits.copy_(torch.tensor([0.3, -1.0, 2.0, 0.0]))
+    z = torch.randn(7, 2, dtype=torch.float64) * 2
+    w = np.exp(p.logits.detach().numpy()) / np.exp(p.logits.detach().numpy()).sum()
+    mu, sd = p.mu.detach().numpy(), np.exp(0.5 * p.logvar.detach().numpy())
+    dens = np.stack([w[k] * norm.pdf(z.numpy(), mu[k], sd[k]).prod(-1) for k in range(4)], 1)  # (7, 4)
+    np.testing.assert_allclose(p.log_prob(z).detach().numpy(), np.log(dens.sum(1)), rtol=1e-10)
+    np.testing.assert_allclose(p.responsibilities(z).detach().numpy(), dens / dens.sum(1, keepdims=True), rtol=1e-9)
+
+
+def test_mog_sampling_gradients_and_stop_gradient():
+    p = MixturePrior(2, K=3)
+    z = p.sample(64, with_grad=True)
+    z.sum().backward()
+    assert p.mu.grad is not None and p.raw_logvar.grad is not None
+    assert p.sample(8).requires_grad is False
+    p.zero_grad()
+    mu = torch.randn(4, 2, requires_grad=True)
+    p.kl(mu, torch.zeros(4, 2), stop_gradient=True).sum().backward()
+    assert p.mu.grad is None and mu.grad is not None  # sg[p]: the target gets no gradient, q does
+    p.kl(mu.detach(), torch.zeros(4, 2)).sum().backward()
+    assert p.mu.grad is not None
+
+
+def test_mog_fixed_is_not_learnable():
+    assert not MixturePrior(2, K=3, learn_means=False, learn_logvars=False).learnable
+    assert MixturePrior(2, K=3).learnable
+
+
+@pytest.fixture
+def flow():
+    torch.manual_seed(2)
+    f = FlowPrior(4, L=6).double()
+    with torch.no_grad():  # make the couplings far from identity
+        for p in f.parameters():
+            p.mul_(3.0)
+    return f
+
+
+def test_flow_inverse_and_logdet_against_autograd(flow):
+    z = torch.randn(5, 4, dtype=torch.float64)
+    z0, logdet = flow.g(z)
+    torch.testing.assert_close(flow.g_inverse(z0), z, rtol=1e-9, atol=1e-9)
+    for i in range(5):
+        jac = torch.autograd.functional.jacobian(lambda v: flow.g(v.unsqueeze(0))[0][0], z[i])
+        torch.testing.assert_close(logdet[i], torch.linalg.slogdet(jac)[1], rtol=1e-9, atol=1e-9)
+
+
+def test_flow_density_integrates_to_one():
+    torch.manual_seed(3)
+    f = FlowPrior(2, L=4).double()
+    t = torch.linspace(-8, 8, 401, dtype=torch.float64)
+    xx, yy = torch.meshgrid(t, t, indexing="ij")
+    pts = torch.stack([xx.flatten(), yy.flatten()], 1)
+    mass = torch.exp(f.log_prob(pts)).sum() * (t[1] - t[0]) ** 2
+    assert abs(mass.item() - 1.0) < 1e-3
+
+
+def test_flow_kl_estimate_is_unbiased_for_the_mc_kl():
+    """SPEC's per-sample form (entropy term in closed form) and the plain MC log-ratio agree in mean,
+    within their Monte Carlo standard errors."""
+    from introzoo.losses import gaussian_log_prob
+
+    torch.manual_seed(4)
+    f = FlowPrior(4, L=6).double()
+    mu, lv = torch.randn(3, 4, dtype=torch.float64), 0.3 * torch.randn(3, 4, dtype=torch.float64)
+    f.kl_samples = 4000
+    spec_terms = f.kl_terms(mu, lv)
+    z = mu + torch.randn(4000, 3, 4, dtype=torch.float64) * torch.exp(0.5 * lv)
+    plain_terms = gaussian_log_prob(z, mu, lv) - f.log_prob(z.reshape(-1, 4)).reshape(4000, 3)
+    se = torch.sqrt(spec_terms.var(0) / 4000 + plain_terms.var(0) / 4000)
+    assert torch.all((spec_terms.mean(0) - plain_terms.mean(0)).abs() < 4 * se + 1e-12)
+
+
+def test_flow_samples_follow_its_density():
+    torch.manual_seed(5)
+    f = FlowPrior(2, L=4).double()
+    z = f.sample(20000)
+    # E_p[log p(z)] estimated from samples matches the grid integral of p log p
+    t = torch.linspace(-8, 8, 401, dtype=torch.float64)
+    xx, yy = torch.meshgrid(t, t, indexing="ij")
+    lp = f.log_prob(torch.stack([xx.flatten(), yy.flatten()], 1))
+    neg_entropy = (torch.exp(lp) * lp).sum() * (t[1] - t[0]) ** 2
+    assert abs(f.log_prob(z).mean().item() - neg_entropy.item()) < 0.05
+
+
+def _vae(data_shape=(2,), zdim=2, prior=None):
+    torch.manual_seed(6)
+    enc, dec = build_mlp(MLPConfig(hidden=16, layers=1), data_shape, zdim)
+    return VAE(enc, dec, prior, data_shape, zdim).double()
+
+
+def test_vamp_is_the_mixture_of_encoder_posteriors_and_converts_to_mog():
+    prior = VampPrior(2, K=5, to_mog=True)
+    model = _vae(prior=prior)
+    z = torch.randn(9, 2, dtype=torch.float64)
+    mu, lv = model.encode(prior.pseudo_inputs())
+    from introzoo.losses import gaussian_log_prob
+    direct = torch.logsumexp(gaussian_log_prob(z.unsqueeze(1), mu.unsqueeze(0), lv.unsqueeze(0)), 1) - math.log(5)
+    torch.testing.assert_close(prior.log_prob(z), direct)
+    assert "u" in dict(prior.named_parameters()) and len(list(prior.parameters())) == 1  # not the encoder's
+    before = prior.log_prob(z).detach()
+    assert prior.on_warmup_end() is True and prior.mog is not None
+    torch.testing.assert_close(prior.log_prob(z), before)  # same density, now a frozen-in MoG
+    assert not prior.u.requires_grad and prior.learnable
+
+
+def test_vamp_clamps_image_pseudo_inputs():
+    prior = VampPrior(4, K=3)
+    _vae(data_shape=(1, 4, 4), zdim=4, prior=prior)
+    with torch.no_grad():
+        prior.u.mul_(10)
+    u = prior.pseudo_inputs()
+    assert prior.clamp and u.min() >= 0 and u.max() <= 1
