@@ -65,3 +65,27 @@ def save_2d_figures(out_dir, real: np.ndarray, fake: np.ndarray, density: np.nda
     for name, img in files.items():
         img.save(f"{out_dir}/{name}")
     return list(files)
+
+
+def latent_panel(z: np.ndarray, prior_density: np.ndarray, half_range: float, centers: np.ndarray | None = None,
+                 size: int = PANEL) -> Image.Image:
+    """The prior's density (heat map) with the aggregate posterior's samples (white dots) and, for
+    mixtures, the components' means (black crosses). ``prior_density`` is n x n in 'ij' order."""
+    img = density_panel(prior_density, size)
+    draw = ImageDraw.Draw(img)
+    to_px = lambda v: (v + half_range) / (2 * half_range) * (size - 1)  # noqa: E731
+    for x, y in zip(to_px(z[:, 0]), (size - 1) - to_px(z[:, 1])):
+        if 0 <= x < size and 0 <= y < size:
+            draw.point((float(x), float(y)), fill="white")
+    if centers is not None:
+        for x, y in zip(to_px(centers[:, 0]), (size - 1) - to_px(centers[:, 1])):
+            draw.line([x - 4, y - 4, x + 4, y + 4], fill="black", width=2)
+            draw.line([x - 4, y + 4, x + 4, y - 4], fill="black", width=2)
+    return img
+
+
+def save_latent_figure(out_dir, z: np.ndarray, prior_density: np.ndarray, half_range: float,
+                       centers: np.ndarray | None) -> str:
+    titled([("latent: prior density, aggregate posterior (dots), components (x)",
+             latent_panel(z, prior_density, half_range, centers))]).save(f"{out_dir}/latent.png")
+    return "latent.png"

@@ -101,7 +101,33 @@ def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> l
     fake = built.model.sample(2048).cpu().numpy()
     n = 256
     density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
-    return save_2d_figures(out, real, fake, density, ds.metric_range)
+    files = save_2d_figures(out, real, fake, density, ds.metric_range)
+    if built.model.zdim == 2:
+        files.append(save_latent_plot(built.model, real, out))
+    return files
+
+
+@torch.no_grad()
+def save_latent_plot(model: VAE, x, out: Path) -> str:
+    """2D latent space: the prior's density, the aggregate posterior and the mixture components."""
+    from .metrics.toy2d import grid_points
+    from .plots import save_latent_figure
+
+    model.eval()
+    p = next(model.parameters())
+    mu, logvar = model.encode(torch.as_tensor(x, dtype=p.dtype, device=p.device))
+    z = model.reparameterize(mu, logvar).cpu()
+    centers = getattr(model.prior, "mu", None)
+    if centers is None and hasattr(model.prior, "components"):
+        centers = model.prior.components()[0]
+    if centers is not None and hasattr(model.prior, "mog") and model.prior.mog is not None:
+        centers = model.prior.mog.mu
+    half = float(max(3.0, z.abs().quantile(0.99).item() * 1.2))
+    n = 200
+    grid = grid_points(half, n).to(device=p.device, dtype=p.dtype)
+    dens = torch.exp(model.prior.log_prob(grid)).reshape(n, n).double().cpu().numpy()
+    c = None if centers is None else centers.detach().double().cpu().numpy()
+    return save_latent_figure(out, z.numpy(), dens, half, c)
 
 
 def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[str, Any]:

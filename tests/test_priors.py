@@ -54,6 +54,20 @@ def test_mog_log_prob_and_responsibilities_against_a_direct_sum():
     np.testing.assert_allclose(p.responsibilities(z).detach().numpy(), dens / dens.sum(1, keepdims=True), rtol=1e-9)
 
 
+@pytest.mark.parametrize("d", [2, 12])  # the per-dimension path and the matrix-product path
+def test_mixture_terms_against_broadcasting(d):
+    from introzoo.priors.mog import gaussian_mixture_terms
+
+    torch.manual_seed(7)
+    z, mu, lv = torch.randn(50, d) * 3, torch.randn(6, d), torch.randn(6, d) - 2
+    logw = torch.log_softmax(torch.randn(6), 0)
+    direct = -0.5 * (((z.double().unsqueeze(1) - mu.double()) ** 2) * torch.exp(-lv.double()) + lv.double()
+                     + math.log(2 * math.pi)).sum(-1) + logw.double()
+    got = gaussian_mixture_terms(z, mu, lv, logw)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), direct, rtol=1e-5, atol=1e-3)
+
+
 def test_mog_sampling_gradients_and_stop_gradient():
     p = MixturePrior(2, K=3)
     z = p.sample(64, with_grad=True)

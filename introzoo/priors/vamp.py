@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .base import Prior
-from .mog import MixturePrior
+from .mog import MixturePrior, gaussian_mixture_terms
 
 
 class VampConfig(BaseModel):
@@ -69,8 +69,7 @@ class VampPrior(Prior):
         if self.mog is not None:
             return self.mog.component_log_prob(z, stop_gradient)
         mu, logvar = self.components(stop_gradient)
-        log_n = -0.5 * (((z.unsqueeze(1) - mu) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)
-        return log_n - math.log(self.K)
+        return gaussian_mixture_terms(z, mu, logvar, -math.log(self.K))
 
     def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         return torch.logsumexp(self.component_log_prob(z, stop_gradient), dim=1)
