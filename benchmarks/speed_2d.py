@@ -6,10 +6,16 @@ per player, separate passes for fakes and reconstructions, ``D(z_p)`` and ``D(z)
 decoder step, and the extra ``E(x) -> D(mu)`` pass made only for logging.
 
 First it checks that both compute the same losses given the same noise draws (a value-based
-reparameterisation noise and a fixed ``z_p``), then it times them in alternating blocks and prints
-iterations/s, their ratio and peak memory; SPEC §8's reference figure is printed beside them.
+reparameterisation noise and a fixed ``z_p``). Then it times them in alternating blocks, each block in
+a fresh process, and prints iterations/s, ratios and peak memory, with SPEC §8's reference figure:
 
-    python benchmarks/speed_2d.py                 # defaults: 300 timed iterations per loop
+- ``introzoo``: the ``soft`` objective's step as ``introzoo run`` executes it (allocator tuned, see
+  :mod:`introzoo.perf`);
+- ``reference``: the official order of passes, in a process set up as the authors' script is (default
+  allocator);
+- ``reference+alloc``: the same loop with introzoo's allocator settings, to separate the two gains.
+
+    python benchmarks/speed_2d.py                 # defaults: 600 timed iterations per loop
     python benchmarks/speed_2d.py --iterations 1000 --threads 2 --device cpu
 """
 
@@ -146,63 +152,94 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def time_loop(role: str, iterations: int, batch_size: int, device: torch.device) -> dict:
+    """Warm up, then time ``iterations`` steps of one loop in this process."""
+    from introzoo.perf import tune_allocator
+
+    if role in ("introzoo", "reference+alloc"):
+        tune_allocator()
+    c = SoftConfig(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
+    g = torch.Generator().manual_seed(0)
+    batches = [eight_gaussians(batch_size, g).to(device) for _ in range(16)]
+    if role == "introzoo":
+        ours = SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4))
+        fn = lambda x: ours.train_step(x, 10**6)  # noqa: E731
+    else:
+        ref = ReferenceLoop(make_model(device), c, 2e-4)
+        fn = lambda x: ref.step(x, torch.randn(x.shape[0], 2, device=device))  # noqa: E731
+    for i in range(15):
+        fn(batches[i % 16])
+    sync(device)
+    t = time.perf_counter()
+    for i in range(iterations):
+        fn(batches[i % 16])
+    sync(device)
+    out = {"seconds": time.perf_counter() - t, "iterations": iterations,
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+ROLES = ("introzoo", "reference", "reference+alloc")
+
+
 def main() -> None:
+    import subprocess
+    import sys
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--iterations", type=int, default=300, help="timed iterations per loop")
-    ap.add_argument("--blocks", type=int, default=4, help="alternating timing blocks per loop")
+    ap.add_argument("--iterations", type=int, default=600, help="timed iterations per loop")
+    ap.add_argument("--blocks", type=int, default=3, help="alternating timing blocks (processes) per loop")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)  # internal: one timing block
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    c = SoftConfig(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
+    if args.role:
+        print(json.dumps(time_loop(args.role, args.iterations, args.batch_size, device)))
+        return
 
-    max_rel = check_same_losses(device, c, args.batch_size)
-    g = torch.Generator().manual_seed(0)
-    ours = SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4))
-    ref = ReferenceLoop(make_model(device), c, 2e-4)
-    runners = {
-        "introzoo": lambda x: ours.train_step(x, 10**6),
-        "reference": lambda x: ref.step(x, torch.randn(x.shape[0], 2, device=device)),
-    }
-    batches = [eight_gaussians(args.batch_size, g).to(device) for _ in range(16)]
-    for fn in runners.values():  # warm-up
-        for i in range(10):
-            fn(batches[i % 16])
-    sync(device)
-    elapsed = {k: 0.0 for k in runners}
-    per_block = max(1, args.iterations // args.blocks)
+    max_rel = check_same_losses(device, SoftConfig(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9), args.batch_size)
+    per = max(1, args.iterations // args.blocks)
+    totals = {r: {"seconds": 0.0, "iterations": 0, "peak_rss_mib": 0.0} for r in ROLES}
     for _ in range(args.blocks):
-        for name, fn in runners.items():
-            t = time.perf_counter()
-            for i in range(per_block):
-                fn(batches[i % 16])
-            sync(device)
-            elapsed[name] += time.perf_counter() - t
-    n = per_block * args.blocks
-    its = {k: n / v for k, v in elapsed.items()}
+        for role in ROLES:
+            cmd = [sys.executable, __file__, "--role", role, "--iterations", str(per), "--batch-size",
+                   str(args.batch_size), "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
+            block = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+            t = totals[role]
+            t["seconds"] += block["seconds"]
+            t["iterations"] += block["iterations"]
+            t["peak_rss_mib"] = max(t["peak_rss_mib"], block["peak_rss_mib"])
+            if "peak_cuda_mib" in block:
+                t["peak_cuda_mib"] = max(t.get("peak_cuda_mib", 0.0), block["peak_cuda_mib"])
+    its = {r: t["iterations"] / t["seconds"] for r, t in totals.items()}
     result = {
-        "device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-        "iterations": n, "introzoo_it_s": round(its["introzoo"], 2), "reference_it_s": round(its["reference"], 2),
-        "ratio": round(its["introzoo"] / its["reference"], 3), "max_rel_loss_diff": max_rel,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "spec_reference_it_s": SPEC_REFERENCE_IT_S, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "device": str(device), "threads": args.threads or torch.get_num_threads(), "batch_size": args.batch_size,
+        "iterations": per * args.blocks, **{f"{r}_it_s": round(v, 2) for r, v in its.items()},
+        "ratio": round(its["introzoo"] / its["reference"], 3),
+        "ratio_same_allocator": round(its["introzoo"] / its["reference+alloc"], 3),
+        "max_rel_loss_diff": max_rel,
+        "peak_rss_mib": {r: round(t["peak_rss_mib"], 1) for r, t in totals.items()},
+        "spec_reference_it_s": SPEC_REFERENCE_IT_S, "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
     }
-    if device.type == "cuda":
-        result["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"soft on 2D (MLP 3x256, batch {args.batch_size}), {device}, {result['threads']} threads, {n} iterations each")
+    print(f"soft on 2D (MLP 3x256, batch {args.batch_size}), {device}, {result['threads']} threads, "
+          f"{result['iterations']} iterations per loop in {args.blocks} alternating blocks")
     print(f"  same losses given the same noise: max relative difference {max_rel:.2e}")
-    print(f"  introzoo        {its['introzoo']:8.2f} it/s")
-    print(f"  reference loop  {its['reference']:8.2f} it/s   (SPEC §8: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
-    print(f"  ratio           {result['ratio']:8.3f}x")
-    print(f"  peak memory     {result['peak_rss_mib']:8.1f} MiB (RSS)"
-          + (f", {result['peak_cuda_mib']} MiB CUDA" if "peak_cuda_mib" in result else ""))
+    print(f"  introzoo                    {its['introzoo']:8.2f} it/s   peak RSS {result['peak_rss_mib']['introzoo']:.0f} MiB")
+    print(f"  reference loop              {its['reference']:8.2f} it/s   peak RSS {result['peak_rss_mib']['reference']:.0f} MiB"
+          f"   (SPEC §8: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
+    print(f"  reference + introzoo alloc  {its['reference+alloc']:8.2f} it/s")
+    print(f"  ratio introzoo / reference  {result['ratio']:8.3f}x   (fewer passes alone: {result['ratio_same_allocator']:.3f}x)")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .metrics.base import EvalContext
 from .metrics.toy2d import grid_neg_elbo
 from .model import VAE
 from .objectives.base import Objective, TrainSettings
+from .perf import tune_allocator
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
 #: exit code of ``introzoo run`` when training diverged (non-finite loss)
@@ -136,6 +137,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
     ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()`` (the CLI
     passes a rich progress bar), or ``None``.
     """
+    tune_allocator()
     built = build(run)
     rd = RunDir(out_dir)
     rd.create()
