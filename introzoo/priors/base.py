@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from ..losses import gaussian_log_prob
 
 
 class Prior(nn.Module):
@@ -37,8 +38,9 @@ class Prior(nn.Module):
         """KL(q(z|x) || p(z)) per sample (Monte Carlo, ``kl_samples`` draws). ``stop_gradient``: the
         prior as a KL *target* with its gradient stopped (``sg[p]`` of seed 003)."""
         t = self.kl_samples
-        std = torch.exp(0.5 * logvar)
-        z = mu.unsqueeze(0) + std.unsqueeze(0) * torch.randn((t,) + tuple(mu.shape), device=mu.device, dtype=mu.dtype)
-        log_q = gaussian_log_prob(z, mu.unsqueeze(0), logvar.unsqueeze(0))
+        eps = torch.randn((t,) + tuple(mu.shape), device=mu.device, dtype=mu.dtype)
+        z = mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * eps
+        # log q(z_t|x) written with eps = (z_t - mu)/s: the same value and the same path-wise gradient
+        log_q = -0.5 * (eps * eps + logvar.unsqueeze(0) + math.log(2 * math.pi)).sum(-1)
         log_p = self.log_prob(z.reshape(-1, mu.shape[-1]), stop_gradient).reshape(t, mu.shape[0])
         return (log_q - log_p).mean(0)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .base import Prior
-from .mog import MixturePrior, gaussian_mixture_terms
+from .mog import MixturePrior, gaussian_mixture_terms, mixture_log_prob
 
 
 class VampConfig(BaseModel):
@@ -72,7 +72,10 @@ class VampPrior(Prior):
         return gaussian_mixture_terms(z, mu, logvar, -math.log(self.K))
 
     def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
-        return torch.logsumexp(self.component_log_prob(z, stop_gradient), dim=1)
+        if self.mog is not None:
+            return self.mog.log_prob(z, stop_gradient)
+        mu, logvar = self.components(stop_gradient)
+        return mixture_log_prob(z, mu, logvar, -math.log(self.K))
 
     def responsibilities(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         return torch.softmax(self.component_log_prob(z, stop_gradient), dim=1)
