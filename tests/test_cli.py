@@ -58,8 +58,12 @@ def test_same_seed_same_metrics(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "-o", "sotf"], "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, vae"),
-    (["run", "-p", "mogg"], "unknown prior 'mogg'; known: sg"),
+    (["run", "-o", "sotf"], "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-prior, vae"),
+    (["run", "-p", "mogg"], "unknown prior 'mogg'; did you mean 'mog'? known: flow, mog, sg, vamp"),
+    (["run", "-p", "xyz"], "unknown prior 'xyz'; known: flow, mog, sg, vamp"),
+    (["run", "-o", "soft-prior"], "objective 'soft-prior' needs a learnable prior"),
+    (["run", "--reg", "clip-logvar"], "regularizer 'clip-logvar' needs a mixture prior"),
+    (["run", "-p", "mog:0"], "option 'K': Input should be greater than 0"),
     (["run", "-d", "8gausians"], "unknown dataset '8gausians'; did you mean '8gaussians'?"),
     (["run", "-o", "soft,beta_neg"], "malformed objective spec 'soft,beta_neg': 'beta_neg' is not key=value"),
     (["run", "-o", "soft,beta_kl=-1"], "option 'beta_kl': Input should be greater than or equal to 0"),
@@ -155,7 +159,7 @@ def test_list_and_plugins(capsys):
     assert main(["plugins", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     builtin = info["plugins"][0]
-    assert builtin["name"] == "introzoo" and builtin["registers"]["priors"] == ["sg"]
+    assert builtin["name"] == "introzoo" and builtin["registers"]["priors"] == ["flow", "mog", "sg", "vamp"]
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["list"], ["plugins"]])

@@ -30,13 +30,15 @@ class FakePrior:
 def test_builtins_register_through_hooks():
     st = plugins.build(load_entry_points=False)
     reg = st.registry
-    assert reg.names("objectives") == ["intro", "soft", "vae"]
-    assert reg.names("priors") == ["sg"]
+    assert reg.names("objectives") == ["intro", "soft", "soft-prior", "vae"]
+    assert reg.names("priors") == ["flow", "mog", "sg", "vamp"]
+    assert reg.names("regularizers") == ["clip-logvar", "resp-entropy"]
+    assert reg.names("executors") == ["local", "submitit"]
     assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings"}
-    assert reg.names("metrics") == ["gnelbo", "jsd", "kl"]
+    assert reg.names("metrics") == ["gnelbo", "jsd", "kl", "resp_entropy"]
     builtin = [p for p in st.plugins if p.builtin]
     assert len(builtin) == 1 and builtin[0].name == "introzoo"
-    assert builtin[0].registers["objectives"] == ["intro", "soft", "vae"]
+    assert builtin[0].registers["objectives"] == ["intro", "soft", "soft-prior", "vae"]
 
 
 def test_plugin_component_is_attributed_and_built():
@@ -107,9 +109,9 @@ def test_unknown_component_suggests_nearest():
     reg = plugins.registry()
     with pytest.raises(UsageError) as e:
         resolve(reg, "objectives", "sotf")
-    assert str(e.value) == "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, vae"
-    with pytest.raises(UsageError, match="unknown prior 'mogg'; known: sg"):
-        resolve(reg, "priors", "mogg")
+    assert str(e.value) == "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-prior, vae"
+    with pytest.raises(UsageError, match="unknown prior 'xyz'; known: flow, mog, sg, vamp"):
+        resolve(reg, "priors", "xyz")
 
 
 def test_unknown_option_and_bad_values():
