@@ -21,6 +21,8 @@ class Prior(nn.Module):
     learnable: bool = False
     #: Monte Carlo samples per posterior for :meth:`kl` when there is no closed form
     kl_samples: int = 100
+    #: whether :meth:`kl` is exact (no Monte Carlo)
+    closed_form_kl: bool = False
 
     def __init__(self, zdim: int) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ class StandardGaussian(Prior):
     """p(z) = N(0, I). ``kl`` is ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))`` (SPEC §1)."""
 
     learnable = False
+    closed_form_kl = True
 
     def __init__(self, zdim: int) -> None:
         super().__init__(zdim)
