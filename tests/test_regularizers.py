@@ -100,3 +100,41 @@ def test_resp_entropy_term_is_minus_s_r_h():
     assert z.grad is not None and m.prior.mu.grad is None  # the encoder is regularised, the prior is not
     with pytest.raises(UsageError, match="at least 2 components"):
         reg.check(MixturePrior(2, K=1))
+
+
+def test_resp_entropy_metric_on_a_hand_built_case():
+    """Data at two of three well-separated components: c = (1/2, 1/2, 0), H_n = log 2 / log 3, 2 active."""
+    from introzoo.metrics.base import EvalContext
+    from introzoo.metrics.prior import RespEntropyMetric, RespEntropyMetricConfig
+
+    prior = MixturePrior(2, K=3)
+    with torch.no_grad():
+        prior.mu.copy_(torch.tensor([[-10.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))
+        prior.raw_logvar.zero_()
+
+    class Model:
+        def __init__(self):
+            self.prior = prior
+
+        def eval(self):
+            return self
+
+        def encode(self, x):
+            return x, torch.full_like(x, -30.0)
+
+        def reparameterize(self, mu, logvar):
+            return mu
+
+    class Data:
+        kind = "2d"
+
+        def sample(self, n, g=None):
+            half = torch.tensor([[-10.0, 0.0]]).repeat(n // 2, 1)
+            return torch.cat([half, -half])
+
+    ctx = EvalContext(Model(), Data(), torch.device("cpu"), 0)
+    out = RespEntropyMetric(RespEntropyMetricConfig(n_data=100)).compute(ctx)
+    assert out["active_components"] == 2
+    assert out["resp_entropy"] == pytest.approx(math.log(2) / math.log(3), abs=1e-6)
+    ctx.model.prior = StandardGaussian(2)
+    assert RespEntropyMetric(RespEntropyMetricConfig()).compute(ctx) == {}
