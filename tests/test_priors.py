@@ -195,3 +195,17 @@ def test_vamp_clamps_image_pseudo_inputs():
         prior.u.mul_(10)
     u = prior.pseudo_inputs()
     assert prior.clamp and u.min() >= 0 and u.max() <= 1
+
+
+def test_vamp_log_variances_can_be_clipped():
+    from introzoo.regularizers.clip_logvar import ClipLogvar, ClipLogvarConfig
+
+    prior = VampPrior(2, K=4)
+    model = _vae(prior=prior)
+    reg = ClipLogvar(ClipLogvarConfig())
+    reg.check(prior)
+    reg.on_warmup_end(model)
+    with torch.no_grad():
+        prior.u.mul_(50)  # push E(u_k) far away
+    lv = prior.logvar
+    assert torch.all(lv >= reg.lo - 1e-6) and torch.all(lv <= reg.hi + 1e-6)

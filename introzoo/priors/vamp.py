@@ -48,6 +48,7 @@ class VampPrior(Prior):
         self.u: nn.Parameter | None = None
         self.mog: MixturePrior | None = None
         self._model: list = []  # the VAE, kept outside nn.Module registration (its encoder is not ours)
+        self._transform = None  # clip-logvar on the components' log-variances E(u_k)
 
     def attach(self, model) -> None:
         """Called by the VAE: create pseudo-inputs of the data's shape."""
@@ -63,6 +64,8 @@ class VampPrior(Prior):
 
     def components(self, stop_gradient: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self._model[0].encode(self.pseudo_inputs())
+        if self._transform is not None:
+            logvar = self._transform(logvar)
         return (mu.detach(), logvar.detach()) if stop_gradient else (mu, logvar)
 
     def component_log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
@@ -95,9 +98,11 @@ class VampPrior(Prior):
         return self.mog.logvar if self.mog is not None else self.components()[1]
 
     def set_logvar_transform(self, fn) -> None:
-        if self.mog is None:
-            raise RuntimeError("clip-logvar needs the VampPrior converted to a MoG (vamp:K,to_mog=true)")
-        self.mog.set_logvar_transform(fn)
+        """Clip the MoG's log-variances after ``to_mog``; before it, those of the components E(u_k)."""
+        if self.mog is not None:
+            self.mog.set_logvar_transform(fn)
+        else:
+            self._transform = fn
 
     @torch.no_grad()
     def on_warmup_end(self) -> bool:

@@ -51,8 +51,7 @@ class ClipLogvar(Regularizer):
 
     def check(self, prior) -> None:
         if not hasattr(prior, "set_logvar_transform"):
-            raise UsageError("regularizer 'clip-logvar' needs a mixture prior with log-variances "
-                             "(mog, or vamp with to_mog=true)")
+            raise UsageError("regularizer 'clip-logvar' needs a mixture prior with log-variances (mog or vamp)")
 
     def on_warmup_end(self, model) -> None:
         lv = model.prior.logvar.detach()
