@@ -189,6 +189,9 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
         result["reason"] = f"non-finite loss at iteration {diverged_at}"
         result["metrics"] = {}
     else:
+        reports = {r.name or type(r).__name__: r.report(built.model) for r in built.objective.regularizers}
+        if any(reports.values()):
+            result["regularizers"] = reports
         torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
                     "iterations": done, "config": config}, rd.checkpoint)
         ctx = EvalContext(built.model, built.dataset, built.device, run.seed)

@@ -167,3 +167,15 @@ def test_help_shows_a_working_example(command, capsys):
     assert main([*command, "--help"]) == 0
     out = capsys.readouterr().out
     assert "introzoo " + (command[0] if command else "run") in out
+
+
+def test_prior_learning_run_records_the_clipping_range(tmp_path, capsys):
+    out = tmp_path / "ip"
+    assert main(["run", "-o", "soft-prior,num_vae=10", "-p", "mog:4", "--reg", "clip-logvar", "-n", "30",
+                 "--metric", "kl,n_samples=500", "--metric", "resp_entropy,n_data=500", "--out", str(out), "-q"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    clip = m["regularizers"]["clip-logvar"]
+    assert clip["inside"] is True and len(clip["lo"]) == 2
+    assert all(lo <= a <= b <= hi + 1e-6 for lo, a, b, hi in zip(clip["lo"], clip["logvar_min"], clip["logvar_max"], clip["hi"]))
+    assert 1 <= m["metrics"]["active_components"] <= 4 and 0 <= m["metrics"]["resp_entropy"] <= 1
+    assert (out / "latent.png").is_file()

@@ -22,3 +22,7 @@ class Regularizer:
 
     def on_warmup_end(self, model) -> None:
         """Called once at the first adversarial iteration."""
+
+    def report(self, model) -> dict:
+        """What the run's ``metrics.json`` records about this regularizer at the end of training."""
+        return {}

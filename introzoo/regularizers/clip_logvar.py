@@ -60,5 +60,14 @@ class ClipLogvar(Regularizer):
         model.prior.set_logvar_transform(lambda raw: soft_clip(raw, lo, hi, K))
 
 
+    def report(self, model) -> dict:
+        if self.lo is None:
+            return {"range_fixed": False}
+        lv = model.prior.logvar.detach()
+        return {"lo": self.lo.tolist(), "hi": self.hi.tolist(), "logvar_min": lv.min(0).values.tolist(),
+                "logvar_max": lv.max(0).values.tolist(),
+                "inside": bool(torch.all(lv >= self.lo - 1e-6) and torch.all(lv <= self.hi + 1e-6))}
+
+
 def build(config: ClipLogvarConfig) -> ClipLogvar:
     return ClipLogvar(config)
