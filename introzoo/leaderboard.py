@@ -124,7 +124,8 @@ def build_rows(records: list[Record]) -> tuple[list[Row], dict[str, str]]:
             row.unfinished += 1
     for row in rows.values():
         row.summarise()
-    return list(rows.values()), directions
+    present = {m for row in rows.values() for m in row.stats}  # e.g. no resp_entropy for sg-only sweeps
+    return list(rows.values()), {m: d for m, d in directions.items() if m in present}
 
 
 def rank(rows: list[Row], directions: dict[str, str], sort: str | None, group_by: str) -> str | None:
