@@ -37,6 +37,18 @@ def _record_failure(task: Task, reason: str) -> dict[str, Any]:
     return result
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, end this worker when the sweep process dies (even by SIGKILL), so
+    no orphaned run keeps training after an interrupted sweep."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class LocalConfig(BaseModel):
     """Options of the ``local`` executor."""
 
@@ -58,7 +70,8 @@ class LocalExecutor:
         remaining = list(tasks)
         ctx = multiprocessing.get_context("spawn")
         while remaining:
-            with ProcessPoolExecutor(max_workers=min(self.workers, len(remaining)), mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=min(self.workers, len(remaining)), mp_context=ctx,
+                                     initializer=_die_with_parent) as pool:
                 futures = {pool.submit(execute, str(t.run_dir), t.request, self.config.threads, str(sweep_dir)): t
                            for t in remaining}
                 remaining = []
