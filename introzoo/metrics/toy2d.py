@@ -54,9 +54,10 @@ def neg_elbo(model, x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
     without closed-form KL (mixtures, flows) the KL is a Monte Carlo estimate with ``EVAL_KL_SAMPLES``
     draws."""
     model.eval()
-    prior = model.prior
-    saved = prior.kl_samples
-    if not prior.closed_form_kl:
+    prior = getattr(model, "prior", None)
+    monte_carlo = prior is not None and not getattr(prior, "closed_form_kl", True)
+    saved = prior.kl_samples if monte_carlo else None
+    if monte_carlo:
         prior.kl_samples = min(saved, EVAL_KL_SAMPLES)
         batch_size = max(1, batch_size * 4 // prior.kl_samples)
     try:
@@ -66,7 +67,8 @@ def neg_elbo(model, x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
             out.append(model.kl(mu, logvar) + rec(chunk, model.decode(mu)))
         return torch.cat(out)
     finally:
-        prior.kl_samples = saved
+        if monte_carlo:
+            prior.kl_samples = saved
 
 
 def grid_points(half_range: float, n: int) -> torch.Tensor:
