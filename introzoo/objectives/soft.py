@@ -53,6 +53,28 @@ class SoftConfig(BaseModel):
     num_vae: int = Field(0, ge=0, description="iterations of plain VAE warm-up before the adversarial game")
 
 
+def encoder_step(obj: Objective, x, mu, logvar, z, x_f, x_r):
+    """The encoder's update of Soft-IntroVAE (shared with ``soft-prior``): ``x_f`` detached fakes,
+    ``x_r = D(z)`` with its graph (the official non-detached target). Returns L_E, REC(x, x_r),
+    KL(x) per sample and the two exp-ELBO means; steps only the encoder's optimiser."""
+    c, m, s, b = obj.config, obj.model, obj.model.s, x.shape[0]
+    rec_real = rec(x, x_r)
+    kl_real = m.kl(mu, logvar)
+    mu2, logvar2 = m.encode(torch.cat([x_f, x_r.detach()]))
+    y2 = m.decode(m.reparameterize(mu2, logvar2))
+    elbo_neg = c.beta_rec * rec(torch.cat([x_f, x_r]), y2) + c.beta_neg * m.kl(mu2, logvar2)
+    exp_elbo = torch.exp(-2 * s * elbo_neg)
+    exp_fake, exp_rec = exp_elbo[:b].mean(), exp_elbo[b:].mean()
+    loss_e = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_real.mean()) + 0.25 * (exp_fake + exp_rec)
+    reg = obj.encoder_regularization(mu, logvar, z)
+    if reg is not None:
+        loss_e = loss_e + reg
+    obj.optimizers["encoder"].zero_grad(set_to_none=True)
+    loss_e.backward(inputs=obj.groups["encoder"], retain_graph=True)
+    obj.optimizers["encoder"].step()
+    return loss_e, rec_real, kl_real, exp_fake, exp_rec
+
+
 class SoftIntroVAE(Objective):
     name = "soft"
 
@@ -61,8 +83,7 @@ class SoftIntroVAE(Objective):
         if self.in_warmup(iteration):
             return self.vae_step(x, c.beta_rec, c.beta_kl)
         m, s, b = self.model, self.model.s, x.shape[0]
-        opt_e, opt_d = self.optimizers["encoder"], self.optimizers["decoder"]
-        enc_params, dec_params = self.groups["encoder"], self.groups["decoder"]
+        opt_d, dec_params = self.optimizers["decoder"], self.groups["decoder"]
 
         z_p = m.prior.sample(b)
         mu, logvar = m.encode(x)
@@ -73,22 +94,7 @@ class SoftIntroVAE(Objective):
         out = torch.cat([x_f, x_r])
 
         # ---- encoder step -------------------------------------------------------------------
-        rec_real = rec(x, x_r)
-        kl_real = m.kl(mu, logvar)
-        fake_in = out.detach()
-        mu2, logvar2 = m.encode(fake_in)
-        y2 = m.decode(m.reparameterize(mu2, logvar2))
-        target = torch.cat([fake_in[:b], x_r])  # official: the x_r target is not detached
-        elbo_neg = c.beta_rec * rec(target, y2) + c.beta_neg * m.kl(mu2, logvar2)
-        exp_elbo = torch.exp(-2 * s * elbo_neg)
-        exp_fake, exp_rec = exp_elbo[:b].mean(), exp_elbo[b:].mean()
-        loss_e = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_real.mean()) + 0.25 * (exp_fake + exp_rec)
-        reg = self.encoder_regularization(mu, logvar, z)
-        if reg is not None:
-            loss_e = loss_e + reg
-        opt_e.zero_grad(set_to_none=True)
-        loss_e.backward(inputs=enc_params, retain_graph=True)
-        opt_e.step()
+        loss_e, rec_real, kl_real, exp_fake, exp_rec = encoder_step(self, x, mu, logvar, z, x_f.detach(), x_r)
 
         # ---- decoder step (encoder frozen: gradients reach only decoder parameters) ----------
         mu3, logvar3 = m.encode(out)

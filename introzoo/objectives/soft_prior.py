@@ -32,7 +32,7 @@ from pydantic import Field
 from ..errors import UsageError
 from ..losses import rec
 from .base import Objective
-from .soft import SoftConfig
+from .soft import SoftConfig, encoder_step
 
 
 class SoftPriorConfig(SoftConfig):
@@ -55,7 +55,6 @@ class SoftIntroVAEPrior(Objective):
         if self.in_warmup(iteration):
             return self.vae_step(x, c.beta_rec, c.beta_kl)
         m, s, b = self.model, self.model.s, x.shape[0]
-        enc_params = self.groups["encoder"]
         dec_prior_params = self.groups["decoder"] + self.groups.get("prior", [])
 
         # ---- encoder step (decoder and prior frozen) ----------------------------------------
@@ -64,21 +63,7 @@ class SoftIntroVAEPrior(Objective):
         z = m.reparameterize(mu, logvar)
         x_r = m.decode(z)  # graph kept: the decoder step reuses D(z) (decoder unchanged until then)
         x_f = m.decode(z_p).detach()
-        rec_real = rec(x, x_r)
-        kl_real = m.kl(mu, logvar)
-        fake_in = torch.cat([x_f, x_r.detach()])
-        mu2, logvar2 = m.encode(fake_in)
-        y2 = m.decode(m.reparameterize(mu2, logvar2))
-        elbo_neg = c.beta_rec * rec(torch.cat([x_f, x_r]), y2) + c.beta_neg * m.kl(mu2, logvar2)
-        exp_elbo = torch.exp(-2 * s * elbo_neg)
-        exp_fake, exp_rec = exp_elbo[:b].mean(), exp_elbo[b:].mean()
-        loss_e = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_real.mean()) + 0.25 * (exp_fake + exp_rec)
-        reg = self.encoder_regularization(mu, logvar, z)
-        if reg is not None:
-            loss_e = loss_e + reg
-        self.optimizers["encoder"].zero_grad(set_to_none=True)
-        loss_e.backward(inputs=enc_params, retain_graph=True)
-        self.optimizers["encoder"].step()
+        loss_e, rec_real, kl_real, exp_fake, exp_rec = encoder_step(self, x, mu, logvar, z, x_f, x_r)
 
         # ---- decoder + prior step (encoder frozen) -------------------------------------------
         z_p2 = m.prior.sample(b, with_grad=True)
