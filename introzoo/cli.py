@@ -38,8 +38,8 @@ err_console = Console(stderr=True)
 class RichProgress:
     """Progress bar with live losses for :func:`introzoo.train.train`."""
 
-    def __init__(self, title: str, enabled: bool = True) -> None:
-        self.title, self.enabled = title, enabled
+    def __init__(self, title: str, enabled: bool = True, batch_size: int | None = None) -> None:
+        self.title, self.enabled, self.batch_size = title, enabled, batch_size
         self._last = 0.0
 
     def start(self, total: int) -> None:
@@ -60,7 +60,8 @@ class RichProgress:
             return
         self._last = now
         shown = " ".join(f"{k}={float(v):.3g}" for k, v in list(losses.items())[:4])
-        speed = f"{iteration / max(now - self.t0, 1e-9):.1f} it/s"
+        rate = iteration / max(now - self.t0, 1e-9)
+        speed = f"{rate:.1f} it/s" + (f" {rate * self.batch_size:.0f} img/s" if self.batch_size else "")
         self.bar.update(self.task, completed=iteration, losses=shown, speed=speed)
 
     def stop(self) -> None:
@@ -91,6 +92,8 @@ RUN_EPILOG = (
     "  introzoo run --objective soft --data 8gaussians\n\n"
     "  introzoo run --objective intro,m=2 --data rings --iterations 5000 --seed 1\n\n"
     "  introzoo run -o soft,beta_kl=0.5,beta_neg=1.0 -d 2spirals --out runs/spirals\n\n"
+    "  introzoo run --objective soft --data digits --epochs 20\n\n"
+    "  introzoo run --objective soft --data fashion-mnist --epochs 3 --data-root ~/data\n\n"
     "Exit codes: 0 finished, 2 bad input, 3 diverged (non-finite loss; metrics.json says where)."
 )
 
@@ -101,8 +104,11 @@ def run(
     data: str = typer.Option("8gaussians", "--data", "-d", help="dataset spec"),
     prior: str = typer.Option("sg", "--prior", "-p", help="prior spec, e.g. 'sg'"),
     reg: list[str] = typer.Option([], "--reg", help="regularizer spec (repeatable)"),
-    backbone: str = typer.Option("mlp", "--backbone", "-b", help="backbone spec"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="backbone spec (dataset default: mlp for 2D, resnet for images)"),
     iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help="training iterations (dataset default)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="image datasets: training epochs (dataset default)"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are (default $INTROZOO_DATA_ROOT or ~/.cache/introzoo/data)"),
+    image_every: Optional[int] = typer.Option(None, "--image-every", help="image datasets: iterations between progress grids (one epoch)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size (dataset default)"),
     lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (2e-4)"),
     zdim: Optional[int] = typer.Option(None, "--zdim", help="latent size (dataset default)"),
@@ -128,28 +134,44 @@ def run(
 
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown device '{device}'; known: auto, cpu, cuda")
+    _set_data_root(data_root)
     if threads is not None:
         if threads < 1:
             raise UsageError("--threads must be at least 1")
         torch.set_num_threads(threads)
     registry = _registry()
     cfg = _run_config(RunConfig, objective=objective, data=data, prior=prior, regularizers=list(reg),
-                      backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr, zdim=zdim,
-                      seed=seed, device=device, metrics=list(metric) or None, log_every=log_every)
+                      backbone=backbone, iterations=iterations, epochs=epochs, batch_size=batch_size, lr=lr,
+                      zdim=zdim, seed=seed, device=device, metrics=list(metric) or None, log_every=log_every,
+                      image_every=image_every)
     resolved = resolve(cfg, registry)
     out = out or Path("runs") / f"{resolved.data.component.name}-{resolved.objective.component.name}-s{seed}-{resolved.hash()}"
     if not quiet and not as_json:
         opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
         console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
-                      f" prior {resolved.prior.component.name}, {resolved.train['iterations']} iterations,"
+                      f" prior {resolved.prior.component.name}, backbone {resolved.backbone.component.name},"
+                      f" {resolved.train['iterations']} iterations"
+                      + (f" ({resolved.train['epochs']} epochs)," if resolved.train.get('epochs') else ",")
+                      +
                       f" batch {resolved.train['batch_size']}, seed {seed} -> {out}", highlight=False)
-    result = train(resolved, out, RichProgress("training", enabled=not quiet and not as_json))
+    image = getattr(resolved.data.component.build(resolved.data.config), "kind", "") == "image"
+    bar = RichProgress("training", enabled=not quiet and not as_json,
+                       batch_size=resolved.train["batch_size"] if image else None)
+    result = train(resolved, out, bar)
     if as_json:
         console.print_json(json.dumps(result))
     else:
         _print_result(result, out)
     if result["status"] != "finished":
         raise typer.Exit(EXIT_DIVERGED)
+
+
+def _set_data_root(path: Optional[Path]) -> None:
+    """--data-root: where image datasets are looked for (also seen by sweep workers, through the environment)."""
+    import os
+
+    if path is not None:
+        os.environ["INTROZOO_DATA_ROOT"] = str(path.expanduser().resolve())
 
 
 def _run_config(cls, **kwargs):
@@ -308,6 +330,85 @@ def leaderboard(
         raise UsageError(unknown("grouping", group_by, ["data", "objective", "none"]))
     render_leaderboard(console, sweep_dir, fmt=fmt, sort=sort, group_by=group_by, published=published,
                        show_all=show_all, out=out)
+
+
+SAMPLE_EPILOG = (
+    "Examples:\n\n"
+    "  introzoo sample runs/first\n\n"
+    "  introzoo sample runs/fmnist-soft --n 100 --out grid.png --seed 3\n\n"
+    "  introzoo sample runs/first --n 5000 --out samples.npy"
+)
+
+
+@app.command(epilog=SAMPLE_EPILOG)
+def sample(
+    run_dir: Path = typer.Argument(..., help="a finished run directory"),
+    n: int = typer.Option(64, "--n", help="number of samples"),
+    out: Optional[Path] = typer.Option(None, "--out", help=".png (grid / scatter), .pt or .npy (default RUN/samples_n<N>_s<seed>.png)"),
+    seed: int = typer.Option(0, "--seed", "-s", help="seed of the prior draws"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+) -> None:
+    """Draw samples from a saved model (prior -> decoder)."""
+    from .saved_cli import sample as do_sample
+
+    if n < 1:
+        raise UsageError("--n must be at least 1")
+    do_sample(console, run_dir, n, out, seed, device)
+
+
+EVAL_EPILOG = (
+    "Examples:\n\n"
+    "  introzoo eval runs/first\n\n"
+    "  introzoo eval runs/fmnist-soft --metric fid_gen --metric nll,k=1000\n\n"
+    "  introzoo eval runs/fmnist-soft --metric 'fid_gen,features=inception,weights=pt_inception.pth' --no-save"
+)
+
+
+@app.command("eval", epilog=EVAL_EPILOG)
+def eval_(
+    run_dir: Path = typer.Argument(..., help="a finished run directory"),
+    metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (the run's metrics)"),
+    seed: Optional[int] = typer.Option(None, "--seed", "-s", help="evaluation seed (the run's seed)"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
+    save: bool = typer.Option(True, "--save/--no-save", help="merge the values into the run's metrics.json"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Evaluate a saved run with any metric (FID, probes, NLL, 2D metrics) and record the values."""
+    from .saved_cli import evaluate
+
+    _set_data_root(data_root)
+    evaluate(console, run_dir, list(metric), seed, device, save, as_json)
+
+
+OOD_EPILOG = (
+    "Examples:\n\n"
+    "  introzoo ood runs/fmnist-soft runs/fmnist-vae --against mnist\n\n"
+    "  introzoo ood runs/cifar-soft --against svhn --score iw --k 100\n\n"
+    "Datasets of another image size or channel count are converted (grey <-> RGB, bilinear resize); the "
+    "table says so."
+)
+
+
+@app.command(epilog=OOD_EPILOG)
+def ood(
+    runs: list[Path] = typer.Argument(..., help="finished run directories (image datasets)"),
+    against: str = typer.Option(..., "--against", help="the out-of-distribution dataset (its test split)"),
+    score: str = typer.Option("elbo", "--score", help="elbo (seed 001 Table 7) | iw (importance-weighted, --k samples)"),
+    k: int = typer.Option(100, "--k", help="importance samples for --score iw"),
+    n: int = typer.Option(5000, "--n", help="test images from each side"),
+    seed: int = typer.Option(0, "--seed", "-s", help="seed of the posterior draws"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Out-of-distribution detection: AUROC of in-distribution test images vs another dataset's."""
+    from .saved_cli import ood as do_ood
+
+    if k < 1 or n < 1:
+        raise UsageError("--k and --n must be at least 1")
+    _set_data_root(data_root)
+    do_ood(console, list(runs), against, score, k, n, seed, device, as_json)
 
 
 @app.callback(invoke_without_command=True)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import UsageError
+from .data.base import Epochs
 from .registry import Component, Registry
 from .spec import parse_spec, resolve as resolve_spec
 
@@ -36,9 +37,10 @@ class RunConfig(BaseModel):
     objective: str = "soft"
     prior: str = "sg"
     regularizers: list[str] = Field(default_factory=list)
-    backbone: str = "mlp"
+    backbone: str | None = None
     data: str = "8gaussians"
     iterations: int | None = Field(None, gt=0)
+    epochs: int | None = Field(None, gt=0)
     batch_size: int | None = Field(None, gt=0)
     lr: float | None = Field(None, gt=0)
     lr_milestones: list[int] | None = None
@@ -48,6 +50,7 @@ class RunConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     metrics: list[str] | None = None
     log_every: int = Field(100, gt=0)
+    image_every: int | None = Field(None, gt=0)
 
 
 @dataclass
@@ -74,6 +77,7 @@ class ResolvedRun:
     seed: int
     device: str
     log_every: int
+    image_every: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,14 +91,15 @@ class ResolvedRun:
             "seed": self.seed,
             "device": self.device,
             "log_every": self.log_every,
+            "image_every": self.image_every,
         }
 
     def hash(self, with_seed: bool = True) -> str:
         """Stable id of what determines the results (not the device, logging or plugin versions).
         ``with_seed=False`` gives the configuration's id shared by all its seeds."""
         d = self.to_json()
-        for key in ("device", "log_every") + (() if with_seed else ("seed",)):
-            d.pop(key)
+        for key in ("device", "log_every", "image_every") + (() if with_seed else ("seed",)):
+            d.pop(key, None)
         for k, v in list(d.items()):
             if isinstance(v, dict) and "plugin" in v:
                 d[k] = {"name": v["name"], "options": v["options"]}
@@ -110,20 +115,40 @@ def _applies_by_default(comp: Component, dataset: Any) -> bool:
         return False
 
 
-def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
-    data_comp, data_cfg = resolve_spec(registry, "datasets", cfg.data)
-    dataset = data_comp.build(data_cfg)
-    obj_spec = parse_spec(cfg.objective, "objectives")
-    obj_comp, obj_cfg = resolve_spec(registry, "objectives", obj_spec,
-                                     defaults=dataset.defaults_for(obj_spec.name))
+def _in_iterations(defaults: dict[str, Any], steps_per_epoch: int) -> dict[str, Any]:
+    return {k: v.iterations(steps_per_epoch) if isinstance(v, Epochs) else v for k, v in defaults.items()}
+
+
+def resolve_train(cfg: RunConfig, dataset: Any) -> dict[str, Any]:
+    """Training settings: introzoo's defaults < the dataset's protocol < explicit options. A dataset that
+    trains in epochs gets ``iterations = epochs * ceil(n_train / batch_size)`` unless ``--iterations`` is
+    given; ``epochs`` stays in the record."""
     train = dict(TRAIN_DEFAULTS)
     train.update(getattr(dataset, "train_defaults", {}) or {})
-    for key in TRAIN_DEFAULTS:
+    for key in (*TRAIN_DEFAULTS, "epochs"):
         value = getattr(cfg, key)
         if value is not None:
             train[key] = value
-    if train["iterations"] <= 0:
-        raise UsageError("--iterations must be a positive number")
+    steps = dataset.steps_per_epoch(int(train["batch_size"]))
+    if train.get("epochs") is not None:
+        if cfg.iterations is None:
+            train["iterations"] = int(train["epochs"]) * steps
+        else:
+            train["epochs"] = round(train["iterations"] / steps, 3)
+    return train
+
+
+def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
+    data_comp, data_cfg = resolve_spec(registry, "datasets", cfg.data)
+    dataset = data_comp.build(data_cfg)
+    train = resolve_train(cfg, dataset)
+    steps = dataset.steps_per_epoch(int(train["batch_size"]))
+    obj_spec = parse_spec(cfg.objective, "objectives")
+    obj_comp, obj_cfg = resolve_spec(registry, "objectives", obj_spec,
+                                     defaults=_in_iterations(dataset.defaults_for(obj_spec.name), steps))
+    backbone_spec = parse_spec(cfg.backbone or getattr(dataset, "default_backbone", "mlp"), "backbones")
+    backbone = Choice(*resolve_spec(registry, "backbones", backbone_spec,
+                                    defaults=(getattr(dataset, "backbone_defaults", {}) or {}).get(backbone_spec.name)))
 
     metric_names = cfg.metrics
     if metric_names is None:  # every metric that applies and can be built with its defaults
@@ -137,11 +162,38 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
         objective=Choice(obj_comp, obj_cfg),
         prior=Choice(*resolve_spec(registry, "priors", cfg.prior)),
         regularizers=[Choice(*resolve_spec(registry, "regularizers", r)) for r in cfg.regularizers],
-        backbone=Choice(*resolve_spec(registry, "backbones", cfg.backbone)),
+        backbone=backbone,
         data=Choice(data_comp, data_cfg),
         metrics=metrics,
         train=train,
         seed=cfg.seed,
         device=cfg.device,
         log_every=cfg.log_every,
+        image_every=cfg.image_every,
+    )
+
+
+def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
+    """Rebuild a :class:`ResolvedRun` from a run's ``config.json`` (names and resolved options)."""
+
+    def choice(kind: str, entry: dict[str, Any]) -> Choice:
+        comp = registry.get(kind, entry["name"])
+        try:
+            return Choice(comp, comp.config(**entry["options"]))
+        except Exception as exc:  # the component changed since the run was made
+            raise UsageError(f"{kind[:-1]} '{entry['name']}' no longer accepts the run's options: "
+                             f"{str(exc).splitlines()[0]}") from None
+
+    return ResolvedRun(
+        objective=choice("objectives", d["objective"]),
+        prior=choice("priors", d["prior"]),
+        regularizers=[choice("regularizers", r) for r in d["regularizers"]],
+        backbone=choice("backbones", d["backbone"]),
+        data=choice("datasets", d["data"]),
+        metrics=[choice("metrics", m) for m in d["metrics"]],
+        train=dict(d["train"]),
+        seed=int(d["seed"]),
+        device=d.get("device", "auto"),
+        log_every=int(d.get("log_every", 100)),
+        image_every=d.get("image_every"),
     )

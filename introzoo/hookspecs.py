@@ -22,7 +22,7 @@ hookspec = pluggy.HookspecMarker("introzoo")
 
 #: The component kinds, in the order ``introzoo list`` shows them; each has a hook
 #: ``introzoo_register_<kind>``.
-KINDS = ("objectives", "priors", "regularizers", "backbones", "datasets", "metrics", "executors")
+KINDS = ("objectives", "priors", "regularizers", "backbones", "datasets", "metrics", "extractors", "executors")
 
 
 @hookspec
@@ -59,6 +59,13 @@ def introzoo_register_datasets(register):
 def introzoo_register_metrics(register):
     """Register evaluation metrics. ``factory(config)`` returns an :class:`introzoo.metrics.base.Metric`
     that computes named numbers from a trained model and says which direction is better."""
+
+
+@hookspec
+def introzoo_register_extractors(register):
+    """Register feature extractors for the FID metrics. ``factory(config, dataset, device)`` returns an
+    :class:`introzoo.extractors.base.Extractor`: an ``nn.Module`` mapping images in [0, 1] to
+    ``(B, num_features)`` features, with an ``info`` dict the metric records (e.g. a test accuracy)."""
 
 
 @hookspec

@@ -89,3 +89,17 @@ def save_latent_figure(out_dir, z: np.ndarray, prior_density: np.ndarray, half_r
     titled([("latent: prior density, aggregate posterior (dots), components (x)",
              latent_panel(z, prior_density, half_range, centers))]).save(f"{out_dir}/latent.png")
     return "latent.png"
+
+
+def save_image_grid(path, images, nrow: int = 8) -> str:
+    """Save images ``(N, C, H, W)`` (values clipped to [0, 1]) as one PNG grid (torchvision's ``save_image``);
+    images under 32 pixels wide are enlarged by nearest-neighbour repetition."""
+    import torch
+    from torchvision.utils import save_image
+
+    x = images.detach().float().cpu().clamp(0, 1)
+    if x.shape[-1] < 32:  # tiny images (8x8 digits) are enlarged, pixel for pixel, to be seen
+        f = -(-32 // x.shape[-1])
+        x = torch.nn.functional.interpolate(x, scale_factor=f, mode="nearest")
+    save_image(x, str(path), nrow=nrow, padding=2, pad_value=1.0)
+    return str(path.name if hasattr(path, "name") else path)

@@ -34,6 +34,7 @@ BUILTIN_MODULES = (
     "introzoo.backbones",
     "introzoo.data",
     "introzoo.metrics",
+    "introzoo.extractors",
     "introzoo.executors",
 )
 

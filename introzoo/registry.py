@@ -23,6 +23,7 @@ SINGULAR = {
     "backbones": "backbone",
     "datasets": "dataset",
     "metrics": "metric",
+    "extractors": "extractor",
     "executors": "executor",
 }
 

@@ -57,7 +57,11 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
     seed_everything(run.seed)
     dataset = run.data.component.build(run.data.config)
     zdim = int(run.train["zdim"])
-    encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
+    try:
+        encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
+    except ValueError as exc:
+        raise UsageError(f"backbone '{run.backbone.component.name}' cannot take dataset "
+                         f"'{run.data.component.name}': {exc}") from None
     prior = run.prior.component.build(run.prior.config, zdim=zdim)
     model = VAE(encoder, decoder, prior, dataset.shape, zdim).to(device)
     if getattr(prior, "init", None) == "data":  # mog init=data: components at K training posteriors
@@ -70,6 +74,28 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
                              lr_gamma=run.train["lr_gamma"])
     objective = run.objective.component.build(run.objective.config, model=model, regularizers=regs, train=settings)
     return Built(model, objective, dataset, device)
+
+
+def load(run_dir: str | Path, registry=None, device: str | None = None) -> tuple[ResolvedRun, Built]:
+    """A finished run, rebuilt from its ``config.json`` with the weights of ``checkpoint.pt`` (eval mode)."""
+    import json
+
+    from .config import from_json
+    from .plugins import state
+
+    rd = RunDir(run_dir)
+    if not rd.config.exists():
+        raise UsageError(f"{rd.path} is not a run directory (no config.json)")
+    if not rd.checkpoint.exists():
+        raise UsageError(f"{rd.path} has no checkpoint.pt (the run did not finish)")
+    run = from_json(json.loads(rd.config.read_text()), registry or state().registry)
+    if device is not None:
+        run.device = device
+    built = build(run)
+    state_dict = torch.load(rd.checkpoint, map_location=built.device, weights_only=True)
+    built.model.load_state_dict(state_dict["model"])
+    built.model.eval()
+    return run, built
 
 
 def _finite(losses: dict[str, torch.Tensor]) -> bool:
@@ -91,8 +117,42 @@ def metric_directions(run: ResolvedRun) -> dict[str, str]:
     return out
 
 
+@torch.no_grad()
+def save_image_progress(built: Built, x: torch.Tensor, path: Path, n: int = 16) -> str:
+    """One grid: a row of real images, their reconstructions (z = mu) and prior samples (eval mode)."""
+    from .plots import save_image_grid
+
+    model = built.model
+    model.eval()
+    x = x[:n]
+    _, _, _, rec_ = model(x, deterministic=True)
+    fake = model.sample(x.shape[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_image_grid(path, torch.cat([x, rec_, fake]), nrow=x.shape[0])
+
+
+@torch.no_grad()
+def save_image_figures(built: Built, out: Path, ctx: EvalContext) -> list[str]:
+    """``samples.png`` (64 prior samples) and ``reconstructions.png`` (test images, odd rows their
+    reconstructions with z = mu)."""
+    from .plots import save_image_grid
+
+    model, ds = built.model, built.dataset
+    model.eval()
+    ctx.generator("plots")
+    files = [save_image_grid(out / "samples.png", model.sample(64), nrow=8)]
+    x = ds.to_float(ds.images("test")[0][:32]).to(built.device)
+    _, _, _, rec_ = model(x, deterministic=True)
+    pairs = torch.stack([x.reshape(4, 8, *x.shape[1:]), rec_.reshape(4, 8, *x.shape[1:])], 1).reshape_as(
+        torch.cat([x, rec_]))
+    files.append(save_image_grid(out / "reconstructions.png", pairs, nrow=8))
+    return files
+
+
 def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> list[str]:
     ds = built.dataset
+    if ds.kind == "image":
+        return save_image_figures(built, out, ctx)
     if ds.kind != "2d":
         return []
     from .plots import save_2d_figures
@@ -151,6 +211,9 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
     data_gen.manual_seed(run.seed)
     batches = built.dataset.batches(batch_size, data_gen)
     check_every = 1 if built.device.type == "cpu" else run.log_every
+    image_every = 0
+    if built.dataset.kind == "image":  # a progress grid once per epoch (or --image-every)
+        image_every = run.image_every or built.dataset.steps_per_epoch(batch_size)
 
     status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
     t0 = time.perf_counter()
@@ -177,6 +240,8 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
             progress.update(it + 1, losses)
         if status == STATUS_DIVERGED:
             break
+        if image_every and ((it + 1) % image_every == 0 or it + 1 == iterations):
+            save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png")
     if progress:
         progress.stop()
     elapsed = time.perf_counter() - t0
@@ -198,6 +263,8 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
         t1 = time.perf_counter()
         result["metrics"] = evaluate(run, built, ctx)
         result["directions"] = metric_directions(run)
+        if ctx.info:
+            result["metric_info"] = ctx.info
         result["plots"] = save_plots(run, built, rd.path, ctx)
         result["eval_time_s"] = round(time.perf_counter() - t1, 3)
     atomic_write_json(rd.metrics, result)

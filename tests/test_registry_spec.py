@@ -34,8 +34,12 @@ def test_builtins_register_through_hooks():
     assert reg.names("priors") == ["flow", "mog", "sg", "vamp"]
     assert reg.names("regularizers") == ["clip-logvar", "resp-entropy"]
     assert reg.names("executors") == ["local", "submitit"]
-    assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings"}
-    assert reg.names("metrics") == ["gnelbo", "jsd", "kl", "resp_entropy"]
+    assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings",
+                                          "mnist", "fashion-mnist", "cifar10", "svhn", "digits"}
+    assert reg.names("backbones") == ["conv", "mlp", "resnet"]
+    assert reg.names("extractors") == ["classifier", "inception"]
+    assert reg.names("metrics") == ["fid_gen", "fid_rec", "gnelbo", "jsd", "kl", "knn100", "knn5", "nll",
+                                    "resp_entropy", "svm"]
     builtin = [p for p in st.plugins if p.builtin]
     assert len(builtin) == 1 and builtin[0].name == "introzoo"
     assert builtin[0].registers["objectives"] == ["intro", "soft", "soft-prior", "vae"]

@@ -1,9 +1,12 @@
 """Built-in backbones, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import mlp
+from . import conv, mlp, resnet
 
 
 @hookimpl
 def introzoo_register_backbones(register):
     register("mlp", mlp.build, mlp.MLPConfig, "MLP encoder/decoder for vector data (2D benchmarks), 3x256 ReLU.")
+    register("resnet", resnet.build, resnet.ResNetConfig,
+             "IntroVAE-style residual conv encoder/decoder for images (SPEC §5); channels, norm as options.")
+    register("conv", conv.build, conv.ConvConfig, "Small plain conv encoder/decoder for tiny images (8x8 digits).")

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """A default counted in epochs (``num_vae=Epochs(20)``); resolved to iterations once the batch size
+    is known: ``ceil(n_train / batch_size)`` iterations per epoch."""
+
+    n: int
+
+    def iterations(self, steps_per_epoch: int) -> int:
+        return self.n * steps_per_epoch
 
 
 class Dataset:
@@ -14,7 +27,9 @@ class Dataset:
     - ``kind``: ``"2d"`` or ``"image"``; metrics declare which kinds they apply to.
     - ``metric_range``: half-width of the square the 2D metrics and plots use (SPEC §6), else ``None``.
     - ``objective_defaults``: objective name -> the paper's best hyperparameters on this dataset (SPEC §8).
-    - ``train_defaults``: the paper's training protocol (iterations, batch size, lr schedule).
+    - ``train_defaults``: the paper's training protocol (iterations or epochs, batch size, lr schedule).
+    - ``default_backbone`` / ``backbone_defaults``: the backbone the papers use on it, and its options.
+    - ``n_train``: size of the training set for datasets that train in epochs (0 for generators).
     """
 
     name: str = ""
@@ -23,6 +38,13 @@ class Dataset:
     metric_range: float | None = None
     objective_defaults: dict[str, dict[str, Any]] = {}
     train_defaults: dict[str, Any] = {}
+    default_backbone: str = "mlp"
+    backbone_defaults: dict[str, dict[str, Any]] = {}
+    n_train: int = 0
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Iterations per epoch (a generator's "epoch" is one batch)."""
+        return math.ceil(self.n_train / batch_size) if self.n_train else 1
 
     def defaults_for(self, objective: str) -> dict[str, Any]:
         return dict(self.objective_defaults.get(objective, {}))

@@ -1,7 +1,7 @@
 """Built-in metrics, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import prior, toy2d
+from . import fid, likelihood, prior, probes, toy2d
 
 
 @hookimpl
@@ -12,3 +12,12 @@ def introzoo_register_metrics(register):
     register("jsd", toy2d.JSD, toy2d.HistConfig, "2D histogram 'JSD' in the official convention (not textbook).")
     register("resp_entropy", prior.RespEntropyMetric, prior.RespEntropyMetricConfig,
              "Normalised entropy of the prior's mean responsibilities, and active components (mixtures).")
+    register("fid_gen", fid.FIDGen, fid.FIDConfig,
+             "FID of prior samples vs training images over an extractor (fid_gen@classifier / @inception).")
+    register("fid_rec", fid.FIDRec, fid.FIDConfig,
+             "FID of reconstructions (aggregated posterior) vs training images over an extractor.")
+    register("svm", probes.SVM, probes.SVMConfig, "Linear SVM accuracy on latent means (test split).")
+    register("knn5", probes.knn(5), probes.ProbeConfig, "5-NN accuracy on latent means (test split).")
+    register("knn100", probes.knn(100), probes.ProbeConfig, "100-NN accuracy on latent means (test split).")
+    register("nll", likelihood.NLL, likelihood.NLLConfig,
+             "Importance-weighted negative log-likelihood of test images, nats per image (K samples).")

@@ -24,6 +24,9 @@ class EvalContext:
     device: torch.device
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
+    #: metric name -> how it was computed (extractor and its accuracy, BatchNorm mode, sample counts);
+    #: written to metrics.json as ``metric_info``
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def generator(self, name: str) -> torch.Generator:
         """A CPU generator for data draws, seeded from the run seed and ``name`` so each metric has its
@@ -34,6 +37,25 @@ class EvalContext:
         g = torch.Generator()
         g.manual_seed(s)
         return g
+
+
+@torch.no_grad()
+def encode_split(ctx: EvalContext, split: str, n: int | None, batch_size: int = 500):
+    """Latent means and log-variances of (up to) ``n`` images of an image dataset's split, with labels;
+    cached in the context so the probes share one pass. The model is in eval mode."""
+    key = f"latents:{split}:{n}"
+    if key not in ctx.cache:
+        x, y = ctx.dataset.images(split)
+        if n is not None:
+            x, y = x[:n], y[:n]
+        ctx.model.eval()
+        mus, logvars = [], []
+        for chunk in x.split(batch_size):
+            mu, logvar = ctx.model.encode(ctx.dataset.to_float(chunk).to(ctx.device))
+            mus.append(mu.cpu())
+            logvars.append(logvar.cpu())
+        ctx.cache[key] = (torch.cat(mus), torch.cat(logvars), y)
+    return ctx.cache[key]
 
 
 class Metric:

@@ -1,0 +1,269 @@
+"""Image datasets through torchvision's real loaders, plus scikit-learn's bundled 8x8 ``digits`` (SPEC §6).
+
+- ``mnist``, ``fashion-mnist``, ``cifar10``, ``svhn``: torchvision's ``MNIST``, ``FashionMNIST``,
+  ``CIFAR10``, ``SVHN`` with the official splits (60k/10k, 60k/10k, 50k/10k, 73,257/26,032), pixels in
+  [0, 1] (``ToTensor``). The data root is ``--data-root``, else ``$INTROZOO_DATA_ROOT``, else
+  ``~/.cache/introzoo/data``; a missing dataset is downloaded when ``download=true`` (the default) and
+  the network allows it, otherwise the run stops with one line saying how to get it.
+- Fashion-MNIST offline: Debian's package ``dataset-fashion-mnist`` ships the IDX files, recompressed (their
+  md5 differs from torchvision's list), so they are decompressed into ``<root>/FashionMNIST/raw/`` and
+  loaded with ``download=False``.
+- ``digits``: 1,797 8x8 grey images (values 0..16, divided by 16); the last 360 are the test split. It needs
+  no download, which makes it the default for quick image runs and tests.
+
+Images are kept as uint8 tensors and turned into floats one batch at a time. Training batches follow
+epochs: each epoch is a fresh permutation drawn from the run's data generator (the papers shuffle the
+data loader), and the last, smaller batch of an epoch is kept, as torch's DataLoader does by default.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import UsageError
+from .base import Dataset, Epochs
+
+#: Debian's ``dataset-fashion-mnist`` package
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """``root``, else ``$INTROZOO_DATA_ROOT`` (what ``--data-root`` sets), else ``~/.cache/introzoo/data``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("INTROZOO_DATA_ROOT")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "introzoo" / "data"
+
+
+# Soft-IntroVAE's image settings (official README / seed 001 §9.3): betas (1, 1), beta_neg 256, lr 2e-4,
+# no warm-up for soft; the three-player objective warms up for 20 epochs (seed 003 §5.2).
+def _objective_defaults(warmup_epochs_prior: int, beta_neg: float) -> dict[str, dict[str, Any]]:
+    soft = {"beta_rec": 1.0, "beta_kl": 1.0, "beta_neg": beta_neg, "num_vae": 0}
+    return {
+        "vae": {"beta_rec": 1.0, "beta_kl": 1.0},
+        "soft": soft,
+        "soft-prior": dict(soft, num_vae=Epochs(warmup_epochs_prior)),
+        "intro": {"beta_rec": 1.0, "beta_kl": 1.0, "beta_neg": beta_neg, "num_vae": 0},
+    }
+
+
+class ImageConfig(BaseModel):
+    """Options of the image datasets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subset: int | None = Field(None, gt=0, description="use only the first N training images (quick runs)")
+    download: bool = Field(True, description="download the dataset when it is not under the data root")
+
+
+class ImageDataset(Dataset):
+    """An image dataset held in memory as uint8 ``(N, C, H, W)`` tensors with integer labels."""
+
+    kind = "image"
+    metric_range = None
+    #: size of the official training / test splits (before ``subset``)
+    n_train: int = 0
+    n_test: int = 0
+    default_backbone = "resnet"
+    backbone_defaults: dict[str, dict[str, Any]] = {}
+    how_to_get = ""
+
+    def __init__(self, config: ImageConfig | None = None) -> None:
+        self.config = config or ImageConfig()
+        self._train: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._test: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.config.subset is not None:
+            self.n_train = min(self.n_train, self.config.subset)
+
+    # -- loading --------------------------------------------------------------------------------
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if train:
+            if self._train is None:
+                x, y = self._load(True)
+                self._train = (x[: self.n_train], y[: self.n_train])
+            return self._train
+        if self._test is None:
+            self._test = self._load(False)
+        return self._test
+
+    def images(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(uint8 images (N, C, H, W), int64 labels (N,))`` of ``"train"`` or ``"test"``."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        return self._split(split == "train")
+
+    @staticmethod
+    def to_float(x: torch.Tensor) -> torch.Tensor:
+        return x.float().div_(255.0)
+
+    # -- the Dataset contract -------------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` training images drawn without replacement (with replacement if ``n`` exceeds the set)."""
+        x, _ = self.images("train")
+        if n <= x.shape[0]:
+            idx = torch.randperm(x.shape[0], generator=generator)[:n]
+        else:
+            idx = torch.randint(0, x.shape[0], (n,), generator=generator)
+        return self.to_float(x[idx])
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        x, _ = self.images("train")
+        while True:
+            perm = torch.randperm(x.shape[0], generator=generator)
+            for i in range(0, x.shape[0], batch_size):
+                yield self.to_float(x[perm[i:i + batch_size]])
+
+    def missing(self, root: Path, reason: str) -> UsageError:
+        return UsageError(f"dataset '{self.name}' is not under {root} and could not be downloaded ({reason}); "
+                          f"{self.how_to_get}, then pass --data-root DIR (or set INTROZOO_DATA_ROOT)")
+
+
+def _tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, C, H, W) images and int64 labels of a torchvision dataset, without per-item transforms."""
+    data = ds.data
+    data = torch.as_tensor(np.asarray(data))
+    if data.ndim == 3:  # MNIST-like (N, H, W)
+        data = data.unsqueeze(1)
+    elif data.shape[-1] == 3:  # CIFAR-10 (N, H, W, C)
+        data = data.permute(0, 3, 1, 2)
+    labels = getattr(ds, "targets", None)
+    if labels is None:
+        labels = ds.labels  # SVHN
+    return data.contiguous().to(torch.uint8), torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+
+
+class TorchvisionDataset(ImageDataset):
+    """A dataset read by one of torchvision's loaders."""
+
+    tv_class = ""
+
+    def _open(self, root: Path, train: bool, download: bool):
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, self.tv_class)
+        if self.tv_class == "SVHN":
+            return cls(str(root), split="train" if train else "test", download=download)
+        return cls(str(root), train=train, download=download)
+
+    def _prepare_offline(self, root: Path) -> None:
+        """Make the dataset findable offline where the machine has it (Fashion-MNIST from Debian)."""
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        root = data_root()
+        self._prepare_offline(root)
+        try:
+            return _tensors(self._open(root, train, download=False))
+        except (RuntimeError, OSError):
+            pass  # not there: download if allowed
+        if not self.config.download:
+            raise self.missing(root, "download=false")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            return _tensors(self._open(root, train, download=True))
+        except Exception as exc:  # urllib / http / checksum errors all mean "could not get it"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise self.missing(root, first[:160]) from None
+
+
+class MNIST(TorchvisionDataset):
+    name, tv_class, shape = "mnist", "MNIST", (1, 28, 28)
+    n_train, n_test = 60_000, 10_000
+    how_to_get = "download it once with network access (introzoo fetches it through torchvision)"
+
+
+class FashionMNIST(TorchvisionDataset):
+    name, tv_class, shape = "fashion-mnist", "FashionMNIST", (1, 28, 28)
+    n_train, n_test = 60_000, 10_000
+    how_to_get = ("install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+                  "or download it once with network access")
+
+    def _prepare_offline(self, root: Path) -> None:
+        raw = root / "FashionMNIST" / "raw"
+        if all((raw / f).exists() for f in FASHION_FILES):
+            return
+        if not all((DEBIAN_FASHION_MNIST / f"{f}.gz").exists() for f in FASHION_FILES):
+            return
+        raw.mkdir(parents=True, exist_ok=True)
+        for f in FASHION_FILES:
+            tmp = raw / f".{f}.tmp"
+            with gzip.open(DEBIAN_FASHION_MNIST / f"{f}.gz", "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.replace(raw / f)  # atomic: a concurrent run never sees half a file
+
+
+class CIFAR10(TorchvisionDataset):
+    name, tv_class, shape = "cifar10", "CIFAR10", (3, 32, 32)
+    n_train, n_test = 50_000, 10_000
+    how_to_get = "download it once with network access (introzoo fetches it through torchvision)"
+
+
+class SVHN(TorchvisionDataset):
+    name, tv_class, shape = "svhn", "SVHN", (3, 32, 32)
+    n_train, n_test = 73_257, 26_032
+    how_to_get = "download it once with network access (introzoo fetches it through torchvision; needs scipy)"
+
+
+class Digits(ImageDataset):
+    """scikit-learn's bundled 8x8 digits: offline, tiny, fast (not a paper dataset)."""
+
+    name, shape = "digits", (1, 8, 8)
+    n_train, n_test = 1_437, 360
+    default_backbone = "conv"
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
+        y = torch.from_numpy(d.target.astype(np.int64))
+        cut = 1_437
+        return (x[:cut], y[:cut]) if train else (x[cut:], y[cut:])
+
+
+# The papers' protocol per dataset (SPEC §5, §8; official README): epochs, batch size, latent size,
+# backbone channels, beta_neg. SVHN has no published epoch count; it uses CIFAR-10's. ``digits`` is not a
+# paper dataset: its settings (small conv net, zdim 8, beta_neg 64) were chosen by a short search on it.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "mnist": {"epochs": 200, "batch_size": 128, "zdim": 32, "channels": [64, 128], "beta_neg": 256.0},
+    "fashion-mnist": {"epochs": 200, "batch_size": 128, "zdim": 32, "channels": [64, 128], "beta_neg": 256.0},
+    "cifar10": {"epochs": 220, "batch_size": 32, "zdim": 128, "channels": [64, 128, 256], "beta_neg": 256.0},
+    "svhn": {"epochs": 220, "batch_size": 32, "zdim": 128, "channels": [64, 128, 256], "beta_neg": 256.0},
+    "digits": {"epochs": 60, "batch_size": 64, "zdim": 8, "channels": [32, 64], "beta_neg": 64.0},
+}
+CLASSES = {c.name: c for c in (MNIST, FashionMNIST, CIFAR10, SVHN, Digits)}
+DOCS = {
+    "mnist": "MNIST 28x28 digits (torchvision; 60k train / 10k test).",
+    "fashion-mnist": "Fashion-MNIST 28x28 clothing (torchvision; offline from Debian's dataset-fashion-mnist).",
+    "cifar10": "CIFAR-10 32x32 colour images (torchvision; 50k train / 10k test).",
+    "svhn": "SVHN 32x32 house numbers (torchvision; 73,257 train / 26,032 test).",
+    "digits": "scikit-learn's bundled 8x8 digits (offline; 1,437 train / 360 test); quick image runs.",
+}
+
+
+def factory(name: str):
+    cls = CLASSES[name]
+    proto = PROTOCOLS[name]
+
+    def build(config: ImageConfig) -> ImageDataset:
+        ds = cls(config)
+        ds.train_defaults = {"epochs": proto["epochs"], "batch_size": proto["batch_size"], "zdim": proto["zdim"],
+                             "lr": 2e-4, "lr_milestones": [], "lr_gamma": 0.1}
+        ds.objective_defaults = _objective_defaults(20, proto["beta_neg"])
+        ds.backbone_defaults = {"resnet": {"channels": proto["channels"]},
+                                "conv": {"channels": proto["channels"]}}
+        return ds
+
+    return build

@@ -1,0 +1,30 @@
+"""The feature-extractor contract for the FID metrics (SPEC §7).
+
+``factory(config, dataset, device)`` returns an :class:`Extractor`: an ``nn.Module`` in eval mode mapping
+float images ``(B, C, H, W)`` in [0, 1] to features ``(B, num_features)``, with ``info`` (what the metric
+records next to its value: e.g. the classifier's test accuracy, the weights file). FID values carry the
+extractor's name (``fid_gen@inception``, ``fid_gen@classifier``) so results of different extractors never
+mix in a table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+
+def cache_dir() -> Path:
+    """``$INTROZOO_CACHE``, else ``~/.cache/introzoo``."""
+    env = os.environ.get("INTROZOO_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "introzoo"
+
+
+class Extractor(nn.Module):
+    num_features: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info: dict[str, Any] = {}

@@ -1,0 +1,75 @@
+"""Latent probes (seed 003 §5.2): how well a simple classifier reads the class from the latent means.
+
+The encoder's means ``mu(x)`` of ``n_train`` training images (the first ones of the split) train the
+probe; its accuracy on the means of the test split is the metric. scikit-learn does the fitting.
+
+- ``svm``: ``LinearSVC`` on standardised means, ``max_iter`` iterations (the paper reports 2K and 10K).
+- ``knn5`` / ``knn100``: k-nearest-neighbour classifier (Euclidean, uniform weights), k = 5 / 100.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import EvalContext, Metric, encode_split
+
+
+class ProbeConfig(BaseModel):
+    """Options of the latent probes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_train: int = Field(10_000, gt=0, description="training images whose latent means fit the probe")
+    n_test: int | None = Field(None, gt=0, description="test images scored (default: the whole test split)")
+
+
+class SVMConfig(ProbeConfig):
+    """Options of ``svm``."""
+
+    max_iter: int = Field(10_000, gt=0, description="LinearSVC iterations (the paper: 2,000 and 10,000)")
+
+
+class _Probe(Metric):
+    kinds = frozenset({"image"})
+    name = ""
+
+    def __init__(self, config: ProbeConfig) -> None:
+        self.config = config
+
+    def classifier(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        mu_tr, _, y_tr = encode_split(ctx, "train", self.config.n_train)
+        mu_te, _, y_te = encode_split(ctx, "test", self.config.n_test)
+        clf = self.classifier()
+        clf.fit(mu_tr.double().numpy(), y_tr.numpy())
+        acc = float(np.mean(clf.predict(mu_te.double().numpy()) == y_te.numpy()))
+        ctx.info[self.name] = {"n_train": int(mu_tr.shape[0]), "n_test": int(mu_te.shape[0])}
+        return {self.name: acc}
+
+
+class SVM(_Probe):
+    name = "svm"
+    directions = {"svm": "max"}
+
+    def classifier(self):
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import LinearSVC
+
+        return make_pipeline(StandardScaler(), LinearSVC(max_iter=self.config.max_iter, random_state=0))
+
+
+def knn(k: int):
+    class KNN(_Probe):
+        name = f"knn{k}"
+        directions = {f"knn{k}": "max"}
+
+        def classifier(self):
+            from sklearn.neighbors import KNeighborsClassifier
+
+            return KNeighborsClassifier(n_neighbors=k)
+
+    return KNN

@@ -1,0 +1,156 @@
+"""The commands that work on a saved run: ``sample``, ``eval`` and ``ood`` (the bodies behind cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UsageError
+from .runs import RunDir, atomic_write_json
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None) -> Path:
+    """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter for 2D
+    data; ``.pt`` / ``.npy`` outputs hold the raw tensor instead."""
+    from .train import load
+
+    _, built = load(run_dir, device=device)
+    _seed(seed)
+    with torch.no_grad():
+        x = built.model.sample(n).cpu()
+    out = out or Path(run_dir) / f"samples_n{n}_s{seed}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".pt":
+        torch.save(x, out)
+    elif out.suffix == ".npy":
+        import numpy as np
+
+        np.save(out, x.numpy())
+    elif out.suffix == ".png":
+        if built.dataset.kind == "image":
+            from .plots import save_image_grid
+
+            save_image_grid(out, x, nrow=max(1, int(n ** 0.5)))
+        else:
+            from .plots import scatter_panel
+
+            scatter_panel(x.numpy(), built.dataset.metric_range or float(x.abs().max()) * 1.1).save(out)
+    else:
+        raise UsageError(f"unknown output type '{out.suffix}' for {out}; known: .png, .pt, .npy")
+    console.print(f"{n} samples -> {out}", highlight=False)
+    return out
+
+
+def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | None, device: str | None,
+             save: bool, as_json: bool) -> dict[str, Any]:
+    """Compute metrics on a saved run; with ``save`` merge them into its metrics.json (atomically)."""
+    from .metrics.base import EvalContext
+    from .plugins import state
+    from .spec import resolve
+
+    registry = state().registry
+    run, built = _load(run_dir, registry, device)
+    chosen = [resolve(registry, "metrics", m) for m in metrics] if metrics else [(c.component, c.config) for c in run.metrics]
+    ctx = EvalContext(built.model, built.dataset, built.device, run.seed if seed is None else seed)
+    values: dict[str, float] = {}
+    directions: dict[str, str] = {}
+    for comp, cfg in chosen:
+        metric = comp.build(cfg)
+        if not metric.applies_to(built.dataset):
+            raise UsageError(f"metric '{comp.name}' does not apply to dataset '{built.dataset.name}' "
+                             f"(a {built.dataset.kind} dataset)")
+        values.update(metric.compute(ctx))
+        directions.update(metric.directions)
+    if save:
+        rd = RunDir(run_dir)
+        result = rd.read_metrics() or {}
+        result.setdefault("metrics", {}).update(values)
+        result.setdefault("directions", {}).update(directions)
+        if ctx.info:
+            result.setdefault("metric_info", {}).update(ctx.info)
+        atomic_write_json(rd.metrics, result)
+    if as_json:
+        console.print_json(json.dumps({"metrics": values, "metric_info": ctx.info}))
+    else:
+        table = Table(title=f"metrics of {run_dir}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column("better")
+        for k, v in values.items():
+            table.add_row(k, f"{v:.4g}", {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""))
+        console.print(table)
+    return values
+
+
+def _load(run_dir: Path, registry, device: str | None):
+    from .train import load
+
+    return load(run_dir, registry, device=device)
+
+
+def _as_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """uint8 images converted to another (C, H, W): grey <-> RGB (mean / repeat), bilinear resize."""
+    c, h, w = shape
+    xf = x.float()
+    if xf.shape[1] != c:
+        xf = xf.mean(1, keepdim=True) if c == 1 else xf.repeat(1, c // xf.shape[1], 1, 1)
+    if xf.shape[2:] != (h, w):
+        xf = torch.nn.functional.interpolate(xf, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return xf.round().clamp(0, 255).to(torch.uint8)
+
+
+def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n: int, seed: int,
+        device: str | None, as_json: bool) -> list[dict[str, Any]]:
+    """AUROC of telling each run's test images from ``against``'s test images by ``score`` (seed 001 Table 7)."""
+    from .metrics.likelihood import auroc, scores
+    from .plugins import state
+    from .spec import resolve
+
+    if score not in ("elbo", "iw"):
+        raise UsageError(f"unknown score '{score}'; known: elbo, iw")
+    registry = state().registry
+    comp, cfg = resolve(registry, "datasets", against)
+    other = comp.build(cfg)
+    if getattr(other, "kind", "") != "image":
+        raise UsageError(f"--against needs an image dataset; '{comp.name}' is a {other.kind} dataset")
+    rows = []
+    for run_dir in runs:
+        run, built = _load(run_dir, registry, device)
+        ds = built.dataset
+        if ds.kind != "image":
+            raise UsageError(f"{run_dir} was trained on '{ds.name}', not an image dataset")
+        x_in = ds.images("test")[0][:n]
+        x_out = other.images("test")[0][:n]
+        note = ""
+        if tuple(x_out.shape[1:]) != tuple(ds.shape):
+            note = f"{comp.name} converted {tuple(x_out.shape[1:])} -> {tuple(ds.shape)}"
+            x_out = _as_shape(x_out, tuple(ds.shape))
+        _seed(seed)
+        s_in = scores(built.model, x_in, score, k, built.device)
+        s_out = scores(built.model, x_out, score, k, built.device)
+        rows.append({"run": str(run_dir), "objective": run.objective.component.name, "prior": run.prior.component.name,
+                     "data": ds.name, "against": comp.name, "score": score, "k": k if score == "iw" else 1,
+                     "n_in": len(s_in), "n_out": len(s_out), "auroc": auroc(s_in, s_out),
+                     "mean_score_in": float(s_in.mean()), "mean_score_out": float(s_out.mean()), "note": note})
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return rows
+    table = Table(title=f"OOD detection: in-distribution test data vs {comp.name} ({score} score)")
+    for col in ("run", "objective", "prior", "data", "AUROC ↑", "mean score in", "mean score out"):
+        table.add_column(col, justify="right" if col[0].isupper() or col.startswith("mean") else "left")
+    for r in rows:
+        table.add_row(r["run"], r["objective"], r["prior"], r["data"], f"{r['auroc']:.4f}",
+                      f"{r['mean_score_in']:.1f}", f"{r['mean_score_out']:.1f}")
+    console.print(table)
+    for note in sorted({r["note"] for r in rows if r["note"]}):
+        console.print(f"note: {note}", highlight=False)
+    return rows
