@@ -284,6 +284,7 @@ def sweep(
     reg: list[str] = typer.Option([], "--reg", help="regularizer spec for every run (repeatable)"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="seeds per configuration (0..N-1)"),
     iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help="training iterations per run"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="image datasets: epochs per run"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size per run"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (all that apply)"),
     select: Optional[str] = typer.Option(None, "--select", help="papers' protocol: best per (objective, data) by this metric with one seed, then rerun with --seeds"),
@@ -299,7 +300,7 @@ def sweep(
 
     raise typer.Exit(run_sweep(console, err_console, _registry(), file=file, objective=objective, data=data,
                                prior=prior, backbone=backbone, reg=reg, seeds=seeds, iterations=iterations,
-                               batch_size=batch_size, metric=metric, select=select, executor=executor,
+                               epochs=epochs, batch_size=batch_size, metric=metric, select=select, executor=executor,
                                workers=workers, threads=threads, out=out, dry_run=dry_run, quiet=quiet))
 
 

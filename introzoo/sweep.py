@@ -86,12 +86,13 @@ class SweepSpec(BaseModel):
     name: str = "sweep"
     objective: list[str] = Field(default_factory=lambda: ["soft"])
     prior: list[str] = Field(default_factory=lambda: ["sg"])
-    backbone: list[str] = Field(default_factory=lambda: ["mlp"])
+    backbone: list[str] = Field(default_factory=list, description="empty: each dataset's default backbone")
     data: list[str] = Field(default_factory=lambda: ["8gaussians"])
     regularizers: list[str] = Field(default_factory=list)
     seeds: int = Field(1, gt=0, description="seeds 0 .. seeds-1 (from seed_start)")
     seed_start: int = Field(0, ge=0)
     iterations: int | None = Field(None, gt=0)
+    epochs: int | None = Field(None, gt=0)
     batch_size: int | None = Field(None, gt=0)
     lr: float | None = Field(None, gt=0)
     zdim: int | None = Field(None, gt=0)
@@ -165,11 +166,12 @@ class Task:
 def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir: Path | None = None) -> list[Task]:
     """All runs of the grid, validated (every spec resolved), in a stable order."""
     axes = {a: [s for text in getattr(spec, a) for s in expand_axis(text, a)] for a in AXES}
+    axes["backbone"] = axes["backbone"] or [None]  # the dataset's default
     tasks, seen = [], set()
     for data, objective, prior, backbone in itertools.product(axes["data"], axes["objective"], axes["prior"], axes["backbone"]):
         for seed in seeds if seeds is not None else spec.seed_list():
             cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data,
-                            regularizers=list(spec.regularizers), iterations=spec.iterations,
+                            regularizers=list(spec.regularizers), iterations=spec.iterations, epochs=spec.epochs,
                             batch_size=spec.batch_size, lr=spec.lr, zdim=spec.zdim, seed=seed,
                             metrics=spec.metrics, device="cpu")
             resolved = resolve(cfg, registry)

@@ -31,7 +31,7 @@ def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
         updates["regularizers"] = list(cli["reg"])
     if cli.get("metric"):
         updates["metrics"] = list(cli["metric"])
-    for key in ("seeds", "iterations", "batch_size", "select", "executor"):
+    for key in ("seeds", "iterations", "epochs", "batch_size", "select", "executor"):
         if cli.get(key) is not None:
             updates[key] = cli[key]
     try:
