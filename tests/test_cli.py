@@ -162,7 +162,7 @@ def test_list_and_plugins(capsys):
     assert builtin["name"] == "introzoo" and builtin["registers"]["priors"] == ["flow", "mog", "sg", "vamp"]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["plugins"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["plugins"], ["sample"], ["eval"], ["ood"], ["sweep"], ["leaderboard"]])
 def test_help_shows_a_working_example(command, capsys):
     assert main([*command, "--help"]) == 0
     out = capsys.readouterr().out
