@@ -3,6 +3,9 @@ import torch
 
 from introzoo import plugins
 
+# the register_plugin fixture (the same that plugin authors use)
+pytest_plugins = ["introzoo.testing"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_plugin_state(monkeypatch):
