@@ -137,6 +137,22 @@ def test_no_plugins_switch_holds_for_one_command(many, capsys):
     assert "good-prior" in plugins.registry().names("priors")  # ... and back afterwards
 
 
+def test_installed_example_plugin_is_listed_and_recorded_in_config_json(site, tmp_path, capsys):
+    if "example" in _installed():
+        pytest.skip("introzoo-example is installed in this environment")
+    shutil.copytree(EXAMPLE / "introzoo_example", site / "introzoo_example")  # what pip install copies
+    install(site, "introzoo-example", "0.1.0", {}, {"example": "introzoo_example"})
+    assert main(["plugins", "--json"]) == 0
+    example = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}["example"]
+    assert example["package"] == "introzoo-example" and example["version"] == "0.1.0"
+    assert example["registers"] == {"priors": ["laplace", "student-t"], "regularizers": ["mmd"]}
+    out = tmp_path / "run"
+    assert main(["run", "-p", "student-t:3", "-o", "vae", "-n", "20", "--out", str(out), *FAST]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["prior"]["plugin"] == "example" and config["prior"]["version"] == "0.1.0"
+    assert config["prior"]["options"]["df"] == 3.0
+
+
 def _others(disabled: str | None) -> set[str]:
     return {p.strip() for p in (disabled or "").split(",") if p.strip()}
 
@@ -153,3 +169,31 @@ def test_broken_plugin_in_a_real_process(site):
                        env=_env(PYTHONPATH=str(site)))
     assert r.returncode == 0 and "soft-prior" in r.stdout
     assert r.stderr.strip() == "warning: plugin 'broken' failed to load and was skipped: RuntimeError: boom"
+
+
+@pytest.mark.slow
+def test_pip_install_of_the_example_plugin_then_uninstall(tmp_path):
+    """``pip install plugins/introzoo-example`` (into a target directory, without touching the
+    environment), train with its prior, then remove it."""
+    pytest.importorskip("setuptools")  # building the plugin without network access
+    if "example" in _installed():
+        pytest.skip("introzoo-example is installed in this environment")
+    source, target = tmp_path / "source", tmp_path / "target"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--no-index", "--target", str(target), str(source)], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    env = _env(PYTHONPATH=str(target))
+
+    def cli(*args: str, environ=env) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "introzoo.cli", *args], capture_output=True, text=True,
+                              env=environ, cwd=tmp_path)
+
+    info = {p["name"]: p for p in json.loads(cli("plugins", "--json").stdout)["plugins"]}
+    assert info["example"]["package"] == "introzoo-example" and info["example"]["version"] == "0.1.0"
+    run = cli("run", "--prior", "laplace", "--data", "8gaussians", "--iterations", "200", "--out", "run", *FAST)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["prior"]["plugin"] == "example"
+    gone = cli("plugins", "--json", environ=_env())  # uninstalled: not on the path any more
+    assert "example" not in {p["name"] for p in json.loads(gone.stdout)["plugins"]}
