@@ -301,7 +301,8 @@ LEADERBOARD_EPILOG = (
     "Examples:\n\n"
     "  introzoo leaderboard sweeps/toy2d_smoke\n\n"
     "  introzoo leaderboard sweeps/toy2d --sort jsd --published\n\n"
-    "  introzoo leaderboard sweeps/toy2d --format md --out results.md"
+    "  introzoo leaderboard sweeps/toy2d --format md --out results.md\n\n"
+    "  introzoo leaderboard sweeps/toy2d_smoke --versions"
 )
 
 
@@ -313,6 +314,7 @@ def leaderboard(
     group_by: str = typer.Option("data", "--group-by", help="data | objective | none: rank within these groups"),
     published: bool = typer.Option(False, "--published", help="show the papers' numbers beside ours where the sweep file has them"),
     show_all: bool = typer.Option(False, "--all", help="with --select sweeps: every configuration, not only the selected"),
+    versions: bool = typer.Option(False, "--versions", help="a column saying which code made each row: introzoo's and third-party plugins' versions (json and csv always have it)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to a file instead of the terminal"),
 ) -> None:
     """Aggregate a sweep over seeds: mean ± std, n, direction, best per group marked, rank."""
@@ -323,7 +325,7 @@ def leaderboard(
     if group_by not in ("data", "objective", "none"):
         raise UsageError(unknown("grouping", group_by, ["data", "objective", "none"]))
     render_leaderboard(console, sweep_dir, fmt=fmt, sort=sort, group_by=group_by, published=published,
-                       show_all=show_all, out=out)
+                       show_all=show_all, out=out, versions=versions)
 
 
 @app.callback(invoke_without_command=True)

@@ -197,3 +197,43 @@ def test_pip_install_of_the_example_plugin_then_uninstall(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["prior"]["plugin"] == "example"
     gone = cli("plugins", "--json", environ=_env())  # uninstalled: not on the path any more
     assert "example" not in {p["name"] for p in json.loads(gone.stdout)["plugins"]}
+
+
+# -- which code made each leaderboard row --------------------------------------------------------------
+
+def _run(root: Path, h: str, key: str, seed: int, prior_version: str) -> None:
+    from introzoo.runs import atomic_write_json
+
+    d = root / "runs" / h
+    d.mkdir(parents=True)
+    builtin = {"plugin": "introzoo", "version": "0.1.0"}
+    atomic_write_json(d / "config.json", {
+        "introzoo": "0.1.0", "hash": h, "config_key": key, "seed": seed, "train": {"iterations": 100},
+        "objective": {"name": "soft", "options": {}, **builtin}, "data": {"name": "rings", "options": {}, **builtin},
+        "prior": {"name": "laplace", "options": {}, "plugin": "example", "version": prior_version},
+        "regularizers": [{"name": "mmd", "options": {}, "plugin": "example", "version": prior_version}],
+        "metrics": [{"name": "kl", "options": {}, **builtin}, {"name": "fancy", "options": {}, "plugin": "zz", "version": "3"}]})
+    atomic_write_json(d / "metrics.json", {"status": "finished", "metrics": {"kl": 1.0 + seed}, "directions": {"kl": "min"}})
+
+
+def test_leaderboard_says_which_code_made_each_row(tmp_path, capsys):
+    from introzoo import leaderboard as lb
+
+    _run(tmp_path, "a0", "A", 0, "0.1.0")
+    _run(tmp_path, "a1", "A", 1, "0.2.0")  # the plugin was upgraded between the seeds
+    _run(tmp_path, "b0", "B", 0, "0.2.0")
+    old, new = "introzoo 0.1.0 + example 0.1.0 + zz 3", "introzoo 0.1.0 + example 0.2.0 + zz 3"
+    assert lb.code_of(json.loads((tmp_path / "runs" / "a0" / "config.json").read_text())) == old
+    rows = {r["runs"]: r for r in json.loads(lb.to_json(*lb.build_rows(lb.collect(tmp_path)), "kl"))["rows"]}
+    assert rows[2]["code"] == [old, new] and rows[1]["code"] == [new]
+
+    assert main(["leaderboard", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "example 0.2.0" not in out and "1 row(s) mix runs made by different code" in out
+    assert main(["leaderboard", str(tmp_path), "--versions", "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert md.splitlines()[2].startswith("| rank | data |") and md.splitlines()[2].endswith("| code |")
+    assert f"| {old}; {new} |" in md
+    assert main(["leaderboard", str(tmp_path), "--format", "csv"]) == 0
+    last = [line.rsplit(",", 1)[1] for line in capsys.readouterr().out.strip().splitlines()]
+    assert last[0] == "code" and sorted(last[1:]) == sorted([f"{old}; {new}", new])
