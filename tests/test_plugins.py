@@ -22,6 +22,7 @@ from introzoo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "plugins" / "introzoo-example"
+EXAMPLE_SRC = EXAMPLE / "src"  # on sys.path in this test suite (pyproject.toml: pythonpath)
 FAST = ["--metric", "kl,n_samples=500", "--metric", "gnelbo,grid=32,n_data=256", "-q"]
 
 GOOD = '''
@@ -56,7 +57,7 @@ def _installed() -> set[str]:
     """Names of the introzoo plugins installed on sys.path, leaving out the example's source tree."""
     from importlib.metadata import distributions
 
-    path = [p for p in sys.path if Path(p or ".").resolve() != EXAMPLE]
+    path = [p for p in sys.path if Path(p or ".").resolve() != EXAMPLE_SRC]
     return {ep.name for d in distributions(path=path) for ep in d.entry_points if ep.group == "introzoo"}
 
 
@@ -65,7 +66,7 @@ def site(tmp_path, monkeypatch):
     """A directory on sys.path for installed plugins; plugins are switched on, except those installed
     in this environment already (a developer's, or the example's metadata that ``pip install`` leaves in
     its source tree), which are switched off by name and left out of the comparisons below."""
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p or ".").resolve() != EXAMPLE])
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p or ".").resolve() != EXAMPLE_SRC])
     monkeypatch.delitem(sys.modules, "introzoo_example", raising=False)
     d = tmp_path / "site"
     d.mkdir()
@@ -140,7 +141,7 @@ def test_no_plugins_switch_holds_for_one_command(many, capsys):
 def test_installed_example_plugin_is_listed_and_recorded_in_config_json(site, tmp_path, capsys):
     if "example" in _installed():
         pytest.skip("introzoo-example is installed in this environment")
-    shutil.copytree(EXAMPLE / "introzoo_example", site / "introzoo_example")  # what pip install copies
+    shutil.copytree(EXAMPLE_SRC / "introzoo_example", site / "introzoo_example")  # what pip install copies
     install(site, "introzoo-example", "0.1.0", {}, {"example": "introzoo_example"})
     assert main(["plugins", "--json"]) == 0
     example = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}["example"]
