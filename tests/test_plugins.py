@@ -193,7 +193,7 @@ def test_pip_install_of_the_example_plugin_then_uninstall(tmp_path):
 
     info = {p["name"]: p for p in json.loads(cli("plugins", "--json").stdout)["plugins"]}
     assert info["example"]["package"] == "introzoo-example" and info["example"]["version"] == "0.1.0"
-    run = cli("run", "--prior", "laplace", "--data", "8gaussians", "--iterations", "200", "--out", "run", *FAST)
+    run = cli("run", "--prior", "laplace", "--data", "8gaussians", "--iterations", "20", "--out", "run", *FAST)
     assert run.returncode == 0, run.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["prior"]["plugin"] == "example"
     gone = cli("plugins", "--json", environ=_env())  # uninstalled: not on the path any more

@@ -347,6 +347,49 @@ def test_unavailable_dataset_is_skipped_with_the_reason(register_plugin):
         check_component("datasets", "offline")
 
 
+class Lazy(Toy2D):
+    """Loads its data on first use; it is "not here" unless downloads are allowed."""
+
+    def __init__(self, download: bool):
+        super().__init__("8gaussians")
+        self.download = download
+        self.kind = "lazy"
+
+    def sample(self, n, generator=None):
+        if not self.download:
+            raise UsageError("dataset 'lazy' is not under /data and could not be downloaded (downloads off)")
+        return super().sample(n, generator)
+
+
+class DownloadOption(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    download: bool = Field(True, description="download when missing")
+
+
+def test_checks_never_download_and_skip_data_missing_at_first_use(register_plugin):
+    register_plugin(plugin("datasets", "lazy", lambda c: Lazy(c.download), DownloadOption))
+    with pytest.raises(pytest.skip.Exception, match="not available here: dataset 'lazy' is not under /data"):
+        check_component("datasets", "lazy")
+    check_component("datasets", "lazy", options={"download": True})  # with the data there, it passes
+
+
+def test_metric_is_computed_on_the_first_dataset_that_is_available(register_plugin):
+    seen = []
+
+    class OnLazy(Metric):
+        directions = {"m": "max"}
+        kinds = frozenset({"lazy", "2d"})
+
+        def compute(self, ctx):
+            seen.append(ctx.dataset.name)
+            return {"m": 1.0}
+
+    register_plugin(plugin("datasets", "0lazy", lambda c: Lazy(c.download), DownloadOption))
+    register_plugin(plugin("metrics", "on-lazy", lambda c: OnLazy()))
+    check_component("metrics", "on-lazy")
+    assert seen == ["2spirals", "2spirals"]  # "0lazy" comes first but is not available offline
+
+
 # -- metrics -------------------------------------------------------------------------------------------
 
 class Noisy(Metric):

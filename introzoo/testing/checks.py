@@ -85,6 +85,20 @@ def component_config(comp: Component, options: dict[str, Any] | None = None,
     return make_config(comp, merged)
 
 
+def _offline(comp: Component) -> dict[str, Any]:
+    """Defaults that keep a component offline in the checks: a boolean ``download`` option is false."""
+    field = comp.config.model_fields.get("download")
+    return {"download": False} if field is not None and field.annotation is bool else {}
+
+
+def _load_dataset(comp: Component, options: dict[str, Any] | None = None):
+    """Build a dataset with downloads off and draw one sample (datasets may load lazily); the
+    ``UsageError`` of data that is not available here propagates."""
+    ds = comp.build(component_config(comp, options, _offline(comp)))
+    ds.sample(1, torch.Generator().manual_seed(0))
+    return ds
+
+
 def tiny_model(prior: nn.Module, data_shape: tuple[int, ...] = (2,), zdim: int = 2, seed: int = 0):
     """A VAE with a small MLP encoder/decoder (16 units; it flattens any data shape) around ``prior``."""
     from ..backbones.mlp import MLPConfig, build
@@ -297,7 +311,7 @@ def _data(data: str | None, n: int, seed: int = 0) -> tuple[Any, torch.Tensor]:
     if data is None or data not in reg.names("datasets"):
         return None, torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
     comp = reg.get("datasets", data)
-    ds = comp.build(component_config(comp))
+    ds = comp.build(component_config(comp, None, _offline(comp)))
     return ds, ds.sample(n, torch.Generator().manual_seed(seed)).float()
 
 
@@ -532,7 +546,8 @@ def check_backbone(name: str, options: dict[str, Any] | None = None, zdim: int =
 # -- datasets ----------------------------------------------------------------------------------------
 
 def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
-    """Skipped (with the reason) when the factory raises ``UsageError`` (data not available here).
+    """Built with downloads off (a boolean ``download`` option is set to false) and skipped, with the
+    reason, when building it or drawing from it raises ``UsageError`` (data not available here).
     Otherwise: ``shape`` and ``kind`` declared; ``sample(n, generator)`` gives ``(n, *shape)`` finite
     floats, the same for the same generator seed and different for another; ``batches`` yields
     batches of that shape; the paper defaults for each registered objective name only options it has,
@@ -540,10 +555,9 @@ def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
     from ..config import TRAIN_DEFAULTS, RunConfig
 
     comp = _component("datasets", name)
-    cfg = component_config(comp, options)
     what = _what(comp)
     try:
-        ds = comp.build(cfg)
+        ds = _load_dataset(comp, options)
     except UsageError as exc:
         pytest.skip(f"dataset '{name}' is not available here: {exc}")
     shape = tuple(getattr(ds, "shape", ()))
@@ -592,8 +606,8 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
                  prior: str | None = None) -> None:
     """``directions`` maps names to ``min``/``max``; ``applies_to`` answers. Unless the metric declares
     ``heavy = True`` (on the metric, its config class or its factory): computed twice with the same seed
-    on an untrained tiny model, on ``data`` or the first registered dataset available here that it
-    applies to, with ``prior`` (default ``sg``, or the first registered prior for which it reports
+    on an untrained tiny model, on ``data`` or the first registered dataset available here (downloads
+    off) that it applies to, with ``prior`` (default ``sg``, or the first registered prior for which it reports
     something): finite numbers, each with a direction, identical both times."""
     from ..metrics.base import EvalContext
 
@@ -615,12 +629,14 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     for dname in candidates:
         dcomp = reg.get("datasets", dname)
         try:
-            d = dcomp.build(component_config(dcomp))
+            d = dcomp.build(component_config(dcomp, None, _offline(dcomp)))
+            applies = metric.applies_to(d)
+            _expect(isinstance(applies, bool), f"{what}: applies_to(dataset) must return a bool, got {applies!r}")
+            if applies:
+                d.sample(1, torch.Generator().manual_seed(0))  # loads it, if it is available
         except (UsageError, pytest.skip.Exception) as exc:
             unavailable.append(f"{dname}: {exc}")
             continue
-        applies = metric.applies_to(d)
-        _expect(isinstance(applies, bool), f"{what}: applies_to(dataset) must return a bool, got {applies!r}")
         if applies:
             ds = d
             break
