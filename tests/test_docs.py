@@ -113,10 +113,11 @@ def test_examples_in_the_docs_parse(path):
 @pytest.mark.parametrize("command", [None] + COMMANDS)
 def test_help_shows_a_working_example(command, capsys):
     assert main([command, "--help"] if command else ["--help"]) == 0
-    out = capsys.readouterr().out
-    lines = [m.strip() for m in re.findall(r"(introzoo [^\n│]*)", out)]
-    lines = [line for line in lines if line.split()[1:2] == [command or "run"]]
-    assert lines, f"'introzoo {command or ''} --help' shows no example"
+    assert f"introzoo {command or 'run'}" in capsys.readouterr().out, f"'introzoo {command or ''} --help' shows no example"
+    cmd = CLI.commands[command] if command else CLI
+    source = f"{cmd.help or ''}\n{cmd.epilog or ''}"  # the text --help shows, before it is wrapped
+    lines = [m.strip() for m in re.findall(r"^(?:\s*|.*: )(introzoo .*)$", source, flags=re.M)]
+    assert lines, f"introzoo {command or ''}: no example line in its help or epilog"
     for line in lines:
         parse(line)
 
