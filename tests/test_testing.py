@@ -412,8 +412,8 @@ class Heavy(Noisy):
     heavy = True
 
 
-class ImagesOnly(Noisy):
-    kinds = frozenset({"image"})
+class NoData(Noisy):
+    kinds = frozenset({"no-such-kind"})
 
 
 @pytest.mark.parametrize("cls,match", [
@@ -425,7 +425,7 @@ def test_metric_checks_catch(register_plugin, cls, match):
     fails("metrics", "bad", match)
 
 
-@pytest.mark.parametrize("cls,match", [(Heavy, "declares heavy = True"), (ImagesOnly, "applies to no dataset available here")])
+@pytest.mark.parametrize("cls,match", [(Heavy, "declares heavy = True"), (NoData, "applies to no dataset available here")])
 def test_metric_compute_is_skipped_with_a_reason(register_plugin, cls, match):
     register_plugin(plugin("metrics", "skip-me", lambda c: cls()))
     with pytest.raises(pytest.skip.Exception, match=match):
