@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.table import Table
 from . import __version__
 from .errors import IntrozooError, UsageError, unknown
 from .hookspecs import KINDS
+from .plugins import BUILTIN_PLUGIN, DISABLE_ENV
 from .registry import SINGULAR
 
 EXIT_USAGE = 2
@@ -73,10 +75,14 @@ def _registry():
     from .plugins import state
 
     st = state()
+    _warn_failures(st)
+    return st.registry
+
+
+def _warn_failures(st) -> None:
     for name, error in st.failures:
         err_console.print(f"[yellow]warning:[/] plugin '{name}' failed to load and was skipped: {error}",
-                          highlight=False)
-    return st.registry
+                          highlight=False, soft_wrap=True)
 
 
 def _kind(text: str) -> str:
@@ -230,35 +236,45 @@ def list_(
                 default = "REQUIRED" if o["required"] else json.dumps(o["default"])
                 mark = " (:value)" if d["primary"] == o["name"] else ""
                 opts.append(f"{o['name']}: {o['type']} = {default}{mark}")
-            table.add_row(d["name"], "\n".join(opts) or "-", d["doc"], d["plugin"])
+            plugin = d["plugin"] if d["plugin"] == BUILTIN_PLUGIN else f"{d['plugin']} {d['version']}"
+            table.add_row(d["name"], "\n".join(opts) or "-", d["doc"], plugin)
         console.print(table)
     console.print("Spec strings: name[:value][,key=value...], e.g. --objective soft,beta_neg=0.9", highlight=False)
 
 
-PLUGINS_EPILOG = "Examples:\n\n  introzoo plugins\n\n  introzoo plugins --json"
+PLUGINS_EPILOG = (
+    "Examples:\n\n  introzoo plugins\n\n  introzoo plugins --json\n\n  introzoo --no-plugins plugins\n\n"
+    "Switch plugins off with INTROZOO_DISABLE_PLUGINS=name1,name2 (or =all), or for one command with "
+    "'introzoo --no-plugins ...'."
+)
 
 
 @app.command(epilog=PLUGINS_EPILOG)
 def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """Show installed plugins, their versions and what each registers."""
+    """Show installed plugins, their versions and the components each supplies; failed and disabled ones too."""
     from .plugins import state
 
     st = state()
     rows = [{"name": p.name, "version": p.version, "module": p.module, "builtin": p.builtin,
-             "registers": p.registers} for p in st.plugins]
+             "package": p.package, "registers": p.registers} for p in st.plugins]
     if as_json:
-        console.print_json(json.dumps({"plugins": rows, "failed": [{"name": n, "error": e} for n, e in st.failures]}))
+        console.print_json(json.dumps({"plugins": rows, "failed": [{"name": n, "error": e} for n, e in st.failures],
+                                       "disabled": st.disabled}))
         return
     table = Table(title="plugins")
     table.add_column("plugin", style="bold")
     table.add_column("version")
     table.add_column("registers")
     for r in rows:
+        name = r["name"] + (" (built-in)" if r["builtin"] else f" ({r['package']})" if r["package"] else "")
         regs = "\n".join(f"{SINGULAR[k]}: {', '.join(v)}" for k, v in r["registers"].items())
-        table.add_row(r["name"] + (" (built-in)" if r["builtin"] else ""), r["version"], regs or "-")
-    console.print(table)
+        table.add_row(name, r["version"], regs or "-")
+    for name in st.disabled:
+        table.add_row(name, "", f"disabled ({DISABLE_ENV} or --no-plugins)")
     for name, error in st.failures:
-        err_console.print(f"[yellow]warning:[/] plugin '{name}' failed to load: {error}", highlight=False)
+        table.add_row(name, "", f"[red]failed to load[/]: {error}")
+    console.print(table)
+    _warn_failures(st)
 
 
 SWEEP_EPILOG = (
@@ -308,7 +324,8 @@ LEADERBOARD_EPILOG = (
     "Examples:\n\n"
     "  introzoo leaderboard sweeps/toy2d_smoke\n\n"
     "  introzoo leaderboard sweeps/toy2d --sort jsd --published\n\n"
-    "  introzoo leaderboard sweeps/toy2d --format md --out results.md"
+    "  introzoo leaderboard sweeps/toy2d --format md --out results.md\n\n"
+    "  introzoo leaderboard sweeps/toy2d_smoke --versions"
 )
 
 
@@ -320,6 +337,7 @@ def leaderboard(
     group_by: str = typer.Option("data", "--group-by", help="data | objective | none: rank within these groups"),
     published: bool = typer.Option(False, "--published", help="show the papers' numbers beside ours where the sweep file has them"),
     show_all: bool = typer.Option(False, "--all", help="with --select sweeps: every configuration, not only the selected"),
+    versions: bool = typer.Option(False, "--versions", help="a column saying which code made each row: introzoo's and third-party plugins' versions (json and csv always have it)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to a file instead of the terminal"),
 ) -> None:
     """Aggregate a sweep over seeds: mean ± std, n, direction, best per group marked, rank."""
@@ -330,7 +348,7 @@ def leaderboard(
     if group_by not in ("data", "objective", "none"):
         raise UsageError(unknown("grouping", group_by, ["data", "objective", "none"]))
     render_leaderboard(console, sweep_dir, fmt=fmt, sort=sort, group_by=group_by, published=published,
-                       show_all=show_all, out=out)
+                       show_all=show_all, out=out, versions=versions)
 
 
 SAMPLE_EPILOG = (
@@ -413,14 +431,23 @@ def ood(
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", help="print the version and exit"),
+    no_plugins: bool = typer.Option(False, "--no-plugins", help=f"built-in components only: skip every installed plugin (as {DISABLE_ENV}=all)"),
+) -> None:
     if version:
         console.print(f"introzoo {__version__}")
         raise typer.Exit(0)
+    if no_plugins:
+        from . import plugins as _plugins
+
+        os.environ[DISABLE_ENV] = "all"  # also for the worker processes of a sweep
+        _plugins.reset()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app, turning introzoo and click errors into one line + exit 2."""
+    disable = os.environ.get(DISABLE_ENV)
     try:
         rc = app(args=argv, standalone_mode=False)
     except IntrozooError as exc:
@@ -437,6 +464,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return exc.exit_code
+    finally:
+        if os.environ.get(DISABLE_ENV) != disable:  # --no-plugins holds for one command
+            from . import plugins as _plugins
+
+            if disable is None:
+                os.environ.pop(DISABLE_ENV, None)
+            else:
+                os.environ[DISABLE_ENV] = disable
+            _plugins.reset()
     return rc if isinstance(rc, int) else 0
 
 

@@ -4,6 +4,10 @@ One row per configuration (all options but the seed): mean ± std over its finis
 ddof=0, numpy's default) and n, per metric with its direction; diverged and failed runs are counted in
 their own columns, never silently dropped. Within each group (dataset by default) rows are ranked by
 one metric and the best value of every metric is marked. Reads run directories only.
+
+Each row also knows which code made its runs (:func:`code_of`: introzoo's version and every third-party
+plugin, with its version, that supplied a component, as ``config.json`` records them); a row whose
+seeds were made by different code says so.
 """
 
 from __future__ import annotations
@@ -35,6 +39,20 @@ class Record:
     metrics: dict[str, float]
     directions: dict[str, str]
 
+    @property
+    def code(self) -> str:
+        return code_of(self.config)
+
+
+def code_of(config: dict[str, Any]) -> str:
+    """Which code made a run, from its ``config.json``: ``introzoo 0.1.0`` plus ``plugin version`` for each
+    third-party plugin that supplied one of its components (``introzoo 0.1.0 + example 0.1.0``)."""
+    comps = [config.get(k) for k in ("objective", "prior", "backbone", "data")]
+    comps += list(config.get("regularizers") or []) + list(config.get("metrics") or [])
+    plugins = sorted({f"{c['plugin']} {c.get('version', '?')}" for c in comps
+                      if isinstance(c, dict) and c.get("plugin") not in (None, "introzoo")})
+    return " + ".join([f"introzoo {config.get('introzoo', '?')}"] + plugins)
+
 
 @dataclass
 class Row:
@@ -52,6 +70,7 @@ class Row:
     rank: int | None = None
     published: bool = False
     stats: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    code: set[str] = field(default_factory=set)  # code_of() of each of its runs
 
     def summarise(self) -> None:
         for m, vals in self.values.items():
@@ -110,6 +129,7 @@ def build_rows(records: list[Record]) -> tuple[list[Row], dict[str, str]]:
         row = rows.setdefault(r.key, Row(r.key, r.config["data"]["name"], r.config["objective"]["name"], label,
                                          _label(r.config["prior"], vp)))
         row.n_runs += 1
+        row.code.add(r.code)
         if r.status == "finished":
             row.finished += 1
             for m, v in r.metrics.items():
@@ -189,10 +209,21 @@ def fmt_stat(stat: tuple[float, float, int] | None, digits: int = 3) -> str:
     return f"{mean:.{digits}g} ± {std:.2g}"
 
 
-def table_data(rows: list[Row], directions: dict[str, str], group_by: str) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+def code_label(row: Row) -> str:
+    return "; ".join(sorted(row.code))
+
+
+def mixed_code(rows: list[Row]) -> list[Row]:
+    """Rows whose runs were made by different code (a plugin or introzoo upgraded between seeds)."""
+    return [r for r in rows if len(r.code) > 1]
+
+
+def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
+               versions: bool = False) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     metrics = list(directions)
     best = best_values(rows, directions, group_by)
     header = ["rank", "data", "objective", "prior", "n"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
+    header += ["code"] if versions else []
     body, marks = [], []
     for r in rows:
         g = {"data": r.data, "objective": r.objective, "none": ""}[group_by]
@@ -204,6 +235,9 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str) -> tu
             flags.append(bool(stat) and not r.published and math.isclose(stat[0], best.get((g, m), math.nan)))
         cells += ["" if r.published else str(r.diverged), "" if r.published else str(r.failed + r.unfinished)]
         flags += [False, False]
+        if versions:
+            cells.append(code_label(r))
+            flags.append(False)
         body.append(cells)
         marks.append(flags)
     return header, body, marks
@@ -214,7 +248,7 @@ def to_json(rows: list[Row], directions: dict[str, str], sort: str | None) -> st
     for r in rows:
         out.append({"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "published": r.published,
                     "n": r.finished, "runs": r.n_runs, "diverged": r.diverged, "failed": r.failed, "unfinished": r.unfinished,
-                    "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}})
+                    "code": sorted(r.code), "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}})
     return json.dumps({"sort": sort, "directions": directions, "rows": out}, indent=2)
 
 
@@ -230,14 +264,14 @@ def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
     w = csv.writer(buf)
     metrics = list(directions)
     w.writerow(["rank", "data", "objective", "prior", "published", "n", "runs", "diverged", "failed", "unfinished"]
-               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["code"])
     for r in rows:
         vals = []
         for m in metrics:
             s = r.stats.get(m)
             vals += [s[0], s[1]] if s else ["", ""]
         w.writerow([r.rank or "", r.data, r.label, r.prior, r.published, r.finished, r.n_runs, r.diverged, r.failed,
-                    r.unfinished] + vals)
+                    r.unfinished] + vals + [code_label(r)])
     return buf.getvalue()
 
 

@@ -1,30 +1,34 @@
 """The plugin manager: built-in components first, then the ``introzoo`` entry-point group.
 
 - Built-ins register through the same hooks as third-party plugins.
-- A plugin that fails to import is reported (name and error) and skipped; introzoo keeps working.
+- A plugin is registered all or nothing. An installed plugin that fails (its import raises, a hook
+  raises, a name clashes with another plugin's, a hook name is misspelled) is reported in one line
+  with its name and error and skipped; the rest of introzoo keeps working.
+- Built-ins and plugins registered by tests (``extra_plugins``) are strict: the same problems raise
+  :class:`~introzoo.errors.RegistryError`, so that a plugin's own tests fail loudly.
 - ``INTROZOO_DISABLE_PLUGINS=name1,name2`` skips those entry points; ``=all`` (or ``*``) skips every
-  third-party plugin.
-- A hook implementation whose name matches no hook specification (a misspelling such as
-  ``introzoo_register_prior``) is an error naming the plugin (pluggy's ``check_pending``).
+  third-party plugin (``introzoo --no-plugins`` sets it for one command and its sweep workers).
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Iterator
 
 import pluggy
 
 from . import __version__, hookspecs
-from .errors import RegistryError
+from .errors import RegistryError, unknown
 from .hookspecs import KINDS
-from .registry import Registry
+from .registry import Component, Registry
 
 ENTRY_POINT_GROUP = "introzoo"
 BUILTIN_PLUGIN = "introzoo"
+DISABLE_ENV = "INTROZOO_DISABLE_PLUGINS"
 
 #: modules holding the built-in hook implementations
 BUILTIN_MODULES = (
@@ -46,6 +50,7 @@ class PluginInfo:
     module: str
     builtin: bool
     registers: dict[str, list[str]] = field(default_factory=dict)
+    package: str | None = None  # the distribution that installed it (entry-point plugins)
 
 
 @dataclass
@@ -53,74 +58,118 @@ class PluginState:
     manager: pluggy.PluginManager
     registry: Registry
     plugins: list[PluginInfo]
-    failures: list[tuple[str, str]]  # (plugin name, error) for plugins that could not be loaded
+    failures: list[tuple[str, str]]  # (plugin name, one-line error) for plugins that could not be loaded
+    disabled: list[str] = field(default_factory=list)  # installed plugins skipped by INTROZOO_DISABLE_PLUGINS
 
 
 def _disabled() -> set[str]:
-    raw = os.environ.get("INTROZOO_DISABLE_PLUGINS", "")
+    raw = os.environ.get(DISABLE_ENV, "")
     return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (a plugin's error is reported on one line)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _unknown_hooks(pm: pluggy.PluginManager) -> dict[str, str]:
+    """plugin name -> error, for hook implementations that match no hook specification."""
+    hooks = [f"introzoo_register_{k}" for k in KINDS]
+    bad: dict[str, str] = {}
+    for hook_name, caller in vars(pm.hook).items():
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not getattr(impl, "optionalhook", False):
+                bad.setdefault(impl.plugin_name, unknown("hook", hook_name, hooks))
+    return bad
 
 
 def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points: bool = True) -> PluginState:
     """Create a plugin manager and a filled registry.
 
-    ``extra_plugins``: ``(name, plugin_object)`` pairs registered after the built-ins (tests use this to
-    register a plugin for the duration of a test).
+    ``extra_plugins``: ``(name, plugin_object)`` pairs registered after the built-ins and installed
+    plugins (:func:`introzoo.testing.register_plugin` uses this to register a plugin for one test).
     """
     pm = pluggy.PluginManager("introzoo")
     pm.add_hookspecs(hookspecs)
-    infos: dict[str, PluginInfo] = {}
+    infos: dict[str, PluginInfo] = {}  # in registration order
+    strict: set[str] = set()
     failures: list[tuple[str, str]] = []
+    skipped: list[str] = []
+
+    def fail(name: str, error: str) -> None:
+        if name in strict:
+            raise RegistryError(f"plugin '{name}': {error}")
+        failures.append((name, error))
+        infos.pop(name, None)
+        if pm.get_plugin(name) is not None:
+            pm.unregister(name=name)
 
     for modname in BUILTIN_MODULES:
         pm.register(import_module(modname), name=modname)
         infos[modname] = PluginInfo(BUILTIN_PLUGIN, __version__, modname, True)
+        strict.add(modname)
 
     disabled = _disabled()
-    if load_entry_points and not ({"all", "*"} & disabled):
+    if load_entry_points:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in disabled:
+            if {"all", "*"} & disabled or ep.name in disabled:
+                skipped.append(ep.name)
                 continue
             dist = ep.dist
-            version = dist.version if dist is not None else "unknown"
             try:
-                obj = ep.load()
-                pm.register(obj, name=ep.name)
+                pm.register(ep.load(), name=ep.name)
             except Exception as exc:  # a broken plugin must not take introzoo down
-                failures.append((ep.name, f"{type(exc).__name__}: {exc}"))
+                failures.append((ep.name, one_line(exc)))
                 continue
-            infos[ep.name] = PluginInfo(ep.name, version, ep.value, False)
+            infos[ep.name] = PluginInfo(ep.name, dist.version if dist is not None else "unknown", ep.value, False,
+                                        package=dist.metadata["Name"] if dist is not None else None)
 
     for name, obj in extra_plugins or []:
-        pm.register(obj, name=name)
-        infos[name] = PluginInfo(name, getattr(obj, "__version__", "0"), getattr(obj, "__name__", name), False)
+        strict.add(name)
+        try:
+            pm.register(obj, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise RegistryError(f"plugin '{name}': {one_line(exc)}") from None
+        infos[name] = PluginInfo(name, str(getattr(obj, "__version__", "0")), getattr(obj, "__name__", name), False)
 
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) or repr(exc.plugin)
-        raise RegistryError(f"plugin '{name}': {exc} (no hook of that name; hooks: "
-                            f"{', '.join('introzoo_register_' + k for k in KINDS)})") from None
+    for name, error in _unknown_hooks(pm).items():
+        fail(name, error)
 
     registry = Registry()
-    for kind in KINDS:
-        hook = getattr(pm.hook, f"introzoo_register_{kind}")
-        for impl in hook.get_hookimpls():  # registration order
-            info = infos[impl.plugin_name]
-            before = set(registry.names(kind))
-            impl.function(register=registry.register_callable(kind, info.name, info.version))
-            added = sorted(set(registry.names(kind)) - before)
-            if added:
-                info.registers.setdefault(kind, []).extend(added)
+    for name in list(infos):
+        info = infos[name]
+        staged: list[Component] = []
+        try:
+            for kind in KINDS:
+                for impl in getattr(pm.hook, f"introzoo_register_{kind}").get_hookimpls():
+                    if impl.plugin_name == name:
+                        impl.function(register=registry.register_callable(kind, info.name, info.version, staged))
+            registry.add_all(staged)
+        except RegistryError as exc:
+            fail(name, str(exc))
+            continue
+        except Exception as exc:
+            if name in strict:
+                raise
+            fail(name, one_line(exc))
+            continue
+        for kind in KINDS:
+            names = sorted(c.name for c in staged if c.kind == kind)
+            if names:
+                info.registers.setdefault(kind, []).extend(names)
 
     merged: dict[str, PluginInfo] = {}
     for info in infos.values():  # built-in modules show as one plugin, "introzoo"
-        m = merged.setdefault(info.name, PluginInfo(info.name, info.version, info.module, info.builtin))
+        m = merged.setdefault(info.name, PluginInfo(info.name, info.version, info.module, info.builtin,
+                                                    package=info.package))
         for kind, names in info.registers.items():
             m.registers.setdefault(kind, []).extend(names)
         if info.builtin:
             m.module = "introzoo"
-    return PluginState(pm, registry, list(merged.values()), failures)
+    return PluginState(pm, registry, list(merged.values()), failures, skipped)
 
 
 _STATE: PluginState | None = None
@@ -138,7 +187,24 @@ def registry() -> Registry:
     return state().registry
 
 
+def current() -> PluginState | None:
+    """The process-wide plugin state if it has been built, else ``None`` (builds nothing)."""
+    return _STATE
+
+
 def reset(new_state: PluginState | None = None) -> None:
     """Replace (or drop, to rebuild lazily) the process-wide plugin state."""
     global _STATE
     _STATE = new_state
+
+
+@contextmanager
+def using(new_state: PluginState) -> Iterator[PluginState]:
+    """Make ``new_state`` the process-wide plugin state inside a ``with`` block, then restore the old."""
+    global _STATE
+    old = _STATE
+    _STATE = new_state
+    try:
+        yield new_state
+    finally:
+        _STATE = old

@@ -79,7 +79,7 @@ class Registry:
     def __init__(self) -> None:
         self._components: dict[str, dict[str, Component]] = {k: {} for k in KINDS}
 
-    def add(self, component: Component) -> None:
+    def _check(self, component: Component, pending: dict[tuple[str, str], Component]) -> None:
         if component.kind not in self._components:
             raise RegistryError(f"unknown component kind '{component.kind}'")
         if not isinstance(component.config, type) or not issubclass(component.config, BaseModel):
@@ -87,13 +87,24 @@ class Registry:
                 f"{SINGULAR[component.kind]} '{component.name}' from plugin '{component.plugin}': "
                 "config must be a pydantic BaseModel subclass"
             )
-        existing = self._components[component.kind].get(component.name)
+        existing = self._components[component.kind].get(component.name) or pending.get((component.kind, component.name))
         if existing is not None:
             raise RegistryError(
                 f"{SINGULAR[component.kind]} '{component.name}' is registered twice: by plugin "
                 f"'{existing.plugin}' and by plugin '{component.plugin}'"
             )
-        self._components[component.kind][component.name] = component
+
+    def add(self, component: Component) -> None:
+        self.add_all([component])
+
+    def add_all(self, components: list[Component]) -> None:
+        """Add all of ``components`` or, if any of them is invalid or clashes, none."""
+        pending: dict[tuple[str, str], Component] = {}
+        for c in components:
+            self._check(c, pending)
+            pending[(c.kind, c.name)] = c
+        for c in components:
+            self._components[c.kind][c.name] = c
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[kind])
@@ -107,11 +118,16 @@ class Registry:
         except KeyError:
             raise UsageError(unknown(SINGULAR[kind], name, self.names(kind))) from None
 
-    def register_callable(self, kind: str, plugin: str, version: str) -> Callable[..., None]:
-        """The ``register`` argument handed to one plugin's hook implementation."""
+    def register_callable(self, kind: str, plugin: str, version: str,
+                          into: list[Component] | None = None) -> Callable[..., None]:
+        """The ``register`` argument handed to one plugin's hook implementation. With ``into``, the
+        components are collected there (to be added all at once with :meth:`add_all`)."""
 
         def register(name: str, factory: Callable[..., Any], config: type[BaseModel], doc: str = "") -> None:
-            self.add(Component(kind, name, factory, config, doc.strip().splitlines()[0] if doc else "",
-                               plugin, version))
+            comp = Component(kind, name, factory, config, doc.strip().splitlines()[0] if doc else "", plugin, version)
+            if into is None:
+                self.add(comp)
+            else:
+                into.append(comp)
 
         return register

@@ -183,7 +183,7 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
 
 
 def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str | None, group_by: str,
-                       published: bool, show_all: bool, out: Path | None) -> None:
+                       published: bool, show_all: bool, out: Path | None, versions: bool = False) -> None:
     sweep_dir = Path(sweep_dir)
     manifest = {}
     if (sweep_dir / "sweep.json").exists():
@@ -200,7 +200,7 @@ def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str
     if published:
         rows += lb.published_rows(manifest.get("spec", {}), {r.data for r in rows})
     sort_metric = lb.rank(rows, directions, sort, group_by)
-    header, body, marks = lb.table_data(rows, directions, group_by)
+    header, body, marks = lb.table_data(rows, directions, group_by, versions=versions)
     title = f"leaderboard: {sweep_dir.name} (ranked by {sort_metric} within {group_by}; mean ± std over seeds)"
     if fmt == "table":
         table = Table(title=title)
@@ -216,6 +216,10 @@ def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str
             src = manifest.get("spec", {}).get("published_source")
             if published and src:
                 console.print(f"published: {src}", highlight=False)
+            mixed = lb.mixed_code(rows)
+            if mixed and not versions:
+                console.print(f"note: {len(mixed)} row(s) mix runs made by different code (introzoo or plugin "
+                              "versions); see them with --versions", highlight=False)
         return
     text = {"md": lambda: f"**{title}**\n\n" + lb.to_markdown(header, body, marks) + "\n",
             "csv": lambda: lb.to_csv(rows, directions),

@@ -3,10 +3,16 @@ import torch
 
 from introzoo import plugins
 
+# the register_plugin fixture (the same that plugin authors use)
+pytest_plugins = ["introzoo.testing"]
+
 
 @pytest.fixture(autouse=True)
-def _fresh_plugin_state():
-    """Each test starts from the process-wide registry of built-ins (and installed plugins)."""
+def _fresh_plugin_state(monkeypatch):
+    """Each test starts from a registry of the built-ins only: installed plugins are switched off (here
+    and in the processes a test starts), so that results do not depend on what else is installed. Tests
+    of plugin loading clear INTROZOO_DISABLE_PLUGINS themselves."""
+    monkeypatch.setenv(plugins.DISABLE_ENV, "all")
     plugins.reset()
     yield
     plugins.reset()
