@@ -9,6 +9,8 @@ so that image runs and tests take seconds on a CPU.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
@@ -18,6 +20,7 @@ class ConvConfig(BaseModel):
     """Options of the ``conv`` backbone."""
 
     model_config = ConfigDict(extra="forbid")
+    data_shapes: ClassVar[tuple[tuple[int, int, int], ...]] = ((1, 8, 8),)
 
     channels: list[int] = Field(default_factory=lambda: [32, 64], description="channels per stride-2 stage")
 

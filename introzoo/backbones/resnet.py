@@ -20,7 +20,7 @@ zdim 32), (64, 128, 256) for 32x32 (CIFAR-10/SVHN, zdim 128).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -31,15 +31,17 @@ class ResNetConfig(BaseModel):
     """Options of the ``resnet`` backbone."""
 
     model_config = ConfigDict(extra="forbid")
+    #: the image shapes of the papers' datasets (the contract checks build it for these)
+    data_shapes: ClassVar[tuple[tuple[int, int, int], ...]] = ((1, 28, 28), (3, 32, 32))
 
-    channels: list[int] = Field(default_factory=lambda: [64, 128, 256],
-                                description="channels per stage; one AvgPool/upsample per stage")
+    channels: list[int] | None = Field(None, description="channels per stage, one AvgPool/upsample each "
+                                                         "(default: the papers' for the image size)")
     norm: Literal["batch", "none"] = Field("batch", description="normalisation layers: batch or none")
 
     @field_validator("channels")
     @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(c <= 0 for c in v):
+    def _positive(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(c <= 0 for c in v)):
             raise ValueError("channels must be a non-empty list of positive integers")
         return v
 
@@ -113,7 +115,16 @@ class ResNetDecoder(nn.Module):
         return self.main(self.fc(z).view(z.shape[0], *self.feature_shape))
 
 
+def default_channels(data_shape: tuple[int, ...]) -> list[int]:
+    """SPEC §5: (64, 128, 256) for 32x32 and larger images divisible by 8, (64, 128) for 28x28, else (64,)."""
+    size = min(data_shape[-2:]) if len(data_shape) == 3 else 0
+    if size >= 32 and size % 8 == 0:
+        return [64, 128, 256]
+    return [64, 128] if size % 4 == 0 else [64]
+
+
 def build(config: ResNetConfig, data_shape: tuple[int, ...], zdim: int) -> tuple[nn.Module, nn.Module]:
-    enc = ResNetEncoder(tuple(data_shape), zdim, list(config.channels), config.norm)
-    dec = ResNetDecoder(tuple(data_shape), zdim, list(config.channels), config.norm, enc.feature_shape)
+    channels = list(config.channels) if config.channels else default_channels(tuple(data_shape))
+    enc = ResNetEncoder(tuple(data_shape), zdim, channels, config.norm)
+    dec = ResNetDecoder(tuple(data_shape), zdim, channels, config.norm, enc.feature_shape)
     return enc, dec
