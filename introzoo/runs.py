@@ -45,13 +45,14 @@ class RunDir:
     history = property(lambda self: self.path / "history.jsonl")
     metrics = property(lambda self: self.path / "metrics.json")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    resume = property(lambda self: self.path / "resume.pt")  # mid-run state (see introzoo.resume)
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
 
     def reset(self) -> None:
         """Remove what an unfinished earlier attempt left (never a finished run's results)."""
-        for p in (self.history, self.metrics, self.checkpoint):
+        for p in (self.history, self.metrics, self.checkpoint, self.resume):
             p.unlink(missing_ok=True)
 
     def append_history(self, record: dict[str, Any]) -> None:

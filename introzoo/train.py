@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, resume
 from .config import ResolvedRun
 from .errors import UsageError
 from .metrics.base import EvalContext
@@ -191,35 +191,49 @@ def save_latent_plot(model: VAE, x, out: Path) -> str:
     return save_latent_figure(out, z.numpy(), dens, half, c)
 
 
-def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[str, Any]:
+def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
+          resumable: resume.Resumable | None = None) -> dict[str, Any]:
     """Train and evaluate one run; returns the content of ``metrics.json``.
 
     ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()`` (the CLI
-    passes a rich progress bar), or ``None``.
+    passes a rich progress bar), or ``None``. ``resumable``: write resume points and continue from the
+    one an earlier attempt left (see :mod:`introzoo.resume`); ``None`` starts afresh and writes none.
     """
     tune_allocator()
     built = build(run)
     rd = RunDir(out_dir)
     rd.create()
-    rd.reset()
+    iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
+    data_gen = torch.Generator()
+    data_gen.manual_seed(run.seed)
+    saved = resume.load(rd, run.hash()) if resumable is not None else None
+    batches = resume.stream_at(saved, built.dataset, batch_size, data_gen) if saved is not None else None
+    if batches is None:  # from the start
+        saved = None
+        rd.reset()
+        batches = built.dataset.batches(batch_size, data_gen)
     config = {"introzoo": __version__, "hash": run.hash(), "config_key": run.hash(with_seed=False), **run.to_json()}
     config["device_used"] = str(built.device)
     atomic_write_json(rd.config, config)
 
-    iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
-    data_gen = torch.Generator()
-    data_gen.manual_seed(run.seed)
-    batches = built.dataset.batches(batch_size, data_gen)
+    status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
+    start, elapsed_before = 0, 0.0
+    if saved is not None:
+        resume.restore(built, saved)
+        resume.truncate_history(rd, saved["iteration"])
+        for p in (rd.metrics, rd.checkpoint):
+            p.unlink(missing_ok=True)
+        start, sums, count, elapsed_before = saved["iteration"], saved["sums"], saved["count"], saved["elapsed"]
+        resumable.resumed(start)
     check_every = 1 if built.device.type == "cpu" else run.log_every
     image_every = 0
     if built.dataset.kind == "image":  # a progress grid once per epoch (or --image-every)
         image_every = run.image_every or built.dataset.steps_per_epoch(batch_size)
 
-    status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - elapsed_before
     if progress:
         progress.start(iterations)
-    for it in range(iterations):
+    for it in range(start, iterations):
         x = next(batches).to(built.device, non_blocking=True)
         losses = built.objective.train_step(x, it)
         for k, v in losses.items():
@@ -242,6 +256,10 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
             break
         if image_every and ((it + 1) % image_every == 0 or it + 1 == iterations):
             save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png")
+        if resumable is not None and (it + 1 == iterations or resumable.due()):
+            resume.save(rd, run.hash(), built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
+            resumable.mark_saved()
+            resumable.saved(it + 1)
     if progress:
         progress.stop()
     elapsed = time.perf_counter() - t0
@@ -268,4 +286,5 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None) -> dict[s
         result["plots"] = save_plots(run, built, rd.path, ctx)
         result["eval_time_s"] = round(time.perf_counter() - t1, 3)
     atomic_write_json(rd.metrics, result)
+    rd.resume.unlink(missing_ok=True)
     return result
