@@ -99,6 +99,7 @@ class SweepSpec(BaseModel):
     metrics: list[str] | None = None
     select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
     executor: str = "local"
+    executor_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="executor name -> options, from the file's [executor.NAME] tables")
     constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl'; skipped where an option is absent")
     published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> objective -> metric -> [mean, std]")
     published_source: str = ""
@@ -120,6 +121,15 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     body = dict(raw.get("sweep", raw))
     if "published" in raw:
         body["published"] = raw["published"]
+    tables = raw.get("executor")
+    if isinstance(tables, dict):  # [executor.submitit] partition = "cpu", ...
+        if isinstance(body.get("executor"), dict):  # a file without a [sweep] table
+            del body["executor"]
+        bad = [k for k, v in tables.items() if not isinstance(v, dict)]
+        if bad:
+            raise UsageError(f"sweep file '{path}': [executor] holds one table per executor, e.g. "
+                             f"[executor.submitit]; found '{bad[0]}'")
+        body["executor_options"] = tables
     for axis in AXES:
         if isinstance(body.get(axis), str):
             body[axis] = [body[axis]]
@@ -205,9 +215,11 @@ def log_event(sweep_dir: Path, **event: Any) -> None:
         os.close(fd)
 
 
-def execute(run_dir: str, request: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None) -> dict[str, Any]:
+def execute(run_dir: str, request: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
+            resumable=None) -> dict[str, Any]:
     """Train one run of a sweep (in a worker process). Never raises for a failing run: the failure is
-    recorded in its ``metrics.json`` with the reason, and the sweep goes on."""
+    recorded in its ``metrics.json`` with the reason, and the sweep goes on. ``resumable``: an
+    :class:`introzoo.resume.Resumable` (resume points; continue from an earlier attempt's)."""
     import torch
 
     from . import plugins
@@ -220,7 +232,7 @@ def execute(run_dir: str, request: dict[str, Any], threads: int | None = None, s
         log_event(Path(sweep_dir), event="start", run=rd.path.name)
     try:
         resolved = resolve(RunConfig(**request), plugins.registry())
-        result = train(resolved, run_dir)
+        result = train(resolved, run_dir, resumable=resumable)
     except Exception as exc:  # recorded, not raised: one bad run must not take the sweep down
         rd.create()
         result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}

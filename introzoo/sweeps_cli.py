@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from . import leaderboard as lb
-from .errors import UsageError
+from .errors import UsageError, unknown
 from .runs import atomic_write_json
 from .spec import resolve as resolve_spec
 from .sweep import SweepSpec, Task, expand, load_sweep_file, pending, write_manifest
@@ -46,7 +46,7 @@ def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
 def default_dir(spec: SweepSpec, file: Path | None) -> Path:
     if file:
         return Path("sweeps") / file.stem
-    body = spec.model_dump(mode="json", exclude={"executor", "name"})
+    body = spec.model_dump(mode="json", exclude={"executor", "executor_options", "name"})
     return Path("sweeps") / f"sweep-{hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]}"
 
 
@@ -64,8 +64,20 @@ def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int |
         elif workers is not None:
             raise UsageError(f"--workers applies to the local executor, not '{comp_name}'")
     text = spec.executor + "".join(f",{k}={v}" for k, v in options.items())
-    comp, cfg = resolve_spec(registry, "executors", text)
+    comp, cfg = resolve_spec(registry, "executors", text, defaults=file_executor_options(registry, spec, comp_name))
     return comp.build(cfg), cfg
+
+
+def file_executor_options(registry, spec: SweepSpec, name: str) -> dict[str, Any]:
+    """The sweep file's ``[executor.NAME]`` options for executor ``name`` (the command line's override
+    them), after checking every table names a known executor and only its options."""
+    for ex_name, options in spec.executor_options.items():
+        comp = registry.get("executors", ex_name)
+        fields = list(comp.config.model_fields)
+        bad = [k for k in options if k not in fields]
+        if bad:
+            raise UsageError(f"sweep file [executor.{ex_name}]: {unknown('option', bad[0], fields)}")
+    return dict(spec.executor_options.get(name, {}))
 
 
 class SweepProgress:
