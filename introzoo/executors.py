@@ -2,7 +2,10 @@
 
 - ``local``: N runs in parallel as separate processes (spawned), one torch thread each by default.
 - ``submitit``: Slurm job arrays through the ``submitit`` package (``pip install 'introzoo[slurm]'``);
-  ``cluster=local`` runs the same code path through submitit's local executor.
+  ``cluster=local`` runs the same code path through submitit's local executor. Runs write resume points
+  and react to Slurm's signals (requeue when preempted; end and resume on rerun when cancelled or at
+  the time limit); a job that ends without a result is recorded with its accounting state. See
+  ``docs/slurm.md``.
 
 Both write each run into the same store through :func:`introzoo.sweep.execute`, so a leaderboard
 cannot tell which executor made a run. A failing run is recorded in its ``metrics.json`` (status
@@ -168,7 +171,8 @@ REASONS = {
     "LOST": "is no longer known to Slurm and left no result",
 }
 PREEMPTED_WAIT_S = 120  # a preempted job is requeued within this, else it counts as ended
-FINAL_WAIT_S = 3  # after a job ends, time for its result file to appear (shared file systems lag)
+RESULT_WAIT_S = 30  # a job that completed (or vanished): time for its result file to appear (shared file systems lag)
+FINAL_WAIT_S = 3  # a job that ended otherwise (cancelled, timed out, ...)
 
 
 def _parse_states(text: str) -> dict[str, str]:
@@ -353,7 +357,8 @@ class SubmititExecutor:
     def run(self, tasks: list[Task], sweep_dir: Path, on_done: Callback) -> None:
         submitit = _submitit()
         c = self.config
-        folder = Path(c.folder) if c.folder else sweep_dir / "submitit"
+        sweep_dir = sweep_dir.resolve()  # jobs may start in another directory
+        folder = Path(c.folder).resolve() if c.folder else sweep_dir / "submitit"
         try:
             ex = submitit.AutoExecutor(folder=folder, cluster=c.cluster)
         except RuntimeError as exc:  # cluster=slurm where there is no srun
@@ -370,7 +375,7 @@ class SubmititExecutor:
             for start in range(0, len(todo), c.array_size):
                 chunk = todo[start:start + c.array_size]
                 try:
-                    jobs = ex.map_array(func, [str(t.run_dir) for t in chunk], [t.request for t in chunk],
+                    jobs = ex.map_array(func, [str(Path(t.run_dir).resolve()) for t in chunk], [t.request for t in chunk],
                                         [c.cpus] * len(chunk), [str(sweep_dir)] * len(chunk))
                 except Exception as exc:  # sbatch refused: bad partition, account, limits
                     raise UsageError(f"submitting the job array failed: {_first_line(exc)}") from None
@@ -436,16 +441,18 @@ class SubmititExecutor:
                         except Exception as exc:
                             on_done(task, _record_failure(task, f"job {job.job_id} {job.state}: {_first_line(exc)}"))
                     continue
-                state = live.get(job.job_id)
-                if state is None or state in ACTIVE:  # unknown to squeue (old job): accounting decides
-                    state = state or acct.get(job.job_id, "LOST")
-                elif acct.get(job.job_id) and acct[job.job_id] not in ACTIVE:
-                    state = acct[job.job_id]  # the accounting record of how it ended
+                now_state, recorded = live.get(job.job_id), acct.get(job.job_id)
+                if now_state in ACTIVE:  # queued, running, or its processes still ending
+                    state = now_state
+                elif now_state is None:  # squeue no longer knows it: the accounting record, if any
+                    state = recorded or "LOST"
+                else:  # ended: the accounting record says how, where it has caught up
+                    state = recorded if recorded and recorded not in ACTIVE else now_state
                 if state in ACTIVE:
                     ended_at.pop(job.job_id, None)
                     continue
                 first = ended_at.setdefault(job.job_id, now)
-                patience = PREEMPTED_WAIT_S if state == "PREEMPTED" else (30 if state == "LOST" else FINAL_WAIT_S)
+                patience = {"PREEMPTED": PREEMPTED_WAIT_S, "COMPLETED": RESULT_WAIT_S, "LOST": RESULT_WAIT_S}.get(state, FINAL_WAIT_S)
                 if now - first < patience:
                     continue
                 del waiting[job]

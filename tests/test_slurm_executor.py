@@ -172,3 +172,50 @@ def test_what_a_run_does_on_slurm_signals(tmp_path, monkeypatch, signals, scontr
     assert (["scontrol", "requeue", "40_3"] in calls) == (outcome == "preempted")
     res.saved(121)  # signals are handled once
     assert len(calls) == (2 if outcome == "preempted" else 1)
+
+
+class _FakeJob:
+    def __init__(self, job_id: str, folder: Path) -> None:
+        from types import SimpleNamespace
+
+        self.job_id = job_id
+        self.paths = SimpleNamespace(result_pickle=folder / f"{job_id}_result.pkl", stderr=folder / f"{job_id}.err")
+
+    def result(self):
+        return {"status": "finished", "reason": ""}
+
+
+def test_waiting_reads_results_and_accounting_states(tmp_path, monkeypatch):
+    """Per poll: (sacct states, squeue states). A result file wins; a job still COMPLETING is waited for;
+    an ended job is recorded with its state (squeue's while the accounting database lags); a preempted
+    job that comes back to PENDING is waited for again; a job squeue has forgotten is judged by sacct."""
+    polls = iter([
+        ({}, {"5_0": "RUNNING", "5_1": "RUNNING", "5_2": "RUNNING", "5_3": "RUNNING"}),
+        ({"5_0": "RUNNING"}, {"5_0": "COMPLETING", "5_1": "RUNNING", "5_3": "PREEMPTED"}),  # 5_2: squeue forgot it
+        ({"5_0": "RUNNING", "5_2": "TIMEOUT"}, {"5_0": "CANCELLED", "5_1": "RUNNING", "5_3": "PENDING"}),
+        ({"5_0": "CANCELLED"}, {"5_0": "CANCELLED", "5_1": "COMPLETED", "5_3": "RUNNING"}),
+        ({}, {"5_3": "RUNNING"}),
+    ])
+    seen: list[tuple[str, str]] = []
+    jobs = {_FakeJob(f"5_{i}", tmp_path): Task(tmp_path / "runs" / f"r{i}", {}, f"r{i}", f"r{i}") for i in range(4)}
+    by_id = {j.job_id: j for j in jobs}
+    calls = {"n": 0}
+
+    def fake_states(ids):
+        calls["n"] += 1
+        if calls["n"] == 4:  # 5_1 wrote its result; 5_3 (requeued) does so later
+            by_id["5_1"].paths.result_pickle.write_bytes(b"")
+        if calls["n"] == 5:
+            by_id["5_3"].paths.result_pickle.write_bytes(b"")
+        return next(polls)
+
+    monkeypatch.setattr(executors, "slurm_states", fake_states)
+    monkeypatch.setattr(executors, "FINAL_WAIT_S", 0)
+    monkeypatch.setattr(executors.time, "sleep", lambda s: None)
+    ex = SubmititExecutor(SubmititConfig(time=7))
+    ex._wait(dict(jobs), lambda task, result: seen.append((task.hash, result["status"])), on_slurm=True)
+    assert seen == [("r0", "failed"), ("r2", "failed"), ("r1", "finished"), ("r3", "finished")]
+    m0 = json.loads((tmp_path / "runs" / "r0" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "runs" / "r2" / "metrics.json").read_text())
+    assert m0["slurm"]["state"] == "CANCELLED" and m2["slurm"]["state"] == "TIMEOUT"
+    assert "killed at its time limit of 7 min" in m2["reason"]

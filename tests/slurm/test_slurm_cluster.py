@@ -43,6 +43,8 @@ def _cluster_problem() -> str | None:
 
 
 PROBLEM = _cluster_problem()
+if PROBLEM and os.environ.get("INTROZOO_REQUIRE_SLURM"):  # CI's Slurm step: a missing cluster is an error
+    raise RuntimeError(PROBLEM)
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(PROBLEM is not None, reason=PROBLEM or "")]
 
 
@@ -209,6 +211,21 @@ def test_run_killed_at_its_time_limit_is_recorded(time_limited_sweep):
     assert 0 < events[0]["iteration"] < events[1]["iteration"]
     saved = torch.load(out / "runs" / run / "resume.pt", weights_only=False)
     assert saved["iteration"] == events[1]["iteration"]
+
+
+def test_an_interrupted_sweep_waits_for_its_jobs_rather_than_submitting_them_again(tmp_path):
+    out = tmp_path / "attach"
+    args = ["sweep", "-o", "vae", "-d", "rings", "-n", "1000", "--batch-size", "64", "--metric", "kl,n_samples=500",
+            "-e", "submitit,poll=0.5", "--out", str(out), "-q"]
+    proc = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = lambda: [e["run"] for e in _events(out) if e["event"] == "start"] if (out / "events.jsonl").exists() else []  # noqa: E731
+    (run,) = _wait_for("run training", started, proc=proc)
+    proc.kill()  # the sweep process dies; its job goes on
+    proc.communicate()
+    assert not (out / "runs" / run / "metrics.json").exists()
+    assert main(args) == 0
+    assert [e["event"] for e in _events(out) if e["run"] == run] == ["submit", "start", "end"]
+    assert _metrics(out, run)["status"] == "finished"
 
 
 def test_preempted_run_requeues_and_resumes_from_its_checkpoint(tmp_path, capsys):
