@@ -284,6 +284,7 @@ SWEEP_EPILOG = (
     "  introzoo sweep -o 'soft,beta_kl=0.1|0.3|0.5' -d rings --seeds 3 --dry-run\n\n"
     "  introzoo sweep benchmarks/toy2d_smoke.toml --workers 2\n\n"
     "  introzoo sweep benchmarks/toy2d.toml --select kl --seeds 5\n\n"
+    "  introzoo sweep benchmarks/toy2d_smoke.toml -e 'submitit,time=30,cpus=2'\n\n"
     "Syntax: commas separate components, key=value attaches to the component before it, '|' separates "
     "alternatives (crossed): 'vae,soft,beta_kl=0.1|0.3' is vae, soft(0.1), soft(0.3). "
     "Rerunning the same command resumes: finished runs are skipped. "
