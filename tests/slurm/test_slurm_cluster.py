@@ -213,28 +213,15 @@ def test_run_killed_at_its_time_limit_is_recorded(time_limited_sweep):
     assert saved["iteration"] == events[1]["iteration"]
 
 
-def test_an_interrupted_sweep_waits_for_its_jobs_rather_than_submitting_them_again(tmp_path):
-    out = tmp_path / "attach"
-    args = ["sweep", "-o", "vae", "-d", "rings", "-n", "1000", "--batch-size", "64", "--metric", "kl,n_samples=500",
-            "-e", "submitit,poll=0.5", "--out", str(out), "-q"]
-    proc = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = lambda: [e["run"] for e in _events(out) if e["event"] == "start"] if (out / "events.jsonl").exists() else []  # noqa: E731
-    (run,) = _wait_for("run training", started, proc=proc)
-    proc.kill()  # the sweep process dies; its job goes on
-    proc.communicate()
-    assert not (out / "runs" / run / "metrics.json").exists()
-    assert main(args) == 0
-    assert [e["event"] for e in _events(out) if e["run"] == run] == ["submit", "start", "end"]
-    assert _metrics(out, run)["status"] == "finished"
-
-
-def test_preempted_run_requeues_and_resumes_from_its_checkpoint(tmp_path, capsys):
+def test_preempted_run_requeues_and_resumes_and_a_rerun_waits_for_it(tmp_path, capsys):
+    """The run is preempted by a job in 'urgent'; meanwhile its sweep process dies. The same command,
+    run again, waits for the requeued job rather than submitting the run a second time; the run
+    resumes from the iteration it saved on Slurm's signal and ends as an uninterrupted run."""
     args = ["sweep", "-o", "vae", "-d", "rings", "-n", "1000", "--batch-size", "64", "--metric", "kl,n_samples=500",
             "-q"]
     slurm, local = tmp_path / "slurm", tmp_path / "local"
-    # periodic resume points only every 10 minutes: the one it resumes from is saved on Slurm's signal
-    proc = subprocess.Popen(_cli(*args, "--out", str(slurm), "-e", "submitit,poll=0.5,checkpoint=600"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slurm_args = [*args, "--out", str(slurm), "-e", "submitit,poll=0.5,checkpoint=600"]  # no periodic points
+    proc = subprocess.Popen(_cli(*slurm_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = _wait_for("submission", lambda: next(iter(_submitted(slurm)), None), proc=proc)
     _wait_for("training progress", lambda: _history(slurm, run), proc=proc)
     # a job in the higher-priority partition that needs this run's CPU (and any idle one)
@@ -242,14 +229,18 @@ def test_preempted_run_requeues_and_resumes_from_its_checkpoint(tmp_path, capsys
                               check=True).stdout.split("/")[1])  # allocated/idle/other/total
     subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", str(idle + 1), "-o", "/dev/null",
                     "--wrap", "sleep 1"], check=True, capture_output=True)
-    assert main([*args, "--out", str(local), "--workers", "1"]) == 0  # the reference, while it waits
-    _, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, err
+    _wait_for("preemption", lambda: [e for e in _events(slurm) if e["event"] == "preempted"], proc=proc)
+    proc.kill()  # the sweep process dies; its requeued job stays queued
+    proc.communicate()
+    assert not (slurm / "runs" / run / "metrics.json").exists()
+    reference = subprocess.Popen(_cli(*args, "--out", str(local), "--workers", "1"), stderr=subprocess.PIPE, text=True)
+    assert main(slurm_args) == 0
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
 
     job = _submitted(slurm)[run]
-    events = [e for e in _events(slurm) if e["event"] in ("start", "preempted", "resume", "end")]
-    assert [e["event"] for e in events] == ["start", "preempted", "start", "resume", "end"]
-    preempted, resumed = events[1], events[3]
+    events = [e for e in _events(slurm) if e["event"] in ("submit", "start", "preempted", "resume", "end")]
+    assert [e["event"] for e in events] == ["submit", "start", "preempted", "start", "resume", "end"]
+    preempted, resumed = events[2], events[4]
     assert preempted["requeued"] and 0 < preempted["iteration"] < 1000
     assert resumed["iteration"] == preempted["iteration"]  # not from the start
     states = _sacct(job)
