@@ -63,6 +63,7 @@ def _same_state(a, b) -> None:
         assert a == b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective,prior,regs,stops", [
     ("vae", "sg", [], [37]),
     ("soft,num_vae=20", "sg", [], [10, 55]),                      # before and after the warm-up's end
