@@ -116,6 +116,7 @@ def run(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="image datasets: training epochs (dataset default)"),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are (default $INTROZOO_DATA_ROOT or ~/.cache/introzoo/data)"),
     image_every: Optional[int] = typer.Option(None, "--image-every", help="image datasets: iterations between progress grids (one epoch)"),
+    resume_every: Optional[float] = typer.Option(None, "--resume-every", help="seconds between resume points (image datasets: 300; 0: none); a rerun with the same --out continues from the last one"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size (dataset default)"),
     lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (2e-4)"),
     zdim: Optional[int] = typer.Option(None, "--zdim", help="latent size (dataset default)"),
@@ -164,7 +165,10 @@ def run(
     image = getattr(resolved.data.component.build(resolved.data.config), "kind", "") == "image"
     bar = RichProgress("training", enabled=not quiet and not as_json,
                        batch_size=resolved.train["batch_size"] if image else None)
-    result = train(resolved, out, bar)
+    from .resume import Resumable
+
+    every = resume_every if resume_every is not None else (300.0 if image else 0.0)
+    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 else None)
     if as_json:
         console.print_json(json.dumps(result))
     else:
