@@ -201,14 +201,10 @@ def _print_result(result: dict[str, Any], out: Path) -> None:
         err_console.print(f"[red]diverged[/] at iteration {result.get('diverged_at')}: {result.get('reason')}; "
                           f"history kept in {out}/history.jsonl", highlight=False, soft_wrap=True)
         return
-    table = Table(title=f"metrics ({result['iterations']} iterations, {result['it_per_s']} it/s)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("better")
-    for name, value in result["metrics"].items():
-        arrow = {"min": "↓", "max": "↑"}.get(result.get("directions", {}).get(name, ""), "")
-        table.add_row(name, f"{value:.4g}", arrow)
-    console.print(table)
+    from .saved_cli import metrics_table
+
+    console.print(metrics_table(f"metrics ({result['iterations']} iterations, {result['it_per_s']} it/s)",
+                                result["metrics"], result.get("directions", {})))
     console.print(f"run directory: {out}  (plots: {', '.join(result.get('plots', [])) or 'none'})", highlight=False)
 
 

@@ -81,14 +81,19 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
     if as_json:
         console.print_json(json.dumps({"metrics": values, "metric_info": ctx.info}))
     else:
-        table = Table(title=f"metrics of {run_dir}")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        table.add_column("better")
-        for k, v in values.items():
-            table.add_row(k, f"{v:.4g}", {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""))
-        console.print(table)
+        console.print(metrics_table(f"metrics of {run_dir}", values, directions))
     return values
+
+
+def metrics_table(title: str, values: dict[str, float], directions: dict[str, str]) -> Table:
+    """metric | value | better (an arrow): the table ``run`` and ``eval`` print."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("better")
+    for k, v in values.items():
+        table.add_row(k, f"{v:.4g}", {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""))
+    return table
 
 
 def _load(run_dir: Path, registry, device: str | None):

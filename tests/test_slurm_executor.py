@@ -12,7 +12,6 @@ import pytest
 
 from introzoo import executors, plugins
 from introzoo.cli import main
-from introzoo.errors import UsageError
 from introzoo.executors import SubmititConfig, SubmititExecutor, _JobResumable, _parse_states, _record_end, sbatch_params
 from introzoo.runs import atomic_write_json
 from introzoo.sweep import Task

@@ -149,6 +149,7 @@ class TorchvisionDataset(ImageDataset):
     """A dataset read by one of torchvision's loaders."""
 
     tv_class = ""
+    how_to_get = "download it once with network access (introzoo fetches it through torchvision)"
 
     def _open(self, root: Path, train: bool, download: bool):
         import torchvision.datasets as tvd
@@ -181,7 +182,6 @@ class TorchvisionDataset(ImageDataset):
 class MNIST(TorchvisionDataset):
     name, tv_class, shape = "mnist", "MNIST", (1, 28, 28)
     n_train, n_test = 60_000, 10_000
-    how_to_get = "download it once with network access (introzoo fetches it through torchvision)"
 
 
 class FashionMNIST(TorchvisionDataset):
@@ -207,7 +207,6 @@ class FashionMNIST(TorchvisionDataset):
 class CIFAR10(TorchvisionDataset):
     name, tv_class, shape = "cifar10", "CIFAR10", (3, 32, 32)
     n_train, n_test = 50_000, 10_000
-    how_to_get = "download it once with network access (introzoo fetches it through torchvision)"
 
 
 class SVHN(TorchvisionDataset):
