@@ -115,6 +115,15 @@ def _applies_by_default(comp: Component, dataset: Any) -> bool:
         return False
 
 
+def build_metric(comp: Component, config: BaseModel, dataset: Any):
+    """The metric, or a :class:`UsageError` when it does not apply to the dataset's kind."""
+    metric = comp.build(config)
+    if not metric.applies_to(dataset):
+        raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}' "
+                         f"(a {dataset.kind} dataset)")
+    return metric
+
+
 def _in_iterations(defaults: dict[str, Any], steps_per_epoch: int) -> dict[str, Any]:
     return {k: v.iterations(steps_per_epoch) if isinstance(v, Epochs) else v for k, v in defaults.items()}
 
@@ -155,9 +164,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
         metric_names = [c.name for c in registry.all("metrics") if _applies_by_default(c, dataset)]
     metrics = [Choice(*resolve_spec(registry, "metrics", m)) for m in metric_names]
     for m in metrics:
-        if not m.component.build(m.config).applies_to(dataset):
-            raise UsageError(f"metric '{m.component.name}' does not apply to dataset '{data_comp.name}' "
-                             f"(a {dataset.kind} dataset)")
+        build_metric(m.component, m.config, dataset)
     return ResolvedRun(
         objective=Choice(obj_comp, obj_cfg),
         prior=Choice(*resolve_spec(registry, "priors", cfg.prior)),

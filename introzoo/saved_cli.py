@@ -10,21 +10,17 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from .config import build_metric
 from .errors import UsageError
 from .runs import RunDir, atomic_write_json
-
-
-def _seed(seed: int) -> None:
-    torch.manual_seed(seed)
+from .train import load
 
 
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None) -> Path:
     """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter for 2D
     data; ``.pt`` / ``.npy`` outputs hold the raw tensor instead."""
-    from .train import load
-
     _, built = load(run_dir, device=device)
-    _seed(seed)
+    torch.manual_seed(seed)
     with torch.no_grad():
         x = built.model.sample(n).cpu()
     out = out or Path(run_dir) / f"samples_n{n}_s{seed}.png"
@@ -58,16 +54,13 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
     from .spec import resolve
 
     registry = state().registry
-    run, built = _load(run_dir, registry, device)
+    run, built = load(run_dir, registry, device=device)
     chosen = [resolve(registry, "metrics", m) for m in metrics] if metrics else [(c.component, c.config) for c in run.metrics]
     ctx = EvalContext(built.model, built.dataset, built.device, run.seed if seed is None else seed)
     values: dict[str, float] = {}
     directions: dict[str, str] = {}
     for comp, cfg in chosen:
-        metric = comp.build(cfg)
-        if not metric.applies_to(built.dataset):
-            raise UsageError(f"metric '{comp.name}' does not apply to dataset '{built.dataset.name}' "
-                             f"(a {built.dataset.kind} dataset)")
+        metric = build_metric(comp, cfg, built.dataset)
         values.update(metric.compute(ctx))
         directions.update(metric.directions)
     if save:
@@ -94,12 +87,6 @@ def metrics_table(title: str, values: dict[str, float], directions: dict[str, st
     for k, v in values.items():
         table.add_row(k, f"{v:.4g}", {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""))
     return table
-
-
-def _load(run_dir: Path, registry, device: str | None):
-    from .train import load
-
-    return load(run_dir, registry, device=device)
 
 
 def _as_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -129,7 +116,7 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
         raise UsageError(f"--against needs an image dataset; '{comp.name}' is a {other.kind} dataset")
     rows = []
     for run_dir in runs:
-        run, built = _load(run_dir, registry, device)
+        run, built = load(run_dir, registry, device=device)
         ds = built.dataset
         if ds.kind != "image":
             raise UsageError(f"{run_dir} was trained on '{ds.name}', not an image dataset")
@@ -139,7 +126,7 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
         if tuple(x_out.shape[1:]) != tuple(ds.shape):
             note = f"{comp.name} converted {tuple(x_out.shape[1:])} -> {tuple(ds.shape)}"
             x_out = _as_shape(x_out, tuple(ds.shape))
-        _seed(seed)
+        torch.manual_seed(seed)
         s_in = scores(built.model, x_in, score, k, built.device)
         s_out = scores(built.model, x_out, score, k, built.device)
         rows.append({"run": str(run_dir), "objective": run.objective.component.name, "prior": run.prior.component.name,
