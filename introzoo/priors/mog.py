@@ -49,33 +49,34 @@ def gaussian_mixture_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tens
 
 class _QuadLogSumExp(torch.autograd.Function):
     """``out_n = logsumexp_k(c_k + [zc_n^2, zc_n] . W_k)`` with a hand-written backward: the
-    responsibilities kept from the forward give every gradient as one matrix product, so the (N, K)
-    matrix is touched a few times instead of re-exponentiated."""
+    exponentials and row sums kept from the forward give every gradient as one matrix product
+    (``d out_n / d L_nk = E_nk / S_n``), so the (N, K) matrix is read twice and never rescaled.
+    Products are laid out so that the long dimension N is the inner one of a row-major operand
+    (``X^T E`` rather than ``E^T X``), several times faster on CPU for these skinny shapes."""
 
     @staticmethod
     def forward(ctx, zc, W, c):
         X = torch.cat([zc * zc, zc], 1)  # (N, 2d)
-        L = torch.addmm(c.unsqueeze(0), X, W.T)
+        L = torch.addmm(c.unsqueeze(0), X, W.T.contiguous())
         m = L.amax(1, keepdim=True)
         E = L.sub_(m).exp_()
         S = E.sum(1, keepdim=True)
         out = (m + torch.log(S)).squeeze(1)
-        ctx.save_for_backward(X, E.div_(S), W)
+        ctx.save_for_backward(X, E, S, W)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        X, R, W = ctx.saved_tensors
+        X, E, S, W = ctx.saved_tensors
         d = X.shape[1] // 2
-        G = R * g.unsqueeze(1)
+        gs = g.unsqueeze(1) / S  # (N, 1): g_n / S_n
         grad_zc = grad_W = grad_c = None
         if ctx.needs_input_grad[0]:
-            GW = G @ W  # (N, 2d)
+            GW = (E @ W).mul_(gs)  # (N, 2d)
             grad_zc = 2 * X[:, d:] * GW[:, :d] + GW[:, d:]
-        if ctx.needs_input_grad[1]:
-            grad_W = G.T @ X
-        if ctx.needs_input_grad[2]:
-            grad_c = G.sum(0)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            T = torch.cat([X * gs, gs], 1).T @ E  # (2d + 1, K)
+            grad_W, grad_c = T[: 2 * d].T, T[2 * d]
         return grad_zc, grad_W, grad_c
 
 
