@@ -147,6 +147,24 @@ def check_same_losses(device, c, batch_size) -> float:
     return worst
 
 
+def count_flops(device, c, batch_size) -> dict[str, float]:
+    """Floating-point operations of one iteration of each loop (matrix products, forward and backward,
+    counted by ``torch.utils.flop_counter``): on a device where the products dominate, their ratio
+    bounds what fewer passes alone can gain."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = eight_gaussians(batch_size, torch.Generator().manual_seed(0)).to(device)
+    z_p = torch.randn(batch_size, 2, device=device)
+    loops = {"introzoo": lambda: SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4)).train_step(x, 10**6),
+             "reference": lambda: ReferenceLoop(make_model(device), c, 2e-4).step(x, z_p)}
+    out = {}
+    for name, fn in loops.items():
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        out[name] = counter.get_total_flops()
+    return out
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -204,7 +222,9 @@ def main() -> None:
         print(json.dumps(time_loop(args.role, args.iterations, args.batch_size, device)))
         return
 
-    max_rel = check_same_losses(device, SoftConfig(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9), args.batch_size)
+    c = SoftConfig(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
+    max_rel = check_same_losses(device, c, args.batch_size)
+    flops = count_flops(device, c, args.batch_size)
     per = max(1, args.iterations // args.blocks)
     totals = {r: {"seconds": 0.0, "iterations": 0, "peak_rss_mib": 0.0} for r in ROLES}
     for _ in range(args.blocks):
@@ -225,6 +245,8 @@ def main() -> None:
         "ratio": round(its["introzoo"] / its["reference"], 3),
         "ratio_same_allocator": round(its["introzoo"] / its["reference+alloc"], 3),
         "max_rel_loss_diff": max_rel,
+        "gflop_per_iteration": {r: round(v / 1e9, 3) for r, v in flops.items()},
+        "flop_ratio": round(flops["reference"] / flops["introzoo"], 3),
         "peak_rss_mib": {r: round(t["peak_rss_mib"], 1) for r, t in totals.items()},
         "spec_reference_it_s": SPEC_REFERENCE_IT_S, "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
@@ -235,6 +257,8 @@ def main() -> None:
     print(f"soft on 2D (MLP 3x256, batch {args.batch_size}), {device}, {result['threads']} threads, "
           f"{result['iterations']} iterations per loop in {args.blocks} alternating blocks")
     print(f"  same losses given the same noise: max relative difference {max_rel:.2e}")
+    print(f"  work per iteration: introzoo {flops['introzoo'] / 1e9:.2f} GFLOP, reference {flops['reference'] / 1e9:.2f} "
+          f"GFLOP (matrix products): {result['flop_ratio']:.3f}x fewer")
     print(f"  introzoo                    {its['introzoo']:8.2f} it/s   peak RSS {result['peak_rss_mib']['introzoo']:.0f} MiB")
     print(f"  reference loop              {its['reference']:8.2f} it/s   peak RSS {result['peak_rss_mib']['reference']:.0f} MiB"
           f"   (SPEC §8: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
