@@ -168,6 +168,14 @@ def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> l
     return files
 
 
+def latent_half_range(*points: torch.Tensor | None) -> float:
+    """Half-width of the latent plot's square: 1.2 x the 99th percentile of |coordinate| over the
+    aggregate posterior, the prior's samples and the mixture components, so that a prior concentrated
+    on a small region (a learned flow or mixture around a collapsed posterior) still fills the panel."""
+    extent = max(float(p.abs().flatten().quantile(0.99)) for p in points if p is not None and p.numel())
+    return max(1.2 * extent, 1e-3)
+
+
 @torch.no_grad()
 def save_latent_plot(model: VAE, x, out: Path) -> str:
     """2D latent space: the prior's density, the aggregate posterior and the mixture components."""
@@ -183,7 +191,9 @@ def save_latent_plot(model: VAE, x, out: Path) -> str:
         centers = model.prior.components()[0]
     if centers is not None and hasattr(model.prior, "mog") and model.prior.mog is not None:
         centers = model.prior.mog.mu
-    half = float(max(3.0, z.abs().quantile(0.99).item() * 1.2))
+    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+        zp = model.prior.sample(len(z)).cpu()  # the run's random stream is left as it was
+    half = latent_half_range(z, zp, None if centers is None else centers.detach().cpu())
     n = 200
     grid = grid_points(half, n).to(device=p.device, dtype=p.dtype)
     dens = torch.exp(model.prior.log_prob(grid)).reshape(n, n).double().cpu().numpy()

@@ -209,3 +209,18 @@ def test_vamp_log_variances_can_be_clipped():
         prior.u.mul_(50)  # push E(u_k) far away
     lv = prior.logvar
     assert torch.all(lv >= reg.lo - 1e-6) and torch.all(lv <= reg.hi + 1e-6)
+
+
+def test_latent_plot_range_follows_the_latents():
+    """The latent plot's square fits the aggregate posterior and the prior: a prior concentrated on a
+    small region fills the panel, a standard Gaussian gets the usual ~3 half-width."""
+    from introzoo.train import latent_half_range
+
+    g = torch.Generator().manual_seed(0)
+    small = 0.05 * torch.randn(4000, 2, generator=g)
+    wide = torch.randn(4000, 2, generator=g)
+    assert latent_half_range(small, small) == pytest.approx(1.2 * float(small.abs().flatten().quantile(0.99)))
+    assert 0.1 < latent_half_range(small, small) < 0.2
+    assert 2.8 < latent_half_range(wide, wide) < 3.5
+    assert latent_half_range(small, wide) == latent_half_range(wide, small)  # the wider of the two
+    assert latent_half_range(small, None, torch.tensor([[4.0, 0.0]])) > latent_half_range(small, small)
