@@ -32,18 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from . import hookimpl
 from .errors import UsageError
 from .resume import Resumable
-from .runs import RunDir, atomic_write_json
+from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir
 from .sweep import Task, execute, log_event
 
 Callback = Callable[[Task, dict[str, Any]], None]
 
 
-def _record_failure(task: Task, reason: str) -> dict[str, Any]:
-    rd = RunDir(task.run_dir)
-    rd.create()
-    result = {"status": "failed", "reason": reason, "metrics": {}}
-    atomic_write_json(rd.metrics, result)
-    return result
+def _record_failure(task: Task, reason: str, **extra: Any) -> dict[str, Any]:
+    return RunDir(task.run_dir).record_failure(reason, **extra)
 
 
 def _die_with_parent() -> None:
@@ -221,15 +217,10 @@ def slurm_states(job_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
 def _record_end(task: Task, job_id: str, state: str, time_min: int, log: str) -> dict[str, Any]:
     """A job that ended without a result: keep the run's own record if it got that far, else record why."""
     m = RunDir(task.run_dir).read_metrics()
-    if m and m.get("status") in ("finished", "diverged"):
+    if m and m.get("status") in (STATUS_FINISHED, STATUS_DIVERGED):
         return {"status": m["status"], "reason": m.get("reason", "")}
     reason = f"Slurm job {job_id} {state}: {REASONS.get(state, 'ended without a result').format(time=time_min)}"
-    rd = RunDir(task.run_dir)
-    rd.create()
-    result = {"status": "failed", "reason": f"{reason} (log: {log})", "slurm": {"job": job_id, "state": state},
-              "metrics": {}}
-    atomic_write_json(rd.metrics, result)
-    return result
+    return _record_failure(task, f"{reason} (log: {log})", slurm={"job": job_id, "state": state})
 
 
 class _JobResumable(Resumable):
@@ -426,20 +417,16 @@ class SubmititExecutor:
             now = time.time()
             for job in list(waiting):
                 task = waiting[job]
-                if job.paths.result_pickle.exists():
+                has_result = job.paths.result_pickle.exists()
+                if has_result or (not on_slurm and job.done()):
                     del waiting[job]
                     try:
                         on_done(task, job.result())
                     except Exception as exc:  # the job raised outside the run (it records its own failures)
-                        on_done(task, _record_failure(task, f"job {job.job_id} failed: {_last_line(exc)}"))
+                        why = f"failed: {_last_line(exc)}" if has_result else f"{job.state}: {_first_line(exc)}"
+                        on_done(task, _record_failure(task, f"job {job.job_id} {why}"))
                     continue
                 if not on_slurm:
-                    if job.done():
-                        del waiting[job]
-                        try:
-                            on_done(task, job.result())
-                        except Exception as exc:
-                            on_done(task, _record_failure(task, f"job {job.job_id} {job.state}: {_first_line(exc)}"))
                     continue
                 now_state, recorded = live.get(job.job_id), acct.get(job.job_id)
                 if now_state in ACTIVE:  # queued, running, or its processes still ending

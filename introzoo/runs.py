@@ -15,6 +15,7 @@ from typing import Any
 
 STATUS_FINISHED = "finished"
 STATUS_DIVERGED = "diverged"
+STATUS_FAILED = "failed"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -54,6 +55,14 @@ class RunDir:
         """Remove what an unfinished earlier attempt left (never a finished run's results)."""
         for p in (self.history, self.metrics, self.checkpoint, self.resume):
             p.unlink(missing_ok=True)
+
+    def record_failure(self, reason: str, **extra: Any) -> dict[str, Any]:
+        """Write the ``metrics.json`` of a run that failed outside training's own bookkeeping (bad
+        request, crashed worker, ended job) and return it; ``extra``: fields such as the Slurm job."""
+        self.create()
+        result = {"status": STATUS_FAILED, "reason": reason, **extra, "metrics": {}}
+        atomic_write_json(self.metrics, result)
+        return result
 
     def append_history(self, record: dict[str, Any]) -> None:
         with open(self.history, "a") as f:

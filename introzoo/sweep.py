@@ -234,9 +234,7 @@ def execute(run_dir: str, request: dict[str, Any], threads: int | None = None, s
         resolved = resolve(RunConfig(**request), plugins.registry())
         result = train(resolved, run_dir, resumable=resumable)
     except Exception as exc:  # recorded, not raised: one bad run must not take the sweep down
-        rd.create()
-        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
-        atomic_write_json(rd.metrics, result)
+        result = rd.record_failure(f"{type(exc).__name__}: {exc}")
     if sweep_dir:
         log_event(Path(sweep_dir), event="end", run=rd.path.name, status=result["status"])
     return {"status": result["status"], "reason": result.get("reason", "")}
