@@ -159,6 +159,10 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     backbone = Choice(*resolve_spec(registry, "backbones", backbone_spec,
                                     defaults=(getattr(dataset, "backbone_defaults", {}) or {}).get(backbone_spec.name)))
 
+    prior_spec = parse_spec(cfg.prior, "priors")
+    prior = Choice(*resolve_spec(registry, "priors", prior_spec,
+                                 defaults=(getattr(dataset, "prior_defaults", {}) or {}).get(prior_spec.name)))
+
     metric_names = cfg.metrics
     if metric_names is None:  # every metric that applies and can be built with its defaults
         metric_names = [c.name for c in registry.all("metrics") if _applies_by_default(c, dataset)]
@@ -167,7 +171,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
         build_metric(m.component, m.config, dataset)
     return ResolvedRun(
         objective=Choice(obj_comp, obj_cfg),
-        prior=Choice(*resolve_spec(registry, "priors", cfg.prior)),
+        prior=prior,
         regularizers=[Choice(*resolve_spec(registry, "regularizers", r)) for r in cfg.regularizers],
         backbone=backbone,
         data=Choice(data_comp, data_cfg),

@@ -16,8 +16,9 @@ from introzoo.regularizers.resp_entropy import RespEntropy, RespEntropyConfig, n
 
 
 def spec_clip(l, lo, hi, K):
-    """SPEC §4 written out with numpy (float64, log1p(exp(.)) via logaddexp for stability)."""
-    b = K / (hi - lo)
+    """SPEC §4 written out with numpy (float64, log1p(exp(.)) via logaddexp for stability), with the seed 003
+    official code's sharpness b = K/(|hi - lo| + 1e-8)."""
+    b = K / (np.abs(hi - lo) + 1e-8)
     return l - np.logaddexp(0, b * (l - hi)) / b + np.logaddexp(0, b * (lo - l)) / b
 
 
@@ -91,7 +92,7 @@ def test_resp_entropy_term_is_minus_s_r_h():
     m = M()
     m.prior = MixturePrior(2, K=4).double()
     z = torch.randn(32, 2, dtype=torch.float64, requires_grad=True)
-    reg = RespEntropy(RespEntropyConfig(r_entropy=10.0))
+    reg = RespEntropy(RespEntropyConfig(r_entropy=10.0, samples=0))  # samples=0: the training sample z
     term = reg.encoder_loss(m, None, None, z)
     c = m.prior.responsibilities(z).mean(0)
     expected = -0.5 * 10.0 * (-(c * torch.log(c + 1e-8)).sum() / math.log(4))

@@ -31,6 +31,10 @@ BEST = {
     "rings": {"vae": (0.8, 0.05), "intro": (0.8, 0.5, 0.5, 5.0), "soft": (0.2, 0.2, 1.0)},
 }
 
+# Prior options of the seed 003 2D configurations (the official ``get_config``: ``init_mode='data'``):
+# a mixture starts at the encoder's posteriors of K training points. ``mog:K,init=random`` overrides it.
+PRIOR_DEFAULTS: dict[str, dict[str, Any]] = {"mog": {"init": "data"}}
+
 
 def _objective_defaults(name: str) -> dict[str, dict[str, Any]]:
     b = BEST[name]
@@ -106,6 +110,7 @@ class Toy2D(Dataset):
     shape = (2,)
     kind = "2d"
     train_defaults = TRAIN_DEFAULTS
+    prior_defaults = PRIOR_DEFAULTS
 
     def __init__(self, name: str) -> None:
         self.name = name

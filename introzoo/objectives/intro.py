@@ -9,8 +9,18 @@ official code, both count as fake data and their terms are averaged), no ``s`` s
 
 - ``hinge="batch"`` (default, official code): ``[m - mean_batch KL]_+``; ``hinge="sample"`` (paper form):
   ``mean_batch [m - KL]_+``.
-- ``decoder_kl_weight="beta_neg"`` (default, the form seed 002's 2D comparison used) or ``"beta_kl"``
-  (the original IntroVAE code).
+- ``decoder_kl_weight`` chooses the weights of the fakes' KL terms (SPEC §2):
+
+  - ``"beta_neg"`` (default): the equations above, ``w = beta_neg``; the form of seed 002's Eq. 7
+    ("IntroVAE") used in its 2D comparison.
+  - ``"beta_kl"``: the decoder's ``w = beta_kl``, the encoder as above. This is *not* the original
+    IntroVAE code (its hinge also carries ``beta_kl``); kept for runs that asked for it.
+  - ``"introvae"``: the original IntroVAE code exactly (Huang et al. 2018, the authors' ``main.py``:
+    ``lossE = weight_rec*loss_rec + weight_kl*(KL_real + weight_neg*0.5*(relu(m - KL_rec) +
+    relu(m - KL_fake)))``, ``lossG = weight_kl*0.5*(KL_rec + KL_fake)`` added to the reconstruction
+    term's decoder gradient), i.e. the hinge weighted by ``beta_kl*beta_neg`` and ``w = beta_kl``.
+
+  The three agree when ``beta_kl = beta_neg = 1``; ``"beta_kl"`` and ``"introvae"`` when ``beta_kl = 1``.
 - The margin ``m`` is required (the 2D grid used m in [1, 10]); 2D datasets supply the paper's value.
 - IntroVAE is known to diverge; the trainer stops a run with non-finite losses as ``diverged``.
 
@@ -38,8 +48,9 @@ class IntroConfig(BaseModel):
     beta_kl: float = Field(1.0, ge=0, description="weight of the real data's KL")
     beta_neg: float = Field(1.0, ge=0, description="weight of the fakes' KL terms")
     hinge: Literal["batch", "sample"] = Field("batch", description="hinge on the batch-mean KL or per sample")
-    decoder_kl_weight: Literal["beta_neg", "beta_kl"] = Field(
-        "beta_neg", description="coefficient of the decoder's KL terms")
+    decoder_kl_weight: Literal["beta_neg", "beta_kl", "introvae"] = Field(
+        "beta_neg", description="fakes' KL weights: beta_neg (seed 002), beta_kl (decoder only), "
+                                "introvae (original code: hinge x beta_kl*beta_neg, decoder x beta_kl)")
     num_vae: int = Field(0, ge=0, description="iterations of plain VAE warm-up")
 
 
@@ -68,7 +79,8 @@ class IntroVAE(Objective):
         mu2, logvar2 = m.encode(out.detach())
         kl2 = m.kl(mu2, logvar2)
         margin = 0.5 * (self._hinge(kl2[:b]) + self._hinge(kl2[b:]))
-        loss_e = c.beta_rec * rec_real + c.beta_kl * kl_real + c.beta_neg * margin
+        hinge_w = c.beta_neg * (c.beta_kl if c.decoder_kl_weight == "introvae" else 1.0)
+        loss_e = c.beta_rec * rec_real + c.beta_kl * kl_real + hinge_w * margin
         reg = self.encoder_regularization(mu, logvar, z)
         if reg is not None:
             loss_e = loss_e + reg

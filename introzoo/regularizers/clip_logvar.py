@@ -1,13 +1,21 @@
 r"""``clip-logvar``: adaptive soft clipping of the prior's log-variances (seed 003 §4.2.2, Eq. 10, §C.1;
 SPEC §4). For each latent dimension j::
 
-    f(l) = l - (1/b_j) log(1 + exp(b_j (l - hi_j))) + (1/b_j) log(1 + exp(b_j (lo_j - l))),   b_j = K / (hi_j - lo_j)
+    f(l) = l - (1/b_j) log(1 + exp(b_j (l - hi_j))) + (1/b_j) log(1 + exp(b_j (lo_j - l))),
+    b_j = K / (|hi_j - lo_j| + 1e-8)
 
 ``[lo_j, hi_j]`` is the min/max over components of the prior's log-variance in dimension j at the end of
-the VAE warm-up; ``K = 10`` keeps at least 85% of the range (each side loses ``log(2)/K`` of it). The
-softplus is the exact stable form ``max(x, 0) + log1p(exp(-|x|))`` (PyTorch's ``F.softplus`` switches to
-the identity above a threshold, which would make f very slightly non-monotone). With a single
-component (lo == hi) the variance is frozen.
+the VAE warm-up; ``K = 10`` keeps at least 85% of the range (each side loses ``log(2)/K`` of it).
+
+Where this follows the seed 003 official code rather than SPEC §4's formula (which writes
+``b_j = K/(hi_j - lo_j)``): the sharpness carries the official ``+1e-8`` (``get_prior_params`` in the
+official ``models_build.py``: ``beta = 10/(delta + 1e-8)``, ``delta = |max - min|``), and a dimension with
+``lo_j == hi_j`` is frozen at ``hi_j`` (the official ``torch.where(max == min, max, ...)``).
+
+The softplus is ``torch.logaddexp(x, 0)``: exact and overflow-free for any x, with the right derivative
+everywhere, in particular 1/2 at x = 0, where the components that define the range sit at the end of the
+warm-up. (The official softplus returns x itself above ``b x > 20``, as ``F.softplus`` does; the two
+differ there by at most ``log(1 + e^-20)/b ~ 2e-9/b``, and only far outside the range.)
 """
 
 from __future__ import annotations
@@ -28,17 +36,22 @@ class ClipLogvarConfig(BaseModel):
 
 
 def softplus(x: torch.Tensor) -> torch.Tensor:
-    """log(1 + exp(x)), exact and overflow-free for any x."""
-    return torch.clamp_min(x, 0) + torch.log1p(torch.exp(-x.abs()))
+    """log(1 + exp(x)), exact and overflow-free for any x; derivative sigmoid(x) (1/2 at x = 0)."""
+    return torch.logaddexp(x, torch.zeros_like(x))
 
 
 def soft_clip(l: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, K: float) -> torch.Tensor:
-    """The clipping function f of SPEC §4, element-wise; dimensions with lo == hi are frozen at lo."""
-    width = hi - lo
-    frozen = width <= 0
-    b = K / torch.where(frozen, torch.ones_like(width), width)
-    out = l - softplus(b * (l - hi)) / b + softplus(b * (lo - l)) / b
-    return torch.where(frozen, lo.expand_as(l), out)
+    """The clipping function f of SPEC §4 with the official ``b = K/(|hi - lo| + 1e-8)``, element-wise;
+    dimensions with lo == hi are frozen at hi."""
+    b = K / ((hi - lo).abs() + 1e-8)
+    # f itself, rearranged with softplus(x) = x + softplus(-x) so that no term grows with |l|: above the
+    # middle of the range f = hi - sp(b(hi - l))/b + sp(b(lo - l))/b, below it f = lo + sp(b(l - lo))/b
+    # - sp(b(l - hi))/b. Same function and derivative; no rounding of l - (b(l - hi))/b far outside, so
+    # f stays monotone to the last bit.
+    upper = hi - softplus(b * (hi - l)) / b + softplus(b * (lo - l)) / b
+    lower = lo + softplus(b * (l - lo)) / b - softplus(b * (l - hi)) / b
+    out = torch.where(l >= 0.5 * (lo + hi), upper, lower)
+    return torch.where(hi == lo, hi.expand_as(l), out)
 
 
 class ClipLogvar(Regularizer):
@@ -58,7 +71,6 @@ class ClipLogvar(Regularizer):
         self.lo, self.hi = lv.min(0).values.clone(), lv.max(0).values.clone()
         lo, hi, K = self.lo, self.hi, self.K
         model.prior.set_logvar_transform(lambda raw: soft_clip(raw, lo, hi, K))
-
 
     def report(self, model) -> dict:
         if self.lo is None:
