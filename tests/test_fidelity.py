@@ -21,7 +21,8 @@ from introzoo.objectives.soft_prior import SoftIntroVAEPrior, SoftPriorConfig
 from introzoo.priors.mog import MixturePrior
 from introzoo.regularizers.clip_logvar import ClipLogvar, ClipLogvarConfig, soft_clip, softplus
 from introzoo.regularizers.resp_entropy import RespEntropy, RespEntropyConfig
-from tests.test_soft_prior import make as make_soft_prior_model, patch, reference_decoder_prior_loss, reference_losses
+from tests.test_soft_prior import make as make_soft_prior_model
+from tests.test_soft_prior import patch, reference_decoder_prior_loss, reference_losses
 
 pytestmark = pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 
@@ -215,7 +216,8 @@ def test_2d_mog_data_init_is_the_encoders_posterior_of_k_training_points():
     from introzoo.data.toy2d import eight_gaussians
     from introzoo.train import build
 
-    run = resolve(RunConfig(prior="mog:8", data="8gaussians", metrics=[], seed=3, device="cpu"), plugins.registry())
+    cfg = RunConfig(prior="mog:8", data="8gaussians", metrics=[], seed=3, device="cpu")
+    run = resolve(cfg, plugins.registry())
     built = build(run)
     with torch.no_grad():
         points = eight_gaussians(8, torch.Generator().manual_seed(3)).double()

@@ -31,8 +31,9 @@ BEST = {
     "rings": {"vae": (0.8, 0.05), "intro": (0.8, 0.5, 0.5, 5.0), "soft": (0.2, 0.2, 1.0)},
 }
 
-# Prior options of the seed 003 2D configurations (the official ``get_config``: ``init_mode='data'``):
-# a mixture starts at the encoder's posteriors of K training points. ``mog:K,init=random`` overrides it.
+# Prior options of the seed 003 2D configurations (SPEC §8; the official ``get_config`` has
+# ``init_mode="data"``): a mixture starts at the encoder's posteriors of K training points.
+# ``mog:K,init=random`` overrides it.
 PRIOR_DEFAULTS: dict[str, dict[str, Any]] = {"mog": {"init": "data"}}
 
 
