@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from .model import VAE
 from .objectives.base import Objective, TrainSettings
 from .perf import tune_allocator
 from .plots import save_image_progress, save_plots
+from .plugins import RunHooks
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
 #: exit code of ``introzoo run`` when training diverged (non-finite loss)
@@ -141,6 +144,8 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     config = {"introzoo": __version__, "hash": run.hash(), "config_key": run.hash(with_seed=False), **run.to_json()}
     config["device_used"] = str(built.device)
     atomic_write_json(rd.config, config)
+    hooks = RunHooks(run)  # the plugins' run-lifecycle hooks (loggers)
+    hooks.start(rd.path)
 
     status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
     start, elapsed_before = 0, 0.0
@@ -173,6 +178,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
                       "lr": built.objective.optimizers["encoder"].param_groups[0]["lr"],
                       "time_s": round(time.perf_counter() - t0, 3)}
             rd.append_history(record)
+            hooks.log(it + 1, record)
             sums, count = {}, 0
             if status == STATUS_FINISHED and not all(math.isfinite(v) for v in record.values()):
                 status, diverged_at = STATUS_DIVERGED, it  # found at a coarser check (GPU)
@@ -213,4 +219,18 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         result["eval_time_s"] = round(time.perf_counter() - t1, 3)
     atomic_write_json(rd.metrics, result)
     rd.resume.unlink(missing_ok=True)
+    hooks.end(result)
     return result
+
+
+class _CallableModule(types.ModuleType):
+    """``introzoo.train`` is this module, and calling it is the library facade :func:`introzoo.api.train`
+    (``introzoo.train(objective="soft", ...)``); :func:`train` above is the loop it runs."""
+
+    def __call__(self, **options: Any):
+        from .api import train as facade
+
+        return facade(**options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
