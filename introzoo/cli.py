@@ -451,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app, turning introzoo and click errors into one line + exit 2."""
     disable = os.environ.get(DISABLE_ENV)
     try:
-        rc = app(args=argv, standalone_mode=False)
+        from .plugin_commands import with_plugin_commands
+
+        cli = with_plugin_commands(app, argv, lambda line: err_console.print(escape(line), highlight=False, soft_wrap=True))
+        rc = cli(args=argv, standalone_mode=False)
     except IntrozooError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code

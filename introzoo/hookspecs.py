@@ -1,6 +1,6 @@
-"""Hook specifications: how built-in and third-party plugins add components to introzoo.
+"""Hook specifications: how built-in and third-party plugins add components, commands and run loggers.
 
-Every hook receives one argument, ``register``, a callable::
+Every ``introzoo_register_<kind>`` hook receives one argument, ``register``, a callable::
 
     register(name, factory, config, doc)
 
@@ -10,8 +10,14 @@ Every hook receives one argument, ``register``, a callable::
   A ``ClassVar[str] primary`` names the option that ``name:value`` sets (``mog:100`` sets ``K``).
 - ``doc``: one line shown by ``introzoo list``.
 
+Besides components, a plugin can add commands to the command line (``introzoo_register_commands``,
+called when ``introzoo`` runs a command that is not a built-in one, or lists them) and follow every run
+(``introzoo_run_start`` / ``introzoo_run_log`` / ``introzoo_run_end``, called by the trainer; a logger
+for W&B or TensorBoard). A run hook that raises is reported on one warning line and that plugin's run
+hooks are not called again for the run: a logger never ends a run.
+
 A plugin is a module (or object) with functions decorated by :data:`introzoo.hookimpl`, exposed through
-the ``introzoo`` entry-point group. Hooks are called once, when the registry is first built.
+the ``introzoo`` entry-point group. Registration hooks are called once, when the registry is first built.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ hookspec = pluggy.HookspecMarker("introzoo")
 #: The component kinds, in the order ``introzoo list`` shows them; each has a hook
 #: ``introzoo_register_<kind>``.
 KINDS = ("objectives", "priors", "regularizers", "backbones", "datasets", "metrics", "extractors", "executors")
+#: the run-lifecycle hooks, in the order a run calls them
+RUN_HOOKS = ("introzoo_run_start", "introzoo_run_log", "introzoo_run_end")
+#: every hook name
+HOOKS = (*(f"introzoo_register_{k}" for k in KINDS), "introzoo_register_commands", *RUN_HOOKS)
 
 
 @hookspec
@@ -71,3 +81,27 @@ def introzoo_register_extractors(register):
 @hookspec
 def introzoo_register_executors(register):
     """Register sweep executors. ``factory(config)`` returns an object that runs many run configs."""
+
+
+@hookspec
+def introzoo_register_commands(cli):
+    """Add commands to the command line: ``cli`` is the ``typer.Typer`` app (``@cli.command()``,
+    ``cli.add_typer(...)``). A command named like a built-in one is refused with a warning."""
+
+
+@hookspec
+def introzoo_run_start(run, out_dir):
+    """A run starts: ``run`` is its :class:`introzoo.config.ResolvedRun`, ``out_dir`` the run directory
+    (a :class:`pathlib.Path`; ``config.json`` is written already). Called again when a run resumes."""
+
+
+@hookspec
+def introzoo_run_log(run, iteration, record):
+    """One history record (the dict appended to ``history.jsonl``: ``iteration``, the mean losses since
+    the last record, ``lr``, ``time_s``), every ``log_every`` iterations and at the last one."""
+
+
+@hookspec
+def introzoo_run_end(run, result):
+    """The run ended (finished or diverged): ``result`` is the content of ``metrics.json``, written
+    already."""

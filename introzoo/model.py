@@ -23,8 +23,7 @@ class VAE(nn.Module):
         self.prior = prior
         self.data_shape = tuple(data_shape)
         self.zdim = zdim
-        if hasattr(prior, "attach"):  # priors that depend on the model (VampPrior)
-            prior.attach(self)
+        prior.attach(self)  # a no-op unless the prior is built from the model (VampPrior)
 
     @property
     def input_dim(self) -> int:

@@ -1,10 +1,30 @@
-"""Pictures of a 2D run, drawn with Pillow: real data, generated samples, and the model's density
-``exp(-negELBO(x))`` over the metric range (the official density plot)."""
+"""The pictures of a run, drawn with Pillow (2D) and torchvision's image grid (images).
+
+- 2D data: real data, generated samples, and the model's density ``exp(-negELBO(x))`` over the metric
+  range (the official density plot); with ``zdim = 2`` also the latent space (``latent.png``);
+- images: prior samples, reconstructions, and the per-epoch progress grids.
+
+:func:`save_plots` is what the trainer calls after evaluation; the panel functions are used on their own
+by the saved-run commands.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
+
+from .metrics.base import EvalContext
+from .metrics.toy2d import grid_neg_elbo, grid_points
+from .model import VAE
+from .priors.base import Mixture
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import ResolvedRun
+    from .train import Built
 
 PANEL = 384
 
@@ -94,7 +114,6 @@ def save_latent_figure(out_dir, z: np.ndarray, prior_density: np.ndarray, half_r
 def save_image_grid(path, images, nrow: int = 8) -> str:
     """Save images ``(N, C, H, W)`` (values clipped to [0, 1]) as one PNG grid (torchvision's ``save_image``);
     images under 32 pixels wide are enlarged by nearest-neighbour repetition."""
-    import torch
     from torchvision.utils import save_image
 
     x = images.detach().float().cpu().clamp(0, 1)
@@ -103,3 +122,77 @@ def save_image_grid(path, images, nrow: int = 8) -> str:
         x = torch.nn.functional.interpolate(x, scale_factor=f, mode="nearest")
     save_image(x, str(path), nrow=nrow, padding=2, pad_value=1.0)
     return str(path.name if hasattr(path, "name") else path)
+
+
+# -- the run's figures ----------------------------------------------------------------------------
+
+@torch.no_grad()
+def save_image_progress(built: Built, x: torch.Tensor, path: Path, n: int = 16) -> str:
+    """One grid: a row of real images, their reconstructions (z = mu) and prior samples (eval mode)."""
+    model = built.model
+    model.eval()
+    x = x[:n]
+    _, _, _, rec_ = model(x, deterministic=True)
+    fake = model.sample(x.shape[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_image_grid(path, torch.cat([x, rec_, fake]), nrow=x.shape[0])
+
+
+@torch.no_grad()
+def save_image_figures(built: Built, out: Path, ctx: EvalContext) -> list[str]:
+    """``samples.png`` (64 prior samples) and ``reconstructions.png`` (test images, odd rows their
+    reconstructions with z = mu)."""
+    model, ds = built.model, built.dataset
+    model.eval()
+    ctx.generator("plots")
+    files = [save_image_grid(out / "samples.png", model.sample(64), nrow=8)]
+    x = ds.to_float(ds.images("test")[0][:32]).to(built.device)
+    _, _, _, rec_ = model(x, deterministic=True)
+    pairs = torch.stack([x.reshape(4, 8, *x.shape[1:]), rec_.reshape(4, 8, *x.shape[1:])], 1).reshape_as(
+        torch.cat([x, rec_]))
+    files.append(save_image_grid(out / "reconstructions.png", pairs, nrow=8))
+    return files
+
+
+def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> list[str]:
+    """The figures of a finished run in ``out``, by the dataset's kind; returns the file names."""
+    ds = built.dataset
+    if ds.kind == "image":
+        return save_image_figures(built, out, ctx)
+    if ds.kind != "2d":
+        return []
+    g = ctx.generator("plots")
+    real = ds.sample(2048, g).numpy()
+    fake = built.model.sample(2048).cpu().numpy()
+    n = 256
+    density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
+    files = save_2d_figures(out, real, fake, density, ds.metric_range)
+    if built.model.zdim == 2:
+        files.append(save_latent_plot(built.model, real, out))
+    return files
+
+
+def latent_half_range(*points: torch.Tensor | None) -> float:
+    """Half-width of the latent plot's square: 1.2 x the 99th percentile of |coordinate| over the
+    aggregate posterior, the prior's samples and the mixture components, so that a prior concentrated
+    on a small region (a learned flow or mixture around a collapsed posterior) still fills the panel."""
+    extent = max(float(p.abs().flatten().quantile(0.99)) for p in points if p is not None and p.numel())
+    return max(1.2 * extent, 1e-3)
+
+
+@torch.no_grad()
+def save_latent_plot(model: VAE, x, out: Path) -> str:
+    """2D latent space: the prior's density, the aggregate posterior and the mixture components."""
+    model.eval()
+    p = next(model.parameters())
+    mu, logvar = model.encode(torch.as_tensor(x, dtype=p.dtype, device=p.device))
+    z = model.reparameterize(mu, logvar).cpu()
+    centers = model.prior.components()[0] if isinstance(model.prior, Mixture) else None
+    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+        zp = model.prior.sample(len(z)).cpu()  # the run's random stream is left as it was
+    half = latent_half_range(z, zp, None if centers is None else centers.detach().cpu())
+    n = 200
+    grid = grid_points(half, n).to(device=p.device, dtype=p.dtype)
+    dens = torch.exp(model.prior.log_prob(grid)).reshape(n, n).double().cpu().numpy()
+    c = None if centers is None else centers.detach().double().cpu().numpy()
+    return save_latent_figure(out, z.numpy(), dens, half, c)

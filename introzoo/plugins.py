@@ -8,11 +8,14 @@
   :class:`~introzoo.errors.RegistryError`, so that a plugin's own tests fail loudly.
 - ``INTROZOO_DISABLE_PLUGINS=name1,name2`` skips those entry points; ``=all`` (or ``*``) skips every
   third-party plugin (``introzoo --no-plugins`` sets it for one command and its sweep workers).
+- :class:`RunHooks` calls the run-lifecycle hooks for the trainer; a failing one is reported, never fatal.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -23,7 +26,7 @@ import pluggy
 
 from . import __version__, hookspecs
 from .errors import RegistryError, unknown
-from .hookspecs import KINDS
+from .hookspecs import HOOKS, KINDS, RUN_HOOKS
 from .registry import Component, Registry
 
 ENTRY_POINT_GROUP = "introzoo"
@@ -75,14 +78,13 @@ def one_line(exc: BaseException) -> str:
 
 def _unknown_hooks(pm: pluggy.PluginManager) -> dict[str, str]:
     """plugin name -> error, for hook implementations that match no hook specification."""
-    hooks = [f"introzoo_register_{k}" for k in KINDS]
     bad: dict[str, str] = {}
     for hook_name, caller in vars(pm.hook).items():
         if caller.has_spec():
             continue
         for impl in caller.get_hookimpls():
             if not getattr(impl, "optionalhook", False):
-                bad.setdefault(impl.plugin_name, unknown("hook", hook_name, hooks))
+                bad.setdefault(impl.plugin_name, unknown("hook", hook_name, HOOKS))
     return bad
 
 
@@ -208,3 +210,38 @@ def using(new_state: PluginState) -> Iterator[PluginState]:
         yield new_state
     finally:
         _STATE = old
+
+
+class RunHooks:
+    """The run-lifecycle hooks (``introzoo_run_start`` / ``_log`` / ``_end``) of every plugin, for one run.
+
+    Implementations are called in plugin registration order with the arguments they name (copies of
+    the record and the result: a hook cannot change what the run writes). One that raises is reported on one ``warning:`` line on stderr and that plugin's run hooks are skipped for the
+    rest of the run: a failing logger never ends a run nor changes its results.
+    """
+
+    def __init__(self, run: Any, manager: pluggy.PluginManager | None = None) -> None:
+        pm = manager or state().manager
+        self.run = run
+        self.failed: dict[str, str] = {}  # plugin name -> one-line error
+        self._impls = {name: getattr(pm.hook, name).get_hookimpls() for name in RUN_HOOKS}
+
+    def _call(self, hook: str, **kwargs: Any) -> None:
+        for impl in self._impls[hook]:
+            if impl.plugin_name in self.failed:
+                continue
+            try:
+                impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:
+                self.failed[impl.plugin_name] = one_line(exc)
+                print(f"warning: plugin '{impl.plugin_name}': {hook} raised {one_line(exc)}; its run hooks are "
+                      "skipped for the rest of this run", file=sys.stderr)
+
+    def start(self, out_dir: Any) -> None:
+        self._call("introzoo_run_start", run=self.run, out_dir=out_dir)
+
+    def log(self, iteration: int, record: dict[str, Any]) -> None:
+        self._call("introzoo_run_log", run=self.run, iteration=iteration, record=dict(record))
+
+    def end(self, result: dict[str, Any]) -> None:
+        self._call("introzoo_run_end", run=self.run, result=copy.deepcopy(result))

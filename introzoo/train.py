@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,11 @@ from . import __version__, resume
 from .config import ResolvedRun
 from .errors import UsageError
 from .metrics.base import EvalContext
-from .metrics.toy2d import grid_neg_elbo
 from .model import VAE
 from .objectives.base import Objective, TrainSettings
 from .perf import tune_allocator
+from .plots import save_image_progress, save_plots
+from .plugins import RunHooks
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
 #: exit code of ``introzoo run`` when training diverged (non-finite loss)
@@ -64,10 +67,10 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
                          f"'{run.data.component.name}': {exc}") from None
     prior = run.prior.component.build(run.prior.config, zdim=zdim)
     model = VAE(encoder, decoder, prior, dataset.shape, zdim).to(device)
-    if getattr(prior, "init", None) == "data":  # mog init=data: components at K training posteriors
+    if prior.data_init_points:  # e.g. mog init=data: components at K training posteriors
         with torch.no_grad():
             g = torch.Generator().manual_seed(run.seed)
-            mu, logvar = model.encode(dataset.sample(prior.K, g).to(device))
+            mu, logvar = model.encode(dataset.sample(prior.data_init_points, g).to(device))
             prior.init_from_posterior(mu, logvar)
     regs = [r.component.build(r.config) for r in run.regularizers]
     settings = TrainSettings(lr=run.train["lr"], lr_milestones=run.train["lr_milestones"],
@@ -117,90 +120,6 @@ def metric_directions(run: ResolvedRun) -> dict[str, str]:
     return out
 
 
-@torch.no_grad()
-def save_image_progress(built: Built, x: torch.Tensor, path: Path, n: int = 16) -> str:
-    """One grid: a row of real images, their reconstructions (z = mu) and prior samples (eval mode)."""
-    from .plots import save_image_grid
-
-    model = built.model
-    model.eval()
-    x = x[:n]
-    _, _, _, rec_ = model(x, deterministic=True)
-    fake = model.sample(x.shape[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save_image_grid(path, torch.cat([x, rec_, fake]), nrow=x.shape[0])
-
-
-@torch.no_grad()
-def save_image_figures(built: Built, out: Path, ctx: EvalContext) -> list[str]:
-    """``samples.png`` (64 prior samples) and ``reconstructions.png`` (test images, odd rows their
-    reconstructions with z = mu)."""
-    from .plots import save_image_grid
-
-    model, ds = built.model, built.dataset
-    model.eval()
-    ctx.generator("plots")
-    files = [save_image_grid(out / "samples.png", model.sample(64), nrow=8)]
-    x = ds.to_float(ds.images("test")[0][:32]).to(built.device)
-    _, _, _, rec_ = model(x, deterministic=True)
-    pairs = torch.stack([x.reshape(4, 8, *x.shape[1:]), rec_.reshape(4, 8, *x.shape[1:])], 1).reshape_as(
-        torch.cat([x, rec_]))
-    files.append(save_image_grid(out / "reconstructions.png", pairs, nrow=8))
-    return files
-
-
-def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> list[str]:
-    ds = built.dataset
-    if ds.kind == "image":
-        return save_image_figures(built, out, ctx)
-    if ds.kind != "2d":
-        return []
-    from .plots import save_2d_figures
-
-    g = ctx.generator("plots")
-    real = ds.sample(2048, g).numpy()
-    fake = built.model.sample(2048).cpu().numpy()
-    n = 256
-    density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
-    files = save_2d_figures(out, real, fake, density, ds.metric_range)
-    if built.model.zdim == 2:
-        files.append(save_latent_plot(built.model, real, out))
-    return files
-
-
-def latent_half_range(*points: torch.Tensor | None) -> float:
-    """Half-width of the latent plot's square: 1.2 x the 99th percentile of |coordinate| over the
-    aggregate posterior, the prior's samples and the mixture components, so that a prior concentrated
-    on a small region (a learned flow or mixture around a collapsed posterior) still fills the panel."""
-    extent = max(float(p.abs().flatten().quantile(0.99)) for p in points if p is not None and p.numel())
-    return max(1.2 * extent, 1e-3)
-
-
-@torch.no_grad()
-def save_latent_plot(model: VAE, x, out: Path) -> str:
-    """2D latent space: the prior's density, the aggregate posterior and the mixture components."""
-    from .metrics.toy2d import grid_points
-    from .plots import save_latent_figure
-
-    model.eval()
-    p = next(model.parameters())
-    mu, logvar = model.encode(torch.as_tensor(x, dtype=p.dtype, device=p.device))
-    z = model.reparameterize(mu, logvar).cpu()
-    centers = getattr(model.prior, "mu", None)
-    if centers is None and hasattr(model.prior, "components"):
-        centers = model.prior.components()[0]
-    if centers is not None and hasattr(model.prior, "mog") and model.prior.mog is not None:
-        centers = model.prior.mog.mu
-    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
-        zp = model.prior.sample(len(z)).cpu()  # the run's random stream is left as it was
-    half = latent_half_range(z, zp, None if centers is None else centers.detach().cpu())
-    n = 200
-    grid = grid_points(half, n).to(device=p.device, dtype=p.dtype)
-    dens = torch.exp(model.prior.log_prob(grid)).reshape(n, n).double().cpu().numpy()
-    c = None if centers is None else centers.detach().double().cpu().numpy()
-    return save_latent_figure(out, z.numpy(), dens, half, c)
-
-
 def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
           resumable: resume.Resumable | None = None) -> dict[str, Any]:
     """Train and evaluate one run; returns the content of ``metrics.json``.
@@ -225,6 +144,8 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     config = {"introzoo": __version__, "hash": run.hash(), "config_key": run.hash(with_seed=False), **run.to_json()}
     config["device_used"] = str(built.device)
     atomic_write_json(rd.config, config)
+    hooks = RunHooks(run)  # the plugins' run-lifecycle hooks (loggers)
+    hooks.start(rd.path)
 
     status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
     start, elapsed_before = 0, 0.0
@@ -257,6 +178,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
                       "lr": built.objective.optimizers["encoder"].param_groups[0]["lr"],
                       "time_s": round(time.perf_counter() - t0, 3)}
             rd.append_history(record)
+            hooks.log(it + 1, record)
             sums, count = {}, 0
             if status == STATUS_FINISHED and not all(math.isfinite(v) for v in record.values()):
                 status, diverged_at = STATUS_DIVERGED, it  # found at a coarser check (GPU)
@@ -297,4 +219,18 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         result["eval_time_s"] = round(time.perf_counter() - t1, 3)
     atomic_write_json(rd.metrics, result)
     rd.resume.unlink(missing_ok=True)
+    hooks.end(result)
     return result
+
+
+class _CallableModule(types.ModuleType):
+    """``introzoo.train`` is this module, and calling it is the library facade :func:`introzoo.api.train`
+    (``introzoo.train(objective="soft", ...)``); :func:`train` above is the loop it runs."""
+
+    def __call__(self, **options: Any):
+        from .api import train as facade
+
+        return facade(**options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from introzoo import plugins
+from introzoo import hookspecs, plugins
 from introzoo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_failing_plugins_are_reported_in_one_line_each_and_the_rest_works(many, 
         "broken": "RuntimeError: boom",
         "clash": "prior 'sg' is registered twice: by plugin 'introzoo' and by plugin 'clash'",
         "typo": "unknown hook 'introzoo_register_prior'; did you mean 'introzoo_register_priors'? known: "
-                + ", ".join(f"introzoo_register_{k}" for k in plugins.KINDS),
+                + ", ".join(hookspecs.HOOKS),
         "raises": "KeyError: 'no such thing'",
     }
     assert st.registry.get("priors", "good-prior").plugin == "good"

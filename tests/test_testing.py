@@ -18,6 +18,7 @@ from introzoo.data.toy2d import Toy2D
 from introzoo.errors import RegistryError, UsageError
 from introzoo.metrics.base import Metric
 from introzoo.objectives.vae import VAEObjective
+from introzoo.priors.base import Prior
 from introzoo.priors.gaussian import StandardGaussian
 from introzoo.regularizers import Regularizer
 from introzoo.testing import check_component, components_of
@@ -93,14 +94,15 @@ class HalfKL(StandardGaussian):
         return 0.5 * super().kl(mu, logvar)
 
 
-class Shifted(nn.Module):
+class Shifted(Prior):
     """N(m, I) with a learnable mean; defects switched on by flags."""
 
     learnable = True
+    closed_form_kl = True
 
     def __init__(self, zdim, leak_sg=False, no_grad_samples=False, unregistered=False):
-        super().__init__()
-        self.zdim, self.leak_sg, self.no_grad_samples = zdim, leak_sg, no_grad_samples
+        super().__init__(zdim)
+        self.leak_sg, self.no_grad_samples = leak_sg, no_grad_samples
         m = torch.randn(zdim) * 0.3
         if unregistered:  # a tensor attribute, not a parameter: lost in the state_dict
             self.learnable = False

@@ -6,7 +6,8 @@ r"""Metrics of a mixture prior's use (seed 003 §4.2.3 and Table 2 "Entr.").
 - ``active_components``: components with mean responsibility at least 1e-2 (seed 003 Fig. 2b calls the
   others inactive).
 
-Priors without responsibilities (``sg``, ``flow``) report nothing.
+Priors that are not a :class:`~introzoo.priors.base.Mixture` of at least 2 components (``sg``,
+``flow``) report nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..priors.base import Mixture
 from ..regularizers.resp_entropy import normalized_entropy
 from .base import EvalContext, Metric
 
@@ -48,7 +50,7 @@ class RespEntropyMetric(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         prior = ctx.model.prior
-        if not hasattr(prior, "responsibilities") or getattr(prior, "K", 1) < 2:
+        if not isinstance(prior, Mixture) or prior.K < 2:
             return {}
         g = ctx.generator("resp_entropy")
         x = ctx.dataset.sample(self.config.n_data, g).to(ctx.device)

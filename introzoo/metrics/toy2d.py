@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..losses import rec
+from ..model import VAE
 from .base import EvalContext, Metric
 
 EPS = 1e-14
@@ -54,8 +55,8 @@ def neg_elbo(model, x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
     without closed-form KL (mixtures, flows) the KL is a Monte Carlo estimate with ``EVAL_KL_SAMPLES``
     draws."""
     model.eval()
-    prior = getattr(model, "prior", None)
-    monte_carlo = prior is not None and not getattr(prior, "closed_form_kl", True)
+    prior = model.prior if isinstance(model, VAE) else None  # other models: their own kl, left as it is
+    monte_carlo = prior is not None and not prior.closed_form_kl
     saved = prior.kl_samples if monte_carlo else None
     if monte_carlo:
         prior.kl_samples = min(saved, EVAL_KL_SAMPLES)

@@ -79,8 +79,7 @@ class Objective:
             return True
         if not self._warm:
             self._warm = True
-            on_end = getattr(self.model.prior, "on_warmup_end", None)
-            if on_end is not None and on_end():  # the prior changed its parameters (vamp -> mog)
+            if self.model.prior.on_warmup_end():  # the prior changed its parameters (vamp -> mog)
                 self._build_optimizers()
             for reg in self.regularizers:
                 reg.on_warmup_end(self.model)

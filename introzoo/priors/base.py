@@ -1,12 +1,33 @@
-"""The prior contract (SPEC §3): ``sample(n)``, ``log_prob(z)``, ``kl(mu, logvar)``, ``learnable``."""
+r"""The prior contract (SPEC §3) and the capabilities a prior may declare.
+
+Every prior subclasses :class:`Prior`: ``sample(n)``, ``log_prob(z)``, ``kl(mu, logvar)`` and the flags
+and lifecycle methods below, all with defaults, so that the model, the objectives and the trainer call
+them on any prior without asking which one they hold:
+
+- ``learnable``: the prior has parameters an objective may train;
+- ``closed_form_kl`` and ``kl_samples``: :meth:`Prior.kl` is exact, or a Monte Carlo estimate with
+  ``kl_samples`` draws (an evaluation may lower it);
+- :meth:`Prior.attach`: called once by the VAE that holds the prior (priors built from the encoder);
+- :meth:`Prior.on_warmup_end`: called once when the VAE warm-up ends; ``True`` if it replaced parameters;
+- ``data_init_points`` and :meth:`Prior.init_from_posterior`: before training, the posteriors of that
+  many training points are handed to the prior (0: none).
+
+Two capabilities are structural and optional; a regularizer or metric that needs one checks for it with
+``isinstance`` (the protocols are runtime-checkable, so a plugin prior only has to have the members):
+
+- :class:`Mixture`: K weighted Gaussian components (``resp-entropy``, the ``resp_entropy`` metric, the
+  components drawn in ``latent.png``);
+- :class:`LogvarTransformable`: the components' log-variances can be passed through a transform
+  (``clip-logvar``).
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
-
 
 
 class Prior(nn.Module):
@@ -23,6 +44,8 @@ class Prior(nn.Module):
     kl_samples: int = 100
     #: whether :meth:`kl` is exact (no Monte Carlo)
     closed_form_kl: bool = False
+    #: training points whose posteriors :meth:`init_from_posterior` receives before training (0: none)
+    data_init_points: int = 0
 
     def __init__(self, zdim: int) -> None:
         super().__init__()
@@ -46,3 +69,54 @@ class Prior(nn.Module):
         log_q = -0.5 * (eps * eps + logvar.unsqueeze(0) + math.log(2 * math.pi)).sum(-1)
         log_p = self.log_prob(z.reshape(-1, mu.shape[-1]), stop_gradient).reshape(t, mu.shape[0])
         return (log_q - log_p).mean(0)
+
+    # -- lifecycle: called on every prior, no-ops by default ------------------------------------
+    def attach(self, model: nn.Module) -> None:
+        """Called once by the VAE holding this prior (``model.encode``, ``model.data_shape``); a prior
+        built from the encoder (``vamp``) creates its parameters here. Keep ``model`` out of the
+        module's registered children (its weights are not the prior's)."""
+
+    def on_warmup_end(self) -> bool:
+        """Called once when the VAE warm-up ends; return ``True`` if the prior replaced or froze
+        parameters (the objective then rebuilds its optimisers)."""
+        return False
+
+    def init_from_posterior(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        """Called before training with the encoder's posteriors ``(data_init_points, zdim)`` of as many
+        training points when ``data_init_points > 0`` (``mog,init=data``)."""
+        raise NotImplementedError(f"{type(self).__name__} declares data_init_points = {self.data_init_points} "
+                                  "but does not implement init_from_posterior(mu, logvar)")
+
+
+@runtime_checkable
+class Mixture(Protocol):
+    """A mixture of K diagonal Gaussians ``p(z) = sum_k w_k N(z; mu_k, diag(exp(logvar_k)))``.
+
+    ``components()`` is the mixture that ``log_prob`` evaluates (the contract checks compare them);
+    ``responsibilities(z)`` is ``softmax_k(log w_k + log N(z; mu_k, s_k^2))`` per row (seed 003 Eq. 11).
+    """
+
+    #: number of components
+    K: int
+
+    def components(self, stop_gradient: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(mu, logvar, log_w)``: means and log-variances ``(K, zdim)``, log-weights ``(K,)``."""
+        ...
+
+    def responsibilities(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+        """``(N, K)`` posterior probabilities of the components for each row of ``z``; rows sum to 1."""
+        ...
+
+
+@runtime_checkable
+class LogvarTransformable(Protocol):
+    """Components' log-variances that can be passed through a transform (``clip-logvar``, seed 003
+    §4.2.2): ``logvar`` is ``(K, zdim)`` and always the transformed value; ``set_logvar_transform(fn)``
+    installs ``fn`` (applied to the untransformed log-variances; ``None`` removes it)."""
+
+    @property
+    def logvar(self) -> torch.Tensor:
+        ...
+
+    def set_logvar_transform(self, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        ...

@@ -5,14 +5,17 @@ r"""``mog:K``: mixture of Gaussians prior (SPEC §3; seed 003 §3).
 - means and log-variances learnable by default (``learn_means``, ``learn_logvars``);
 - contributions ``w = softmax(e)``, learnable with ``learn_weights=true`` (uniform otherwise);
 - initialisation ``random`` (mu ~ N(0, 1)/sqrt(K d), logvar ~ N(0, 1)) or ``data`` (the encoder's
-  (mu, logvar) of K training points, set by :meth:`init_from_posterior` before training);
+  (mu, logvar) of K training points: ``data_init_points = K``, set by :meth:`init_from_posterior`
+  before training);
 - ``kl(mu, logvar)``: Monte Carlo ``mean_t[log q(z_t|x) - log p(z_t)]``, ``kl_samples`` draws (SPEC §1);
 - ``responsibilities(z)``: ``softmax_k(log w_k + log N(z; mu_k, s_k^2))`` (seed 003 Eq. 11, §C.3);
 - ``sample(n, with_grad=True)`` is reparameterised per component (gradient to means and log-variances;
   the component choice itself is discrete).
 
-A log-variance transform (``clip-logvar``) can be installed with :meth:`set_logvar_transform`; ``logvar``
-always returns the transformed value.
+It declares the :class:`~introzoo.priors.base.Mixture` and
+:class:`~introzoo.priors.base.LogvarTransformable` capabilities: a log-variance transform
+(``clip-logvar``) can be installed with :meth:`set_logvar_transform`; ``logvar`` always returns the
+transformed value.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from .base import Prior
+from .base import LogvarTransformable, Mixture, Prior
 
 
 def gaussian_mixture_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
@@ -110,7 +113,7 @@ class MoGConfig(BaseModel):
     kl_samples: int = Field(100, gt=0, description="Monte Carlo samples for KL(q || p)")
 
 
-class MixturePrior(Prior):
+class MixturePrior(Prior, Mixture, LogvarTransformable):
     def __init__(self, zdim: int, K: int, learn_means: bool = True, learn_logvars: bool = True,
                  learn_weights: bool = False, init: str = "random", kl_samples: int = 100) -> None:
         super().__init__(zdim)
@@ -123,6 +126,10 @@ class MixturePrior(Prior):
     @property
     def learnable(self) -> bool:  # type: ignore[override]
         return any(p.requires_grad for p in (self.mu, self.raw_logvar, self.logits))
+
+    @property
+    def data_init_points(self) -> int:  # type: ignore[override]
+        return self.K if self.init == "data" else 0
 
     # -- parameters ---------------------------------------------------------------------------
     @property
@@ -141,19 +148,17 @@ class MixturePrior(Prior):
         self.mu.copy_(mu[: self.K])
         self.raw_logvar.copy_(logvar[: self.K])
 
+    def components(self, stop_gradient: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar, logw = self.mu, self.logvar, self.log_weights()
+        return (mu.detach(), logvar.detach(), logw.detach()) if stop_gradient else (mu, logvar, logw)
+
     # -- the prior contract -------------------------------------------------------------------
     def component_log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         """log w_k + log N(z; mu_k, s_k^2) for every z (rows) and k (columns)."""
-        mu, logvar, logw = self.mu, self.logvar, self.log_weights()
-        if stop_gradient:
-            mu, logvar, logw = mu.detach(), logvar.detach(), logw.detach()
-        return gaussian_mixture_terms(z, mu, logvar, logw)
+        return gaussian_mixture_terms(z, *self.components(stop_gradient))
 
     def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
-        mu, logvar, logw = self.mu, self.logvar, self.log_weights()
-        if stop_gradient:
-            mu, logvar, logw = mu.detach(), logvar.detach(), logw.detach()
-        return mixture_log_prob(z, mu, logvar, logw)
+        return mixture_log_prob(z, *self.components(stop_gradient))
 
     def responsibilities(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         return torch.softmax(self.component_log_prob(z, stop_gradient), dim=1)

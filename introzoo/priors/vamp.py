@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from .base import Prior
+from .base import LogvarTransformable, Mixture, Prior
 from .mog import MixturePrior, gaussian_mixture_terms, mixture_log_prob
 
 
@@ -38,7 +38,7 @@ class VampConfig(BaseModel):
     kl_samples: int = Field(100, gt=0, description="Monte Carlo samples for KL(q || p)")
 
 
-class VampPrior(Prior):
+class VampPrior(Prior, Mixture, LogvarTransformable):
     learnable = True
 
     def __init__(self, zdim: int, K: int = 10, clamp: bool | None = None, to_mog: bool = False,
@@ -62,22 +62,32 @@ class VampPrior(Prior):
     def pseudo_inputs(self) -> torch.Tensor:
         return self.u.clamp(0.0, 1.0) if self.clamp else self.u
 
-    def components(self, stop_gradient: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def encoded_pseudo_inputs(self, stop_gradient: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``E(u_k)``: the means and log-variances (transformed by ``clip-logvar``) of the components."""
+        if not self._model:
+            raise RuntimeError("the VampPrior is not attached to a model yet (VAE(..., prior) attaches it)")
         mu, logvar = self._model[0].encode(self.pseudo_inputs())
         if self._transform is not None:
             logvar = self._transform(logvar)
         return (mu.detach(), logvar.detach()) if stop_gradient else (mu, logvar)
 
+    def components(self, stop_gradient: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The mixture evaluated: ``E(u_k)`` with weights 1/K, or the frozen-in MoG after ``to_mog``."""
+        if self.mog is not None:
+            return self.mog.components(stop_gradient)
+        mu, logvar = self.encoded_pseudo_inputs(stop_gradient)
+        return mu, logvar, torch.full((self.K,), -math.log(self.K), dtype=mu.dtype, device=mu.device)
+
     def component_log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         if self.mog is not None:
             return self.mog.component_log_prob(z, stop_gradient)
-        mu, logvar = self.components(stop_gradient)
+        mu, logvar = self.encoded_pseudo_inputs(stop_gradient)
         return gaussian_mixture_terms(z, mu, logvar, -math.log(self.K))
 
     def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         if self.mog is not None:
             return self.mog.log_prob(z, stop_gradient)
-        mu, logvar = self.components(stop_gradient)
+        mu, logvar = self.encoded_pseudo_inputs(stop_gradient)
         return mixture_log_prob(z, mu, logvar, -math.log(self.K))
 
     def responsibilities(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
@@ -87,7 +97,7 @@ class VampPrior(Prior):
         if self.mog is not None:
             return self.mog.sample(n, with_grad)
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
-            mu, logvar = self.components()
+            mu, logvar = self.encoded_pseudo_inputs()
             k = torch.randint(0, self.K, (n,), device=mu.device)
             z = mu[k] + torch.exp(0.5 * logvar[k]) * torch.randn(n, self.zdim, device=mu.device, dtype=mu.dtype)
         return z if with_grad else z.detach()
@@ -95,7 +105,7 @@ class VampPrior(Prior):
     # -- the seed 003 conversion --------------------------------------------------------------
     @property
     def logvar(self) -> torch.Tensor:
-        return self.mog.logvar if self.mog is not None else self.components()[1]
+        return self.mog.logvar if self.mog is not None else self.encoded_pseudo_inputs()[1]
 
     def set_logvar_transform(self, fn) -> None:
         """Clip the MoG's log-variances after ``to_mog``; before it, those of the components E(u_k)."""
@@ -109,7 +119,7 @@ class VampPrior(Prior):
         """Freeze E(u_k) into a MoG (when ``to_mog``); returns True when the parameters changed."""
         if not self.to_mog or self.mog is not None:
             return False
-        mu, logvar = self.components()
+        mu, logvar = self.encoded_pseudo_inputs()
         p = self.u
         mog = MixturePrior(self.zdim, self.K, self.mog_learnable, self.mog_learnable, False, kl_samples=self.kl_samples)
         mog = mog.to(device=p.device, dtype=p.dtype)

@@ -24,6 +24,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UsageError
+from ..priors.base import LogvarTransformable
 from .base import Regularizer
 
 
@@ -63,8 +64,9 @@ class ClipLogvar(Regularizer):
         self.hi: torch.Tensor | None = None
 
     def check(self, prior) -> None:
-        if not hasattr(prior, "set_logvar_transform"):
-            raise UsageError("regularizer 'clip-logvar' needs a mixture prior with log-variances (mog or vamp)")
+        if not isinstance(prior, LogvarTransformable):
+            raise UsageError(f"regularizer 'clip-logvar' needs a mixture prior with log-variances (mog or vamp); "
+                             f"{type(prior).__name__} does not declare LogvarTransformable (introzoo.priors.base)")
 
     def on_warmup_end(self, model) -> None:
         lv = model.prior.logvar.detach()

@@ -26,6 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UsageError
+from ..priors.base import Mixture
 from .base import Regularizer
 
 
@@ -59,9 +60,10 @@ class RespEntropy(Regularizer):
         self.normalize = config.normalize
 
     def check(self, prior) -> None:
-        k = getattr(prior, "K", 1)
-        if not hasattr(prior, "responsibilities") or k < 2:
-            raise UsageError("regularizer 'resp-entropy' needs a prior of at least 2 components (mog:K or vamp:K)")
+        if not isinstance(prior, Mixture) or prior.K < 2:
+            what = f"K = {prior.K}" if isinstance(prior, Mixture) else "not a Mixture (introzoo.priors.base)"
+            raise UsageError(f"regularizer 'resp-entropy' needs a prior of at least 2 components (mog:K or vamp:K); "
+                             f"{type(prior).__name__} is {what}")
 
     def encoder_loss(self, model, mu, logvar, z):
         if self.samples > 0:  # draw t of point i is row t*B + i

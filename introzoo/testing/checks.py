@@ -10,7 +10,8 @@ declares ``heavy = True``. The checks (details in each docstring and in ``docs/p
   default config that survives the ``config.json`` round trip;
 - prior: shapes, ``log_prob`` is the density of ``sample`` (histogram of 100,000 draws against
   ``exp(log_prob)`` integrated over the same cells), ``kl`` against an independent Monte Carlo estimate,
-  gradient routing (``stop_gradient``, ``sample(with_grad=True)``), checkpoint round trip;
+  gradient routing (``stop_gradient``, ``sample(with_grad=True)``), checkpoint round trip, the flags
+  and capabilities it declares (``Mixture`` components reproduce ``log_prob``, ...);
 - objective: finite detached losses; one step changes the encoder and the decoder and nothing the
   objective has no optimiser for, nor the batch; a checkpoint loaded into a fresh build continues
   identically;
@@ -40,8 +41,10 @@ from torch import nn
 
 from .. import plugins
 from ..errors import UsageError
+from ..priors.base import Prior
 from ..registry import SINGULAR, Component
 from ..spec import make_config
+from .prior_capabilities import check_prior_capabilities
 
 #: data shapes tried, in order, for a backbone that declares none: the first it builds and runs for
 DEFAULT_SHAPES: tuple[tuple[int, ...], ...] = ((2,), (3, 32, 32), (1, 28, 28), (1, 8, 8))
@@ -250,7 +253,8 @@ def _prior_gradients(prior, what: str) -> None:
 
 def check_prior(name: str, options: dict[str, Any] | None = None, n: int = 100_000, seed: int = 0) -> None:
     """Shapes at zdim 2 and 3; ``log_prob`` against samples; ``kl`` against Monte Carlo; gradient
-    routing; the model checkpoint round trip; ``on_warmup_end`` (if any) leaves a working prior."""
+    routing; the model checkpoint round trip; the declared flags and capabilities
+    (:mod:`introzoo.testing.prior_capabilities`)."""
     comp = _component("priors", name)
     cfg = component_config(comp, options)
     what = _what(comp)
@@ -258,8 +262,8 @@ def check_prior(name: str, options: dict[str, Any] | None = None, n: int = 100_0
     def make(zdim: int, s: int):
         torch.manual_seed(s)
         prior = comp.build(cfg, zdim=zdim)
-        _expect(isinstance(prior, nn.Module), f"{what}: the factory must return a torch.nn.Module "
-                                              "(subclass introzoo.priors.base.Prior)")
+        _expect(isinstance(prior, Prior), f"{what}: the factory must return an introzoo.priors.base.Prior "
+                                          f"(subclass it), got {type(prior).__name__}")
         return prior, tiny_model(prior, zdim=zdim, seed=s).double()
 
     for zdim in (3, 2):
@@ -296,12 +300,7 @@ def check_prior(name: str, options: dict[str, Any] | None = None, n: int = 100_0
         _expect(torch.allclose(a, b), f"{what}: after loading the state_dict into a fresh build, the same seed "
                                       "gives different samples")
 
-    on_end = getattr(prior, "on_warmup_end", None)
-    if on_end is not None:
-        on_end()
-        z = prior.sample(7)
-        _expect(tuple(z.shape) == (7, 2) and _finite(prior.log_prob(z)),
-                f"{what}: after on_warmup_end() sample/log_prob no longer work")
+    check_prior_capabilities(prior, model, what)
 
 
 # -- objectives --------------------------------------------------------------------------------------

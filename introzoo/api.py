@@ -1,0 +1,177 @@
+"""The library facade: training from Python is one import.
+
+::
+
+    import introzoo
+
+    run = introzoo.train(objective="soft", prior="sg", data="8gaussians", iterations=2000, seed=0)
+    run.metrics           # the metrics of metrics.json
+    run.sample(1000)      # (1000, *data_shape) samples of the trained model
+    introzoo.load_run(run.path).model
+
+The keyword arguments are those of ``introzoo run`` (``reg`` and ``metric`` take one spec string or a
+list, like the repeatable ``--reg`` / ``--metric``), and a run trained here is the run the command line
+makes with the same settings: same directory name and hash, same ``config.json``, same metrics.
+:func:`build` gives the untrained model; :func:`load_run` a saved run. ``introzoo.build``,
+``introzoo.train`` and ``introzoo.load_run`` are these functions, imported on first use (``introzoo.train``
+is the module of the training loop, callable as this :func:`train`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from . import train as _loop
+from .config import ResolvedRun, RunConfig, from_json, resolve
+from .errors import UsageError
+from .runs import STATUS_FINISHED, RunDir
+
+
+@dataclass
+class Run:
+    """A run: its resolved configuration, its model and, once trained, its directory and results."""
+
+    #: every resolved option (what ``config.json`` records)
+    config: ResolvedRun
+    #: model, objective, dataset and device (``None`` for a diverged run: it saved no model)
+    built: _loop.Built | None
+    #: the run directory (``None`` for a run that was only built)
+    path: Path | None = None
+    #: the content of ``metrics.json`` (``None`` before training)
+    result: dict[str, Any] | None = None
+
+    @property
+    def model(self):
+        """The VAE (eval mode after training or loading)."""
+        if self.built is None:
+            raise UsageError(f"run {self.path} {self.status}: it has no trained model")
+        return self.built.model
+
+    @property
+    def dataset(self):
+        if self.built is None:
+            raise UsageError(f"run {self.path} {self.status}: it has no dataset built")
+        return self.built.dataset
+
+    @property
+    def status(self) -> str:
+        """``built`` (untrained), else the run's status (``finished``, ``diverged``)."""
+        return "built" if self.result is None else self.result["status"]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict((self.result or {}).get("metrics", {}))
+
+    @property
+    def hash(self) -> str:
+        """The id of what determines the results (the ``<hash>`` of the default run directory)."""
+        return self.config.hash()
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The records of ``history.jsonl`` (mean losses every ``log_every`` iterations)."""
+        return RunDir(self.path).read_history() if self.path is not None else []
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """``n`` decoded prior samples on the CPU; ``seed`` draws them from their own generator state
+        (the global random state is left as it was)."""
+        model = self.model
+        model.eval()
+        if seed is None:
+            return model.sample(n).cpu()
+        device = self.built.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return model.sample(n).cpu()
+
+
+def _specs(value: str | Sequence[str] | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def resolve_run(*, objective: str = "soft", data: str = "8gaussians", prior: str = "sg",
+                reg: str | Sequence[str] = (), backbone: str | None = None, iterations: int | None = None,
+                epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+                zdim: int | None = None, seed: int = 0, device: str = "auto",
+                metric: str | Sequence[str] | None = None, log_every: int = 100, image_every: int | None = None,
+                data_root: str | Path | None = None) -> ResolvedRun:
+    """Every option of a run spelled out, from the options of ``introzoo run`` (``None``: the dataset's
+    or introzoo's default; ``metric=None``: every metric that applies). ``data_root`` sets
+    ``$INTROZOO_DATA_ROOT`` as ``--data-root`` does."""
+    from pydantic import ValidationError
+
+    from .plugins import state
+
+    if data_root is not None:
+        os.environ["INTROZOO_DATA_ROOT"] = str(Path(data_root).expanduser().resolve())
+    options = dict(objective=objective, data=data, prior=prior, regularizers=_specs(reg), backbone=backbone,
+                   iterations=iterations, epochs=epochs, batch_size=batch_size, lr=lr, zdim=zdim, seed=seed,
+                   device=device, metrics=_specs(metric) or None, log_every=log_every, image_every=image_every)
+    try:
+        cfg = RunConfig(**options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = {"regularizers": "reg", "metrics": "metric"}.get(str(err["loc"][0]), str(err["loc"][0]))
+        raise UsageError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
+    return resolve(cfg, state().registry)
+
+
+def default_run_dir(run: ResolvedRun) -> Path:
+    """``runs/<data>-<objective>-s<seed>-<hash>``, the directory ``introzoo run`` uses without ``--out``."""
+    return Path("runs") / f"{run.data.component.name}-{run.objective.component.name}-s{run.seed}-{run.hash()}"
+
+
+def build(**options: Any) -> Run:
+    """The untrained model of a run (``options``: those of :func:`resolve_run`), to inspect or train
+    by hand; nothing is written."""
+    run = resolve_run(**options)
+    return Run(run, _loop.build(run))
+
+
+build.__signature__ = inspect.signature(resolve_run).replace(return_annotation="Run")  # type: ignore[attr-defined]
+
+
+def train(*, out: str | Path | None = None, threads: int | None = None, resume_every: float = 0.0,
+          progress: Any = None, **options: Any) -> Run:
+    """Train and evaluate one run, as ``introzoo run`` does, and return it with its trained model.
+
+    ``options``: those of :func:`resolve_run`. ``out``: the run directory (default
+    :func:`default_run_dir`); ``threads``: torch CPU threads; ``resume_every``: seconds between resume
+    points (0: none; a rerun with the same ``out`` continues from the last); ``progress``: an object with
+    ``start(total)``, ``update(iteration, losses)`` and ``stop()``. A diverged run is returned with its
+    results and no model.
+    """
+    inspect.signature(resolve_run).bind(**options)  # an unknown option is a TypeError, before any work
+    if threads is not None:
+        if threads < 1:
+            raise UsageError("threads must be at least 1")
+        torch.set_num_threads(threads)
+    run = resolve_run(**options)
+    path = Path(out) if out is not None else default_run_dir(run)
+    from .resume import Resumable
+
+    result = _loop.train(run, path, progress, resumable=Resumable(every_s=resume_every) if resume_every > 0 else None)
+    built = _loop.load(path)[1] if result["status"] == STATUS_FINISHED else None
+    return Run(run, built, path, result)
+
+
+def load_run(path: str | Path, device: str | None = None) -> Run:
+    """A saved run: its configuration, its results and (when it finished) its trained model, rebuilt
+    from ``config.json`` and ``checkpoint.pt`` on ``device`` (default: the run's own setting)."""
+    import json
+
+    from .plugins import state
+
+    rd = RunDir(path)
+    result = rd.read_metrics()
+    if rd.config.exists() and not rd.checkpoint.exists() and result is not None:  # diverged: no model
+        return Run(from_json(json.loads(rd.config.read_text()), state().registry), None, rd.path, result)
+    run, built = _loop.load(path, device=device)
+    return Run(run, built, rd.path, result)
