@@ -3,7 +3,9 @@
 One row per configuration (all options but the seed): mean ± std over its finished seeds (std with
 ddof=0, numpy's default) and n, per metric with its direction; diverged and failed runs are counted in
 their own columns, never silently dropped. Within each group (dataset by default) rows are ranked by
-one metric and the best value of every metric is marked. Reads run directories only.
+one metric and the best value of every metric is marked. A row's labels name every axis that varies
+among the runs shown (:func:`axis_labels`). Reads run directories only. Also the papers' selection
+protocol (:func:`select_best`) and the rendering behind ``introzoo leaderboard``.
 
 Each row also knows which code made its runs (:func:`code_of`: introzoo's version and every third-party
 plugin, with its version, that supplied a component, as ``config.json`` records them); a row whose

@@ -1,4 +1,5 @@
-"""What ``introzoo sweep`` and ``introzoo leaderboard`` do, behind the Typer commands in :mod:`cli`."""
+"""What ``introzoo sweep`` does, behind the Typer command in :mod:`introzoo.cli_sweep` (the leaderboard it
+prints is :mod:`introzoo.leaderboard`)."""
 
 from __future__ import annotations
 
