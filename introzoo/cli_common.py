@@ -21,7 +21,7 @@ err_console = Console(stderr=True)
 
 def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give a Typer command one option per training option (``--lr-gamma``; help from the field's
-    description); the values arrive in the command's ``**train`` (``None``: not given)."""
+    description); the values arrive in the command's ``**kwargs`` (``None``: not given; see :func:`given`)."""
     sig = inspect.signature(func, eval_str=True)
     params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     for name, field in TrainOptions.model_fields.items():
@@ -30,8 +30,9 @@ def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
         args = getattr(annotation, "__args__", ())
         if type(None) in args:  # Optional[X] -> X
             annotation = next(a for a in args if a is not type(None))
+        option = typer.Option(None, *flags, help=field.description, rich_help_panel="Training options")
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[annotation],
-                                        default=typer.Option(None, *flags, help=field.description)))
+                                        default=option))
     func.__signature__ = sig.replace(parameters=params)
     return func
 

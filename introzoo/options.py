@@ -22,7 +22,7 @@ class TrainOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    iterations: int = Field(30_000, gt=0, description="training iterations (image datasets: epochs x batches per epoch)",
+    iterations: int = Field(30_000, gt=0, description="training iterations (dataset default; image datasets: epochs x batches per epoch)",
                             json_schema_extra={"flags": ["-n"]})
     epochs: Optional[int] = Field(None, gt=0, description="image datasets: training epochs (dataset default)")
     batch_size: int = Field(512, gt=0, description="batch size (dataset default)")
