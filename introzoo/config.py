@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import __version__
 from .errors import UsageError
 from .data.base import Epochs
+from .options import TRAIN_DEFAULTS, TrainOverrides, train_option_names
 from .registry import Component, Registry
 from .spec import parse_spec, resolve as resolve_spec
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "iterations": 30_000,
-    "batch_size": 512,
-    "lr": 2e-4,
-    "lr_milestones": [],
-    "lr_gamma": 0.1,
-    "zdim": 2,
-}
+__all__ = ["TRAIN_DEFAULTS", "RunConfig", "ResolvedRun", "resolve", "from_json"]
 
 
-class RunConfig(BaseModel):
-    """One run as the user specified it (spec strings; ``None`` = the dataset's or introzoo's default)."""
+class RunConfig(TrainOverrides):
+    """One run as the user specified it (spec strings; ``None`` = the dataset's or introzoo's default).
+    The training options (iterations, lr, ...) come from :class:`introzoo.options.TrainOptions`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -39,13 +35,6 @@ class RunConfig(BaseModel):
     regularizers: list[str] = Field(default_factory=list)
     backbone: str | None = None
     data: str = "8gaussians"
-    iterations: int | None = Field(None, gt=0)
-    epochs: int | None = Field(None, gt=0)
-    batch_size: int | None = Field(None, gt=0)
-    lr: float | None = Field(None, gt=0)
-    lr_milestones: list[int] | None = None
-    lr_gamma: float | None = Field(None, gt=0)
-    zdim: int | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     metrics: list[str] | None = None
@@ -67,6 +56,9 @@ class Choice:
 
 @dataclass
 class ResolvedRun:
+    """Every option of a run spelled out. :func:`resolve` also hands over what it built on the way (the
+    dataset and the metrics, never serialised) so that training does not build them again."""
+
     objective: Choice
     prior: Choice
     regularizers: list[Choice]
@@ -78,6 +70,18 @@ class ResolvedRun:
     device: str
     log_every: int
     image_every: int | None = None
+    dataset: Any = field(default=None, repr=False, compare=False)
+    built_metrics: list[Any] | None = field(default=None, repr=False, compare=False)
+    _record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def record(self) -> dict[str, Any]:
+        """What ``config.json`` holds: the version, :meth:`hash` (which names the run directory), the
+        configuration key and :meth:`to_json`. Computed once; a run rebuilt by :func:`from_json` keeps
+        the record it was rebuilt from, so a worker writes what the sweep computed."""
+        if self._record is None:
+            self._record = {"introzoo": __version__, "hash": self.hash(), "config_key": self.hash(with_seed=False),
+                            **self.to_json()}
+        return self._record
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,11 +112,14 @@ class ResolvedRun:
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _applies_by_default(comp: Component, dataset: Any) -> bool:
+def _default_metric(comp: Component, dataset: Any):
+    """The metric built with its defaults when it applies to the dataset, else ``None``."""
     try:
-        return bool(comp.build(comp.config()).applies_to(dataset))
+        config = comp.config()
+        metric = comp.build(config)
+        return (config, metric) if metric.applies_to(dataset) else None
     except Exception:  # a metric that needs options is only run when asked for
-        return False
+        return None
 
 
 def build_metric(comp: Component, config: BaseModel, dataset: Any):
@@ -134,7 +141,7 @@ def resolve_train(cfg: RunConfig, dataset: Any) -> dict[str, Any]:
     given; ``epochs`` stays in the record."""
     train = dict(TRAIN_DEFAULTS)
     train.update(getattr(dataset, "train_defaults", {}) or {})
-    for key in (*TRAIN_DEFAULTS, "epochs"):
+    for key in train_option_names():
         value = getattr(cfg, key)
         if value is not None:
             train[key] = value
@@ -163,12 +170,13 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     prior = Choice(*resolve_spec(registry, "priors", prior_spec,
                                  defaults=(getattr(dataset, "prior_defaults", {}) or {}).get(prior_spec.name)))
 
-    metric_names = cfg.metrics
-    if metric_names is None:  # every metric that applies and can be built with its defaults
-        metric_names = [c.name for c in registry.all("metrics") if _applies_by_default(c, dataset)]
-    metrics = [Choice(*resolve_spec(registry, "metrics", m)) for m in metric_names]
-    for m in metrics:
-        build_metric(m.component, m.config, dataset)
+    if cfg.metrics is None:  # every metric that applies and can be built with its defaults
+        found = [(c, d) for c in registry.all("metrics") if (d := _default_metric(c, dataset)) is not None]
+        metrics = [Choice(c, config) for c, (config, _) in found]
+        built_metrics = [metric for _, (_, metric) in found]
+    else:
+        metrics = [Choice(*resolve_spec(registry, "metrics", m)) for m in cfg.metrics]
+        built_metrics = [build_metric(m.component, m.config, dataset) for m in metrics]
     return ResolvedRun(
         objective=Choice(obj_comp, obj_cfg),
         prior=prior,
@@ -181,11 +189,14 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
         device=cfg.device,
         log_every=cfg.log_every,
         image_every=cfg.image_every,
+        dataset=dataset,
+        built_metrics=built_metrics,
     )
 
 
 def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
-    """Rebuild a :class:`ResolvedRun` from a run's ``config.json`` (names and resolved options)."""
+    """Rebuild a :class:`ResolvedRun` from a run's ``config.json`` or :meth:`ResolvedRun.record` (names
+    and resolved options; nothing is resolved again). A record's hash is kept, not recomputed."""
 
     def choice(kind: str, entry: dict[str, Any]) -> Choice:
         comp = registry.get(kind, entry["name"])
@@ -207,4 +218,5 @@ def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
         device=d.get("device", "auto"),
         log_every=int(d.get("log_every", 100)),
         image_every=d.get("image_every"),
+        _record=({k: v for k, v in d.items() if k != "device_used"} if "hash" in d else None),
     )

@@ -31,3 +31,18 @@ def unknown(what: str, name: str, choices: Iterable[str]) -> str:
     choices = list(choices)
     hint = suggest(name, choices) or ";"
     return f"unknown {what} '{name}'{hint} known: {', '.join(choices) or '(none)'}"
+
+
+def first_error(exc: Exception, flag: bool = False) -> str:
+    """One line for a pydantic ``ValidationError``: ``field: message (got value)``; ``flag=True`` names
+    the field as its command-line option (``--batch-size: ...``). Other exceptions: their first line."""
+    errors = getattr(exc, "errors", None)
+    found = errors() if callable(errors) else []
+    if not found:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    e = found[0]
+    loc = ".".join(map(str, e["loc"])) or "option"
+    if flag and e["loc"]:
+        loc = "--" + str(e["loc"][0]).replace("_", "-")
+    got = "" if e.get("type") == "missing" or "input" not in e else f" (got {e['input']!r})"
+    return f"{loc}: {e['msg']}{got}"

@@ -3,7 +3,9 @@
 One row per configuration (all options but the seed): mean ± std over its finished seeds (std with
 ddof=0, numpy's default) and n, per metric with its direction; diverged and failed runs are counted in
 their own columns, never silently dropped. Within each group (dataset by default) rows are ranked by
-one metric and the best value of every metric is marked. Reads run directories only.
+one metric and the best value of every metric is marked. A row's labels name every axis that varies
+among the runs shown (:func:`axis_labels`). Reads run directories only. Also the papers' selection
+protocol (:func:`select_best`) and the rendering behind ``introzoo leaderboard``.
 
 Each row also knows which code made its runs (:func:`code_of`: introzoo's version and every third-party
 plugin, with its version, that supplied a component, as ``config.json`` records them); a row whose
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 from .errors import UsageError
 from .runs import RunDir
@@ -61,6 +65,7 @@ class Row:
     objective: str
     label: str
     prior: str
+    backbone: str = ""
     values: dict[str, list[float]] = field(default_factory=dict)
     n_runs: int = 0
     finished: int = 0
@@ -98,36 +103,64 @@ def collect(sweep_dir: str | Path, only: list[str] | None = None) -> list[Record
     return records
 
 
-def _varying(records: list[Record], part: str) -> dict[str, set[str]]:
-    """Per component name, the options whose values differ between records."""
+AXES = ("data", "objective", "prior", "backbone")
+
+#: the rows a ranking compares: ``--group-by`` choices, and ``select`` (the papers' protocol, per objective and data)
+GROUPS = {"data": ("data",), "objective": ("objective",), "none": (), "select": ("objective", "data")}
+
+
+def group_key(row: Row, group_by: str) -> tuple[str, ...]:
+    return tuple(getattr(row, a) for a in GROUPS[group_by])
+
+
+def _varying(configs: list[dict[str, Any]], part: str) -> dict[str, set[str]]:
+    """Per component name, the options whose values differ between configs."""
     seen: dict[str, dict[str, set[str]]] = {}
-    for r in records:
-        comp = r.config[part]
+    for c in configs:
+        comp = c.get(part)
+        if not comp:
+            continue
         opts = seen.setdefault(comp["name"], {})
         for k, v in comp["options"].items():
             opts.setdefault(k, set()).add(json.dumps(v, sort_keys=True))
     return {name: {k for k, vs in opts.items() if len(vs) > 1} for name, opts in seen.items()}
 
 
-def _label(comp: dict[str, Any], varying: dict[str, set[str]]) -> str:
+def _label(comp: dict[str, Any] | None, varying: dict[str, set[str]]) -> str:
+    if not comp:
+        return ""
     keys = varying.get(comp["name"], set())
     return format_spec(comp["name"], {k: v for k, v in comp["options"].items() if k in keys})
+
+
+def axis_labels(configs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Per run config (``config.json``), a label per axis (data, objective, prior, backbone): the
+    component's name and the options that vary among ``configs``; ``objective`` also names the
+    regularizers and training options where those vary, so that every axis that varies is visible."""
+    varying = {a: _varying(configs, a) for a in AXES}
+    regs = {json.dumps(c.get("regularizers") or [], sort_keys=True) for c in configs}
+    train_vary = sorted({k for c in configs for k in c.get("train") or {}
+                         if len({json.dumps((o.get("train") or {}).get(k)) for o in configs}) > 1})
+    out = []
+    for c in configs:
+        labels = {a: _label(c.get(a), varying[a]) for a in AXES}
+        if len(regs) > 1:
+            names = [format_spec(r["name"], r["options"]) for r in c.get("regularizers") or []]
+            labels["objective"] += " + " + (" + ".join(names) or "no regularizer")
+        if train_vary:
+            labels["objective"] += " [" + ", ".join(f"{k}={(c.get('train') or {}).get(k)}" for k in train_vary) + "]"
+        out.append(labels)
+    return out
 
 
 def build_rows(records: list[Record]) -> tuple[list[Row], dict[str, str]]:
     if not records:
         return [], {}
-    vo, vp = _varying(records, "objective"), _varying(records, "prior")
-    train_vary = {k for k in records[0].config["train"]
-                  if len({json.dumps(r.config["train"].get(k)) for r in records}) > 1}
     rows: dict[str, Row] = {}
     directions: dict[str, str] = {}
-    for r in records:
-        label = _label(r.config["objective"], vo)
-        if train_vary:
-            label += " [" + ", ".join(f"{k}={r.config['train'][k]}" for k in sorted(train_vary)) + "]"
-        row = rows.setdefault(r.key, Row(r.key, r.config["data"]["name"], r.config["objective"]["name"], label,
-                                         _label(r.config["prior"], vp)))
+    for r, labels in zip(records, axis_labels([r.config for r in records])):
+        row = rows.setdefault(r.key, Row(r.key, labels["data"], r.config["objective"]["name"], labels["objective"],
+                                         labels["prior"], labels["backbone"]))
         row.n_runs += 1
         row.code.add(r.code)
         if r.status == "finished":
@@ -158,8 +191,8 @@ def rank(rows: list[Row], directions: dict[str, str], sort: str | None, group_by
         return None
     sign = 1 if directions[sort] == "min" else -1
 
-    def group(r: Row) -> str:
-        return {"data": r.data, "objective": r.objective, "none": ""}[group_by]
+    def group(r: Row) -> tuple[str, ...]:
+        return group_key(r, group_by)
 
     def value(r: Row) -> float:
         return sign * r.stats[sort][0] if sort in r.stats else math.inf
@@ -172,12 +205,12 @@ def rank(rows: list[Row], directions: dict[str, str], sort: str | None, group_by
     return sort
 
 
-def best_values(rows: list[Row], directions: dict[str, str], group_by: str) -> dict[tuple[str, str], float]:
-    best: dict[tuple[str, str], float] = {}
+def best_values(rows: list[Row], directions: dict[str, str], group_by: str) -> dict[tuple[Any, str], float]:
+    best: dict[tuple[Any, str], float] = {}
     for r in rows:
         if r.published:
             continue
-        g = {"data": r.data, "objective": r.objective, "none": ""}[group_by]
+        g = group_key(r, group_by)
         for m, (mean, _, _) in r.stats.items():
             cur = best.get((g, m))
             better = cur is None or (mean < cur if directions.get(m) == "min" else mean > cur)
@@ -222,13 +255,14 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
                versions: bool = False) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     metrics = list(directions)
     best = best_values(rows, directions, group_by)
-    header = ["rank", "data", "objective", "prior", "n"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
+    header = ["rank", "data", "objective", "prior", "backbone", "n"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
     header += ["code"] if versions else []
     body, marks = [], []
     for r in rows:
-        g = {"data": r.data, "objective": r.objective, "none": ""}[group_by]
-        cells = ["" if r.rank is None else str(r.rank), r.data, r.label, r.prior, "paper" if r.published else f"{r.finished}/{r.n_runs}"]
-        flags = [False] * 5
+        g = group_key(r, group_by)
+        cells = ["" if r.rank is None else str(r.rank), r.data, r.label, r.prior, r.backbone,
+                 "paper" if r.published else f"{r.finished}/{r.n_runs}"]
+        flags = [False] * len(cells)
         for m in metrics:
             stat = r.stats.get(m)
             cells.append(fmt_stat(stat))
@@ -246,7 +280,7 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
 def to_json(rows: list[Row], directions: dict[str, str], sort: str | None) -> str:
     out = []
     for r in rows:
-        out.append({"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "published": r.published,
+        out.append({"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "backbone": r.backbone, "published": r.published,
                     "n": r.finished, "runs": r.n_runs, "diverged": r.diverged, "failed": r.failed, "unfinished": r.unfinished,
                     "code": sorted(r.code), "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}})
     return json.dumps({"sort": sort, "directions": directions, "rows": out}, indent=2)
@@ -263,14 +297,14 @@ def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     metrics = list(directions)
-    w.writerow(["rank", "data", "objective", "prior", "published", "n", "runs", "diverged", "failed", "unfinished"]
+    w.writerow(["rank", "data", "objective", "prior", "backbone", "published", "n", "runs", "diverged", "failed", "unfinished"]
                + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["code"])
     for r in rows:
         vals = []
         for m in metrics:
             s = r.stats.get(m)
             vals += [s[0], s[1]] if s else ["", ""]
-        w.writerow([r.rank or "", r.data, r.label, r.prior, r.published, r.finished, r.n_runs, r.diverged, r.failed,
+        w.writerow([r.rank or "", r.data, r.label, r.prior, r.backbone, r.published, r.finished, r.n_runs, r.diverged, r.failed,
                     r.unfinished] + vals + [code_label(r)])
     return buf.getvalue()
 
@@ -283,6 +317,72 @@ def to_html(header, body, marks, title: str) -> str:
         trs.append(f"<tr>{tds}</tr>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px 8px;text-align:right}td:nth-child(-n+4){text-align:left}</style></head><body>"
+            "padding:4px 8px;text-align:right}td:nth-child(-n+5){text-align:left}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
             "<p>mean ± std over seeds; best per group in bold.</p></body></html>\n")
+
+
+def select_best(sweep_dir: Path, runs: list[str], metric: str) -> list[str]:
+    """The papers' protocol: configuration keys of the best configuration per (objective, data) by
+    ``metric`` among the runs ``runs`` (hashes)."""
+    rows, directions = build_rows(collect(sweep_dir, only=runs))
+    if metric not in directions:
+        raise UsageError(f"--select {metric}: no finished run reports '{metric}'; metrics: {', '.join(directions) or '(none)'}")
+    sign = 1 if directions[metric] == "min" else -1
+    best: dict[tuple[str, ...], Row] = {}
+    for r in rows:
+        if metric not in r.stats:
+            continue
+        cur = best.get(group_key(r, "select"))
+        if cur is None or sign * r.stats[metric][0] < sign * cur.stats[metric][0]:
+            best[group_key(r, "select")] = r
+    return sorted(r.key for r in best.values())
+
+
+def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str | None, group_by: str,
+                       published: bool, show_all: bool, out: Path | None, versions: bool = False) -> None:
+    sweep_dir = Path(sweep_dir)
+    manifest = {}
+    if (sweep_dir / "sweep.json").exists():
+        manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    only = manifest.get("runs")
+    records = collect(sweep_dir, only=only)
+    selection = sweep_dir / "selection.json"
+    if selection.exists() and not show_all:
+        keys = set(json.loads(selection.read_text())["keys"])
+        records = [r for r in records if r.key in keys]
+    rows, directions = build_rows(records)
+    if not rows:
+        raise UsageError(f"no runs in '{sweep_dir}' yet")
+    if published:
+        rows += published_rows(manifest.get("spec", {}), {r.data for r in rows})
+    sort_metric = rank(rows, directions, sort, group_by)
+    header, body, marks = table_data(rows, directions, group_by, versions=versions)
+    title = f"leaderboard: {sweep_dir.name} (ranked by {sort_metric} within {group_by}; mean ± std over seeds)"
+    if fmt == "table":
+        table = Table(title=title)
+        for h in header:
+            table.add_column(h, justify="left" if h in AXES else "right")
+        for cells, flags in zip(body, marks):
+            table.add_row(*[f"[bold green]{c}[/]" if f else c for c, f in zip(cells, flags)])
+        if out:
+            with open(out, "w") as f:
+                Console(file=f, width=200).print(table)
+        else:
+            console.print(table)
+            src = manifest.get("spec", {}).get("published_source")
+            if published and src:
+                console.print(f"published: {src}", highlight=False)
+            mixed = mixed_code(rows)
+            if mixed and not versions:
+                console.print(f"note: {len(mixed)} row(s) mix runs made by different code (introzoo or plugin "
+                              "versions); see them with --versions", highlight=False)
+        return
+    text = {"md": lambda: f"**{title}**\n\n" + to_markdown(header, body, marks) + "\n",
+            "csv": lambda: to_csv(rows, directions),
+            "json": lambda: to_json(rows, directions, sort_metric) + "\n",
+            "html": lambda: to_html(header, body, marks, title)}[fmt]()
+    if out:
+        out.write_text(text)
+    else:
+        console.file.write(text)

@@ -13,7 +13,7 @@ from rich.table import Table
 from .config import build_metric
 from .errors import UsageError
 from .runs import RunDir, atomic_write_json
-from .train import load
+from .train import evaluate as evaluate_metrics, load
 
 
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None) -> Path:
@@ -57,12 +57,7 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
     run, built = load(run_dir, registry, device=device)
     chosen = [resolve(registry, "metrics", m) for m in metrics] if metrics else [(c.component, c.config) for c in run.metrics]
     ctx = EvalContext(built.model, built.dataset, built.device, run.seed if seed is None else seed)
-    values: dict[str, float] = {}
-    directions: dict[str, str] = {}
-    for comp, cfg in chosen:
-        metric = build_metric(comp, cfg, built.dataset)
-        values.update(metric.compute(ctx))
-        directions.update(metric.directions)
+    values, directions = evaluate_metrics([build_metric(comp, cfg, built.dataset) for comp, cfg in chosen], ctx)
     if save:
         rd = RunDir(run_dir)
         result = rd.read_metrics() or {}

@@ -28,14 +28,16 @@ class Spec:
         return format_spec(self.name, self.options)
 
 
-def _split_top_level(text: str) -> list[str]:
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split at ``sep`` outside brackets: ``"a,[1,2],b"`` -> ``["a", "[1,2]", "b"]``; raises
+    ``ValueError`` for unbalanced brackets. Spec strings split at ``,``, sweep alternatives at ``|``."""
     parts, depth, cur = [], 0, []
     for ch in text:
         if ch in "[(":
             depth += 1
         elif ch in "])":
             depth -= 1
-        if ch == "," and depth == 0:
+        if ch == sep and depth == 0:
             parts.append("".join(cur))
             cur = []
         else:
@@ -50,7 +52,7 @@ def _value(raw: str) -> Any:
     raw = raw.strip()
     if raw.startswith("[") and raw.endswith("]"):
         inner = raw[1:-1].strip()
-        return [_value(v) for v in _split_top_level(inner)] if inner else []
+        return [_value(v) for v in split_top_level(inner)] if inner else []
     return raw
 
 
@@ -61,7 +63,7 @@ def parse_spec(text: str, kind: str) -> Spec:
     if not text:
         raise UsageError(f"empty {what} spec; expected 'name[:value][,key=value...]'")
     try:
-        head, *rest = _split_top_level(text)
+        head, *rest = split_top_level(text)
     except ValueError:
         raise UsageError(f"malformed {what} spec '{text}': unbalanced brackets") from None
     name, primary = head, None
@@ -144,16 +146,18 @@ def make_config(comp: Component, options: dict[str, Any], text: str | None = Non
         raise UsageError(f"invalid {SINGULAR[comp.kind]} '{comp.name}' in '{text}': {exc}") from None
 
 
-def resolve(registry: Registry, kind: str, text: str | Spec,
-            defaults: dict[str, Any] | None = None) -> tuple[Component, BaseModel]:
+def resolve(registry: Registry, kind: str, text: str | Spec, defaults: dict[str, Any] | None = None,
+            overrides: dict[str, Any] | None = None) -> tuple[Component, BaseModel]:
     """Parse and validate a spec: returns the component and its config.
 
     ``defaults`` (e.g. a dataset's paper hyperparameters) sit between the config's own defaults and the
-    user's options; keys the config does not declare are ignored.
+    user's options; keys the config does not declare are ignored. ``overrides`` (options given as
+    values, e.g. the ``sweep`` command's ``--workers``) win over the spec string's.
     """
     spec = text if isinstance(text, Spec) else parse_spec(text, kind)
     comp = registry.get(kind, spec.name)
     user = _resolve_primary(comp, spec.options, str(text))
     merged = {k: v for k, v in (defaults or {}).items() if k in comp.config.model_fields}
     merged.update(user)
+    merged.update(overrides or {})
     return comp, make_config(comp, merged, str(text))

@@ -19,41 +19,36 @@ import itertools
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .config import RunConfig, resolve
-from .errors import UsageError
+from .config import RunConfig, from_json, resolve
+from .errors import UsageError, first_error
+from .options import TrainOverrides, train_option_names
 from .runs import RunDir, atomic_write_json
-from .spec import _split_top_level, format_spec
+from .spec import split_top_level
 
 AXES = ("objective", "prior", "backbone", "data")
 
 
 def _alternatives(text: str) -> list[str]:
-    out, depth, cur = [], 0, []
-    for ch in text:
-        depth += ch in "[("
-        depth -= ch in "])"
-        if ch == "|" and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    if any(not a.strip() for a in out):
+    try:
+        out = [a.strip() for a in split_top_level(text, "|")]
+    except ValueError:
+        raise UsageError(f"malformed alternatives '{text}': unbalanced brackets") from None
+    if any(not a for a in out):
         raise UsageError(f"empty alternative in '{text}'")
-    return [a.strip() for a in out]
+    return out
 
 
 def expand_axis(text: str, what: str = "component") -> list[str]:
     """Sweep syntax -> spec strings, e.g. ``"vae,soft,beta_kl=0.1|0.3"`` ->
     ``["vae", "soft,beta_kl=0.1", "soft,beta_kl=0.3"]``."""
     try:
-        tokens = [t.strip() for t in _split_top_level(text)]
+        tokens = [t.strip() for t in split_top_level(text)]
     except ValueError:
         raise UsageError(f"malformed {what} list '{text}': unbalanced brackets") from None
     groups: list[list[str]] = []
@@ -78,8 +73,9 @@ def expand_axis(text: str, what: str = "component") -> list[str]:
     return specs
 
 
-class SweepSpec(BaseModel):
-    """A grid: component axes (sweep syntax), seeds, shared training options."""
+class SweepSpec(TrainOverrides):
+    """A grid: component axes (sweep syntax), seeds, shared training options (those of
+    :class:`introzoo.options.TrainOptions`; each is a sweep-file key)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,11 +87,6 @@ class SweepSpec(BaseModel):
     regularizers: list[str] = Field(default_factory=list)
     seeds: int = Field(1, gt=0, description="seeds 0 .. seeds-1 (from seed_start)")
     seed_start: int = Field(0, ge=0)
-    iterations: int | None = Field(None, gt=0)
-    epochs: int | None = Field(None, gt=0)
-    batch_size: int | None = Field(None, gt=0)
-    lr: float | None = Field(None, gt=0)
-    zdim: int | None = Field(None, gt=0)
     metrics: list[str] | None = None
     select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
     executor: str = "local"
@@ -136,15 +127,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     try:
         return SweepSpec(**body)
     except Exception as exc:  # pydantic
-        raise UsageError(f"sweep file '{path}': {str(exc).splitlines()[0]} ({_first_error(exc)})") from None
-
-
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if not errors:
-        return str(exc)
-    e = errors()[0]
-    return f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+        raise UsageError(f"sweep file '{path}': {first_error(exc)}") from None
 
 
 def satisfies(constraints: list[str], options: dict[str, Any]) -> bool:
@@ -164,36 +147,34 @@ def satisfies(constraints: list[str], options: dict[str, Any]) -> bool:
 
 @dataclass
 class Task:
-    """One run of the grid: where it lives and what it is."""
+    """One run of the grid: where it lives and what it is, resolved once (in the sweep's process)."""
 
     run_dir: Path
-    request: dict[str, Any]  # a RunConfig as JSON
-    hash: str
+    config: dict[str, Any]  # ResolvedRun.record(): what the worker trains and writes as config.json
+    hash: str  # config["hash"], the run directory's name
     key: str  # configuration id without the seed
-    label: dict[str, Any] = field(default_factory=dict)
 
 
 def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir: Path | None = None) -> list[Task]:
-    """All runs of the grid, validated (every spec resolved), in a stable order."""
+    """All runs of the grid, validated and resolved (once per configuration; each seed is a copy), in
+    a stable order."""
     axes = {a: [s for text in getattr(spec, a) for s in expand_axis(text, a)] for a in AXES}
     axes["backbone"] = axes["backbone"] or [None]  # the dataset's default
+    train = {k: getattr(spec, k) for k in train_option_names()}
     tasks, seen = [], set()
     for data, objective, prior, backbone in itertools.product(axes["data"], axes["objective"], axes["prior"], axes["backbone"]):
+        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, regularizers=list(spec.regularizers),
+                        metrics=spec.metrics, device="cpu", **train)
+        resolved = resolve(cfg, registry)
+        if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
+            continue
         for seed in seeds if seeds is not None else spec.seed_list():
-            cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data,
-                            regularizers=list(spec.regularizers), iterations=spec.iterations, epochs=spec.epochs,
-                            batch_size=spec.batch_size, lr=spec.lr, zdim=spec.zdim, seed=seed,
-                            metrics=spec.metrics, device="cpu")
-            resolved = resolve(cfg, registry)
-            if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
-                break  # the same for every seed
-            h = resolved.hash()
-            if h in seen:  # e.g. an option given explicitly at its default value
+            record = replace(resolved, seed=seed, dataset=None, built_metrics=None, _record=None).record()
+            if record["hash"] in seen:  # e.g. an option given explicitly at its default value
                 continue
-            seen.add(h)
-            base = sweep_dir or Path(".")
-            tasks.append(Task(base / "runs" / h, cfg.model_dump(mode="json"), h, resolved.hash(with_seed=False),
-                              {"objective": resolved.objective.component.name, "data": resolved.data.component.name}))
+            seen.add(record["hash"])
+            tasks.append(Task((sweep_dir or Path(".")) / "runs" / record["hash"], record, record["hash"],
+                              record["config_key"]))
     return tasks
 
 
@@ -215,11 +196,13 @@ def log_event(sweep_dir: Path, **event: Any) -> None:
         os.close(fd)
 
 
-def execute(run_dir: str, request: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
+def execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
             resumable=None) -> dict[str, Any]:
-    """Train one run of a sweep (in a worker process). Never raises for a failing run: the failure is
-    recorded in its ``metrics.json`` with the reason, and the sweep goes on. ``resumable``: an
-    :class:`introzoo.resume.Resumable` (resume points; continue from an earlier attempt's)."""
+    """Train one run of a sweep (in a worker process) from its resolved record (:attr:`Task.config`;
+    nothing is resolved again, the record's hash is the one written). Never raises for a failing run:
+    the failure is recorded in its ``metrics.json`` with the reason, and the sweep goes on.
+    ``resumable``: an :class:`introzoo.resume.Resumable` (resume points; continue from an earlier
+    attempt's)."""
     import torch
 
     from . import plugins
@@ -231,8 +214,7 @@ def execute(run_dir: str, request: dict[str, Any], threads: int | None = None, s
     if sweep_dir:
         log_event(Path(sweep_dir), event="start", run=rd.path.name)
     try:
-        resolved = resolve(RunConfig(**request), plugins.registry())
-        result = train(resolved, run_dir, resumable=resumable)
+        result = train(from_json(config, plugins.registry()), run_dir, resumable=resumable)
     except Exception as exc:  # recorded, not raised: one bad run must not take the sweep down
         result = rd.record_failure(f"{type(exc).__name__}: {exc}")
     if sweep_dir:
@@ -245,6 +227,3 @@ def write_manifest(sweep_dir: Path, spec: SweepSpec, tasks: list[Task], extra: d
     manifest = {"spec": spec.model_dump(mode="json"), "runs": [t.hash for t in tasks], **(extra or {})}
     atomic_write_json(sweep_dir / "sweep.json", manifest)
 
-
-def spec_label(name: str, options: dict[str, Any]) -> str:
-    return format_spec(name, options)

@@ -1,4 +1,5 @@
-"""What ``introzoo sweep`` and ``introzoo leaderboard`` do, behind the Typer commands in :mod:`cli`."""
+"""What ``introzoo sweep`` does, behind the Typer command in :mod:`introzoo.cli_sweep` (the leaderboard it
+prints is :mod:`introzoo.leaderboard`)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import leaderboard as lb
-from .errors import UsageError, unknown
+from .errors import UsageError, first_error, unknown
+from .options import train_option_names
 from .runs import atomic_write_json
-from .spec import resolve as resolve_spec
+from .spec import parse_spec, resolve as resolve_spec
 from .sweep import SweepSpec, Task, expand, load_sweep_file, pending, write_manifest
 
 EXIT_FAILED_RUNS = 4
 
 
 def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
+    """The sweep file's spec with the command line's options over it (training options by their
+    :class:`~introzoo.options.TrainOptions` names)."""
     spec = load_sweep_file(file) if file else SweepSpec(name="sweep")
     updates: dict[str, Any] = {}
     for key in ("objective", "data", "prior", "backbone"):
@@ -31,40 +36,41 @@ def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
         updates["regularizers"] = list(cli["reg"])
     if cli.get("metric"):
         updates["metrics"] = list(cli["metric"])
-    for key in ("seeds", "iterations", "epochs", "batch_size", "select", "executor"):
+    for key in ("seeds", "select", "executor", *train_option_names()):
         if cli.get(key) is not None:
             updates[key] = cli[key]
     try:
         return SweepSpec(**{**spec.model_dump(), **updates})
-    except Exception as exc:
-        errors = getattr(exc, "errors", None)
-        e = errors()[0] if errors else None
-        where = f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" if e else str(exc)
-        raise UsageError(where) from None
+    except ValidationError as exc:
+        raise UsageError(first_error(exc, flag=True)) from None
+
+
+# training options in a command-line sweep's directory name even when not given (as before lr_gamma and
+# lr_milestones were sweep options), so that such directories keep their names; unset newer ones are left out
+_NAMED_WHEN_UNSET = ("iterations", "epochs", "batch_size", "lr", "zdim")
 
 
 def default_dir(spec: SweepSpec, file: Path | None) -> Path:
     if file:
         return Path("sweeps") / file.stem
     body = spec.model_dump(mode="json", exclude={"executor", "executor_options", "name"})
+    body = {k: v for k, v in body.items() if v is not None or k not in train_option_names() or k in _NAMED_WHEN_UNSET}
     return Path("sweeps") / f"sweep-{hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]}"
 
 
 def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int | None):
+    """The executor of ``spec.executor`` (a spec string) with the sweep file's ``[executor.NAME]`` options
+    under it and ``--workers`` / ``--threads`` over it (``-e local,workers=2 --workers 4``: 4 workers)."""
+    name = parse_spec(spec.executor, "executors").name
     options: dict[str, Any] = {}
-    comp_name = spec.executor.split(",")[0].split(":")[0].strip()
-    if comp_name == "local":
-        if workers is not None:
-            options["workers"] = workers
-        if threads is not None:
-            options["threads"] = threads
-    elif workers is not None or threads is not None:
-        if comp_name == "submitit" and threads is not None:
-            options["cpus"] = threads
-        elif workers is not None:
-            raise UsageError(f"--workers applies to the local executor, not '{comp_name}'")
-    text = spec.executor + "".join(f",{k}={v}" for k, v in options.items())
-    comp, cfg = resolve_spec(registry, "executors", text, defaults=file_executor_options(registry, spec, comp_name))
+    if name == "local":
+        options.update({k: v for k, v in (("workers", workers), ("threads", threads)) if v is not None})
+    elif workers is not None:
+        raise UsageError(f"--workers applies to the local executor, not '{name}'")
+    elif threads is not None and name == "submitit":
+        options["cpus"] = threads
+    comp, cfg = resolve_spec(registry, "executors", spec.executor,
+                             defaults=file_executor_options(registry, spec, name), overrides=options)
     return comp.build(cfg), cfg
 
 
@@ -124,29 +130,12 @@ def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, 
 
 def print_grid(console: Console, tasks: list[Task], finished: set[str]) -> None:
     table = Table(title=f"grid: {len(tasks)} runs ({len(finished)} finished earlier)")
-    for col in ("data", "objective", "prior", "seed", "run", "state"):
+    for col in (*lb.AXES, "seed", "run", "state"):
         table.add_column(col)
-    for t in tasks:
-        r = t.request
-        table.add_row(r["data"], r["objective"], r["prior"], str(r["seed"]), t.hash,
+    for t, labels in zip(tasks, lb.axis_labels([t.config for t in tasks])):
+        table.add_row(*[labels[a] for a in lb.AXES], str(t.config["seed"]), t.hash,
                       "finished" if t.hash in finished else "to run")
     console.print(table)
-
-
-def select_best(sweep_dir: Path, tasks: list[Task], metric: str) -> list[str]:
-    """Configuration keys of the best configuration per (objective, data) by ``metric``."""
-    rows, directions = lb.build_rows(lb.collect(sweep_dir, only=[t.hash for t in tasks]))
-    if metric not in directions:
-        raise UsageError(f"--select {metric}: no finished run reports '{metric}'; metrics: {', '.join(directions) or '(none)'}")
-    sign = 1 if directions[metric] == "min" else -1
-    best: dict[tuple[str, str], lb.Row] = {}
-    for r in rows:
-        if metric not in r.stats:
-            continue
-        cur = best.get((r.objective, r.data))
-        if cur is None or sign * r.stats[metric][0] < sign * cur.stats[metric][0]:
-            best[(r.objective, r.data)] = r
-    return sorted(r.key for r in best.values())
 
 
 def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, workers, threads, **cli) -> int:
@@ -173,7 +162,7 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
     all_tasks = tasks
     selected = None
     if spec.select:
-        selected = select_best(sweep_dir, tasks, spec.select)
+        selected = lb.select_best(sweep_dir, [t.hash for t in tasks], spec.select)
         full = expand(spec, registry, sweep_dir=sweep_dir)
         stage2 = [t for t in full if t.key in set(selected)]
         fin2, todo2 = pending(stage2)
@@ -189,55 +178,7 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
     if not quiet:
         console.print(f"done in {elapsed:.0f} s: {counts['finished']} finished, {counts['diverged']} diverged, "
                       f"{counts['failed']} failed (this invocation)", highlight=False)
-        render_leaderboard(console, sweep_dir, fmt="table", sort=spec.select, group_by="data", published=False,
+        lb.render_leaderboard(console, sweep_dir, fmt="table", sort=spec.select, group_by="data", published=False,
                            show_all=False, out=None)
     return EXIT_FAILED_RUNS if counts["failed"] else 0
 
-
-def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str | None, group_by: str,
-                       published: bool, show_all: bool, out: Path | None, versions: bool = False) -> None:
-    sweep_dir = Path(sweep_dir)
-    manifest = {}
-    if (sweep_dir / "sweep.json").exists():
-        manifest = json.loads((sweep_dir / "sweep.json").read_text())
-    only = manifest.get("runs")
-    records = lb.collect(sweep_dir, only=only)
-    selection = sweep_dir / "selection.json"
-    if selection.exists() and not show_all:
-        keys = set(json.loads(selection.read_text())["keys"])
-        records = [r for r in records if r.key in keys]
-    rows, directions = lb.build_rows(records)
-    if not rows:
-        raise UsageError(f"no runs in '{sweep_dir}' yet")
-    if published:
-        rows += lb.published_rows(manifest.get("spec", {}), {r.data for r in rows})
-    sort_metric = lb.rank(rows, directions, sort, group_by)
-    header, body, marks = lb.table_data(rows, directions, group_by, versions=versions)
-    title = f"leaderboard: {sweep_dir.name} (ranked by {sort_metric} within {group_by}; mean ± std over seeds)"
-    if fmt == "table":
-        table = Table(title=title)
-        for h in header:
-            table.add_column(h, justify="right" if h not in ("data", "objective", "prior") else "left")
-        for cells, flags in zip(body, marks):
-            table.add_row(*[f"[bold green]{c}[/]" if f else c for c, f in zip(cells, flags)])
-        if out:
-            with open(out, "w") as f:
-                Console(file=f, width=200).print(table)
-        else:
-            console.print(table)
-            src = manifest.get("spec", {}).get("published_source")
-            if published and src:
-                console.print(f"published: {src}", highlight=False)
-            mixed = lb.mixed_code(rows)
-            if mixed and not versions:
-                console.print(f"note: {len(mixed)} row(s) mix runs made by different code (introzoo or plugin "
-                              "versions); see them with --versions", highlight=False)
-        return
-    text = {"md": lambda: f"**{title}**\n\n" + lb.to_markdown(header, body, marks) + "\n",
-            "csv": lambda: lb.to_csv(rows, directions),
-            "json": lambda: lb.to_json(rows, directions, sort_metric) + "\n",
-            "html": lambda: lb.to_html(header, body, marks, title)}[fmt]()
-    if out:
-        out.write_text(text)
-    else:
-        console.file.write(text)

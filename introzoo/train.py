@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__, resume
+from . import resume
 from .config import ResolvedRun
 from .errors import UsageError
 from .metrics.base import EvalContext
@@ -58,7 +58,7 @@ def seed_everything(seed: int) -> None:
 def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
     device = device or pick_device(run.device)
     seed_everything(run.seed)
-    dataset = run.data.component.build(run.data.config)
+    dataset = run.dataset if run.dataset is not None else run.data.component.build(run.data.config)
     zdim = int(run.train["zdim"])
     try:
         encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
@@ -73,8 +73,7 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
             mu, logvar = model.encode(dataset.sample(prior.data_init_points, g).to(device))
             prior.init_from_posterior(mu, logvar)
     regs = [r.component.build(r.config) for r in run.regularizers]
-    settings = TrainSettings(lr=run.train["lr"], lr_milestones=run.train["lr_milestones"],
-                             lr_gamma=run.train["lr_gamma"])
+    settings = TrainSettings.model_construct(**run.train)  # validated when the run was resolved
     objective = run.objective.component.build(run.objective.config, model=model, regularizers=regs, train=settings)
     return Built(model, objective, dataset, device)
 
@@ -105,19 +104,21 @@ def _finite(losses: dict[str, torch.Tensor]) -> bool:
     return all(math.isfinite(float(v)) for v in losses.values())
 
 
-def evaluate(run: ResolvedRun, built: Built, ctx: EvalContext | None = None) -> dict[str, float]:
-    ctx = ctx or EvalContext(built.model, built.dataset, built.device, run.seed)
+def run_metrics(run: ResolvedRun) -> list[Any]:
+    """The run's metrics: those :func:`~introzoo.config.resolve` built, else built now (a rebuilt run)."""
+    if run.built_metrics is not None:
+        return run.built_metrics
+    return [m.component.build(m.config) for m in run.metrics]
+
+
+def evaluate(metrics: list[Any], ctx: EvalContext) -> tuple[dict[str, float], dict[str, str]]:
+    """(values, directions) of built metrics on one evaluation context (training's end and ``eval``)."""
     values: dict[str, float] = {}
-    for m in run.metrics:
-        values.update(m.component.build(m.config).compute(ctx))
-    return values
-
-
-def metric_directions(run: ResolvedRun) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for m in run.metrics:
-        out.update(m.component.build(m.config).directions)
-    return out
+    directions: dict[str, str] = {}
+    for metric in metrics:
+        values.update(metric.compute(ctx))
+        directions.update(metric.directions)
+    return values, directions
 
 
 def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
@@ -135,14 +136,13 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
     data_gen = torch.Generator()
     data_gen.manual_seed(run.seed)
-    saved = resume.load(rd, run.hash()) if resumable is not None else None
+    config = {**run.record(), "device_used": str(built.device)}  # the hash that names the run directory
+    saved = resume.load(rd, config["hash"]) if resumable is not None else None
     batches = resume.stream_at(saved, built.dataset, batch_size, data_gen) if saved is not None else None
     if batches is None:  # from the start
         saved = None
         rd.reset()
         batches = built.dataset.batches(batch_size, data_gen)
-    config = {"introzoo": __version__, "hash": run.hash(), "config_key": run.hash(with_seed=False), **run.to_json()}
-    config["device_used"] = str(built.device)
     atomic_write_json(rd.config, config)
     hooks = RunHooks(run)  # the plugins' run-lifecycle hooks (loggers)
     hooks.start(rd.path)
@@ -189,7 +189,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         if image_every and ((it + 1) % image_every == 0 or it + 1 == iterations):
             save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png")
         if resumable is not None and (it + 1 == iterations or resumable.due()):
-            resume.save(rd, run.hash(), built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
+            resume.save(rd, config["hash"], built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
             resumable.mark_saved()
             resumable.saved(it + 1)
     if progress:
@@ -211,8 +211,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
                     "iterations": done, "config": config}, rd.checkpoint)
         ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
         t1 = time.perf_counter()
-        result["metrics"] = evaluate(run, built, ctx)
-        result["directions"] = metric_directions(run)
+        result["metrics"], result["directions"] = evaluate(run_metrics(run), ctx)
         if ctx.info:
             result["metric_info"] = ctx.info
         result["plots"] = save_plots(run, built, rd.path, ctx)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from introzoo import executors, plugins
+from introzoo import executors_slurm as executors, plugins
 from introzoo.cli import main
-from introzoo.executors import SubmititConfig, SubmititExecutor, _JobResumable, _parse_states, _record_end, sbatch_params
+from introzoo.executors_slurm import SubmititConfig, SubmititExecutor, _JobResumable, _parse_states, _record_end, sbatch_params
 from introzoo.runs import atomic_write_json
 from introzoo.sweep import Task
 from introzoo.sweeps_cli import build_spec, make_executor

@@ -70,8 +70,8 @@ def test_expand_grid_hashes_and_constraints(tmp_path):
     again = expand(spec, reg, sweep_dir=tmp_path)
     assert [t.hash for t in again] == [t.hash for t in tasks]  # stable: the same command resumes
     # the paper's defaults differ per dataset, so the same objective spec is a different run
-    soft8 = [t for t in tasks if t.request["data"] == "8gaussians" and t.request["objective"].startswith("soft")]
-    assert all(t.request["seed"] in (0, 1, 2) for t in soft8)
+    soft8 = [t for t in tasks if t.config["data"]["name"] == "8gaussians" and t.config["objective"]["name"] == "soft"]
+    assert all(t.config["seed"] in (0, 1, 2) for t in soft8)
 
 
 def test_explicit_default_is_the_same_run():
@@ -104,8 +104,8 @@ def test_bad_sweep_file(tmp_path):
 def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     reg = plugins.registry()
     good = expand(SweepSpec(objective=["vae"], iterations=5, metrics=["kl,n_samples=200"]), reg, sweep_dir=tmp_path)[0]
-    bad_request = dict(good.request, objective="no-such-objective")
-    bad = Task(tmp_path / "runs" / "bad", bad_request, "bad", "bad")
+    bad_config = dict(good.config, objective={"name": "no-such-objective", "options": {}})
+    bad = Task(tmp_path / "runs" / "bad", bad_config, "bad", "bad")
     seen = {}
     LocalExecutor(LocalConfig(workers=2)).run([bad, good], tmp_path, lambda t, r: seen.__setitem__(t.hash, r))
     assert seen["bad"]["status"] == "failed" and "unknown objective 'no-such-objective'" in seen["bad"]["reason"]
@@ -153,7 +153,7 @@ def test_leaderboard_aggregates_ranks_and_counts(tmp_path):
     data = json.loads(lb.to_json(rows, directions, "kl"))
     assert {r["objective"] for r in data["rows"]} == {"soft,beta_kl=0.1", "soft,beta_kl=0.5", "vae"}
     csv_text = lb.to_csv(rows, directions)
-    assert csv_text.splitlines()[0].startswith("rank,data,objective,prior,published,n,runs,diverged")
+    assert csv_text.splitlines()[0].startswith("rank,data,objective,prior,backbone,published,n,runs,diverged")
     assert "<b>" in lb.to_html(header, body, marks, "t") and "**" in lb.to_markdown(header, body, marks)
 
 

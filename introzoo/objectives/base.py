@@ -10,20 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from ..losses import rec
 from ..model import VAE
+from ..options import TrainOptions as TrainSettings  # the resolved training options an objective receives
 
-
-class TrainSettings(BaseModel):
-    """Optimiser settings the trainer hands to an objective."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    lr: float = Field(2e-4, gt=0)
-    lr_milestones: list[int] = Field(default_factory=list)
-    lr_gamma: float = Field(0.1, gt=0)
+__all__ = ["Objective", "TrainSettings"]
 
 
 class Objective:

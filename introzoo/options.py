@@ -1,0 +1,52 @@
+"""Training options, declared once: :class:`TrainOptions`.
+
+Everything else is derived from its fields: :class:`TrainOverrides` (every option optional, ``None`` =
+not given) is the training part of a run's :class:`~introzoo.config.RunConfig`, of a sweep file and of
+:class:`~introzoo.sweep.SweepSpec`; the ``run`` and ``sweep`` commands build one command-line option
+per field (``lr_gamma`` -> ``--lr-gamma``; extra flags from ``json_schema_extra={"flags": [...]}``, help
+from the description); the resolved values (introzoo's defaults < the dataset's protocol < explicit
+options) are what ``config.json`` records under ``train`` and what an objective receives.
+
+Adding a training option is one field here (see CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+
+class TrainOptions(BaseModel):
+    """Training options with introzoo's defaults (a dataset's protocol overrides them, SPEC §8)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    iterations: int = Field(30_000, gt=0, description="training iterations (dataset default; image datasets: epochs x batches per epoch)",
+                            json_schema_extra={"flags": ["-n"]})
+    epochs: Optional[int] = Field(None, gt=0, description="image datasets: training epochs (dataset default)")
+    batch_size: int = Field(512, gt=0, description="batch size (dataset default)")
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate of every optimiser (2e-4)")
+    lr_milestones: list[int] = Field(default_factory=list, description="iterations at which the learning rate is multiplied by lr_gamma (repeatable)")
+    lr_gamma: float = Field(0.1, gt=0, description="learning-rate factor at each milestone (0.1)")
+    zdim: int = Field(2, gt=0, description="latent size (dataset default)")
+
+
+#: introzoo's defaults of the options that have one (``epochs`` has none: iterations count)
+TRAIN_DEFAULTS: dict[str, Any] = {k: v for k, v in TrainOptions().model_dump().items() if v is not None}
+
+
+def _optional(name: str) -> tuple[Any, Any]:
+    field = TrainOptions.model_fields[name]
+    kind = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return Optional[kind], Field(None, description=field.description)
+
+
+#: every training option optional (``None``: the dataset's or introzoo's default)
+TrainOverrides = create_model("TrainOverrides", __config__=ConfigDict(extra="forbid"),
+                              **{name: _optional(name) for name in TrainOptions.model_fields})
+TrainOverrides.__doc__ = "Training options as given (None: not given). Derived from TrainOptions."
+
+
+def train_option_names() -> list[str]:
+    return list(TrainOptions.model_fields)
