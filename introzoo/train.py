@@ -19,6 +19,7 @@ import torch
 from . import __version__, resume
 from .config import ResolvedRun
 from .errors import UsageError
+from .limits import check_fits
 from .metrics.base import EvalContext
 from .metrics.toy2d import grid_neg_elbo
 from .model import VAE
@@ -57,6 +58,7 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
     seed_everything(run.seed)
     dataset = run.data.component.build(run.data.config)
     zdim = int(run.train["zdim"])
+    check_fits(run, dataset.shape, zdim, device)
     try:
         encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
     except ValueError as exc:
