@@ -32,7 +32,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 class RunConfig(BaseModel):
     """One run as the user specified it (spec strings; ``None`` = the dataset's or introzoo's default)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     objective: str = "soft"
     prior: str = "sg"

@@ -81,7 +81,7 @@ def expand_axis(text: str, what: str = "component") -> list[str]:
 class SweepSpec(BaseModel):
     """A grid: component axes (sweep syntax), seeds, shared training options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "sweep"
     objective: list[str] = Field(default_factory=lambda: ["soft"])
