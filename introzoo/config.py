@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .data.base import Epochs
 from .registry import Component, Registry
 from .spec import parse_spec, resolve as resolve_spec
@@ -189,7 +189,7 @@ def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
             return Choice(comp, comp.config(**entry["options"]))
         except Exception as exc:  # the component changed since the run was made
             raise UsageError(f"{kind[:-1]} '{entry['name']}' no longer accepts the run's options: "
-                             f"{str(exc).splitlines()[0]}") from None
+                             f"{first_line(exc)}") from None
 
     return ResolvedRun(
         objective=choice("objectives", d["objective"]),

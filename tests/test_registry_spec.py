@@ -105,6 +105,16 @@ def test_disable_plugins_env(monkeypatch, env, loaded):
     assert [n for n in st.registry.names("priors") if n.endswith("-prior")] == [f"{n}-prior" for n in loaded]
 
 
+def test_first_line_of_an_error():
+    from introzoo.errors import first_line
+
+    assert first_line(RuntimeError("boom\nsecond line")) == "boom"
+    assert first_line(RuntimeError("  \n boom")) == "boom"
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(ValueError("bad\nmore"), with_type=True) == "ValueError: bad"
+    assert first_line(ValueError(), with_type=True) == "ValueError"
+
+
 @pytest.mark.parametrize("text,name,options", [
     ("soft", "soft", {}),
     ("mog:100", "mog", {":": "100"}),
