@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .data.base import Epochs
 from .options import TRAIN_DEFAULTS, TrainOverrides, train_option_names
 from .registry import Component, Registry
@@ -28,7 +28,7 @@ class RunConfig(TrainOverrides):
     """One run as the user specified it (spec strings; ``None`` = the dataset's or introzoo's default).
     The training options (iterations, lr, ...) come from :class:`introzoo.options.TrainOptions`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     objective: str = "soft"
     prior: str = "sg"
@@ -204,7 +204,7 @@ def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
             return Choice(comp, comp.config(**entry["options"]))
         except Exception as exc:  # the component changed since the run was made
             raise UsageError(f"{kind[:-1]} '{entry['name']}' no longer accepts the run's options: "
-                             f"{str(exc).splitlines()[0]}") from None
+                             f"{first_line(exc)}") from None
 
     return ResolvedRun(
         objective=choice("objectives", d["objective"]),

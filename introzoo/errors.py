@@ -20,6 +20,16 @@ class RegistryError(IntrozooError):
     """Conflicting or malformed plugin registrations."""
 
 
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """The first line of an exception's message (its type's name when the message is empty), for
+    one-line reports; ``with_type``: ``"Type: first line"``."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if with_type:
+        return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return line or type(exc).__name__
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the nearest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

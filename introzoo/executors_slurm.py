@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .resume import Resumable
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir
 from .sweep import Task, execute, log_event
@@ -306,7 +306,7 @@ class SubmititExecutor:
                     jobs = ex.map_array(func, [str(Path(t.run_dir).resolve()) for t in chunk], [t.config for t in chunk],
                                         [c.cpus] * len(chunk), [str(sweep_dir)] * len(chunk))
                 except Exception as exc:  # sbatch refused: bad partition, account, limits
-                    raise UsageError(f"submitting the job array failed: {_first_line(exc)}") from None
+                    raise UsageError(f"submitting the job array failed: {first_line(exc)}") from None
                 for job, task in zip(jobs, chunk):
                     log_event(sweep_dir, event="submit", run=task.hash, job=job.job_id, folder=str(folder))
                 waiting.update(zip(jobs, chunk))
@@ -360,7 +360,7 @@ class SubmititExecutor:
                     try:
                         on_done(task, job.result())
                     except Exception as exc:  # the job raised outside the run (it records its own failures)
-                        why = f"failed: {_last_line(exc)}" if has_result else f"{job.state}: {_first_line(exc)}"
+                        why = f"failed: {_last_line(exc)}" if has_result else f"{job.state}: {first_line(exc)}"
                         on_done(task, _record_failure(task, f"job {job.job_id} {why}"))
                     continue
                 if not on_slurm:
@@ -383,11 +383,6 @@ class SubmititExecutor:
                 on_done(task, _record_end(task, job.job_id, state, c.time, str(job.paths.stderr)))
             if waiting:
                 time.sleep(c.poll)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _last_line(exc: BaseException) -> str:

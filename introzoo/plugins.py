@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import pluggy
 
 from . import __version__, hookspecs
-from .errors import RegistryError, unknown
+from .errors import RegistryError, first_line, unknown
 from .hookspecs import HOOKS, KINDS, RUN_HOOKS
 from .registry import Component, Registry
 
@@ -68,12 +68,6 @@ class PluginState:
 def _disabled() -> set[str]:
     raw = os.environ.get(DISABLE_ENV, "")
     return {p.strip() for p in raw.split(",") if p.strip()}
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (a plugin's error is reported on one line)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _unknown_hooks(pm: pluggy.PluginManager) -> dict[str, str]:
@@ -124,7 +118,7 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
             try:
                 pm.register(ep.load(), name=ep.name)
             except Exception as exc:  # a broken plugin must not take introzoo down
-                failures.append((ep.name, one_line(exc)))
+                failures.append((ep.name, first_line(exc, with_type=True)))
                 continue
             infos[ep.name] = PluginInfo(ep.name, dist.version if dist is not None else "unknown", ep.value, False,
                                         package=dist.metadata["Name"] if dist is not None else None)
@@ -134,7 +128,7 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
         try:
             pm.register(obj, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:
-            raise RegistryError(f"plugin '{name}': {one_line(exc)}") from None
+            raise RegistryError(f"plugin '{name}': {first_line(exc, with_type=True)}") from None
         infos[name] = PluginInfo(name, str(getattr(obj, "__version__", "0")), getattr(obj, "__name__", name), False)
 
     for name, error in _unknown_hooks(pm).items():
@@ -156,7 +150,7 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
         except Exception as exc:
             if name in strict:
                 raise
-            fail(name, one_line(exc))
+            fail(name, first_line(exc, with_type=True))
             continue
         for kind in KINDS:
             names = sorted(c.name for c in staged if c.kind == kind)

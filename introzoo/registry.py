@@ -94,9 +94,6 @@ class Registry:
                 f"'{existing.plugin}' and by plugin '{component.plugin}'"
             )
 
-    def add(self, component: Component) -> None:
-        self.add_all([component])
-
     def add_all(self, components: list[Component]) -> None:
         """Add all of ``components`` or, if any of them is invalid or clashes, none."""
         pending: dict[tuple[str, str], Component] = {}
@@ -119,15 +116,12 @@ class Registry:
             raise UsageError(unknown(SINGULAR[kind], name, self.names(kind))) from None
 
     def register_callable(self, kind: str, plugin: str, version: str,
-                          into: list[Component] | None = None) -> Callable[..., None]:
-        """The ``register`` argument handed to one plugin's hook implementation. With ``into``, the
-        components are collected there (to be added all at once with :meth:`add_all`)."""
+                          into: list[Component]) -> Callable[..., None]:
+        """The ``register`` argument handed to one plugin's hook implementation: the components are
+        collected in ``into``, to be added all at once with :meth:`add_all`."""
 
         def register(name: str, factory: Callable[..., Any], config: type[BaseModel], doc: str = "") -> None:
             comp = Component(kind, name, factory, config, doc.strip().splitlines()[0] if doc else "", plugin, version)
-            if into is None:
-                self.add(comp)
-            else:
-                into.append(comp)
+            into.append(comp)
 
         return register

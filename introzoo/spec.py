@@ -8,6 +8,7 @@ Examples: ``mog:100`` (``K=100``, the prior's primary option), ``soft,beta_neg=0
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,11 +140,35 @@ def make_config(comp: Component, options: dict[str, Any], text: str | None = Non
     """Validate ``options`` (user's and defaults, primary already resolved) into ``comp.config``."""
     text = text or format_spec(comp.name, options)
     try:
-        return comp.config(**options)
+        config = comp.config(**options)
     except ValidationError as exc:
         raise UsageError(validation_message(comp, exc, text)) from None
     except (TypeError, ValueError) as exc:
         raise UsageError(f"invalid {SINGULAR[comp.kind]} '{comp.name}' in '{text}': {exc}") from None
+    _check_finite(comp, config, text)
+    return config
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def _check_finite(comp: Component, config: BaseModel, text: str) -> None:
+    """inf and nan are bad input for every option (``beta_rec=inf``, ``beta_kl=1e400``), unless the
+    config declares ``model_config = ConfigDict(allow_inf_nan=True)`` itself."""
+    if comp.config.model_config.get("allow_inf_nan") is True:
+        return
+    for name in comp.config.model_fields:
+        value = getattr(config, name)
+        if _non_finite(value):
+            raise UsageError(f"invalid {SINGULAR[comp.kind]} '{comp.name}' in '{text}': option '{name}' "
+                             f"must be a finite number (got {value!r})")
 
 
 def resolve(registry: Registry, kind: str, text: str | Spec, defaults: dict[str, Any] | None = None,

@@ -77,7 +77,7 @@ class SweepSpec(TrainOverrides):
     """A grid: component axes (sweep syntax), seeds, shared training options (those of
     :class:`introzoo.options.TrainOptions`; each is a sweep-file key)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "sweep"
     objective: list[str] = Field(default_factory=lambda: ["soft"])

@@ -21,6 +21,7 @@ import torch
 from . import resume
 from .config import ResolvedRun
 from .errors import UsageError
+from .limits import check_fits
 from .metrics.base import EvalContext
 from .model import VAE
 from .objectives.base import Objective, TrainSettings
@@ -60,6 +61,7 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
     seed_everything(run.seed)
     dataset = run.dataset if run.dataset is not None else run.data.component.build(run.data.config)
     zdim = int(run.train["zdim"])
+    check_fits(run, dataset.shape, zdim, device)
     try:
         encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
     except ValueError as exc:

@@ -76,10 +76,43 @@ def test_misspelled_hook_is_caught():
         plugins.build(extra_plugins=[("typo", Typo())], load_entry_points=False)
 
 
-def test_disable_all_plugins_env(monkeypatch):
-    monkeypatch.setenv("INTROZOO_DISABLE_PLUGINS", "all")
+class FakeEntryPoint:
+    """An installed plugin as ``importlib.metadata`` lists it: ``load()`` gives the plugin object."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.value, self.dist = name, f"{name}_module", None
+
+    def load(self):
+        name = self.name
+
+        class Plugin:
+            @hookimpl
+            def introzoo_register_priors(self, register):
+                register(f"{name}-prior", lambda config, zdim: None, KConfig, "An installed test prior.")
+
+        return Plugin()
+
+
+@pytest.mark.parametrize("env,loaded", [
+    ("all", []), ("*", []), ("one", ["two"]), ("two, one", []), ("three", ["one", "two"]), ("", ["one", "two"]),
+])
+def test_disable_plugins_env(monkeypatch, env, loaded):
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [FakeEntryPoint("one"), FakeEntryPoint("two")])
+    monkeypatch.setenv("INTROZOO_DISABLE_PLUGINS", env)
     st = plugins.build()
-    assert [p.name for p in st.plugins] == ["introzoo"]
+    assert [p.name for p in st.plugins] == ["introzoo", *loaded]
+    assert sorted(st.disabled) == sorted({"one", "two"} - set(loaded))
+    assert [n for n in st.registry.names("priors") if n.endswith("-prior")] == [f"{n}-prior" for n in loaded]
+
+
+def test_first_line_of_an_error():
+    from introzoo.errors import first_line
+
+    assert first_line(RuntimeError("boom\nsecond line")) == "boom"
+    assert first_line(RuntimeError("  \n boom")) == "boom"
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(ValueError("bad\nmore"), with_type=True) == "ValueError: bad"
+    assert first_line(ValueError(), with_type=True) == "ValueError"
 
 
 @pytest.mark.parametrize("text,name,options", [

@@ -69,9 +69,16 @@ def test_expand_grid_hashes_and_constraints(tmp_path):
     assert all(t.run_dir == tmp_path / "runs" / t.hash for t in tasks)
     again = expand(spec, reg, sweep_dir=tmp_path)
     assert [t.hash for t in again] == [t.hash for t in tasks]  # stable: the same command resumes
-    # the paper's defaults differ per dataset, so the same objective spec is a different run
-    soft8 = [t for t in tasks if t.config["data"]["name"] == "8gaussians" and t.config["objective"]["name"] == "soft"]
-    assert all(t.config["seed"] in (0, 1, 2) for t in soft8)
+    # each configuration runs with exactly the spec's seeds, in order; seed_start shifts them, and the
+    # configuration ids (the seed left out) stay the same
+    seeds_of: dict[str, list[int]] = {}
+    for t in tasks:
+        seeds_of.setdefault(t.key, []).append(t.config["seed"])
+    assert list(seeds_of.values()) == [[0, 1, 2]] * 6
+    shifted = expand(spec.model_copy(update={"seed_start": 5}), reg, sweep_dir=tmp_path)
+    assert [t.key for t in shifted] == [t.key for t in tasks]
+    assert [t.config["seed"] for t in shifted] == [5, 6, 7] * 6
+    assert not {t.hash for t in shifted} & {t.hash for t in tasks}
 
 
 def test_explicit_default_is_the_same_run():

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from .base import Dataset, Epochs
 
 #: Debian's ``dataset-fashion-mnist`` package
@@ -175,8 +175,7 @@ class TorchvisionDataset(ImageDataset):
             root.mkdir(parents=True, exist_ok=True)
             return _tensors(self._open(root, train, download=True))
         except Exception as exc:  # urllib / http / checksum errors all mean "could not get it"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise self.missing(root, first[:160]) from None
+            raise self.missing(root, first_line(exc)[:160]) from None
 
 
 class MNIST(TorchvisionDataset):
