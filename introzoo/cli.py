@@ -14,12 +14,16 @@ from rich.table import Table
 
 from . import __version__, cli_sweep
 from .cli_common import RichProgress, console, err_console, given, registry, set_data_root, train_options, warn_failures
+from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
 from .hookspecs import KINDS
+from .inputs import check_device, check_seed
+from .paths import check_output_dir, check_output_file
 from .plugins import BUILTIN_PLUGIN, DISABLE_ENV
 from .registry import SINGULAR
 
 EXIT_USAGE = 2
+_debug = [False]  # --debug of this invocation
 # Typer raises click's usage errors (vendored in recent Typer): find the class without importing click.
 _ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
@@ -84,8 +88,9 @@ def run(
     from .config import RunConfig, resolve
     from .train import EXIT_DIVERGED, train
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device '{device}'; known: auto, cpu, cuda")
+    check_device(device)
+    if out is not None:
+        check_output_dir(out)
     set_data_root(data_root)
     if threads is not None:
         if threads < 1:
@@ -99,7 +104,7 @@ def run(
     except ValidationError as exc:
         raise UsageError(first_error(exc, flag=True)) from None
     resolved = resolve(cfg, components)
-    out = out or Path("runs") / f"{resolved.data.component.name}-{resolved.objective.component.name}-s{seed}-{resolved.record()['hash']}"
+    out = out or check_output_dir(Path("runs") / f"{resolved.data.component.name}-{resolved.objective.component.name}-s{seed}-{resolved.record()['hash']}", "run directory")
     if not quiet and not as_json:
         opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
         console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
@@ -230,6 +235,12 @@ def sample(
 
     if n < 1:
         raise UsageError("--n must be at least 1")
+    check_seed(seed)
+    check_device(device)
+    if out is not None:
+        check_output_file(out, suffixes=(".png", ".pt", ".npy"), create_parents=True)
+    elif Path(run_dir).is_dir():
+        check_output_dir(run_dir, "run directory")
     do_sample(console, run_dir, n, out, seed, device)
 
 
@@ -254,6 +265,10 @@ def eval_(
     """Evaluate a saved run with any metric (FID, probes, NLL, 2D metrics) and record the values."""
     from .saved_cli import evaluate
 
+    check_seed(seed)
+    check_device(device)
+    if save and Path(run_dir).is_dir():
+        check_output_dir(run_dir, "run directory")
     set_data_root(data_root)
     evaluate(console, run_dir, list(metric), seed, device, save, as_json)
 
@@ -284,6 +299,8 @@ def ood(
 
     if k < 1 or n < 1:
         raise UsageError("--k and --n must be at least 1")
+    check_seed(seed)
+    check_device(device)
     set_data_root(data_root)
     do_ood(console, list(runs), against, score, k, n, seed, device, as_json)
 
@@ -292,7 +309,9 @@ def ood(
 def _root(
     version: bool = typer.Option(False, "--version", help="print the version and exit"),
     no_plugins: bool = typer.Option(False, "--no-plugins", help=f"built-in components only: skip every installed plugin (as {DISABLE_ENV}=all)"),
+    debug: bool = typer.Option(False, "--debug", help=f"show the traceback of an internal error (as {DEBUG_ENV}=1)"),
 ) -> None:
+    _debug[0] = debug
     if version:
         console.print(f"introzoo {__version__}")
         raise typer.Exit(0)
@@ -304,7 +323,8 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the Typer app, turning introzoo and click errors into one line + exit 2."""
+    """Entry point: runs the Typer app; whatever a command raises ends as one line and an exit code
+    (:mod:`introzoo.cli_errors`: 2 bad input, 1 an internal error, with its traceback under --debug)."""
     disable = os.environ.get(DISABLE_ENV)
     try:
         from .plugin_commands import with_plugin_commands
@@ -320,12 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         where = f"introzoo {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "introzoo"
         err_console.print(f"[red]error:[/] {exc.format_message()} (see '{where} --help')", highlight=False, soft_wrap=True)
         return EXIT_USAGE
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
     except typer.Exit as exc:
         return exc.exit_code
+    except Exception as exc:  # the one error path: one line and an exit code (see introzoo.cli_errors)
+        return report(exc, err_console, debug=_debug[0])
     finally:
+        _debug[0] = False
         if os.environ.get(DISABLE_ENV) != disable:  # --no-plugins holds for one command
             from . import plugins as _plugins
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import __version__
 from .errors import UsageError, first_line
 from .data.base import Epochs
-from .options import TRAIN_DEFAULTS, TrainOverrides, train_option_names
+from .options import MAX_SEED, TRAIN_DEFAULTS, TrainOverrides, train_option_names
 from .registry import Component, Registry
 from .spec import parse_spec, resolve as resolve_spec
 
@@ -35,7 +35,7 @@ class RunConfig(TrainOverrides):
     regularizers: list[str] = Field(default_factory=list)
     backbone: str | None = None
     data: str = "8gaussians"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     metrics: list[str] | None = None
     log_every: int = Field(100, gt=0)

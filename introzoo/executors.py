@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import hookimpl
 from .executors_slurm import Callback, SubmititConfig, SubmititExecutor, _record_failure
 from .runs import RunDir
-from .sweep import Task, execute
+from .sweep import STATUS_BUSY, Task, execute
 
 
 def _die_with_parent() -> None:
@@ -40,6 +40,19 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _died_in(task: Task) -> dict | None:
+    """After a worker died: the failure of ``task`` if it had started training (its ``config.json``
+    written) and no other process holds it now; ``None``: run it (again) later."""
+    rd = RunDir(task.run_dir)
+    if not rd.config.exists() or rd.metrics.exists():
+        return None
+    claim = rd.claim(wait=False)
+    if claim is None:  # another sweep process is training it
+        return None
+    with claim:
+        return _record_failure(task, "worker process died (killed or crashed)")
 
 
 class LocalConfig(BaseModel):
@@ -60,26 +73,36 @@ class LocalExecutor:
         return self.config.workers or os.cpu_count() or 1
 
     def run(self, tasks: list[Task], sweep_dir: Path, on_done: Callback) -> None:
-        remaining = list(tasks)
+        """Each run under its claim: a run another sweep process on the same store is training is put
+        off (``wait=False``) and waited for after the others, so no run trains twice."""
+        remaining, wait = list(tasks), False
         ctx = multiprocessing.get_context("spawn")
         while remaining:
             with ProcessPoolExecutor(max_workers=min(self.workers, len(remaining)), mp_context=ctx,
                                      initializer=_die_with_parent) as pool:
-                futures = {pool.submit(execute, str(t.run_dir), t.config, self.config.threads, str(sweep_dir)): t
-                           for t in remaining}
-                remaining = []
+                futures = {pool.submit(execute, str(t.run_dir), t.config, self.config.threads, str(sweep_dir),
+                                       wait=wait): t for t in remaining}
+                remaining, busy = [], []
                 broken = False
                 for fut in as_completed(futures):
                     task = futures[fut]
                     try:
-                        on_done(task, fut.result())
+                        result = fut.result()
                     except BrokenProcessPool:
                         broken = True
-                        if RunDir(task.run_dir).path.exists():  # it was running when its worker died
-                            on_done(task, _record_failure(task, "worker process died (killed or crashed)"))
+                        died = _died_in(task)
+                        if died is not None:
+                            on_done(task, died)
                         else:
                             remaining.append(task)
-                if not broken:
+                        continue
+                    if result["status"] == STATUS_BUSY:
+                        busy.append(task)
+                    else:
+                        on_done(task, result)
+                remaining += busy
+                wait = wait or bool(busy)
+                if not broken and not busy:
                     return
 
 

@@ -28,34 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import UsageError
-from .runs import RunDir
+from .paths import check_output_file
+from .readers import ReadError, read_json
+from .run_store import Record, code_of, collect, strings as _strings
 from .spec import format_spec
 
 PREFERRED_SORT = ("kl", "fid_gen", "gnelbo")
-
-
-@dataclass
-class Record:
-    hash: str
-    key: str
-    config: dict[str, Any]
-    status: str
-    metrics: dict[str, float]
-    directions: dict[str, str]
-
-    @property
-    def code(self) -> str:
-        return code_of(self.config)
-
-
-def code_of(config: dict[str, Any]) -> str:
-    """Which code made a run, from its ``config.json``: ``introzoo 0.1.0`` plus ``plugin version`` for each
-    third-party plugin that supplied one of its components (``introzoo 0.1.0 + example 0.1.0``)."""
-    comps = [config.get(k) for k in ("objective", "prior", "backbone", "data")]
-    comps += list(config.get("regularizers") or []) + list(config.get("metrics") or [])
-    plugins = sorted({f"{c['plugin']} {c.get('version', '?')}" for c in comps
-                      if isinstance(c, dict) and c.get("plugin") not in (None, "introzoo")})
-    return " + ".join([f"introzoo {config.get('introzoo', '?')}"] + plugins)
 
 
 @dataclass
@@ -83,27 +61,11 @@ class Row:
             self.stats[m] = (float(arr.mean()), float(arr.std()), len(arr))
 
 
-def collect(sweep_dir: str | Path, only: list[str] | None = None) -> list[Record]:
-    root = Path(sweep_dir) / "runs"
-    if not root.is_dir():
-        raise UsageError(f"'{sweep_dir}' is not a sweep directory (no runs/ folder); run 'introzoo sweep' first")
-    wanted = set(only) if only is not None else None
-    records = []
-    for d in sorted(root.iterdir()):
-        if wanted is not None and d.name not in wanted:
-            continue
-        rd = RunDir(d)
-        try:
-            config = json.loads(rd.config.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            continue  # never started
-        m = rd.read_metrics() or {"status": "unfinished"}
-        records.append(Record(d.name, config.get("config_key", d.name), config, m.get("status", "unfinished"),
-                              m.get("metrics", {}) or {}, m.get("directions", {}) or {}))
-    return records
-
-
 AXES = ("data", "objective", "prior", "backbone")
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 #: the rows a ranking compares: ``--group-by`` choices, and ``select`` (the papers' protocol, per objective and data)
 GROUPS = {"data": ("data",), "objective": ("objective",), "none": (), "select": ("objective", "data")}
@@ -342,18 +304,31 @@ def select_best(sweep_dir: Path, runs: list[str], metric: str) -> list[str]:
 def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str | None, group_by: str,
                        published: bool, show_all: bool, out: Path | None, versions: bool = False) -> None:
     sweep_dir = Path(sweep_dir)
+    if out is not None:
+        check_output_file(out, "--out")
     manifest = {}
     if (sweep_dir / "sweep.json").exists():
-        manifest = json.loads((sweep_dir / "sweep.json").read_text())
+        manifest = read_json(sweep_dir / "sweep.json", "sweep manifest")
+        if not _strings(manifest.get("runs", [])) or not isinstance(manifest.get("spec", {}), dict):
+            raise ReadError("sweep manifest", sweep_dir / "sweep.json", "is not an introzoo sweep manifest "
+                                                                        "('runs' a list of run names, 'spec' an object)")
     only = manifest.get("runs")
-    records = collect(sweep_dir, only=only)
+    skipped: list[tuple[str, str]] = []
+    records = collect(sweep_dir, only=only, skipped=skipped)
     selection = sweep_dir / "selection.json"
     if selection.exists() and not show_all:
-        keys = set(json.loads(selection.read_text())["keys"])
+        chosen = read_json(selection, "sweep selection")
+        if not _strings(chosen.get("keys")):
+            raise ReadError("sweep selection", selection, "has no 'keys' list of configuration keys")
+        keys = set(chosen["keys"])
         records = [r for r in records if r.key in keys]
+    if skipped:
+        Console(stderr=True).print(f"warning: {len(skipped)} unreadable run(s) left out of the leaderboard: "
+                                   + "; ".join(reason for _, reason in skipped), highlight=False, soft_wrap=True,
+                                   markup=False)
     rows, directions = build_rows(records)
     if not rows:
-        raise UsageError(f"no runs in '{sweep_dir}' yet")
+        raise UsageError(f"no runs in '{sweep_dir}' yet" + (f" ({len(skipped)} unreadable)" if skipped else ""))
     if published:
         rows += published_rows(manifest.get("spec", {}), {r.data for r in rows})
     sort_metric = rank(rows, directions, sort, group_by)

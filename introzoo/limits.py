@@ -10,6 +10,7 @@ working memory: a mixture prior's KL holds a ``(batch_size * kl_samples) x K`` m
 
 The limit is the device's memory (physical memory on the CPU, the GPU's memory on CUDA), or
 ``INTROZOO_MEMORY_LIMIT`` (bytes, or a number with a K/M/G/T suffix, powers of 1024: ``8G``).
+:func:`check_sample` does the same for the draws of ``introzoo sample`` (a meta copy of the model).
 A component that cannot be built on the meta device is not estimated; its real build reports.
 """
 
@@ -185,3 +186,24 @@ def check_fits(run: Any, data_shape: tuple[int, ...], zdim: int,
         raise refuse(_name(run.backbone), forward.nbytes, f"one intermediate of a forward pass on a batch of {batch}")
     if kl.nbytes > limit:
         raise refuse(_name(run.prior), kl.nbytes, f"one intermediate of a KL evaluation on a batch of {batch}")
+
+
+def check_sample(model: nn.Module, n: int, device: torch.device | str = "cpu", flag: str = "--n") -> None:
+    """:class:`UsageError` naming ``n`` and the limit when drawing ``n`` samples through ``model``
+    (prior, then decoder) would make a tensor larger than the memory limit; run on a meta copy."""
+    import copy
+
+    limit, source = memory_limit(device)
+    largest = _Largest()
+    try:
+        meta = copy.deepcopy(model).to("meta")
+        with torch.no_grad(), largest:
+            meta.sample(n)
+    except Exception as exc:  # noqa: BLE001 - not estimable: the real draw reports
+        if _too_large(exc):
+            raise UsageError(f"{flag} {n}: more samples than can be addressed; the memory limit is "
+                             f"{format_size(limit)} ({source})") from None
+        return
+    if largest.nbytes > limit:
+        raise UsageError(f"{flag} {n}: drawing them needs more than {format_size(largest.nbytes)} for one "
+                         f"intermediate; the memory limit is {format_size(limit)} ({source})")

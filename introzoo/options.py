@@ -16,6 +16,9 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+#: the largest seed: numpy's generators take seeds below 2^32 (a run seeds torch, numpy and random)
+MAX_SEED = 2 ** 32 - 1
+
 
 class TrainOptions(BaseModel):
     """Training options with introzoo's defaults (a dataset's protocol overrides them, SPEC §8)."""

@@ -38,6 +38,24 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+class Claim:
+    """A held :meth:`RunDir.claim`; a context manager that releases it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = -1
+
+    def __enter__(self) -> "Claim":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -81,10 +99,31 @@ class RunDir:
         return out
 
     def read_metrics(self) -> dict[str, Any] | None:
+        """``metrics.json``, or ``None`` when there is none or it is not a JSON object (then the run
+        counts as unfinished and a sweep redoes it)."""
         try:
-            return json.loads(self.metrics.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            m = json.loads(self.metrics.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
+        return m if isinstance(m, dict) else None
+
+    def claim(self, wait: bool = True) -> "Claim | None":
+        """Hold this run for one process: an exclusive ``flock`` on ``.lock`` in the run directory
+        (released when the process ends, however it ends, so no claim outlives its owner). ``None``
+        when another process holds it and ``wait`` is false."""
+        import fcntl
+
+        self.create()
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return Claim(fd)
 
     def status(self) -> str:
         m = self.read_metrics()

@@ -19,7 +19,10 @@ from .train import evaluate as evaluate_metrics, load
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None) -> Path:
     """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter for 2D
     data; ``.pt`` / ``.npy`` outputs hold the raw tensor instead."""
+    from .limits import check_sample
+
     _, built = load(run_dir, device=device)
+    check_sample(built.model, n, built.device)
     torch.manual_seed(seed)
     with torch.no_grad():
         x = built.model.sample(n).cpu()

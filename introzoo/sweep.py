@@ -23,15 +23,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from .config import RunConfig, from_json, resolve
 from .errors import UsageError, first_error
-from .options import TrainOverrides, train_option_names
+from .options import MAX_SEED, TrainOverrides, train_option_names
+from .readers import ReadError, read_toml
 from .runs import RunDir, atomic_write_json
 from .spec import split_top_level
 
 AXES = ("objective", "prior", "backbone", "data")
+#: the most runs one sweep expands to (a typo such as --seeds 1000000 is refused, not expanded)
+MAX_RUNS = 100_000
 
 
 def _alternatives(text: str) -> list[str]:
@@ -85,8 +88,8 @@ class SweepSpec(TrainOverrides):
     backbone: list[str] = Field(default_factory=list, description="empty: each dataset's default backbone")
     data: list[str] = Field(default_factory=lambda: ["8gaussians"])
     regularizers: list[str] = Field(default_factory=list)
-    seeds: int = Field(1, gt=0, description="seeds 0 .. seeds-1 (from seed_start)")
-    seed_start: int = Field(0, ge=0)
+    seeds: int = Field(1, gt=0, le=MAX_RUNS, description="seeds 0 .. seeds-1 (from seed_start)")
+    seed_start: int = Field(0, ge=0, le=MAX_SEED)
     metrics: list[str] | None = None
     select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
     executor: str = "local"
@@ -95,20 +98,30 @@ class SweepSpec(TrainOverrides):
     published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> objective -> metric -> [mean, std]")
     published_source: str = ""
 
+    @field_validator("seed_start")
+    @classmethod
+    def _seeds_below_2_32(cls, start: int, info: ValidationInfo) -> int:
+        last = start + info.data.get("seeds", 1) - 1
+        if last > MAX_SEED:
+            raise ValueError(f"the last seed {last} is past {MAX_SEED} (seeds are below 2^32)")
+        return start
+
     def seed_list(self) -> list[int]:
         return list(range(self.seed_start, self.seed_start + self.seeds))
 
 
-def load_sweep_file(path: str | Path) -> SweepSpec:
-    import tomllib
+_TOML_KINDS = {str: "string", int: "number", float: "number", bool: "boolean", list: "list"}
 
+
+def load_sweep_file(path: str | Path) -> SweepSpec:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"sweep file '{path}' not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"sweep file '{path}' is not valid TOML: {exc}") from None
+    if not path.exists():
+        raise UsageError(f"sweep file '{path}' not found")
+    raw = read_toml(path, "sweep file")
+    for table in ("sweep", "published"):
+        if table in raw and not isinstance(raw[table], dict):
+            raise ReadError("sweep file", path, f"has a {_TOML_KINDS.get(type(raw[table]), 'value')} for '{table}' where a table "
+                                                f"([{table}]) is expected")
     body = dict(raw.get("sweep", raw))
     if "published" in raw:
         body["published"] = raw["published"]
@@ -161,6 +174,11 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
     axes = {a: [s for text in getattr(spec, a) for s in expand_axis(text, a)] for a in AXES}
     axes["backbone"] = axes["backbone"] or [None]  # the dataset's default
     train = {k: getattr(spec, k) for k in train_option_names()}
+    size = len(seeds) if seeds is not None else spec.seeds
+    for a in AXES:
+        size *= len(axes[a])
+    if size > MAX_RUNS:
+        raise UsageError(f"the grid has {size} runs; introzoo refuses sweeps of more than {MAX_RUNS} runs")
     tasks, seen = [], set()
     for data, objective, prior, backbone in itertools.product(axes["data"], axes["objective"], axes["prior"], axes["backbone"]):
         cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, regularizers=list(spec.regularizers),
@@ -196,8 +214,39 @@ def log_event(sweep_dir: Path, **event: Any) -> None:
         os.close(fd)
 
 
+#: what :func:`execute` returns for a run that another sweep process is training (``wait=False``)
+STATUS_BUSY = "busy"
+
+
+def _log(sweep_dir: str | None, **event: Any) -> None:
+    if sweep_dir:
+        try:
+            log_event(Path(sweep_dir), **event)
+        except OSError:  # e.g. a full disk: the event log is a record, not the result
+            pass
+
+
 def execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
-            resumable=None) -> dict[str, Any]:
+            resumable=None, wait: bool = True) -> dict[str, Any]:
+    """Train one run of a sweep under its claim (:meth:`RunDir.claim`, a lock another sweep process on
+    the same store respects); see :func:`_execute`. A run another process holds is waited for
+    (``wait``), after which its result counts, or reported as :data:`STATUS_BUSY` at once."""
+    rd = RunDir(run_dir)
+    try:
+        claim = rd.claim(wait=wait)
+    except OSError as exc:  # a store that cannot even take a lock file (full disk, read-only)
+        return {"status": "failed", "reason": f"cannot claim {rd.path}: {exc.strerror or exc}"}
+    if claim is None:
+        return {"status": STATUS_BUSY, "reason": "trained by another sweep process"}
+    with claim:
+        m = rd.read_metrics()
+        if m is not None and m.get("status") in ("finished", "diverged"):  # done meanwhile by another process
+            return {"status": m["status"], "reason": m.get("reason", ""), "elsewhere": True}
+        return _execute(run_dir, config, threads, sweep_dir, resumable)
+
+
+def _execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
+             resumable=None) -> dict[str, Any]:
     """Train one run of a sweep (in a worker process) from its resolved record (:attr:`Task.config`;
     nothing is resolved again, the record's hash is the one written). Never raises for a failing run:
     the failure is recorded in its ``metrics.json`` with the reason, and the sweep goes on.
@@ -211,14 +260,16 @@ def execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sw
     if threads:
         torch.set_num_threads(threads)
     rd = RunDir(run_dir)
-    if sweep_dir:
-        log_event(Path(sweep_dir), event="start", run=rd.path.name)
+    _log(sweep_dir, event="start", run=rd.path.name)
     try:
         result = train(from_json(config, plugins.registry()), run_dir, resumable=resumable)
     except Exception as exc:  # recorded, not raised: one bad run must not take the sweep down
-        result = rd.record_failure(f"{type(exc).__name__}: {exc}")
-    if sweep_dir:
-        log_event(Path(sweep_dir), event="end", run=rd.path.name, status=result["status"])
+        reason = f"{type(exc).__name__}: {exc}"
+        try:
+            result = rd.record_failure(reason)
+        except OSError:  # e.g. the disk is full: reported; a rerun redoes the run (no metrics.json)
+            result = {"status": "failed", "reason": reason}
+    _log(sweep_dir, event="end", run=rd.path.name, status=result["status"])
     return {"status": result["status"], "reason": result.get("reason", "")}
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 from . import leaderboard as lb
 from .errors import UsageError, first_error, unknown
 from .options import train_option_names
+from .paths import check_output_dir
 from .runs import atomic_write_json
 from .spec import parse_spec, resolve as resolve_spec
 from .sweep import SweepSpec, Task, expand, load_sweep_file, pending, write_manifest
@@ -140,7 +141,10 @@ def print_grid(console: Console, tasks: list[Task], finished: set[str]) -> None:
 
 def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, workers, threads, **cli) -> int:
     spec = build_spec(file, **cli)
-    sweep_dir = out or default_dir(spec, file)
+    sweep_dir = check_output_dir(out or default_dir(spec, file), "--out" if out else "sweep directory")
+    if (sweep_dir / "runs").exists() and not (sweep_dir / "runs").is_dir():
+        raise UsageError(f"sweep directory '{sweep_dir}': '{sweep_dir / 'runs'}' exists as a file; the run "
+                         "store is a directory")
     executor, ex_cfg = make_executor(registry, spec, workers, threads)
     n_workers = getattr(executor, "workers", 1)
     stage1_seeds = [spec.seed_start] if spec.select else None

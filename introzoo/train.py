@@ -82,22 +82,31 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
 
 def load(run_dir: str | Path, registry=None, device: str | None = None) -> tuple[ResolvedRun, Built]:
     """A finished run, rebuilt from its ``config.json`` with the weights of ``checkpoint.pt`` (eval mode)."""
-    import json
-
     from .config import from_json
     from .plugins import state
+    from .readers import ReadError, load_checkpoint, read_json
 
     rd = RunDir(run_dir)
     if not rd.config.exists():
         raise UsageError(f"{rd.path} is not a run directory (no config.json)")
     if not rd.checkpoint.exists():
         raise UsageError(f"{rd.path} has no checkpoint.pt (the run did not finish)")
-    run = from_json(json.loads(rd.config.read_text()), registry or state().registry)
+    record = read_json(rd.config, "run configuration")
+    try:
+        run = from_json(record, registry or state().registry)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReadError("run configuration", rd.config, f"is not an introzoo run configuration "
+                                                        f"({type(exc).__name__}: {exc})") from None
     if device is not None:
         run.device = device
     built = build(run)
-    state_dict = torch.load(rd.checkpoint, map_location=built.device, weights_only=True)
-    built.model.load_state_dict(state_dict["model"])
+    state_dict = load_checkpoint(rd.checkpoint, map_location=built.device)
+    try:
+        built.model.load_state_dict(state_dict["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ReadError("checkpoint", rd.checkpoint, f"does not match {rd.config.name} "
+                                                     f"({detail[:300]})") from None
     built.model.eval()
     return run, built
 
