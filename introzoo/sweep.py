@@ -27,6 +27,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from .config import RunConfig, from_json, resolve
 from .errors import UsageError, first_error
+from .limits import check_fits
 from .options import MAX_SEED, TrainOverrides, train_option_names
 from .readers import ReadError, read_toml
 from .runs import RunDir, atomic_write_json
@@ -186,6 +187,8 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
         resolved = resolve(cfg, registry)
         if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
             continue
+        if resolved.dataset is not None:  # a model too large for memory is refused before anything trains
+            check_fits(resolved, resolved.dataset.shape, int(resolved.train["zdim"]))
         for seed in seeds if seeds is not None else spec.seed_list():
             record = replace(resolved, seed=seed, dataset=None, built_metrics=None, _record=None).record()
             if record["hash"] in seen:  # e.g. an option given explicitly at its default value
