@@ -24,7 +24,8 @@ def _names(app: typer.Typer, start: int = 0, start_groups: int = 0) -> set[str]:
 def with_plugin_commands(app: typer.Typer, argv: list[str] | None, warn: Callable[[str], None]) -> typer.Typer:
     """``app``, or a copy of it with the plugins' commands. A hook that raises, or adds a command named
     like a built-in one, is reported through ``warn`` (one line) and its commands are left out."""
-    from .plugins import one_line, state
+    from .errors import first_line
+    from .plugins import state
 
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
@@ -42,6 +43,6 @@ def with_plugin_commands(app: typer.Typer, argv: list[str] | None, warn: Callabl
                 raise ValueError(f"'{clash[0]}' is a built-in command")
         except Exception as exc:
             del cli.registered_commands[n:], cli.registered_groups[g:]
-            warn(f"warning: plugin '{impl.plugin_name}': introzoo_register_commands raised {one_line(exc)}; "
+            warn(f"warning: plugin '{impl.plugin_name}': introzoo_register_commands raised {first_line(exc, with_type=True)}; "
                  "its commands were left out")
     return cli

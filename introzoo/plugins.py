@@ -227,8 +227,8 @@ class RunHooks:
             try:
                 impl.function(**{a: kwargs[a] for a in impl.argnames})
             except Exception as exc:
-                self.failed[impl.plugin_name] = one_line(exc)
-                print(f"warning: plugin '{impl.plugin_name}': {hook} raised {one_line(exc)}; its run hooks are "
+                self.failed[impl.plugin_name] = first_line(exc, with_type=True)
+                print(f"warning: plugin '{impl.plugin_name}': {hook} raised {first_line(exc, with_type=True)}; its run hooks are "
                       "skipped for the rest of this run", file=sys.stderr)
 
     def start(self, out_dir: Any) -> None:
