@@ -127,8 +127,9 @@ def build_metric(comp: Component, config: BaseModel, dataset: Any):
     """The metric, or a :class:`UsageError` when it does not apply to the dataset's kind."""
     metric = comp.build(config)
     if not metric.applies_to(dataset):
-        raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}' "
-                         f"(a {dataset.kind} dataset)")
+        why = getattr(metric, "why_not", None)
+        raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}'"
+                         + (f": {why(dataset)}" if why else f" (a {dataset.kind} dataset)"))
     return metric
 
 
