@@ -85,6 +85,7 @@ class SweepSpec(TrainOverrides):
     backbone: list[str] = Field(default_factory=list, description="empty: each dataset's default backbone")
     data: list[str] = Field(default_factory=lambda: ["8gaussians"])
     regularizers: list[str] = Field(default_factory=list)
+    regularizer: list[str] = Field(default_factory=list, description="regularizer alternatives, sweep syntax: each run adds one of them to regularizers ('none': no regularizer)")
     seeds: int = Field(1, gt=0, description="seeds 0 .. seeds-1 (from seed_start)")
     seed_start: int = Field(0, ge=0)
     metrics: list[str] | None = None
@@ -92,7 +93,7 @@ class SweepSpec(TrainOverrides):
     executor: str = "local"
     executor_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="executor name -> options, from the file's [executor.NAME] tables")
     constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl'; skipped where an option is absent")
-    published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> objective -> metric -> [mean, std]")
+    published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> row -> metric -> [mean, std]; a row is 'objective[ + regularizer...][ @ prior]'")
     published_source: str = ""
 
     def seed_list(self) -> list[int]:
@@ -162,9 +163,11 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
     axes["backbone"] = axes["backbone"] or [None]  # the dataset's default
     train = {k: getattr(spec, k) for k in train_option_names()}
     tasks, seen = [], set()
-    for data, objective, prior, backbone in itertools.product(axes["data"], axes["objective"], axes["prior"], axes["backbone"]):
-        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, regularizers=list(spec.regularizers),
-                        metrics=spec.metrics, device="cpu", **train)
+    regs = [s for text in spec.regularizer for s in expand_axis(text, "regularizer")] or ["none"]
+    for data, objective, prior, backbone, reg in itertools.product(axes["data"], axes["objective"], axes["prior"],
+                                                                   axes["backbone"], regs):
+        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics, device="cpu",
+                        regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]), **train)
         resolved = resolve(cfg, registry)
         if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
             continue
