@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, cli_sweep
+from . import __version__, cli_latent, cli_sweep
 from .cli_common import RichProgress, console, err_console, given, registry, set_data_root, train_options, warn_failures
 from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
@@ -218,7 +218,8 @@ SAMPLE_EPILOG = (
     "Examples:\n\n"
     "  introzoo sample runs/first\n\n"
     "  introzoo sample runs/fmnist-soft --n 100 --out grid.png --seed 3\n\n"
-    "  introzoo sample runs/first --n 5000 --out samples.npy"
+    "  introzoo sample runs/first --n 5000 --out samples.npy\n\n"
+    "  introzoo sample runs/moons-vae --low-posterior --candidates 20"
 )
 
 
@@ -229,19 +230,25 @@ def sample(
     out: Optional[Path] = typer.Option(None, "--out", help=".png (grid / scatter), .pt or .npy (default RUN/samples_n<N>_s<seed>.png)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the prior draws"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    low_posterior: bool = typer.Option(False, "--low-posterior", help="LP-Gen (seed 004): the prior's samples of lowest aggregate posterior (priors that have it: flow)"),
+    candidates: int = typer.Option(10, "--candidates", help="--low-posterior: keep the lowest N of candidates x N prior draws"),
 ) -> None:
     """Draw samples from a saved model (prior -> decoder)."""
     from .saved_cli import sample as do_sample
 
-    if n < 1:
-        raise UsageError("--n must be at least 1")
+    if n < 1 or candidates < 1:
+        raise UsageError("--n and --candidates must be at least 1")
     check_seed(seed)
     check_device(device)
     if out is not None:
         check_output_file(out, suffixes=(".png", ".pt", ".npy"), create_parents=True)
     elif Path(run_dir).is_dir():
         check_output_dir(run_dir, "run directory")
-    do_sample(console, run_dir, n, out, seed, device)
+    do_sample(console, run_dir, n, out, seed, device, low_posterior, candidates)
+
+
+app.command(epilog=cli_latent.TRAVERSE_EPILOG)(cli_latent.traverse)
+app.command(epilog=cli_latent.INTERPOLATE_EPILOG)(cli_latent.interpolate)
 
 
 EVAL_EPILOG = (

@@ -2,7 +2,8 @@
 
 Precedence for a component's options: its config's defaults < the dataset's paper defaults for it
 (SPEC §8) < the user's spec string. For training settings: introzoo's defaults < the dataset's protocol
-< explicit options. The resolved form is what ``config.json`` records and what a run's hash covers.
+< its protocol for each chosen regularizer (``regularizer_defaults``) < explicit options. The resolved
+form is what ``config.json`` records and what a run's hash covers.
 """
 
 from __future__ import annotations
@@ -126,8 +127,9 @@ def build_metric(comp: Component, config: BaseModel, dataset: Any):
     """The metric, or a :class:`UsageError` when it does not apply to the dataset's kind."""
     metric = comp.build(config)
     if not metric.applies_to(dataset):
-        raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}' "
-                         f"(a {dataset.kind} dataset)")
+        why = getattr(metric, "why_not", None)
+        raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}'"
+                         + (f": {why(dataset)}" if why else f" (a {dataset.kind} dataset)"))
     return metric
 
 
@@ -136,11 +138,16 @@ def _in_iterations(defaults: dict[str, Any], steps_per_epoch: int) -> dict[str, 
 
 
 def resolve_train(cfg: RunConfig, dataset: Any) -> dict[str, Any]:
-    """Training settings: introzoo's defaults < the dataset's protocol < explicit options. A dataset that
-    trains in epochs gets ``iterations = epochs * ceil(n_train / batch_size)`` unless ``--iterations`` is
-    given; ``epochs`` stays in the record."""
+    """Training settings: introzoo's defaults < the dataset's protocol < the dataset's protocol for each
+    chosen regularizer, in the order given (``dataset.regularizer_defaults[name]``, e.g. seed 004 §3 for
+    the dpVAE regularizers) < explicit options. A dataset that trains in epochs gets
+    ``iterations = epochs * ceil(n_train / batch_size)`` unless ``--iterations`` is given (or a
+    regularizer's protocol sets ``epochs`` to ``None``); ``epochs`` stays in the record."""
     train = dict(TRAIN_DEFAULTS)
     train.update(getattr(dataset, "train_defaults", {}) or {})
+    per_reg = getattr(dataset, "regularizer_defaults", {}) or {}
+    for text in cfg.regularizers:
+        train.update(per_reg.get(parse_spec(text, "regularizers").name, {}))
     for key in train_option_names():
         value = getattr(cfg, key)
         if value is not None:

@@ -182,17 +182,32 @@ def best_values(rows: list[Row], directions: dict[str, str], group_by: str) -> d
 
 
 def published_rows(spec: dict[str, Any], datasets: set[str]) -> list[Row]:
+    """Rows of the sweep file's ``[published.DATA]`` tables; a row's key is ``objective``, optionally
+    with ``+ regularizer`` and ``@ prior`` (``"vae + tcvae @ flow"``), shown in those columns."""
     rows = []
     for data, per_obj in (spec.get("published") or {}).items():
         if data not in datasets:
             continue
         for obj, metrics in per_obj.items():
-            row = Row(f"published:{data}:{obj}", data, obj, f"{obj} (published)", "", published=True)
+            label, _, prior = (part.strip() for part in obj.partition("@"))
+            row = Row(f"published:{data}:{obj}", data, label.split("+")[0].strip(), f"{label} (published)", prior,
+                      published=True)
             for m, v in metrics.items():
                 mean, std = (v[0], v[1]) if isinstance(v, (list, tuple)) else (v, float("nan"))
                 row.stats[m] = (float(mean), float(std), 0)
             rows.append(row)
     return rows
+
+
+def metric_direction(name: str) -> str:
+    """``min`` / ``max`` of a registered metric that reports ``name`` (``max`` when none is found)."""
+    from .plugins import registry
+
+    try:
+        comp = registry().get("metrics", name)
+        return comp.build(comp.config()).directions.get(name, "max")
+    except Exception:
+        return "max"
 
 
 def fmt_stat(stat: tuple[float, float, int] | None, digits: int = 3) -> str:
@@ -331,6 +346,8 @@ def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str
         raise UsageError(f"no runs in '{sweep_dir}' yet" + (f" ({len(skipped)} unreadable)" if skipped else ""))
     if published:
         rows += published_rows(manifest.get("spec", {}), {r.data for r in rows})
+        for m in sorted({m for r in rows if r.published for m in r.stats} - set(directions)):
+            directions[m] = metric_direction(m)  # a published metric none of the runs reports
     sort_metric = rank(rows, directions, sort, group_by)
     header, body, marks = table_data(rows, directions, group_by, versions=versions)
     title = f"leaderboard: {sweep_dir.name} (ranked by {sort_metric} within {group_by}; mean ± std over seeds)"

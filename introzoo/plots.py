@@ -2,7 +2,9 @@
 
 - 2D data: real data, generated samples, and the model's density ``exp(-negELBO(x))`` over the metric
   range (the official density plot); with ``zdim = 2`` also the latent space (``latent.png``);
-- images: prior samples, reconstructions, and the per-epoch progress grids.
+- images: prior samples, reconstructions, and the per-epoch progress grids;
+- both: a latent traversal (``traverse.png``) and, for a prior that has them, low-posterior samples
+  (``lp_samples.png``), from :mod:`introzoo.latent_cli`.
 
 :func:`save_plots` is what the trainer calls after evaluation; the panel functions are used on their own
 by the saved-run commands.
@@ -156,9 +158,11 @@ def save_image_figures(built: Built, out: Path, ctx: EvalContext) -> list[str]:
 
 def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> list[str]:
     """The figures of a finished run in ``out``, by the dataset's kind; returns the file names."""
+    from .latent_cli import save_latent_figures
+
     ds = built.dataset
     if ds.kind == "image":
-        return save_image_figures(built, out, ctx)
+        return save_image_figures(built, out, ctx) + save_latent_figures(run, built, out, ctx.seed)
     if ds.kind != "2d":
         return []
     g = ctx.generator("plots")
@@ -169,7 +173,7 @@ def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> l
     files = save_2d_figures(out, real, fake, density, ds.metric_range)
     if built.model.zdim == 2:
         files.append(save_latent_plot(built.model, real, out))
-    return files
+    return files + save_latent_figures(run, built, out, ctx.seed)
 
 
 def latent_half_range(*points: torch.Tensor | None) -> float:

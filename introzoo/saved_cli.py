@@ -1,4 +1,5 @@
-"""The commands that work on a saved run: ``sample``, ``eval`` and ``ood`` (the bodies behind cli.py)."""
+"""The commands that work on a saved run: ``sample``, ``eval`` and ``ood`` (the bodies behind cli.py);
+``traverse`` and ``interpolate`` are in :mod:`introzoo.latent_cli`."""
 
 from __future__ import annotations
 
@@ -16,17 +17,25 @@ from .runs import RunDir, atomic_write_json
 from .train import evaluate as evaluate_metrics, load
 
 
-def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None) -> Path:
+def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None,
+           low_posterior: bool = False, candidates: int = 10) -> Path:
     """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter for 2D
-    data; ``.pt`` / ``.npy`` outputs hold the raw tensor instead."""
+    data; ``.pt`` / ``.npy`` outputs hold the raw tensor instead. ``low_posterior``: the prior's
+    low-posterior samples (LP-Gen, seed 004), the lowest of ``candidates * n`` under the aggregate
+    posterior; a prior without them is refused."""
     from .limits import check_sample
 
-    _, built = load(run_dir, device=device)
+    run, built = load(run_dir, device=device)
     check_sample(built.model, n, built.device)
     torch.manual_seed(seed)
     with torch.no_grad():
-        x = built.model.sample(n).cpu()
-    out = out or Path(run_dir) / f"samples_n{n}_s{seed}.png"
+        if low_posterior:
+            from .latent_cli import low_posterior_latents
+
+            x = built.model.decode(low_posterior_latents(built, run.prior.component.name, n, candidates, seed)).cpu()
+        else:
+            x = built.model.sample(n).cpu()
+    out = out or Path(run_dir) / f"{'lp_' if low_posterior else ''}samples_n{n}_s{seed}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".pt":
         torch.save(x, out)
@@ -45,7 +54,7 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
             scatter_panel(x.numpy(), built.dataset.metric_range or float(x.abs().max()) * 1.1).save(out)
     else:
         raise UsageError(f"unknown output type '{out.suffix}' for {out}; known: .png, .pt, .npy")
-    console.print(f"{n} samples -> {out}", highlight=False)
+    console.print(f"{n} {'low-posterior ' if low_posterior else ''}samples -> {out}", highlight=False)
     return out
 
 

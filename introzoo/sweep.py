@@ -89,6 +89,7 @@ class SweepSpec(TrainOverrides):
     backbone: list[str] = Field(default_factory=list, description="empty: each dataset's default backbone")
     data: list[str] = Field(default_factory=lambda: ["8gaussians"])
     regularizers: list[str] = Field(default_factory=list)
+    regularizer: list[str] = Field(default_factory=list, description="regularizer alternatives, sweep syntax: each run adds one of them to regularizers ('none': no regularizer)")
     seeds: int = Field(1, gt=0, le=MAX_RUNS, description="seeds 0 .. seeds-1 (from seed_start)")
     seed_start: int = Field(0, ge=0, le=MAX_SEED)
     metrics: list[str] | None = None
@@ -96,7 +97,7 @@ class SweepSpec(TrainOverrides):
     executor: str = "local"
     executor_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="executor name -> options, from the file's [executor.NAME] tables")
     constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl'; skipped where an option is absent")
-    published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> objective -> metric -> [mean, std]")
+    published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> row -> metric -> [mean, std]; a row is 'objective[ + regularizer...][ @ prior]'")
     published_source: str = ""
 
     @field_validator("seed_start")
@@ -181,9 +182,11 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
     if size > MAX_RUNS:
         raise UsageError(f"the grid has {size} runs; introzoo refuses sweeps of more than {MAX_RUNS} runs")
     tasks, seen = [], set()
-    for data, objective, prior, backbone in itertools.product(axes["data"], axes["objective"], axes["prior"], axes["backbone"]):
-        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, regularizers=list(spec.regularizers),
-                        metrics=spec.metrics, device="cpu", **train)
+    regs = [s for text in spec.regularizer for s in expand_axis(text, "regularizer")] or ["none"]
+    for data, objective, prior, backbone, reg in itertools.product(axes["data"], axes["objective"], axes["prior"],
+                                                                   axes["backbone"], regs):
+        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics, device="cpu",
+                        regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]), **train)
         resolved = resolve(cfg, registry)
         if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
             continue

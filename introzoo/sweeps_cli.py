@@ -56,6 +56,8 @@ def default_dir(spec: SweepSpec, file: Path | None) -> Path:
         return Path("sweeps") / file.stem
     body = spec.model_dump(mode="json", exclude={"executor", "executor_options", "name"})
     body = {k: v for k, v in body.items() if v is not None or k not in train_option_names() or k in _NAMED_WHEN_UNSET}
+    if not body.get("regularizer"):  # the regularizer axis, when unused, keeps older directory names
+        body.pop("regularizer", None)
     return Path("sweeps") / f"sweep-{hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]}"
 
 

@@ -1,12 +1,15 @@
 """Built-in datasets, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import images, toy2d
+from . import factors, images, toy2d
 
 
 @hookimpl
 def introzoo_register_datasets(register):
     for name in toy2d.GENERATORS:
         register(name, toy2d.factory(name), toy2d.Toy2DConfig, toy2d.DOCS[name])
+    register("moons", toy2d.Moons, toy2d.MoonsConfig, toy2d.MOONS_DOC)
+    register("factors2d", factors.build, factors.Factors2DConfig,
+             "Two independent discrete factors on a 2D grid + noise (ground-truth factors for factor_score).")
     for name in images.CLASSES:
         register(name, images.factory(name), images.ImageConfig, images.DOCS[name])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import torch
 
@@ -30,6 +30,10 @@ class Dataset:
     - ``train_defaults``: the paper's training protocol (iterations or epochs, batch size, lr schedule).
     - ``default_backbone`` / ``backbone_defaults``: the backbone the papers use on it, and its options.
     - ``n_train``: size of the training set for datasets that train in epochs (0 for generators).
+    - ``regularizer_defaults``: regularizer name -> training settings that apply when it is chosen (the
+      protocol of the paper that uses the regularizer on this dataset), over ``train_defaults``.
+
+    A dataset with ground-truth factors of variation also has the :class:`Factors` capability.
     """
 
     name: str = ""
@@ -41,6 +45,7 @@ class Dataset:
     default_backbone: str = "mlp"
     backbone_defaults: dict[str, dict[str, Any]] = {}
     n_train: int = 0
+    regularizer_defaults: dict[str, dict[str, Any]] = {}
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Iterations per epoch (a generator's "epoch" is one batch)."""
@@ -56,3 +61,17 @@ class Dataset:
         """An endless stream of training batches (2D generators draw a fresh batch each time)."""
         while True:
             yield self.sample(batch_size, generator)
+
+
+@runtime_checkable
+class Factors(Protocol):
+    """Ground-truth factors of variation (what ``factor_score`` needs, Kim & Mnih 2018 §4): ``factor_sizes``
+    is the number of values of each discrete factor; ``sample_with_factor(k, value, n, generator)`` draws
+    ``n`` points whose factor ``k`` equals ``value`` (``0 <= value < factor_sizes[k]``), the other factors
+    drawn from their distribution."""
+
+    factor_sizes: tuple[int, ...]
+
+    def sample_with_factor(self, k: int, value: int, n: int,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+        ...

@@ -1,7 +1,7 @@
 """Built-in metrics, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import fid, likelihood, prior, probes, toy2d
+from . import factor, fid, likelihood, prior, probes, toy2d
 
 
 @hookimpl
@@ -19,5 +19,7 @@ def introzoo_register_metrics(register):
     register("svm", probes.SVM, probes.SVMConfig, "Linear SVM accuracy on latent means (test split).")
     register("knn5", probes.knn(5), probes.ProbeConfig, "5-NN accuracy on latent means (test split).")
     register("knn100", probes.knn(100), probes.ProbeConfig, "100-NN accuracy on latent means (test split).")
+    register("factor_score", factor.FactorScore, factor.FactorScoreConfig,
+             "FactorVAE disentanglement metric (Kim & Mnih 2018): majority-vote accuracy (datasets with factors).")
     register("nll", likelihood.NLL, likelihood.NLLConfig,
              "Importance-weighted negative log-likelihood of test images, nats per image (K samples).")

@@ -18,7 +18,9 @@ Two capabilities are structural and optional; a regularizer or metric that needs
 - :class:`Mixture`: K weighted Gaussian components (``resp-entropy``, the ``resp_entropy`` metric, the
   components drawn in ``latent.png``);
 - :class:`LogvarTransformable`: the components' log-variances can be passed through a transform
-  (``clip-logvar``).
+  (``clip-logvar``);
+- :class:`LowPosteriorSampler`: samples from the prior's low-posterior region (LP-Gen of seed 004,
+  ``introzoo sample RUN --low-posterior``); :func:`aggregate_log_posterior` is the score it ranks by.
 """
 
 from __future__ import annotations
@@ -120,3 +122,32 @@ class LogvarTransformable(Protocol):
 
     def set_logvar_transform(self, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
         ...
+
+
+@runtime_checkable
+class LowPosteriorSampler(Protocol):
+    """Low-posterior samples (LP-Gen, seed 004 §5 Figs. 3-6; the "low posterior samples" of Rosca et al.
+    2018 that the dpVAE paper uses): ``candidates * n`` draws from the prior are ranked by the aggregate
+    posterior ``q(z) = 1/M sum_m N(z; mu_m, diag(exp(logvar_m)))`` of M encoded data points, and the
+    ``n`` with the lowest ``q(z)`` are returned ``(n, zdim)``, lowest first."""
+
+    def sample_low_posterior(self, n: int, mu: torch.Tensor, logvar: torch.Tensor,
+                             candidates: int = 10) -> torch.Tensor:
+        ...
+
+
+def aggregate_log_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                            chunk: int = 256) -> torch.Tensor:
+    """``log q(z) = logsumexp_m log N(z; mu_m, exp(logvar_m)) - log M`` per row of ``z`` (chunked)."""
+    out = []
+    for zc in z.split(chunk):
+        d = zc.unsqueeze(1) - mu.unsqueeze(0)  # (c, M, zdim)
+        log_n = -0.5 * (d * d * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)
+        out.append(torch.logsumexp(log_n, 1) - math.log(mu.shape[0]))
+    return torch.cat(out)
+
+
+def lowest_posterior(z: torch.Tensor, n: int, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The ``n`` rows of ``z`` with the lowest aggregate posterior, lowest first."""
+    order = aggregate_log_posterior(z, mu, logvar).argsort()
+    return z[order[:n]]

@@ -12,6 +12,10 @@ r"""``flow:L``: the dpVAE decoupled prior (seed 004; SPEC §3), an affine-coupli
 with one reparameterised sample ``z ~ q(z|x)`` by default (``kl_samples``); the constant ``-d/2`` (the
 expectation of the entropy term's ``-0.5*||eps||^2``) makes it an estimate of the KL itself, not only
 of its gradient. Sampling is ``z = g^{-1}(z0)``.
+
+Low-posterior samples (LP-Gen, :class:`~introzoo.priors.base.LowPosteriorSampler`): candidates
+``z = g^{-1}(z0)``, ``z0 ~ N(0, I)`` in the generation space, ranked by the aggregate posterior of the
+encoded data in the representation space; the lowest are kept.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.func import functional_call
 
-from .base import Prior
+from .base import Prior, lowest_posterior
 
 
 class FlowConfig(BaseModel):
@@ -111,6 +115,13 @@ class FlowPrior(Prior):
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
             z = self.g_inverse(z0)
         return z if with_grad else z.detach()
+
+    @torch.no_grad()
+    def sample_low_posterior(self, n: int, mu: torch.Tensor, logvar: torch.Tensor,
+                             candidates: int = 10) -> torch.Tensor:
+        """The ``n`` of ``candidates * n`` prior samples with the lowest aggregate posterior of the
+        posteriors ``(mu, logvar)`` (M, zdim), lowest first (LP-Gen, seed 004)."""
+        return lowest_posterior(self.sample(candidates * n), n, mu, logvar)
 
 
 def build(config: FlowConfig, zdim: int) -> FlowPrior:
