@@ -4,8 +4,8 @@ A run trained with a :class:`Resumable` writes ``resume.pt`` (atomically) every 
 training, when :attr:`Resumable.requested` is set (e.g. by a signal handler) and once training ends
 (before evaluation). It holds everything the loop needs to go on as if it had never stopped:
 
-- the model's and the objective's state (optimisers, schedules, whether the warm-up has ended);
-- the tensors each regularizer fixed at the end of the warm-up (``clip-logvar``'s range);
+- the model's and the objective's state (optimisers, schedules, whether the warm-up has ended, and
+  each regularizer's ``state_dict``: ``clip-logvar``'s range, FactorVAE's discriminator);
 - every random stream: torch (and CUDA), numpy, ``random`` and the data generator;
 - the loss sums of the unfinished history window, and the training time so far.
 
@@ -56,19 +56,6 @@ class Resumable:
         """Called after each resume point is written (``iteration`` iterations done)."""
 
 
-def _tensor_attrs(obj: Any) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in vars(obj).items() if isinstance(v, torch.Tensor)}
-
-
-def _restore_tensor_attrs(obj: Any, saved: dict[str, torch.Tensor]) -> None:
-    for k, v in saved.items():
-        cur = getattr(obj, k, None)
-        if isinstance(cur, torch.Tensor) and cur.shape == v.shape:
-            cur.copy_(v)  # in place: closures installed at the end of the warm-up hold these tensors
-        else:
-            setattr(obj, k, v)
-
-
 def save(rd: RunDir, run_hash: str, built, iteration: int, data_gen: torch.Generator,
          sums: dict[str, Any], count: int, elapsed: float) -> None:
     state = {
@@ -77,7 +64,6 @@ def save(rd: RunDir, run_hash: str, built, iteration: int, data_gen: torch.Gener
         "iteration": iteration,
         "model": built.model.state_dict(),
         "objective": built.objective.state_dict(),
-        "regularizers": [_tensor_attrs(r) for r in built.objective.regularizers],
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if built.device.type == "cuda" else None,
@@ -137,8 +123,8 @@ def restore(built, state: dict[str, Any]) -> None:
         obj.in_warmup(obj.num_vae)  # replay the end of the warm-up: prior conversion, optimisers, hooks
     built.model.load_state_dict(state["model"])
     obj.load_state_dict(state["objective"])
-    for reg, saved in zip(obj.regularizers, state["regularizers"]):
-        _restore_tensor_attrs(reg, saved)
+    for reg, saved in zip(obj.regularizers, state.get("regularizers", ())):  # files written before the
+        reg.load_state_dict(saved)  # objective's state held its regularizers'
     rng = state["rng"]
     random.setstate(rng["random"])
     np.random.set_state(rng["numpy"])

@@ -75,6 +75,8 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
             mu, logvar = model.encode(dataset.sample(prior.data_init_points, g).to(device))
             prior.init_from_posterior(mu, logvar)
     regs = [r.component.build(r.config) for r in run.regularizers]
+    for reg in regs:  # the training set's size, for estimators that need it (beta-TCVAE)
+        reg.data_size = dataset.n_train or int(run.train["iterations"]) * int(run.train["batch_size"])
     settings = TrainSettings.model_construct(**run.train)  # validated when the run was resolved
     objective = run.objective.component.build(run.objective.config, model=model, regularizers=regs, train=settings)
     return Built(model, objective, dataset, device)

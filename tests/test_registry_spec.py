@@ -32,7 +32,7 @@ def test_builtins_register_through_hooks():
     reg = st.registry
     assert reg.names("objectives") == ["intro", "soft", "soft-prior", "vae"]
     assert reg.names("priors") == ["flow", "mog", "sg", "vamp"]
-    assert reg.names("regularizers") == ["clip-logvar", "resp-entropy"]
+    assert reg.names("regularizers") == ["beta-b", "beta-h", "clip-logvar", "factor", "info", "resp-entropy", "tcvae"]
     assert reg.names("executors") == ["local", "submitit"]
     assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings",
                                           "mnist", "fashion-mnist", "cifar10", "svhn", "digits"}

@@ -69,6 +69,7 @@ def _same_state(a, b) -> None:
     ("soft,num_vae=20", "sg", [], [10, 55]),                      # before and after the warm-up's end
     ("soft-prior,num_vae=20", "vamp:4,to_mog=true", ["clip-logvar"], [30]),  # prior converted, range fixed
     ("intro,num_vae=5,m=2", "mog:3,learn_weights=true", [], [33]),
+    ("soft,num_vae=20", "flow:2", ["factor,layers=2,hidden=16"], [40]),  # the discriminator and its Adam
 ])
 def test_stopped_and_resumed_equals_uninterrupted(tmp_path, objective, prior, regs, stops):
     cfg = RunConfig(objective=objective, prior=prior, regularizers=regs, data="8gaussians", iterations=70,

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
+from ..errors import UsageError
 from ..losses import rec
 from ..model import VAE
 from ..options import TrainOptions as TrainSettings  # the resolved training options an objective receives
@@ -32,6 +33,12 @@ class Objective:
         self.train = train or TrainSettings()
         for reg in self.regularizers:
             reg.check(model.prior)
+        replacing = [r.name or type(r).__name__ for r in self.regularizers if r.replaces_kl]
+        if len(replacing) > 1:
+            raise UsageError(f"regularizers {', '.join(replacing)} each replace the KL term; choose one of them")
+        for reg in self.regularizers:
+            reg.bind(model)
+        self.iteration = 0
         self._warm = False
         self._build_optimizers()
 
@@ -57,7 +64,10 @@ class Objective:
 
     def train_step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
         self.model.train()
+        self.iteration = iteration
         losses = self.step(x, iteration)
+        for reg in self.regularizers:  # own optimisers (FactorVAE's discriminator), history entries
+            losses.update(reg.after_step(self.model, x, iteration) or {})
         for sched in self.schedulers.values():
             sched.step()
         return losses
@@ -82,12 +92,13 @@ class Objective:
                  regularize: bool = False) -> dict[str, torch.Tensor]:
         """One joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)`` over every parameter group, the prior
         included when learnable (SPEC §2 ``vae``; also the warm-up of the introspective objectives; no
-        ``s`` scaling). ``regularize``: add the regularizers' encoder terms (the ``vae`` objective)."""
+        ``s`` scaling). ``regularize``: the regularizers' KL replacement and encoder terms (the ``vae``
+        objective)."""
         m = self.model
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
         loss_rec = rec(x, m.decode(z)).mean()
-        loss_kl = m.kl(mu, logvar).mean()
+        loss_kl = (self.real_kl(mu, logvar, z) if regularize else m.kl(mu, logvar)).mean()
         loss = beta_rec * loss_rec + beta_kl * loss_kl
         reg = self.encoder_regularization(mu, logvar, z) if regularize else None
         if reg is not None:
@@ -99,6 +110,14 @@ class Objective:
             opt.step()
         return {"loss": loss.detach(), "rec": loss_rec.detach(), "kl": loss_kl.detach()}
 
+    def real_kl(self, mu, logvar, z) -> torch.Tensor:
+        """The real batch's KL term: ``KL(x)`` per sample, or the scalar of the regularizer that
+        replaces it (:meth:`introzoo.regularizers.Regularizer.kl_term`); callers take its mean."""
+        for reg in self.regularizers:
+            if reg.replaces_kl and (t := reg.kl_term(self.model, mu, logvar, z, self.iteration)) is not None:
+                return t
+        return self.model.kl(mu, logvar)
+
     def encoder_regularization(self, mu, logvar, z) -> torch.Tensor | None:
         terms = [t for r in self.regularizers if (t := r.encoder_loss(self.model, mu, logvar, z)) is not None]
         return sum(terms) if terms else None
@@ -109,6 +128,7 @@ class Objective:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "warm": self._warm,
+            "regularizers": [r.state_dict() for r in self.regularizers],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -117,3 +137,5 @@ class Objective:
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
         self._warm = state.get("warm", False)
+        for reg, saved in zip(self.regularizers, state.get("regularizers", ())):
+            reg.load_state_dict(saved)

@@ -75,7 +75,7 @@ class IntroVAE(Objective):
 
         # ---- encoder step
         rec_real = rec(x, out[b:]).mean()
-        kl_real = m.kl(mu, logvar).mean()
+        kl_real = self.real_kl(mu, logvar, z).mean()  # KL(x), or the regularizer's replacement
         mu2, logvar2 = m.encode(out.detach())
         kl2 = m.kl(mu2, logvar2)
         margin = 0.5 * (self._hinge(kl2[:b]) + self._hinge(kl2[b:]))

@@ -56,10 +56,10 @@ class SoftConfig(BaseModel):
 def encoder_step(obj: Objective, x, mu, logvar, z, x_f, x_r):
     """The encoder's update of Soft-IntroVAE (shared with ``soft-prior``): ``x_f`` detached fakes,
     ``x_r = D(z)`` with its graph (the official non-detached target). Returns L_E, REC(x, x_r),
-    KL(x) per sample and the two exp-ELBO means; steps only the encoder's optimiser."""
+    KL(x) per sample (or the regularizer's replacement of it) and the two exp-ELBO means; steps only the encoder's optimiser."""
     c, m, s, b = obj.config, obj.model, obj.model.s, x.shape[0]
     rec_real = rec(x, x_r)
-    kl_real = m.kl(mu, logvar)
+    kl_real = obj.real_kl(mu, logvar, z)  # KL(x), or the regularizer's replacement (a scalar)
     mu2, logvar2 = m.encode(torch.cat([x_f, x_r.detach()]))
     y2 = m.decode(m.reparameterize(mu2, logvar2))
     elbo_neg = c.beta_rec * rec(torch.cat([x_f, x_r]), y2) + c.beta_neg * m.kl(mu2, logvar2)

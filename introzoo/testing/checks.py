@@ -15,8 +15,9 @@ declares ``heavy = True``. The checks (details in each docstring and in ``docs/p
 - objective: finite detached losses; one step changes the encoder and the decoder and nothing the
   objective has no optimiser for, nor the batch; a checkpoint loaded into a fresh build continues
   identically;
-- regularizer: refuses priors with ``UsageError`` only; an encoder term that reaches the encoder only
-  and changes a training step; ``on_warmup_end`` and ``report`` work;
+- regularizer: refuses priors with ``UsageError`` only; an encoder term (and a KL replacement when it
+  declares ``replaces_kl``) that reaches the encoder only and changes a training step; its own
+  parameters are not the model's; its ``state_dict`` round trip; ``on_warmup_end`` and ``report`` work;
 - backbone: encoder output ``(B, 2*zdim)``, decoder output ``(B, *data_shape)`` for the data shapes it
   declares (``data_shapes`` on its config class) or the first of :data:`DEFAULT_SHAPES` it runs for;
   every parameter gets a gradient; state round trip;

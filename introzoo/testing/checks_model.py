@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 from typing import Any
@@ -249,16 +250,19 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
 def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: str | None = None,
                       objective: str = "vae", batch: int = 64) -> None:
     """``check(prior)`` accepts or raises ``UsageError`` for every registered prior; on an accepted prior
-    (``prior``, else ``sg``, else the first accepted): ``encoder_loss`` is ``None`` or a finite scalar
-    that reaches the encoder but not the decoder and changes a training step of ``objective``;
-    ``on_warmup_end`` leaves a working model; ``report`` returns a JSON-serialisable dict."""
+    (``prior``, else ``sg``, else the first accepted): ``encoder_loss`` and, when ``replaces_kl``,
+    ``kl_term`` are ``None`` or finite scalars that reach the encoder but not the decoder and change a
+    training step of ``objective``; its own ``parameters()`` are none of the model's; its ``state_dict``
+    survives ``torch.save`` and loads into a fresh build; ``on_warmup_end`` leaves a working model;
+    ``report`` returns a JSON-serialisable dict."""
     from ..objectives.base import TrainSettings
 
     comp = _component("regularizers", name)
     cfg = component_config(comp, options)
     what = _what(comp)
     reg = comp.build(cfg)
-    for attr in ("check", "encoder_loss", "on_warmup_end", "report"):
+    for attr in ("check", "bind", "kl_term", "encoder_loss", "after_step", "on_warmup_end", "parameters",
+                 "state_dict", "load_state_dict", "report"):
         _expect(callable(getattr(reg, attr, None)),
                 f"{what}: has no method {attr} (subclass introzoo.regularizers.Regularizer)")
 
@@ -284,19 +288,27 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
     model = tiny_model(_build_prior(prior_name))
     mu, logvar = model.encode(x)
     z = model.reparameterize(mu, logvar)
+    reg.bind(model)
+    own = {id(p) for p in reg.parameters()}
+    _expect(not own & {id(p) for ps in model.parameter_groups().values() for p in ps},
+            f"{where}: parameters() holds parameters of the model (a regularizer's own must not be in its groups)")
     before = _snapshot(model)
-    term = reg.encoder_loss(model, mu, logvar, z)
-    _expect(not _changed(before, model), f"{where}: encoder_loss changed the model")
+    terms = {"encoder_loss": reg.encoder_loss(model, mu, logvar, z)}
+    if getattr(reg, "replaces_kl", False):
+        terms["kl_term"] = reg.kl_term(model, mu, logvar, z, 0)
+    _expect(not _changed(before, model), f"{where}: encoder_loss / kl_term changed the model")
     reaches_encoder = False
-    if term is not None:
+    for hook, term in terms.items():
+        if term is None:
+            continue
         _expect(isinstance(term, torch.Tensor) and term.numel() == 1 and _finite(term),
-                f"{where}: encoder_loss must return None or a finite scalar tensor, got {term!r}")
+                f"{where}: {hook} must return None or a finite scalar tensor, got {term!r}")
         if term.requires_grad:
             model.zero_grad(set_to_none=True)
             term.backward()
             _expect(all(p.grad is None or not p.grad.any() for p in model.decoder.parameters()),
-                    f"{where}: the encoder term reaches the decoder's parameters")
-            reaches_encoder = any(p.grad is not None and p.grad.any() for p in model.encoder.parameters())
+                    f"{where}: the {hook} term reaches the decoder's parameters")
+            reaches_encoder |= any(p.grad is not None and p.grad.any() for p in model.encoder.parameters())
 
     obj_comp = _component("objectives", objective)
     obj_cfg = component_config(obj_comp)
@@ -317,6 +329,13 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
         _expect(not same, f"{where}: its encoder term does not change the encoder's update in a training step "
                           f"of objective '{objective}'")
     r = o1.regularizers[0]
+    buf = io.BytesIO()
+    torch.save(r.state_dict(), buf)
+    fresh = comp.build(cfg)
+    fresh.bind(m1)
+    fresh.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=False))
+    _expect(_same_state(fresh.state_dict(), r.state_dict()),
+            f"{where}: state_dict() loaded into a fresh build (load_state_dict) does not give the same state_dict")
     r.on_warmup_end(m1)
     z = m1.prior.sample(7)
     _expect(_finite(m1.prior.log_prob(z)), f"{where}: after on_warmup_end the prior's log_prob is not finite")
@@ -328,3 +347,13 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
         json.dumps(report)
     except TypeError as exc:
         raise AssertionError(f"{where}: report(model) is not JSON-serialisable (metrics.json keeps it): {exc}") from None
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_state(x, y) for x, y in zip(a, b))
+    return a == b
