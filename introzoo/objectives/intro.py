@@ -59,10 +59,10 @@ class IntroVAE(Objective):
     name = "intro"
 
     def _hinge(self, kl: torch.Tensor) -> torch.Tensor:
-        m = self.config.m
+        m, model = self.config.m, getattr(self, "model", None)
         if self.config.hinge == "batch":
-            return torch.relu(m - bmean(self.model, kl))
-        return bmean(self.model, torch.relu(m - kl))
+            return torch.relu(m - bmean(model, kl))
+        return bmean(model, torch.relu(m - kl))
 
     def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
         c = self.config
