@@ -170,7 +170,8 @@ def list_(
                 mark = " (:value)" if d["primary"] == o["name"] else ""
                 opts.append(f"{o['name']}: {o['type']} = {default}{mark}")
             plugin = d["plugin"] if d["plugin"] == BUILTIN_PLUGIN else f"{d['plugin']} {d['version']}"
-            table.add_row(d["name"], "\n".join(opts) or "-", d["doc"], plugin)
+            name = d["name"] + ("\n(packs)" if d.get("packable") else "")
+            table.add_row(name, "\n".join(opts) or "-", d["doc"], plugin)
         console.print(table)
     console.print("Spec strings: name[:value][,key=value...], e.g. --objective soft,beta_neg=0.9", highlight=False)
 

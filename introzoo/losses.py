@@ -10,14 +10,15 @@ from __future__ import annotations
 import torch
 
 
-def rec(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """REC(x, y) = sum over data dimensions of (x - y)^2, one value per sample (SPEC §1)."""
-    return (x - y).pow(2).reshape(x.shape[0], -1).sum(1)
+def rec(x: torch.Tensor, y: torch.Tensor, lead: int = 0) -> torch.Tensor:
+    """REC(x, y) = sum over data dimensions of (x - y)^2, one value per sample (SPEC §1). ``lead``:
+    leading dimensions before the batch dimension (1 for a pack of members, see :mod:`introzoo.packed`)."""
+    return (x - y).pow(2).reshape(tuple(x.shape[:lead + 1]) + (-1,)).sum(-1)
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dims (SPEC §1)."""
-    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
 
 
 def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

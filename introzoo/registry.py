@@ -71,6 +71,7 @@ class Component:
             "plugin": self.plugin,
             "version": self.version,
             "primary": getattr(self.config, "primary", None),
+            "packable": bool(getattr(self.factory, "packable", False)),  # trains in a pack (introzoo.pack)
             "options": options,
         }
 

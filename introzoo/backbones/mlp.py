@@ -75,6 +75,9 @@ def build(config: MLPConfig, data_shape: tuple[int, ...], zdim: int) -> tuple[nn
             MLPDecoder(data_shape, zdim, config.hidden, config.layers))
 
 
+build.packable = True  # trains in a pack (introzoo.pack)
+
+
 def load_sequential_weights(module: nn.Module, state: dict[str, torch.Tensor], prefix: str) -> None:
     """Load ``{prefix}.{i}.weight/bias`` (i counting Linear layers only) into an MLP encoder/decoder."""
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]

@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..losses import rec
 from ..model import VAE
 from ..options import TrainOptions as TrainSettings  # the resolved training options an objective receives
+from .members import backward, bmean, lead
 
 __all__ = ["Objective", "TrainSettings"]
 
@@ -97,15 +98,15 @@ class Objective:
         m = self.model
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
-        loss_rec = rec(x, m.decode(z)).mean()
-        loss_kl = (self.real_kl(mu, logvar, z) if regularize else m.kl(mu, logvar)).mean()
+        loss_rec = bmean(m, rec(x, m.decode(z), lead(m)))
+        loss_kl = bmean(m, self.real_kl(mu, logvar, z) if regularize else m.kl(mu, logvar))
         loss = beta_rec * loss_rec + beta_kl * loss_kl
         reg = self.encoder_regularization(mu, logvar, z) if regularize else None
         if reg is not None:
             loss = loss + reg
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        loss.backward()
+        backward(loss)
         for opt in self.optimizers.values():
             opt.step()
         return {"loss": loss.detach(), "rec": loss_rec.detach(), "kl": loss_kl.detach()}

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..losses import rec
 from .base import Objective
+from .members import backward, bcat, bmean, bsize, bslice, lead
 
 
 class IntroConfig(BaseModel):
@@ -58,44 +59,44 @@ class IntroVAE(Objective):
     name = "intro"
 
     def _hinge(self, kl: torch.Tensor) -> torch.Tensor:
-        m = self.config.m
+        m, model = self.config.m, getattr(self, "model", None)
         if self.config.hinge == "batch":
-            return torch.relu(m - kl.mean())
-        return torch.relu(m - kl).mean()
+            return torch.relu(m - bmean(model, kl))
+        return bmean(model, torch.relu(m - kl))
 
     def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
         c = self.config
         if self.in_warmup(iteration):
             return self.vae_step(x, c.beta_rec, c.beta_kl)
-        m, b = self.model, x.shape[0]
+        m, b, ld = self.model, bsize(self.model, x), lead(self.model)
         z_p = m.prior.sample(b)
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
-        out = m.decode(torch.cat([z_p, z]))  # [x_f; x_r]
+        out = m.decode(bcat(m, [z_p, z]))  # [x_f; x_r]
 
         # ---- encoder step
-        rec_real = rec(x, out[b:]).mean()
-        kl_real = self.real_kl(mu, logvar, z).mean()  # KL(x), or the regularizer's replacement
+        rec_real = bmean(m, rec(x, bslice(m, out, b), ld))
+        kl_real = bmean(m, self.real_kl(mu, logvar, z))  # KL(x), or the regularizer's replacement
         mu2, logvar2 = m.encode(out.detach())
         kl2 = m.kl(mu2, logvar2)
-        margin = 0.5 * (self._hinge(kl2[:b]) + self._hinge(kl2[b:]))
+        margin = 0.5 * (self._hinge(kl2[..., :b]) + self._hinge(kl2[..., b:]))
         hinge_w = c.beta_neg * (c.beta_kl if c.decoder_kl_weight == "introvae" else 1.0)
         loss_e = c.beta_rec * rec_real + c.beta_kl * kl_real + hinge_w * margin
         reg = self.encoder_regularization(mu, logvar, z)
         if reg is not None:
             loss_e = loss_e + reg
         self.optimizers["encoder"].zero_grad(set_to_none=True)
-        loss_e.backward(inputs=self.groups["encoder"], retain_graph=True)
+        backward(loss_e, inputs=self.groups["encoder"], retain_graph=True)
         self.optimizers["encoder"].step()
 
         # ---- decoder step
         mu3, logvar3 = m.encode(out)
         kl3 = m.kl(mu3, logvar3)
-        kl_fake, kl_rec = kl3[:b].mean(), kl3[b:].mean()
+        kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
         w = c.beta_neg if c.decoder_kl_weight == "beta_neg" else c.beta_kl
         loss_d = c.beta_rec * rec_real + w * 0.5 * (kl_fake + kl_rec)
         self.optimizers["decoder"].zero_grad(set_to_none=True)
-        loss_d.backward(inputs=self.groups["decoder"])
+        backward(loss_d, inputs=self.groups["decoder"])
         self.optimizers["decoder"].step()
         return {
             "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.detach(),
@@ -105,3 +106,6 @@ class IntroVAE(Objective):
 
 def build(config: IntroConfig, model, regularizers=None, train=None) -> IntroVAE:
     return IntroVAE(config, model, regularizers, train)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..losses import rec
 from .base import Objective
+from .members import backward, bcat, bmean, bsize, lead
 
 
 class SoftConfig(BaseModel):
@@ -56,21 +57,22 @@ class SoftConfig(BaseModel):
 def encoder_step(obj: Objective, x, mu, logvar, z, x_f, x_r):
     """The encoder's update of Soft-IntroVAE (shared with ``soft-prior``): ``x_f`` detached fakes,
     ``x_r = D(z)`` with its graph (the official non-detached target). Returns L_E, REC(x, x_r),
-    KL(x) per sample (or the regularizer's replacement of it) and the two exp-ELBO means; steps only the encoder's optimiser."""
-    c, m, s, b = obj.config, obj.model, obj.model.s, x.shape[0]
-    rec_real = rec(x, x_r)
+    KL(x) per sample (or the regularizer's replacement of it) and the two exp-ELBO means; steps only the
+    encoder's optimiser."""
+    c, m, s, b, ld = obj.config, obj.model, obj.model.s, bsize(obj.model, x), lead(obj.model)
+    rec_real = rec(x, x_r, ld)
     kl_real = obj.real_kl(mu, logvar, z)  # KL(x), or the regularizer's replacement (a scalar)
-    mu2, logvar2 = m.encode(torch.cat([x_f, x_r.detach()]))
+    mu2, logvar2 = m.encode(bcat(m, [x_f, x_r.detach()]))
     y2 = m.decode(m.reparameterize(mu2, logvar2))
-    elbo_neg = c.beta_rec * rec(torch.cat([x_f, x_r]), y2) + c.beta_neg * m.kl(mu2, logvar2)
+    elbo_neg = c.beta_rec * rec(bcat(m, [x_f, x_r]), y2, ld) + c.beta_neg * m.kl(mu2, logvar2)
     exp_elbo = torch.exp(-2 * s * elbo_neg)
-    exp_fake, exp_rec = exp_elbo[:b].mean(), exp_elbo[b:].mean()
-    loss_e = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_real.mean()) + 0.25 * (exp_fake + exp_rec)
+    exp_fake, exp_rec = bmean(m, exp_elbo[..., :b]), bmean(m, exp_elbo[..., b:])
+    loss_e = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * bmean(m, kl_real)) + 0.25 * (exp_fake + exp_rec)
     reg = obj.encoder_regularization(mu, logvar, z)
     if reg is not None:
         loss_e = loss_e + reg
     obj.optimizers["encoder"].zero_grad(set_to_none=True)
-    loss_e.backward(inputs=obj.groups["encoder"], retain_graph=True)
+    backward(loss_e, inputs=obj.groups["encoder"], retain_graph=True)
     obj.optimizers["encoder"].step()
     return loss_e, rec_real, kl_real, exp_fake, exp_rec
 
@@ -82,7 +84,7 @@ class SoftIntroVAE(Objective):
         c = self.config
         if self.in_warmup(iteration):
             return self.vae_step(x, c.beta_rec, c.beta_kl)
-        m, s, b = self.model, self.model.s, x.shape[0]
+        m, s, b, ld = self.model, self.model.s, bsize(self.model, x), lead(self.model)
         opt_d, dec_params = self.optimizers["decoder"], self.groups["decoder"]
 
         z_p = m.prior.sample(b)
@@ -91,7 +93,7 @@ class SoftIntroVAE(Objective):
         # x_f and x_r, graphs kept for the decoder step; two passes, so that the encoder's backward
         # computes input gradients for the z rows only
         x_f, x_r = m.decode(z_p), m.decode(z)
-        out = torch.cat([x_f, x_r])
+        out = bcat(m, [x_f, x_r])
 
         # ---- encoder step -------------------------------------------------------------------
         loss_e, rec_real, kl_real, exp_fake, exp_rec = encoder_step(self, x, mu, logvar, z, x_f.detach(), x_r)
@@ -101,20 +103,23 @@ class SoftIntroVAE(Objective):
         z3 = m.reparameterize(mu3, logvar3)
         y3 = m.decode(z3.detach())
         kl3 = m.kl(mu3, logvar3)
-        rr = rec(out.detach(), y3)
-        kl_fake, kl_rec = kl3[:b].mean(), kl3[b:].mean()
-        loss_d = s * (c.beta_rec * rec_real.mean() + 0.5 * c.beta_kl * (kl_fake + kl_rec)
-                      + 0.5 * c.gamma_r * c.beta_rec * (rr[b:].mean() + rr[:b].mean()))
+        rr = rec(out.detach(), y3, ld)
+        kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
+        loss_d = s * (c.beta_rec * bmean(m, rec_real) + 0.5 * c.beta_kl * (kl_fake + kl_rec)
+                      + 0.5 * c.gamma_r * c.beta_rec * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward(inputs=dec_params)
+        backward(loss_d, inputs=dec_params)
         opt_d.step()
 
         return {
-            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.mean().detach(),
-            "kl": kl_real.mean().detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
+            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": bmean(m, rec_real).detach(),
+            "kl": bmean(m, kl_real).detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
             "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(),
         }
 
 
 def build(config: SoftConfig, model, regularizers=None, train=None) -> SoftIntroVAE:
     return SoftIntroVAE(config, model, regularizers, train)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

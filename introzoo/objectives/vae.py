@@ -25,3 +25,6 @@ class VAEObjective(Objective):
 
 def build(config: VAEConfig, model, regularizers=None, train=None) -> VAEObjective:
     return VAEObjective(config, model, regularizers, train)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

@@ -37,3 +37,6 @@ class StandardGaussian(Prior):
 
 def build(config: SGConfig, zdim: int) -> StandardGaussian:
     return StandardGaussian(zdim)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

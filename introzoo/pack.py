@@ -1,0 +1,224 @@
+"""Packed training: M runs of one configuration family trained at once, each as if alone.
+
+:func:`train_pack` takes runs that share objective, prior kind, backbone shape and dataset (they may
+differ in seed, the objective's scalar options, ``num_vae``, ``lr`` and its schedule) and writes, for
+each member, the run directory :func:`introzoo.train.train` would write: the same ``config.json``
+(hash), ``history.jsonl``, a ``checkpoint.pt`` that :func:`introzoo.train.load` reads, and
+``metrics.json``. Member i's losses, parameters and metrics are those of its solo run to float
+tolerance (float64: 1e-10; see docs/packing.md for float32).
+
+Per iteration, the active members are split into those in their VAE warm-up and the others; each part
+runs the objective's own ``step`` on a :class:`~introzoo.packed.PackView` of its members. A member whose
+losses are non-finite ends there as ``diverged`` (recorded as its solo run would record it) and leaves
+the pack; the others go on.
+
+Components pack when they declare ``packable = True`` (objective classes, prior classes, and the
+backbone's ``build``); anything else raises :class:`~introzoo.errors.UsageError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from . import train as solo
+from .config import ResolvedRun
+from .errors import UsageError
+from .metrics.base import EvalContext
+from .packed import MaskedAdam, MembersOptimizer, PackedVAE
+from .plots import save_plots
+from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
+
+#: options that may differ between members (the rest must be equal)
+MEMBER_TRAIN_OPTIONS = ("lr", "lr_milestones", "lr_gamma")
+
+
+def packable(component) -> bool:
+    """Whether a registered component declares that it packs (``packable = True`` on its factory)."""
+    return bool(getattr(component.factory, "packable", False))
+
+
+def check_packable(runs: list[ResolvedRun]) -> None:
+    """A :class:`UsageError` unless every component packs and the runs share what a pack shares."""
+    if not runs:
+        raise UsageError("a pack needs at least one run")
+    r0 = runs[0]
+    for r in runs:
+        for kind, comp in (("objective", r.objective), ("prior", r.prior), ("backbone", r.backbone)):
+            if not packable(comp.component):
+                raise UsageError(f"{kind} '{comp.component.name}' does not pack; it runs unpacked "
+                                 "(introzoo list shows which components pack)")
+        if r.regularizers:
+            raise UsageError(f"regularizer '{r.regularizers[0].component.name}' does not pack; it runs unpacked")
+        if r.data.component.name != r0.data.component.name:
+            raise UsageError("runs of a pack share their dataset")
+        for kind in ("objective", "prior", "backbone"):
+            a, b = getattr(r, kind), getattr(r0, kind)
+            if a.component.name != b.component.name:
+                raise UsageError(f"runs of a pack share their {kind}: '{a.component.name}' != '{b.component.name}'")
+        if r.backbone.config != r0.backbone.config or r.prior.config != r0.prior.config:
+            raise UsageError("runs of a pack share the backbone's and the prior's options")
+        for k, v in r.train.items():
+            if k not in MEMBER_TRAIN_OPTIONS and v != r0.train[k]:
+                raise UsageError(f"runs of a pack share the training option '{k}'")
+        for k, v in r.objective.config:
+            if k != "num_vae" and not isinstance(v, float) and v != getattr(r0.objective.config, k):
+                raise UsageError(f"runs of a pack share the objective option '{k}'")
+
+
+def _member_config(configs: list[Any], members: list[int], dtype, device) -> SimpleNamespace:
+    """The objective's options for ``members``: floats as ``(k, 1)`` columns, the rest shared."""
+    out = {}
+    for k, v in configs[members[0]]:
+        if isinstance(v, float):
+            out[k] = torch.tensor([[getattr(configs[i], k)] for i in members], dtype=dtype, device=device)
+        else:
+            out[k] = v
+    return SimpleNamespace(**out)
+
+
+class Pack:
+    """The packed model, one masked Adam per parameter group, and each member's schedule."""
+
+    def __init__(self, runs: list[ResolvedRun], builts: list[solo.Built], generators: list[torch.Generator]) -> None:
+        self.runs, self.builts = runs, builts
+        self.model = PackedVAE([b.model for b in builts], generators).to(builts[0].device)
+        self.groups = self.model.parameter_groups()
+        self.lr = [float(r.train["lr"]) for r in runs]
+        self.optimizers = {k: MaskedAdam(v, self.lr) for k, v in self.groups.items()}
+        self.cls = type(builts[0].objective)
+        self.configs = [b.objective.config for b in builts]
+        self.num_vae = [b.objective.num_vae for b in builts]
+
+    def _objective(self, members: list[int], warm: bool):
+        obj = object.__new__(self.cls)  # the objective's own step code, bound to these members
+        obj.model = self.model.view(members)
+        obj.config = _member_config(self.configs, members, self.model.dtype, self.model.device)
+        obj.regularizers = []
+        obj.iteration = 0
+        obj.groups = self.groups
+        obj.optimizers = {k: MembersOptimizer(o, members) for k, o in self.optimizers.items()}
+        obj.in_warmup = lambda iteration: warm
+        return obj
+
+    def step(self, xs: torch.Tensor, active: list[int], it: int) -> dict[int, dict[str, torch.Tensor]]:
+        """One iteration for the ``active`` members (``xs``: every member's batch); their losses."""
+        out: dict[int, dict[str, torch.Tensor]] = {}
+        for warm in (True, False):
+            members = [i for i in active if (it < self.num_vae[i]) == warm]
+            if not members:
+                continue
+            x = xs if len(members) == self.model.size else xs[torch.tensor(members)]
+            losses = self._objective(members, warm).step(x, it)
+            for j, i in enumerate(members):
+                out[i] = {k: v.reshape(len(members))[j] for k, v in losses.items()}
+        for i in active:  # the MultiStepLR schedule, stepped once per iteration
+            hits = self.runs[i].train["lr_milestones"].count(it + 1)
+            if hits:
+                self.lr[i] = self.lr[i] * self.runs[i].train["lr_gamma"] ** hits
+                for o in self.optimizers.values():
+                    o.lr[i] = self.lr[i]
+        return out
+
+    def export(self, i: int, done: int) -> solo.Built:
+        """Member i as its solo :class:`~introzoo.train.Built`: weights, Adam states, schedules."""
+        built = self.builts[i]
+        self.model.unstack(i, built.model)
+        obj = built.objective
+        for k, opt in obj.optimizers.items():
+            for p, st in zip(opt.param_groups[0]["params"], self.optimizers[k].member_state(i)):
+                opt.state[p] = st
+            for g in opt.param_groups:
+                g["lr"] = self.lr[i]
+        for sched in obj.schedulers.values():
+            sched.last_epoch = done
+            sched._last_lr = [self.lr[i]]
+        obj._warm = done > self.num_vae[i]
+        return built
+
+
+def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torch.device | None = None
+               ) -> list[dict[str, Any]]:
+    """Train ``runs`` as one pack; returns each member's ``metrics.json`` content."""
+    check_packable(runs)
+    if len(out_dirs) != len(runs):
+        raise UsageError("train_pack needs one output directory per run")
+    builts, gens = [], []
+    for r in runs:
+        builts.append(solo.build(r, device))
+        g = torch.Generator()
+        g.set_state(torch.get_rng_state())  # the global stream the solo run draws its noise from
+        gens.append(g)
+    if builts[0].dataset.kind != "2d":
+        raise UsageError(f"dataset '{runs[0].data.component.name}' does not pack (2D datasets only); it runs unpacked")
+    pack = Pack(runs, builts, gens)
+    dev, dtype = builts[0].device, pack.model.dtype
+    iterations, batch_size = int(runs[0].train["iterations"]), int(runs[0].train["batch_size"])
+    streams, rds, configs = [], [], []
+    for r, b, out in zip(runs, builts, out_dirs):
+        rd = RunDir(out)
+        rd.create()
+        rd.reset()
+        rds.append(rd)
+        streams.append(b.dataset.batches(batch_size, torch.Generator().manual_seed(r.seed)))
+        config = {**r.record(), "device_used": str(b.device)}
+        atomic_write_json(rd.config, config)
+        configs.append(config)
+
+    n = len(runs)
+    sums: list[dict[str, Any]] = [{} for _ in range(n)]
+    count, diverged_at = [0] * n, [None] * n
+    active = list(range(n))
+    t0 = time.perf_counter()
+    for it in range(iterations):
+        if not active:
+            break
+        xs = torch.stack([next(streams[i]) if i in active else torch.zeros(batch_size, *builts[i].dataset.shape)
+                          for i in range(n)]).to(dev, dtype)
+        losses = pack.step(xs, active, it)
+        for i in list(active):
+            for k, v in losses[i].items():
+                sums[i][k] = sums[i].get(k, 0.0) + v.detach()
+            count[i] += 1
+            bad = not all(math.isfinite(float(v)) for v in losses[i].values())
+            if bad:
+                diverged_at[i] = it
+            if (it + 1) % runs[i].log_every == 0 or it + 1 == iterations or bad:
+                record = {"iteration": it + 1, **{k: float(v) / count[i] for k, v in sums[i].items()},
+                          "lr": pack.lr[i], "time_s": round(time.perf_counter() - t0, 3)}
+                rds[i].append_history(record)
+                sums[i], count[i] = {}, 0
+                if not bad and not all(math.isfinite(v) for v in record.values()):
+                    diverged_at[i], bad = it, True
+            if bad:
+                active.remove(i)
+    elapsed = time.perf_counter() - t0
+    return [_finish(runs[i], pack, i, rds[i], configs[i], diverged_at[i], iterations, elapsed)
+            for i in range(n)]
+
+
+def _finish(run, pack: Pack, i: int, rd: RunDir, config, diverged_at, iterations: int, elapsed: float):
+    done = diverged_at + 1 if diverged_at is not None else iterations
+    result: dict[str, Any] = {"status": STATUS_DIVERGED if diverged_at is not None else STATUS_FINISHED,
+                              "iterations": done, "train_time_s": round(elapsed, 3),
+                              "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None, "packed": pack.model.size}
+    if diverged_at is not None:
+        result.update(diverged_at=diverged_at, reason=f"non-finite loss at iteration {diverged_at}", metrics={})
+    else:
+        built = pack.export(i, done)
+        torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
+                    "iterations": done, "config": config}, rd.checkpoint)
+        ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
+        t1 = time.perf_counter()
+        result["metrics"], result["directions"] = solo.evaluate(solo.run_metrics(run), ctx)
+        if ctx.info:
+            result["metric_info"] = ctx.info
+        result["plots"] = save_plots(run, built, rd.path, ctx)
+        result["eval_time_s"] = round(time.perf_counter() - t1, 3)
+    atomic_write_json(rd.metrics, result)
+    return result

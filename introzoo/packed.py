@@ -1,0 +1,194 @@
+"""A pack: the parameters of M same-shaped models stacked, trained as one batched model.
+
+:class:`PackedVAE` stacks the ``mlp`` encoders/decoders of M solo :class:`~introzoo.model.VAE` s
+(member i's weights are exactly those ``train.build`` gave member i) into ``(M, out, in)`` tensors and
+evaluates all members with batched products (``torch.baddbmm``). :meth:`PackedVAE.view` gives the model
+of a subset of members, with tensors ``(k, B, ...)`` (``lead = 1``, see
+:mod:`introzoo.objectives.members`), so that the objectives' own step code runs on it unchanged.
+
+Every random draw of a step comes from the member's own ``torch.Generator``, which starts from the
+global RNG state that member's solo run has right after its build, and is drawn in the solo order and
+shapes: member i sees the noise stream of its solo run. :class:`MaskedAdam` is
+``torch.optim.Adam``'s update with per-member learning rates that touches only the members it is given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .losses import kl_standard_normal
+
+
+def linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+class PackedMLP(nn.Module):
+    """M stacked MLPs (Linear-ReLU ... Linear); forward on ``(k, B, in)`` for the members ``idx``."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        layers = [linears(m) for m in modules]
+        stacked = []
+        for j in range(len(layers[0])):  # weight, bias, weight, ...: the order of the solo parameters
+            stacked.append(nn.Parameter(torch.stack([ls[j].weight.detach() for ls in layers]).clone()))
+            stacked.append(nn.Parameter(torch.stack([ls[j].bias.detach() for ls in layers]).clone()))
+        self.params = nn.ParameterList(stacked)
+
+    weights = property(lambda self: list(self.params)[0::2])
+    biases = property(lambda self: list(self.params)[1::2])
+
+    def forward(self, h: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        n = len(self.weights)
+        for j, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if idx is not None:
+                w, b = w[idx], b[idx]
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            if j + 1 < n:
+                h = torch.relu(h)
+        return h
+
+    def unstack(self, i: int, module: nn.Module) -> None:
+        """Copy member i's weights into a solo module of the same shape."""
+        with torch.no_grad():
+            for lin, w, b in zip(linears(module), self.weights, self.biases):
+                lin.weight.copy_(w[i])
+                lin.bias.copy_(b[i])
+
+
+class _PackedSG:
+    """The ``sg`` prior of a pack view: N(0, I), drawn from each member's stream."""
+
+    def __init__(self, view: "PackView", zdim: int) -> None:
+        self.view, self.zdim = view, zdim
+
+    def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:
+        return self.view.randn((n, self.zdim))
+
+    def kl(self, mu, logvar, stop_gradient: bool = False):
+        return kl_standard_normal(mu, logvar)
+
+
+class PackView:
+    """The model interface of :class:`~introzoo.model.VAE` for members ``members`` of a pack."""
+
+    lead = 1
+
+    def __init__(self, pack: "PackedVAE", members: list[int]) -> None:
+        self.pack, self.members = pack, list(members)
+        full = self.members == list(range(pack.size))
+        self.idx = None if full else torch.tensor(self.members, device=pack.device)
+        self.prior = _PackedSG(self, pack.zdim)
+        self.s = 1.0 / math.prod(pack.data_shape)
+
+    def randn(self, shape: tuple[int, ...]) -> torch.Tensor:
+        p = self.pack
+        return torch.stack([torch.randn(shape, generator=p.generators[i], dtype=p.dtype) for i in self.members]
+                           ).to(p.device)
+
+    def encode(self, x):
+        k, b = x.shape[0], x.shape[1]
+        return self.pack.encoder(x.reshape(k, b, -1), self.idx).chunk(2, dim=-1)
+
+    def decode(self, z):
+        return self.pack.decoder(z, self.idx).reshape(z.shape[:2] + tuple(self.pack.data_shape))
+
+    def reparameterize(self, mu, logvar):
+        return mu + self.randn(tuple(mu.shape[1:])) * torch.exp(0.5 * logvar)
+
+    def kl(self, mu, logvar):
+        return self.prior.kl(mu, logvar)
+
+    def train(self, mode: bool = True):
+        return self
+
+
+class PackedVAE(nn.Module):
+    """M solo VAEs (``mlp`` backbone, ``sg`` prior) stacked; ``generators[i]``: member i's noise."""
+
+    def __init__(self, models: list[nn.Module], generators: list[torch.Generator]) -> None:
+        super().__init__()
+        m0 = models[0]
+        self.size, self.zdim, self.data_shape = len(models), m0.zdim, tuple(m0.data_shape)
+        self.encoder = PackedMLP([m.encoder for m in models])
+        self.decoder = PackedMLP([m.decoder for m in models])
+        self.generators = list(generators)
+        p = next(m0.parameters())
+        self.dtype, self.device = p.dtype, p.device
+
+    def view(self, members: list[int]) -> PackView:
+        return PackView(self, members)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"encoder": list(self.encoder.parameters()), "decoder": list(self.decoder.parameters())}
+
+    def unstack(self, i: int, model: nn.Module) -> None:
+        self.encoder.unstack(i, model.encoder)
+        self.decoder.unstack(i, model.decoder)
+
+
+class MaskedAdam:
+    """``torch.optim.Adam`` (defaults betas (0.9, 0.999), eps 1e-8, no weight decay) over stacked
+    parameters, one state and one learning rate per member; :meth:`step` updates the given members only
+    and leaves the others' parameters and moments untouched."""
+
+    def __init__(self, params: list[nn.Parameter], lr: list[float], betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.lr = list(lr)
+        self.betas, self.eps = betas, eps
+        self.steps = [0] * len(lr)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, members: list[int]) -> None:
+        b1, b2 = self.betas
+        for i in members:
+            self.steps[i] += 1
+        size = [(-(self.lr[i] / (1 - b1 ** self.steps[i]))) for i in members]
+        bc2 = [(1 - b2 ** self.steps[i]) ** 0.5 for i in members]
+        full = list(members) == list(range(len(self.lr)))
+        idx = torch.tensor(members, device=self.params[0].device)
+        for p, m1, m2 in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            shape = (len(members),) + (1,) * (p.dim() - 1)
+            step_size = torch.tensor(size, dtype=p.dtype, device=p.device).reshape(shape)
+            denom_c = torch.tensor(bc2, dtype=p.dtype, device=p.device).reshape(shape)
+            g = p.grad if full else p.grad[idx]
+            a = m1 if full else m1[idx]
+            s = m2 if full else m2[idx]
+            a.lerp_(g, 1 - b1)
+            s.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (s.sqrt() / denom_c).add_(self.eps)
+            if full:
+                p.add_(step_size * (a / denom))
+            else:
+                m1.index_copy_(0, idx, a)
+                m2.index_copy_(0, idx, s)
+                p.index_copy_(0, idx, p[idx] + step_size * (a / denom))
+
+    def member_state(self, i: int) -> list[dict[str, torch.Tensor]]:
+        """Member i's state in ``torch.optim.Adam``'s per-parameter form."""
+        return [{"step": torch.tensor(float(self.steps[i])), "exp_avg": m1[i].clone(), "exp_avg_sq": m2[i].clone()}
+                for m1, m2 in zip(self.exp_avg, self.exp_avg_sq)]
+
+
+class MembersOptimizer:
+    """The ``zero_grad``/``step`` an objective calls, bound to the members of one view."""
+
+    def __init__(self, adam: MaskedAdam, members: list[int]) -> None:
+        self.adam, self.members = adam, members
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.adam.zero_grad()
+
+    def step(self) -> None:
+        self.adam.step(self.members)
