@@ -35,10 +35,10 @@ def test_builtins_register_through_hooks():
     assert reg.names("regularizers") == ["beta-b", "beta-h", "clip-logvar", "factor", "info", "resp-entropy", "tcvae"]
     assert reg.names("executors") == ["local", "submitit"]
     assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings",
-                                          "mnist", "fashion-mnist", "cifar10", "svhn", "digits"}
+                                          "mnist", "fashion-mnist", "cifar10", "svhn", "digits", "moons", "factors2d"}
     assert reg.names("backbones") == ["conv", "mlp", "resnet"]
     assert reg.names("extractors") == ["classifier", "inception"]
-    assert reg.names("metrics") == ["fid_gen", "fid_rec", "gnelbo", "jsd", "kl", "knn100", "knn5", "nll",
+    assert reg.names("metrics") == ["factor_score", "fid_gen", "fid_rec", "gnelbo", "jsd", "kl", "knn100", "knn5", "nll",
                                     "resp_entropy", "svm"]
     builtin = [p for p in st.plugins if p.builtin]
     assert len(builtin) == 1 and builtin[0].name == "introzoo"
