@@ -123,11 +123,6 @@ def resolve_run(*, objective: str = "soft", data: str = "8gaussians", prior: str
     return resolve(cfg, state().registry)
 
 
-def default_run_dir(run: ResolvedRun) -> Path:
-    """``runs/<data>-<objective>-s<seed>-<hash>``, the directory ``introzoo run`` uses without ``--out``."""
-    return Path("runs") / f"{run.data.component.name}-{run.objective.component.name}-s{run.seed}-{run.hash()}"
-
-
 def build(**options: Any) -> Run:
     """The untrained model of a run (``options``: those of :func:`resolve_run`), to inspect or train
     by hand; nothing is written."""
@@ -143,9 +138,9 @@ def train(*, out: str | Path | None = None, threads: int | None = None, resume_e
     """Train and evaluate one run, as ``introzoo run`` does, and return it with its trained model.
 
     ``options``: those of :func:`resolve_run`. ``out``: the run directory (default
-    :func:`default_run_dir`); ``threads``: torch CPU threads; ``resume_every``: seconds between resume
-    points (0: none; a rerun with the same ``out`` continues from the last); ``progress``: an object with
-    ``start(total)``, ``update(iteration, losses)`` and ``stop()``. A diverged run is returned with its
+    :meth:`~introzoo.config.ResolvedRun.default_dir`); ``threads``: torch CPU threads;
+    ``resume_every``: seconds between resume points (0: none; a rerun with the same ``out`` continues
+    from the last); ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()``. A diverged run is returned with its
     results and no model.
     """
     inspect.signature(resolve_run).bind(**options)  # an unknown option is a TypeError, before any work
@@ -154,7 +149,7 @@ def train(*, out: str | Path | None = None, threads: int | None = None, resume_e
             raise UsageError("threads must be at least 1")
         torch.set_num_threads(threads)
     run = resolve_run(**options)
-    path = Path(out) if out is not None else default_run_dir(run)
+    path = Path(out) if out is not None else run.default_dir()
     from .resume import Resumable
 
     result = _loop.train(run, path, progress, resumable=Resumable(every_s=resume_every) if resume_every > 0 else None)

@@ -104,7 +104,7 @@ def run(
     except ValidationError as exc:
         raise UsageError(first_error(exc, flag=True)) from None
     resolved = resolve(cfg, components)
-    out = out or check_output_dir(Path("runs") / f"{resolved.data.component.name}-{resolved.objective.component.name}-s{seed}-{resolved.record()['hash']}", "run directory")
+    out = out or check_output_dir(resolved.default_dir(), "run directory")
     if not quiet and not as_json:
         opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
         console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,6 +75,11 @@ class ResolvedRun:
     dataset: Any = field(default=None, repr=False, compare=False)
     built_metrics: list[Any] | None = field(default=None, repr=False, compare=False)
     _record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def default_dir(self) -> Path:
+        """``runs/<data>-<objective>-s<seed>-<hash>``: where ``introzoo run`` and ``introzoo.train`` write
+        without ``--out`` / ``out``."""
+        return Path("runs") / f"{self.data.component.name}-{self.objective.component.name}-s{self.seed}-{self.record()['hash']}"
 
     def record(self) -> dict[str, Any]:
         """What ``config.json`` holds: the version, :meth:`hash` (which names the run directory), the
