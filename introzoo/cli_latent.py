@@ -10,6 +10,7 @@ import typer
 
 from .cli_common import console, set_data_root
 from .errors import UsageError
+from .inputs import check_device, check_seed
 
 TRAVERSE_EPILOG = (
     "Examples:\n\n"
@@ -37,6 +38,8 @@ def traverse(
 
     if steps < 2 or span <= 0 or index < 0:
         raise UsageError("--steps must be at least 2, --range positive and --index at least 0")
+    check_seed(seed)
+    check_device(device)
     set_data_root(data_root)
     do_traverse(console, run_dir, out, span, steps, around, index, seed, device)
 
@@ -65,5 +68,7 @@ def interpolate(
 
     if steps < 2 or pairs < 1:
         raise UsageError("--steps must be at least 2 and --pairs at least 1")
+    check_seed(seed)
+    check_device(device)
     set_data_root(data_root)
     do_interpolate(console, run_dir, out, pairs, steps, mode, seed, device)

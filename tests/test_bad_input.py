@@ -194,6 +194,11 @@ CASES = [
     ("sample-seed-negative", "sample {w}/run --seed -1 --out {w}/s.npy", None, ["--seed", "-1"]),
     ("sample-out-type", "sample {w}/run --out {w}/s.txt", None, ["s.txt", ".txt"]),
     ("sample-out-under-file", "sample {w}/run --out {w}/afile/s.png", FILE, ["afile", "is a file"]),
+    # traverse / interpolate
+    ("traverse-seed-negative", "traverse {w}/run --seed -1 --out {w}/t.png", None, ["--seed", "-1"]),
+    ("traverse-device", "traverse {w}/run --device tpu --out {w}/t.png", None, ["tpu"]),
+    ("interpolate-seed-negative", "interpolate {w}/run --seed -1 --out {w}/i.png", None, ["--seed", "-1"]),
+    ("interpolate-device", "interpolate {w}/run --device tpu --out {w}/i.png", None, ["tpu"]),
     ("sample-out-proc", "sample {w}/run --out /proc/s.png", None, ["/proc/s.png", "virtual"]),
     ("sample-out-directory", "sample {w}/run --out {w}/d.png", _mkdir("d.png"), ["d.png", "is a directory"]),
     ("sample-device-tpu", "sample {w}/run --device tpu --out {w}/s.npy", None, ["tpu", "devices here"]),
