@@ -17,6 +17,8 @@ SWEEP_EPILOG = (
     "  introzoo sweep --objective vae,soft,intro,m=2 --data 8gaussians,rings --seeds 5 --iterations 3000\n\n"
     "  introzoo sweep -o 'soft,beta_kl=0.1|0.3|0.5' -d rings --seeds 3 --dry-run\n\n"
     "  introzoo sweep benchmarks/toy2d_smoke.toml --workers 2\n\n"
+    "  introzoo sweep benchmarks/toy2d_smoke.toml --pack 16\n\n"
+    "  introzoo sweep benchmarks/toy2d.toml --device cuda --pack auto\n\n"
     "  introzoo sweep benchmarks/toy2d.toml --select kl --seeds 5\n\n"
     "  introzoo sweep benchmarks/toy2d_smoke.toml -e 'submitit,time=30,cpus=2'\n\n"
     "Syntax: commas separate components, key=value attaches to the component before it, '|' separates "
@@ -40,6 +42,8 @@ def sweep(
     executor: Optional[str] = typer.Option(None, "--executor", "-e", help="executor spec, e.g. 'local' or 'submitit,partition=gpu'"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="local executor: runs in parallel (the machine's cores)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (1)"),
+    pack: Optional[str] = typer.Option(None, "--pack", help="train compatible runs together in packs of at most N (docs/packing.md); 'auto': as many as fit the GPU's free memory (the default with --device cuda); 1: no packing (the CPU default)"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda: where every run trains (cpu)"),
     out: Optional[Path] = typer.Option(None, "--out", help="sweep directory (sweeps/<name>)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the expanded grid and its size, run nothing"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
@@ -50,7 +54,8 @@ def sweep(
 
     raise typer.Exit(run_sweep(console, err_console, registry(), file=file, objective=objective, data=data,
                                prior=prior, backbone=backbone, reg=reg, seeds=seeds, metric=metric, select=select,
-                               executor=executor, workers=workers, threads=threads, out=out, dry_run=dry_run,
+                               executor=executor, workers=workers, threads=threads, pack=pack, device=device,
+                               out=out, dry_run=dry_run,
                                quiet=quiet, **given(train_opts)))
 
 

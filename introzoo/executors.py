@@ -1,6 +1,7 @@
 """Sweep executors: where the runs of a sweep train. Registered components, like everything else.
 
-- ``local``: N runs in parallel as separate processes (spawned), one torch thread each by default.
+- ``local``: N runs (or packs of runs, ``introzoo sweep --pack``) in parallel as separate processes
+  (spawned), one torch thread each by default.
 - ``submitit``: Slurm job arrays through the ``submitit`` package (``pip install 'introzoo[slurm]'``);
   ``cluster=local`` runs the same code path through submitit's local executor. Runs write resume points
   and react to Slurm's signals (requeue when preempted; end and resume on rerun when cancelled or at
@@ -28,6 +29,7 @@ from . import hookimpl
 from .executors_slurm import Callback, SubmititConfig, SubmititExecutor, _record_failure
 from .runs import RunDir
 from .sweep import STATUS_BUSY, Task, execute
+from .sweep_pack import PackTask, execute_pack, members
 
 
 def _die_with_parent() -> None:
@@ -72,38 +74,52 @@ class LocalExecutor:
     def workers(self) -> int:
         return self.config.workers or os.cpu_count() or 1
 
-    def run(self, tasks: list[Task], sweep_dir: Path, on_done: Callback) -> None:
-        """Each run under its claim: a run another sweep process on the same store is training is put
+    def run(self, tasks: list, sweep_dir: Path, on_done: Callback) -> None:
+        """Each unit of work (a run, or a pack of runs: :class:`introzoo.sweep_pack.PackTask`) in one
+        worker, under its runs' claims: a run another sweep process on the same store is training is put
         off (``wait=False``) and waited for after the others, so no run trains twice."""
         remaining, wait = list(tasks), False
         ctx = multiprocessing.get_context("spawn")
         while remaining:
             with ProcessPoolExecutor(max_workers=min(self.workers, len(remaining)), mp_context=ctx,
                                      initializer=_die_with_parent) as pool:
-                futures = {pool.submit(execute, str(t.run_dir), t.config, self.config.threads, str(sweep_dir),
-                                       wait=wait): t for t in remaining}
+                futures = {self._submit(pool, unit, sweep_dir, wait): unit for unit in remaining}
                 remaining, busy = [], []
                 broken = False
                 for fut in as_completed(futures):
-                    task = futures[fut]
+                    unit = futures[fut]
                     try:
-                        result = fut.result()
+                        results = fut.result()
                     except BrokenProcessPool:
                         broken = True
-                        died = _died_in(task)
-                        if died is not None:
-                            on_done(task, died)
-                        else:
-                            remaining.append(task)
+                        again = []
+                        for task in members(unit):
+                            died = _died_in(task)
+                            if died is not None:
+                                on_done(task, died)
+                            else:
+                                again.append(task)
+                        remaining += [PackTask(again)] if len(again) > 1 else again
                         continue
-                    if result["status"] == STATUS_BUSY:
-                        busy.append(task)
-                    else:
-                        on_done(task, result)
+                    if not isinstance(unit, PackTask):
+                        results = [results]
+                    put_off = []
+                    for task, result in zip(members(unit), results):
+                        if result["status"] == STATUS_BUSY:
+                            put_off.append(task)
+                        else:
+                            on_done(task, result)
+                    busy += [PackTask(put_off)] if len(put_off) > 1 else put_off
                 remaining += busy
                 wait = wait or bool(busy)
                 if not broken and not busy:
                     return
+
+    def _submit(self, pool, unit, sweep_dir: Path, wait: bool):
+        if isinstance(unit, PackTask):
+            return pool.submit(execute_pack, [str(t.run_dir) for t in unit.members], [t.config for t in unit.members],
+                               self.config.threads, str(sweep_dir), wait=wait)
+        return pool.submit(execute, str(unit.run_dir), unit.config, self.config.threads, str(sweep_dir), wait=wait)
 
 
 @hookimpl

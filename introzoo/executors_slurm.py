@@ -2,7 +2,8 @@
 (``pip install 'introzoo[slurm]'``); ``cluster=local`` runs the same code path through submitit's local
 executor. Runs write resume points and react to Slurm's signals (requeue when preempted; end and resume
 on rerun when cancelled or at the time limit); a job that ends without a result is recorded with its
-accounting state. Each array task trains a run resolved by the sweep (:attr:`introzoo.sweep.Task.config`).
+accounting state. Each array task trains a run resolved by the sweep (:attr:`introzoo.sweep.Task.config`),
+or a pack of runs (``introzoo sweep --pack``; :func:`introzoo.sweep_pack.execute_pack`).
 See ``docs/slurm.md``; registered in :mod:`introzoo.executors`.
 """
 
@@ -24,6 +25,7 @@ from .errors import UsageError, first_line
 from .resume import Resumable
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir
 from .sweep import Task, execute, log_event
+from .sweep_pack import PackTask, execute_pack, members, unit_args
 
 Callback = Callable[[Task, dict[str, Any]], None]
 
@@ -152,7 +154,8 @@ def slurm_states(job_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _record_end(task: Task, job_id: str, state: str, time_min: int, log: str) -> dict[str, Any]:
-    """A job that ended without a result: keep the run's own record if it got that far, else record why."""
+    """A job that ended without a result: keep the run's own record if it got that far, else record why
+    (each member of a pack on its own)."""
     m = RunDir(task.run_dir).read_metrics()
     if m and m.get("status") in (STATUS_FINISHED, STATUS_DIVERGED):
         return {"status": m["status"], "reason": m.get("reason", "")}
@@ -223,7 +226,12 @@ class SweepRun:
         self.checkpoint_s, self.time_limit_s, self.signal_delay_s = checkpoint_s, time_limit_s, signal_delay_s
         self.device = device
 
-    def __call__(self, run_dir: str, config: dict[str, Any], threads: int, sweep_dir: str) -> dict[str, Any]:
+    def __call__(self, run_dir, config, threads: int, sweep_dir: str):
+        """One run (``run_dir`` a path) or one pack (``run_dir`` and ``config`` lists: one result per
+        member). A pack writes no resume points: preempted, requeued or rerun, its unfinished members
+        train again from the start."""
+        if isinstance(run_dir, list):
+            return execute_pack(run_dir, config, threads, sweep_dir, wait=True, device=self.device)
         resumable = _JobResumable(self.checkpoint_s, sweep_dir, Path(run_dir).name, self.time_limit_s,
                                   self.signal_delay_s)
         if os.environ.get("SLURM_JOB_ID"):  # instead of submitit's handlers (which bypass SIGTERM)
@@ -303,12 +311,14 @@ class SubmititExecutor:
             for start in range(0, len(todo), c.array_size):
                 chunk = todo[start:start + c.array_size]
                 try:
-                    jobs = ex.map_array(func, [str(Path(t.run_dir).resolve()) for t in chunk], [t.config for t in chunk],
+                    args = [unit_args(u) for u in chunk]
+                    jobs = ex.map_array(func, [a[0] for a in args], [a[1] for a in args],
                                         [c.cpus] * len(chunk), [str(sweep_dir)] * len(chunk))
                 except Exception as exc:  # sbatch refused: bad partition, account, limits
                     raise UsageError(f"submitting the job array failed: {first_line(exc)}") from None
-                for job, task in zip(jobs, chunk):
-                    log_event(sweep_dir, event="submit", run=task.hash, job=job.job_id, folder=str(folder))
+                for job, unit in zip(jobs, chunk):
+                    for task in members(unit):
+                        log_event(sweep_dir, event="submit", run=task.hash, job=job.job_id, folder=str(folder))
                 waiting.update(zip(jobs, chunk))
                 self._wait(waiting, on_done, on_slurm)
         except KeyboardInterrupt:
@@ -319,8 +329,9 @@ class SubmititExecutor:
                       f"again, or cancel them with scancel {' '.join(ids)}", file=sys.stderr)
             raise
 
-    def _attach(self, tasks: list[Task], sweep_dir: Path, folder: Path) -> dict[Any, Task]:
-        """Jobs an earlier invocation submitted for these runs that are still queued or running."""
+    def _attach(self, tasks: list, sweep_dir: Path, folder: Path) -> dict[Any, Task]:
+        """Jobs an earlier invocation submitted for these units (runs, packs) that are still queued or
+        running (a pack: the one job all its members were submitted in)."""
         from submitit.slurm.slurm import SlurmJob
 
         events = sweep_dir / "events.jsonl"
@@ -334,7 +345,11 @@ class SubmititExecutor:
                 continue
             if e.get("event") == "submit":
                 latest[e["run"]] = (e["job"], e.get("folder", str(folder)))
-        wanted = {t.hash: t for t in tasks if t.hash in latest}
+        wanted = {}
+        for unit in tasks:
+            jobs = {latest.get(t.hash) for t in members(unit)}
+            if len(jobs) == 1 and None not in jobs:
+                wanted[members(unit)[0].hash] = unit
         if not wanted:
             return {}
         acct, live = slurm_states([latest[h][0] for h in wanted])
@@ -358,10 +373,14 @@ class SubmititExecutor:
                 if has_result or (not on_slurm and job.done()):
                     del waiting[job]
                     try:
-                        on_done(task, job.result())
+                        results = job.result()
                     except Exception as exc:  # the job raised outside the run (it records its own failures)
                         why = f"failed: {_last_line(exc)}" if has_result else f"{job.state}: {first_line(exc)}"
-                        on_done(task, _record_failure(task, f"job {job.job_id} {why}"))
+                        for t in members(task):
+                            on_done(t, _record_failure(t, f"job {job.job_id} {why}"))
+                        continue
+                    for t, r in zip(members(task), results if isinstance(task, PackTask) else [results]):
+                        on_done(t, r)
                     continue
                 if not on_slurm:
                     continue
@@ -380,7 +399,8 @@ class SubmititExecutor:
                 if now - first < patience:
                     continue
                 del waiting[job]
-                on_done(task, _record_end(task, job.job_id, state, c.time, str(job.paths.stderr)))
+                for t in members(task):
+                    on_done(t, _record_end(t, job.job_id, state, c.time, str(job.paths.stderr)))
             if waiting:
                 time.sleep(c.poll)
 

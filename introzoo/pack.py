@@ -198,27 +198,71 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
             if bad:
                 active.remove(i)
     elapsed = time.perf_counter() - t0
-    return [_finish(runs[i], pack, i, rds[i], configs[i], diverged_at[i], iterations, elapsed)
-            for i in range(n)]
+    return _finish(runs, pack, rds, configs, diverged_at, iterations, elapsed)
 
 
-def _finish(run, pack: Pack, i: int, rd: RunDir, config, diverged_at, iterations: int, elapsed: float):
-    done = diverged_at + 1 if diverged_at is not None else iterations
-    result: dict[str, Any] = {"status": STATUS_DIVERGED if diverged_at is not None else STATUS_FINISHED,
-                              "iterations": done, "train_time_s": round(elapsed, 3),
-                              "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None, "packed": pack.model.size}
-    if diverged_at is not None:
-        result.update(diverged_at=diverged_at, reason=f"non-finite loss at iteration {diverged_at}", metrics={})
-    else:
+def evaluate_pack(metric_lists: list[list[Any]], ctxs: list[EvalContext]) -> list[tuple[dict, dict]]:
+    """(values, directions) per member, as :func:`introzoo.train.evaluate` gives each alone. A metric
+    that members share (same class and options) and that has ``compute_many`` (the 2D metrics of
+    :mod:`introzoo.metrics.toy2d`) is evaluated for all of them together, batched over the members;
+    any other metric, or one whose ``compute_many`` declines (returns ``None``), member by member.
+    Every metric seeds its own random streams (:meth:`EvalContext.generator`), so the order does not
+    change a value."""
+    done: dict[tuple[int, int], dict[str, float]] = {}
+    groups: dict[tuple[Any, str], list[tuple[int, int]]] = {}
+    for i, metrics in enumerate(metric_lists):
+        for j, m in enumerate(metrics):
+            cfg = getattr(m, "config", None)
+            key = (type(m), cfg.model_dump_json() if hasattr(cfg, "model_dump_json") else str(id(m)))
+            groups.setdefault(key, []).append((i, j))
+    for where in groups.values():
+        many = getattr(metric_lists[where[0][0]][where[0][1]], "compute_many", None)
+        if many is None or len(where) < 2:
+            continue
+        out = many([ctxs[i] for i, _ in where])
+        if out is not None:
+            done.update(zip(where, out))
+    results = []
+    for i, metrics in enumerate(metric_lists):
+        values: dict[str, float] = {}
+        directions: dict[str, str] = {}
+        for j, m in enumerate(metrics):
+            values.update(done[(i, j)] if (i, j) in done else m.compute(ctxs[i]))
+            directions.update(m.directions)
+        results.append((values, directions))
+    return results
+
+
+def _finish(runs, pack: Pack, rds: list[RunDir], configs, diverged_at, iterations: int, elapsed: float):
+    """Each member's checkpoint and ``metrics.json`` (written last, atomically, member by member): the
+    diverged ones at once, then the finished ones after one evaluation of all of them together."""
+    results: list[dict[str, Any]] = []
+    ctxs: dict[int, EvalContext] = {}
+    for i, run in enumerate(runs):
+        at = diverged_at[i]
+        done = at + 1 if at is not None else iterations
+        result: dict[str, Any] = {"status": STATUS_DIVERGED if at is not None else STATUS_FINISHED,
+                                  "iterations": done, "train_time_s": round(elapsed, 3),
+                                  "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None, "packed": pack.model.size}
+        results.append(result)
+        if at is not None:
+            result.update(diverged_at=at, reason=f"non-finite loss at iteration {at}", metrics={})
+            atomic_write_json(rds[i].metrics, result)
+            continue
         built = pack.export(i, done)
         torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
-                    "iterations": done, "config": config}, rd.checkpoint)
-        ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
-        t1 = time.perf_counter()
-        result["metrics"], result["directions"] = solo.evaluate(solo.run_metrics(run), ctx)
+                    "iterations": done, "config": configs[i]}, rds[i].checkpoint)
+        ctxs[i] = EvalContext(built.model, built.dataset, built.device, run.seed)
+    t1 = time.perf_counter()
+    finished = sorted(ctxs)
+    evaluated = evaluate_pack([solo.run_metrics(runs[i]) for i in finished], [ctxs[i] for i in finished])
+    eval_s = round(time.perf_counter() - t1, 3)
+    for i, (values, directions) in zip(finished, evaluated):
+        result, ctx = results[i], ctxs[i]
+        result["metrics"], result["directions"] = values, directions
         if ctx.info:
             result["metric_info"] = ctx.info
-        result["plots"] = save_plots(run, built, rd.path, ctx)
-        result["eval_time_s"] = round(time.perf_counter() - t1, 3)
-    atomic_write_json(rd.metrics, result)
-    return result
+        result["plots"] = save_plots(runs[i], pack.builts[i], rds[i].path, ctx)
+        result["eval_time_s"] = eval_s
+        atomic_write_json(rds[i].metrics, result)
+    return results

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
@@ -32,6 +32,10 @@ from .options import MAX_SEED, TrainOverrides, train_option_names
 from .readers import ReadError, read_toml
 from .runs import RunDir, atomic_write_json
 from .spec import split_top_level
+from .sweep_pack import pack_key
+
+#: the largest pack size a sweep accepts
+PACK_LIMIT = 4096
 
 AXES = ("objective", "prior", "backbone", "data")
 #: the most runs one sweep expands to (a typo such as --seeds 1000000 is refused, not expanded)
@@ -95,10 +99,23 @@ class SweepSpec(TrainOverrides):
     metrics: list[str] | None = None
     select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
     executor: str = "local"
+    device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="where every run trains (auto: CUDA when available); not part of a run's hash")
+    pack: Union[int, Literal["auto"], None] = Field(
+        None, description="train compatible runs in packs of at most this many (introzoo.pack); 'auto': as many as fit "
+                          "in the GPU's free memory; default: auto on a GPU, 1 (no packing) on the CPU")
     executor_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="executor name -> options, from the file's [executor.NAME] tables")
     constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl'; skipped where an option is absent")
     published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> row -> metric -> [mean, std]; a row is 'objective[ + regularizer...][ @ prior]'")
     published_source: str = ""
+
+    @field_validator("pack", mode="before")
+    @classmethod
+    def _pack_size_or_auto(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if v is None or v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= PACK_LIMIT):
+            return v
+        raise ValueError(f"give a pack size from 1 to {PACK_LIMIT} or 'auto'")
 
     @field_validator("seed_start")
     @classmethod
@@ -168,6 +185,7 @@ class Task:
     config: dict[str, Any]  # ResolvedRun.record(): what the worker trains and writes as config.json
     hash: str  # config["hash"], the run directory's name
     key: str  # configuration id without the seed
+    pack_key: str | None = None  # runs with the same key can train in one pack (introzoo.sweep_pack); None: alone
 
 
 def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir: Path | None = None) -> list[Task]:
@@ -185,20 +203,21 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
     regs = [s for text in spec.regularizer for s in expand_axis(text, "regularizer")] or ["none"]
     for data, objective, prior, backbone, reg in itertools.product(axes["data"], axes["objective"], axes["prior"],
                                                                    axes["backbone"], regs):
-        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics, device="cpu",
+        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics, device=spec.device,
                         regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]), **train)
         resolved = resolve(cfg, registry)
         if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
             continue
         if resolved.dataset is not None:  # a model too large for memory is refused before anything trains
             check_fits(resolved, resolved.dataset.shape, int(resolved.train["zdim"]))
+        key = pack_key(resolved)
         for seed in seeds if seeds is not None else spec.seed_list():
             record = replace(resolved, seed=seed, dataset=None, built_metrics=None, _record=None).record()
             if record["hash"] in seen:  # e.g. an option given explicitly at its default value
                 continue
             seen.add(record["hash"])
             tasks.append(Task((sweep_dir or Path(".")) / "runs" / record["hash"], record, record["hash"],
-                              record["config_key"]))
+                              record["config_key"], key))
     return tasks
 
 

@@ -17,10 +17,12 @@ from rich.table import Table
 from . import leaderboard as lb
 from .errors import UsageError, first_error, unknown
 from .options import train_option_names
+from .inputs import check_device
 from .paths import check_output_dir
 from .runs import atomic_write_json
 from .spec import parse_spec, resolve as resolve_spec
 from .sweep import SweepSpec, Task, expand, load_sweep_file, pending, write_manifest
+from .sweep_pack import PackTask, auto_pack_size, pack_units
 
 EXIT_FAILED_RUNS = 4
 
@@ -37,7 +39,7 @@ def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
         updates["regularizers"] = list(cli["reg"])
     if cli.get("metric"):
         updates["metrics"] = list(cli["metric"])
-    for key in ("seeds", "select", "executor", *train_option_names()):
+    for key in ("seeds", "select", "executor", "pack", "device", *train_option_names()):
         if cli.get(key) is not None:
             updates[key] = cli[key]
     try:
@@ -54,7 +56,7 @@ _NAMED_WHEN_UNSET = ("iterations", "epochs", "batch_size", "lr", "zdim")
 def default_dir(spec: SweepSpec, file: Path | None) -> Path:
     if file:
         return Path("sweeps") / file.stem
-    body = spec.model_dump(mode="json", exclude={"executor", "executor_options", "name"})
+    body = spec.model_dump(mode="json", exclude={"executor", "executor_options", "name", "pack", "device"})
     body = {k: v for k, v in body.items() if v is not None or k not in train_option_names() or k in _NAMED_WHEN_UNSET}
     if not body.get("regularizer"):  # the regularizer axis, when unused, keeps older directory names
         body.pop("regularizer", None)
@@ -67,6 +69,9 @@ def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int |
     name = parse_spec(spec.executor, "executors").name
     options: dict[str, Any] = {}
     if name == "local":
+        check_device(spec.device)  # the runs train on this machine
+        if workers is None and spec.device == "cuda":
+            workers = 1  # one process (one CUDA context) holds the GPU; packs fill it
         options.update({k: v for k, v in (("workers", workers), ("threads", threads)) if v is not None})
     elif workers is not None:
         raise UsageError(f"--workers applies to the local executor, not '{name}'")
@@ -116,8 +121,30 @@ class SweepProgress:
             self.bar.stop()
 
 
-def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, already) -> dict[str, int]:
+def pack_size(spec: SweepSpec, tasks: list[Task], workers: int) -> int:
+    """The sweep's pack size: ``--pack N``; ``auto`` (the default on a GPU) from the free memory
+    (:func:`introzoo.sweep_pack.auto_pack_size`); 1 (no packing) by default on the CPU."""
+    import torch
+
+    on_gpu = spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
+    if isinstance(spec.pack, int):
+        return spec.pack
+    if spec.pack == "auto" or on_gpu:
+        return auto_pack_size([t.config for t in tasks if t.pack_key], spec.device, workers)
+    return 1
+
+
+def pack_summary(todo: list[Task], size: int) -> str:
+    units = pack_units(todo, size)
+    packs = [u for u in units if isinstance(u, PackTask)]
+    alone = len(units) - len(packs)
+    return (f"packs of at most {size}: {sum(len(p.members) for p in packs)} runs in {len(packs)} packs, "
+            f"{alone} alone")
+
+
+def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, already, size=1) -> dict[str, int]:
     progress = SweepProgress(console, len(todo), already, workers, enabled=not quiet)
+    units = pack_units(todo, size)
 
     def on_done(task: Task, result: dict[str, Any]) -> None:
         progress.update(result["status"])
@@ -125,7 +152,7 @@ def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, 
             err_console.print(f"[red]run {task.hash} failed:[/] {result.get('reason', '')}", highlight=False, soft_wrap=True)
 
     try:
-        executor.run(todo, sweep_dir, on_done)
+        executor.run(units, sweep_dir, on_done)
     finally:
         progress.stop()
     return progress.counts
@@ -152,19 +179,24 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
     stage1_seeds = [spec.seed_start] if spec.select else None
     tasks = expand(spec, registry, seeds=stage1_seeds, sweep_dir=sweep_dir)
     finished, todo = pending(tasks)
+    size = pack_size(spec, tasks, n_workers)
     if dry_run:
         print_grid(console, tasks, {t.hash for t in finished})
         if spec.select:
             console.print(f"then the best configuration per (objective, data) by {spec.select} reruns with "
                           f"{spec.seeds} seeds", highlight=False)
         console.print(f"{len(tasks)} runs, {len(todo)} to run, {len(finished)} finished earlier -> {sweep_dir}", highlight=False)
+        if size > 1:
+            console.print(pack_summary(todo, size), highlight=False)
         return 0
     write_manifest(sweep_dir, spec, tasks, {"executor": spec.executor, "stage": "grid"})
     if not quiet:
         console.print(f"sweep -> {sweep_dir}: {len(tasks)} runs, {len(finished)} finished earlier, {len(todo)} to run, "
                       f"executor {spec.executor} ({json.dumps(ex_cfg.model_dump())})", highlight=False)
+        if size > 1:
+            console.print(pack_summary(todo, size), highlight=False)
     t0 = time.time()
-    counts = _run_tasks(console, err_console, executor, n_workers, todo, sweep_dir, quiet, len(finished))
+    counts = _run_tasks(console, err_console, executor, n_workers, todo, sweep_dir, quiet, len(finished), size)
     all_tasks = tasks
     selected = None
     if spec.select:
@@ -176,7 +208,7 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
                                                           "runs": [t.hash for t in stage2]})
         if not quiet:
             console.print(f"selected {len(selected)} configurations by {spec.select}; {len(todo2)} seed runs to do", highlight=False)
-        c2 = _run_tasks(console, err_console, executor, n_workers, todo2, sweep_dir, quiet, len(fin2))
+        c2 = _run_tasks(console, err_console, executor, n_workers, todo2, sweep_dir, quiet, len(fin2), size)
         counts = {k: counts[k] + c2[k] for k in counts}
         all_tasks = tasks + [t for t in stage2 if t.hash not in {x.hash for x in tasks}]
         write_manifest(sweep_dir, spec, all_tasks, {"executor": spec.executor, "stage": "selected", "selected": selected})
