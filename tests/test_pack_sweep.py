@@ -106,7 +106,16 @@ def test_pack_option_errors_are_one_line(capsys):
 
 # ---------------------------------------------------------------- claims
 
-def test_a_pack_claims_every_member_and_skips_one_held_elsewhere(tmp_path):
+def test_a_pack_claims_every_member_and_skips_one_held_elsewhere(tmp_path, monkeypatch):
+    import introzoo.pack
+
+    real = introzoo.pack.train_pack
+
+    def checked(runs, dirs, *a, **k):  # while the pack trains, no other process can claim a member
+        assert all(RunDir(d).claim(wait=False) is None for d in dirs)
+        return real(runs, dirs, *a, **k)
+
+    monkeypatch.setattr(introzoo.pack, "train_pack", checked)
     reg = plugins.registry()
     tasks = expand(SweepSpec(objective=["vae,beta_kl=0.1|0.5"], seeds=2, backbone=["mlp,hidden=16,layers=1"], **TINY),
                    reg, sweep_dir=tmp_path)
