@@ -31,6 +31,7 @@ from .config import ResolvedRun
 from .errors import UsageError
 from .metrics.base import EvalContext
 from .packed import MaskedAdam, MembersOptimizer, PackedVAE
+from .perf import tune_allocator
 from .plots import save_plots
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
@@ -146,6 +147,7 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
                ) -> list[dict[str, Any]]:
     """Train ``runs`` as one pack; returns each member's ``metrics.json`` content."""
     check_packable(runs)
+    tune_allocator()  # as the solo trainer: freed activation buffers are reused (introzoo.perf)
     if len(out_dirs) != len(runs):
         raise UsageError("train_pack needs one output directory per run")
     builts, gens = [], []

@@ -11,6 +11,10 @@ Sweep syntax for a component axis (``--objective``, ``--prior``, ``--data``, ``-
 The store: every run lives in ``SWEEP_DIR/runs/<hash>/`` where the hash covers its resolved
 configuration (seed included), so rerunning the same sweep finds finished runs (their ``metrics.json``)
 and skips them; unfinished ones are redone from scratch. ``sweep.json`` records the grid.
+
+Packs (``pack`` key, ``--pack``): compatible pending runs train together as one batched model
+(:mod:`introzoo.sweep_pack`, :mod:`introzoo.pack`); each keeps its own run directory, so the store, the
+leaderboard and resumption do not change.
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@ evaluated over a pack, the smoke benchmark's leaderboard with and without packs,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(iterations=30, batch_size=32, metrics=["kl,n_samples=300"])
 
 
-@pytest.fixture
-def float64():
+@contextlib.contextmanager
+def default_dtype(dtype):
     old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 # ---------------------------------------------------------------- grouping
@@ -93,6 +97,19 @@ def test_member_bytes_counts_parameters_and_activations():
     run = resolve(RunConfig(objective="soft", backbone="mlp,hidden=8,layers=1", batch_size=10), reg)
     n_params = sum(p.numel() for p in build(run).model.parameters())
     assert sp.member_bytes(config) == 4 * (4 * n_params + 16 * 10 * 2 * 16)
+
+
+def test_sweep_file_pack_key(tmp_path, capsys):
+    f = tmp_path / "s.toml"
+    f.write_text('[sweep]\nobjective = ["vae"]\nseeds = 3\npack = 2\n')
+    assert main(["sweep", str(f), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    assert "packs of at most 2: 2 runs in 1 packs, 1 alone" in capsys.readouterr().out
+    assert main(["sweep", str(f), "--dry-run", "--pack", "3", "--out", str(tmp_path / "o")]) == 0  # the flag wins
+    assert "3 runs in 1 packs" in capsys.readouterr().out
+    f.write_text('[sweep]\npack = 0\n')
+    assert main(["sweep", str(f), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "s.toml" in err and "pack" in err and len(err.strip().splitlines()) == 1
 
 
 def test_pack_option_errors_are_one_line(capsys):
@@ -158,9 +175,7 @@ def _fresh(ctxs):
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-6)])
 def test_batched_2d_metrics_equal_per_run_metrics(dtype, tol):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
+    with default_dtype(dtype):
         ctxs = _contexts(5)
         metrics = [Gnelbo(GnelboConfig(grid=128, n_data=2000)), KL(HistConfig(n_samples=3000, bins=50)),
                    JSD(HistConfig(n_samples=3000, bins=50))]
@@ -172,11 +187,14 @@ def test_batched_2d_metrics_equal_per_run_metrics(dtype, tol):
                 (k, v), = s.items()
                 assert abs(b[k] - v) <= tol * abs(v), (k, b[k], v)
             assert len({round(next(iter(s.values())), 6) for s in solo}) == len(solo)  # the members differ
-    finally:
-        torch.set_default_dtype(old)
 
 
-def test_evaluate_pack_batches_shared_metrics_and_keeps_each_members_order(float64, monkeypatch):
+def test_evaluate_pack_batches_shared_metrics_and_keeps_each_members_order(monkeypatch):
+    with default_dtype(torch.float64):
+        _evaluate_pack_case(monkeypatch)
+
+
+def _evaluate_pack_case(monkeypatch):
     ctxs = _contexts(3)
     lists = [[KL(HistConfig(n_samples=500)), Gnelbo(GnelboConfig(grid=32, n_data=300))],
              [Gnelbo(GnelboConfig(grid=32, n_data=300)), KL(HistConfig(n_samples=500))],
@@ -244,13 +262,9 @@ def _same_board(a: dict, b: dict, tol: float) -> None:
             assert abs(ra["metrics"][k]["std"] - m["std"]) <= tol * abs(m["mean"]), (ra["objective"], k)
 
 
-def _starts(out: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for line in (out / "events.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e["event"] == "start":
-            counts[e["run"]] = counts.get(e["run"], 0) + 1
-    return counts
+def _starts(out: Path) -> Counter:
+    events = map(json.loads, (out / "events.jsonl").read_text().splitlines())
+    return Counter(e["run"] for e in events if e["event"] == "start")
 
 
 @pytest.mark.slow
