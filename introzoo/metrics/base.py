@@ -36,6 +36,11 @@ class EvalContext:
     #: metric name -> seconds it took
     times: dict[str, float] = field(default_factory=dict)
 
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images as the model's floats (its dtype, on the device)."""
+        p = next(self.model.parameters(), None)
+        return self.dataset.to_float(x).to(self.device, None if p is None else p.dtype)
+
     def phase(self, description: str, total: int | None):
         """A context manager yielding ``advance(n)`` for one phase of the evaluation (a progress bar)."""
         return self.progress.phase(description, total)
@@ -65,7 +70,7 @@ def encode_split(ctx: EvalContext, split: str, n: int | None):
         mus, logvars = [], []
         with ctx.phase(f"encoding {split} images", x.shape[0]) as advance:
             for chunk in x.split(ctx.chunk):
-                mu, logvar = ctx.model.encode(ctx.dataset.to_float(chunk).to(ctx.device))
+                mu, logvar = ctx.model.encode(ctx.model_input(chunk))
                 mus.append(mu.cpu())
                 logvars.append(logvar.cpu())
                 advance(chunk.shape[0])

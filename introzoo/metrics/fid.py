@@ -139,6 +139,6 @@ class FIDRec(_FID):
         key = noise_key(ctx.seed, "fid:rec")  # the posterior draw of the i-th image is keyed by i
         step = min(self.config.batch_size, ctx.chunk)
         for lo in range(0, idx.numel(), step):
-            mu, logvar = ctx.model.encode(ctx.dataset.to_float(x[idx[lo:lo + step]]).to(ctx.device))
+            mu, logvar = ctx.model.encode(ctx.model_input(x[idx[lo:lo + step]]))
             eps = posterior_noise(key, range(lo, lo + mu.shape[0]), 0, 1, mu.shape[1])[0].to(mu)
             yield ctx.model.decode(mu + eps * torch.exp(0.5 * logvar))
