@@ -39,14 +39,17 @@ def text_size(text: str, size: int = FONT_SIZE) -> tuple[int, int]:
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round values (steps of 1, 2 or 5 times a power of ten) inside ``[lo, hi]``."""
+    """Round values (multiples of 1, 2 or 5 times a power of ten) inside ``[lo, hi]``, as close to ``n`` of
+    them as such a step gives (on a tie, the finer step)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return []
-    raw = (hi - lo) / max(1, n - 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9)
-    return [round(k * step, 10) for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+    e = math.floor(math.log10((hi - lo) / max(1, n - 1)))
+    best: list[float] = []
+    for step in sorted(m * 10.0 ** k for k in (e - 1, e, e + 1) for m in (1, 2, 5)):
+        ticks = [round(i * step, 10) for i in range(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1)]
+        if not best or abs(len(ticks) - n) < abs(len(best) - n):
+            best = ticks
+    return best
 
 
 def tick_label(v: float) -> str:
