@@ -126,7 +126,7 @@ class RichPhases:
 
     @contextmanager
     def phase(self, description: str, total: int | None):
-        if not self.enabled:
+        if not self.enabled or not console.is_terminal:  # bars only where they can be redrawn
             yield lambda n=1: None
             return
         if self.bar is None:
