@@ -268,7 +268,8 @@ EVAL_EPILOG = (
     "Examples:\n\n"
     "  introzoo eval runs/first\n\n"
     "  introzoo eval runs/fmnist-soft --metric fid_gen --metric nll,k=1000\n\n"
-    "  introzoo eval runs/fmnist-soft --metric 'fid_gen,features=inception,weights=pt_inception.pth' --no-save"
+    "  introzoo eval runs/fmnist-soft --metric 'fid_gen,features=inception,weights=pt_inception.pth' --no-save\n\n"
+    "  introzoo eval runs/fmnist-soft --chunk 128 --threads 4 --device cpu"
 )
 
 
