@@ -13,11 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, cli_latent, cli_sweep
-from .cli_common import RichProgress, console, err_console, given, registry, set_data_root, train_options, warn_failures
+from .cli_common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
+                         registry, set_data_root, threads_option, train_options, warn_failures)
 from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
 from .hookspecs import KINDS
-from .inputs import check_device, check_seed
+from .inputs import check_seed
 from .paths import check_output_dir, check_output_file
 from .plugins import BUILTIN_PLUGIN, DISABLE_ENV
 from .registry import SINGULAR
@@ -67,10 +68,11 @@ def run(
     image_every: Optional[int] = typer.Option(None, "--image-every", help="image datasets: iterations between progress grids (one epoch)"),
     resume_every: Optional[float] = typer.Option(None, "--resume-every", help="seconds between resume points (image datasets: 300; 0: none); a rerun with the same --out continues from the last one"),
     seed: int = typer.Option(0, "--seed", "-s", help="random seed; the same seed gives the same metrics"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    device: str = device_option("auto"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (all that apply)"),
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (torch's default)"),
+    threads: Optional[int] = threads_option(),
+    eval_chunk: int = chunk_option("--eval-chunk"),
     log_every: int = typer.Option(100, "--log-every", help="iterations between history records"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print metrics.json instead of a table"),
@@ -82,20 +84,15 @@ def run(
 
     For a known 2D dataset the defaults are the papers' protocol and best hyperparameters (override any option in the spec string).
     """
-    import torch
     from pydantic import ValidationError
 
     from .config import RunConfig, resolve
     from .train import EXIT_DIVERGED, train
 
-    check_device(device)
+    apply_execution(device, threads, eval_chunk, "--eval-chunk")
     if out is not None:
         check_output_dir(out)
     set_data_root(data_root)
-    if threads is not None:
-        if threads < 1:
-            raise UsageError("--threads must be at least 1")
-        torch.set_num_threads(threads)
     components = registry()
     try:
         cfg = RunConfig(objective=objective, data=data, prior=prior, regularizers=list(reg), backbone=backbone,
@@ -104,11 +101,15 @@ def run(
     except ValidationError as exc:
         raise UsageError(first_error(exc, flag=True)) from None
     resolved = resolve(cfg, components)
+    getattr(resolved.dataset, "ensure_available", lambda: None)()  # a missing dataset stops here
     out = out or check_output_dir(resolved.default_dir(), "run directory")
+    _warn_warmup(resolved)
     if not quiet and not as_json:
         opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
+        prior_opts = ", ".join(f"{k}={v}" for k, v in resolved.prior.config.model_dump().items())
         console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
-                      f" prior {resolved.prior.component.name}, backbone {resolved.backbone.component.name},"
+                      f" prior {resolved.prior.component.name}" + (f" ({prior_opts})" if prior_opts else "") +
+                      f", backbone {resolved.backbone.component.name},"
                       f" {resolved.train['iterations']} iterations"
                       + (f" ({resolved.train['epochs']} epochs)," if resolved.train.get('epochs') else ",")
                       +
@@ -119,13 +120,23 @@ def run(
     from .resume import Resumable
 
     every = resume_every if resume_every is not None else (300.0 if image else 0.0)
-    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 else None)
+    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 else None, eval_chunk=eval_chunk)
     if as_json:
         console.print_json(json.dumps(result))
     else:
         _print_result(result, out)
     if result["status"] != "finished":
         raise typer.Exit(EXIT_DIVERGED)
+
+
+def _warn_warmup(resolved) -> None:
+    """One line when the objective's plain-VAE warm-up (``num_vae``) lasts the whole run."""
+    warm, iterations = getattr(resolved.objective.config, "num_vae", None), int(resolved.train["iterations"])
+    if warm is not None and int(warm) >= iterations:
+        name = resolved.objective.component.name
+        err_console.print(f"[yellow]warning:[/] the warm-up covers the whole run (num_vae={warm} >= {iterations} "
+                          f"iterations): {name} trains as a plain VAE throughout; give more iterations or "
+                          f"-o {name},num_vae=N with N < {iterations}", highlight=False, soft_wrap=True)
 
 
 def _print_result(result: dict[str, Any], out: Path) -> None:
@@ -230,7 +241,8 @@ def sample(
     n: int = typer.Option(64, "--n", help="number of samples"),
     out: Optional[Path] = typer.Option(None, "--out", help=".png (grid / scatter), .pt or .npy (default RUN/samples_n<N>_s<seed>.png)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the prior draws"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    device: Optional[str] = device_option(),
+    threads: Optional[int] = threads_option(),
     low_posterior: bool = typer.Option(False, "--low-posterior", help="LP-Gen (seed 004): the prior's samples of lowest aggregate posterior (priors that have it: flow)"),
     candidates: int = typer.Option(10, "--candidates", help="--low-posterior: keep the lowest N of candidates x N prior draws"),
 ) -> None:
@@ -240,7 +252,7 @@ def sample(
     if n < 1 or candidates < 1:
         raise UsageError("--n and --candidates must be at least 1")
     check_seed(seed)
-    check_device(device)
+    apply_execution(device, threads)
     if out is not None:
         check_output_file(out, suffixes=(".png", ".pt", ".npy"), create_parents=True)
     elif Path(run_dir).is_dir():
@@ -256,7 +268,8 @@ EVAL_EPILOG = (
     "Examples:\n\n"
     "  introzoo eval runs/first\n\n"
     "  introzoo eval runs/fmnist-soft --metric fid_gen --metric nll,k=1000\n\n"
-    "  introzoo eval runs/fmnist-soft --metric 'fid_gen,features=inception,weights=pt_inception.pth' --no-save"
+    "  introzoo eval runs/fmnist-soft --metric 'fid_gen,features=inception,weights=pt_inception.pth' --no-save\n\n"
+    "  introzoo eval runs/fmnist-soft --chunk 128 --threads 4 --device cpu"
 )
 
 
@@ -265,20 +278,27 @@ def eval_(
     run_dir: Path = typer.Argument(..., help="a finished run directory"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (the run's metrics)"),
     seed: Optional[int] = typer.Option(None, "--seed", "-s", help="evaluation seed (the run's seed)"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    device: Optional[str] = device_option(),
+    threads: Optional[int] = threads_option(),
+    chunk: int = chunk_option(),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
     save: bool = typer.Option(True, "--save/--no-save", help="merge the values into the run's metrics.json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or timings"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Evaluate a saved run with any metric (FID, probes, NLL, 2D metrics) and record the values."""
+    """Evaluate a saved run with any metric (FID, probes, NLL, 2D metrics) and record the values.
+
+    Every phase shows a progress bar and each metric its time; images go through the model at most --chunk at a time, so memory does not grow with a metric's sample counts.
+    """
     from .saved_cli import evaluate
 
     check_seed(seed)
-    check_device(device)
+    apply_execution(device, threads, chunk)
     if save and Path(run_dir).is_dir():
         check_output_dir(run_dir, "run directory")
     set_data_root(data_root)
-    evaluate(console, run_dir, list(metric), seed, device, save, as_json)
+    evaluate(console, run_dir, list(metric), seed, device, save, as_json, chunk=chunk,
+             progress=RichPhases(enabled=not quiet and not as_json))
 
 
 OOD_EPILOG = (
@@ -298,8 +318,11 @@ def ood(
     k: int = typer.Option(100, "--k", help="importance samples for --score iw"),
     n: int = typer.Option(5000, "--n", help="test images from each side"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the posterior draws"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    device: Optional[str] = device_option(),
+    threads: Optional[int] = threads_option(),
+    chunk: int = chunk_option(),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Out-of-distribution detection: AUROC of in-distribution test images vs another dataset's."""
@@ -308,9 +331,10 @@ def ood(
     if k < 1 or n < 1:
         raise UsageError("--k and --n must be at least 1")
     check_seed(seed)
-    check_device(device)
+    apply_execution(device, threads, chunk)
     set_data_root(data_root)
-    do_ood(console, list(runs), against, score, k, n, seed, device, as_json)
+    do_ood(console, list(runs), against, score, k, n, seed, device, as_json, chunk=chunk,
+           progress=RichPhases(enabled=not quiet and not as_json))
 
 
 @app.callback(invoke_without_command=True)

@@ -1,11 +1,14 @@
-"""What the command modules share: the consoles, the training progress bar, the registry with plugin
-warnings, and the command-line options derived from :class:`introzoo.options.TrainOptions`."""
+"""What the command modules share: the consoles, the training progress bar and the evaluation's phase
+bars, the registry with plugin warnings, the command-line options derived from
+:class:`introzoo.options.TrainOptions`, and the execution options (``--device``, ``--threads``, the
+evaluation chunk) every computing command takes, defined once here."""
 
 from __future__ import annotations
 
 import inspect
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -13,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .options import TrainOptions
+from .errors import UsageError
+from .options import EVAL_CHUNK, TrainOptions
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,6 +52,7 @@ class RichProgress:
     def __init__(self, title: str, enabled: bool = True, batch_size: int | None = None) -> None:
         self.title, self.enabled, self.batch_size = title, enabled, batch_size
         self._last = 0.0
+        self.eval_phases = RichPhases(enabled)  # the evaluation after training
 
     def start(self, total: int) -> None:
         if not self.enabled:
@@ -74,6 +79,75 @@ class RichProgress:
     def stop(self) -> None:
         if self.enabled:
             self.bar.stop()
+
+
+EXECUTION = "Execution options"
+
+
+def device_option(default: str | None = None) -> Any:
+    """``--device``: ``run`` defaults to ``auto``; the saved-run commands to the run's own setting."""
+    return typer.Option(default, "--device", rich_help_panel=EXECUTION,
+                        help="auto | cpu | cuda" + ("" if default else " (the run's setting)"))
+
+
+def threads_option() -> Any:
+    return typer.Option(None, "--threads", help="torch CPU threads (torch's default)", rich_help_panel=EXECUTION)
+
+
+def chunk_option(flag: str = "--chunk") -> Any:
+    return typer.Option(EVAL_CHUNK, flag, rich_help_panel=EXECUTION,
+                        help="evaluation: the most images through the model in one pass (importance samples "
+                             "included); bounds memory, not the values")
+
+
+def apply_execution(device: str | None, threads: int | None, chunk: int | None = None, flag: str = "--chunk") -> None:
+    """Check ``--device`` and the chunk, and set torch's CPU threads (``--threads``)."""
+    from .inputs import check_device
+
+    check_device(device)
+    if chunk is not None and chunk < 1:
+        raise UsageError(f"{flag} must be at least 1")
+    if threads is not None:
+        if threads < 1:
+            raise UsageError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+class RichPhases:
+    """The evaluation's reporter (:class:`introzoo.metrics.stream.Phases`): one transient rich bar per
+    phase (classifier training, feature extraction, FID, NLL, probes) and a line with each metric's time."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+        self.open = 0
+
+    @contextmanager
+    def phase(self, description: str, total: int | None):
+        if not self.enabled or not console.is_terminal:  # bars only where they can be redrawn
+            yield lambda n=1: None
+            return
+        if self.bar is None:
+            self.bar = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                console=console, transient=True)
+            self.bar.start()
+        self.open += 1
+        task = self.bar.add_task(description, total=total)
+        try:
+            yield lambda n=1: self.bar.advance(task, n)
+        finally:
+            self.bar.remove_task(task)
+            self.open -= 1
+            if self.open == 0:
+                self.bar.stop()
+                self.bar = None
+
+    def timed(self, name: str, seconds: float) -> None:
+        if self.enabled:
+            (self.bar.console if self.bar else console).print(f"  {name}: {seconds:.1f} s", highlight=False)
 
 
 def registry():

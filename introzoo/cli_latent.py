@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from .cli_common import console, set_data_root
+from .cli_common import apply_execution, console, device_option, set_data_root, threads_option
 from .errors import UsageError
-from .inputs import check_device, check_seed
+from .inputs import check_seed
 
 TRAVERSE_EPILOG = (
     "Examples:\n\n"
@@ -30,7 +30,8 @@ def traverse(
     index: int = typer.Option(0, "--index", help="--around test: which test point (2D: which draw of --seed)"),
     out: Optional[Path] = typer.Option(None, "--out", help=".png (default RUN/traverse_<around>.png)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the data draws"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    device: Optional[str] = device_option(),
+    threads: Optional[int] = threads_option(),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
 ) -> None:
     """Latent traversal of a saved run: a grid with one row per latent dimension."""
@@ -39,7 +40,7 @@ def traverse(
     if steps < 2 or span <= 0 or index < 0:
         raise UsageError("--steps must be at least 2, --range positive and --index at least 0")
     check_seed(seed)
-    check_device(device)
+    apply_execution(device, threads)
     set_data_root(data_root)
     do_traverse(console, run_dir, out, span, steps, around, index, seed, device)
 
@@ -60,7 +61,8 @@ def interpolate(
     mode: str = typer.Option("spherical", "--mode", help="linear | spherical"),
     out: Optional[Path] = typer.Option(None, "--out", help=".png (default RUN/interpolate_<mode>_s<seed>.png)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed choosing the test points"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (the run's setting)"),
+    device: Optional[str] = device_option(),
+    threads: Optional[int] = threads_option(),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
 ) -> None:
     """Interpolate between the encodings of test points of a saved run (PNG grid, one row per pair)."""
@@ -69,6 +71,6 @@ def interpolate(
     if steps < 2 or pairs < 1:
         raise UsageError("--steps must be at least 2 and --pairs at least 1")
     check_seed(seed)
-    check_device(device)
+    apply_execution(device, threads)
     set_data_root(data_root)
     do_interpolate(console, run_dir, out, pairs, steps, mode, seed, device)

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 #: the largest seed: numpy's generators take seeds below 2^32 (a run seeds torch, numpy and random)
 MAX_SEED = 2 ** 32 - 1
+#: the evaluation's default chunk: the most images through a model in one pass (:mod:`introzoo.metrics.stream`)
+EVAL_CHUNK = 256
 
 
 class TrainOptions(BaseModel):

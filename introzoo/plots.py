@@ -1,8 +1,11 @@
-"""The pictures of a run, drawn with Pillow (2D) and torchvision's image grid (images).
+"""The pictures of a run, drawn with Pillow (2D) and torchvision's image grid (images), laid out by
+:mod:`introzoo.figure`: small axis ticks on the 2D panels, a colour bar beside every density, row labels on
+the image grids, and a caption with the run's information (objective, data, prior, seed, iteration).
 
 - 2D data: real data, generated samples, and the model's density ``exp(-negELBO(x))`` over the metric
   range (the official density plot); with ``zdim = 2`` also the latent space (``latent.png``);
-- images: prior samples, reconstructions, and the per-epoch progress grids;
+- images: prior samples, reconstructions, and the per-epoch progress grids (rows: data,
+  reconstruction, samples; the caption gives the iteration and epoch);
 - both: a latent traversal (``traverse.png``) and, for a prior that has them, low-posterior samples
   (``lp_samples.png``), from :mod:`introzoo.latent_cli`.
 
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .figure import Figure, ImageRows, Panel, jet
 from .metrics.base import EvalContext
 from .metrics.toy2d import grid_neg_elbo, grid_points
 from .model import VAE
@@ -31,13 +35,23 @@ if TYPE_CHECKING:  # pragma: no cover
 PANEL = 384
 
 
-def jet(v: np.ndarray) -> np.ndarray:
-    """Map values in [0, 1] to RGB uint8 with the 'jet' colormap."""
-    v = np.clip(v, 0.0, 1.0)
-    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
-    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
+__all__ = ["jet", "run_caption", "scatter_panel", "density_panel", "titled", "two_d_figures", "save_2d_figures",
+           "latent_panel", "save_latent_figure", "save_image_grid", "progress_rows", "save_image_progress",
+           "save_image_figures", "save_plots", "latent_half_range", "save_latent_plot"]
+
+
+def run_caption(run: ResolvedRun | None, iteration: int | None = None, steps_per_epoch: int | None = None) -> str:
+    """``soft | 8gaussians | prior sg | seed 0 | iteration 30000`` (``, epoch 2`` where epochs count)."""
+    parts = []
+    if run is not None:
+        parts = [run.objective.component.name, run.data.component.name, f"prior {run.prior.component.name}",
+                 f"seed {run.seed}"]
+    if iteration is not None:
+        it = f"iteration {iteration}"
+        if steps_per_epoch and steps_per_epoch > 1:
+            it += f", epoch {iteration / steps_per_epoch:.3g}"
+        parts.append(it)
+    return " | ".join(parts)
 
 
 def scatter_panel(points: np.ndarray, half_range: float, color=(40, 120, 200), size: int = PANEL) -> Image.Image:
@@ -58,34 +72,28 @@ def density_panel(grid_values: np.ndarray, size: int = PANEL) -> Image.Image:
     return Image.fromarray(jet(v)).resize((size, size), Image.BILINEAR)
 
 
-def titled(panels: list[tuple[str, Image.Image]]) -> Image.Image:
-    pad, title_h = 8, 22
-    w = sum(p.width for _, p in panels) + pad * (len(panels) + 1)
-    h = max(p.height for _, p in panels) + title_h + 2 * pad
-    canvas = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(canvas)
-    x = pad
-    for title, panel in panels:
-        draw.text((x + 4, pad), title, fill="black")
-        canvas.paste(panel, (x, pad + title_h))
-        draw.rectangle([x - 1, pad + title_h - 1, x + panel.width, pad + title_h + panel.height], outline="gray")
-        x += panel.width + pad
-    return canvas
+def titled(panels: list[tuple[str, Image.Image]], extent: float | None = None, caption: str = "") -> Image.Image:
+    """Panels side by side under their titles (ticks over ``[-extent, extent]`` when given)."""
+    return Figure([Panel(title, img, extent) for title, img in panels], caption).render()
 
 
-def save_2d_figures(out_dir, real: np.ndarray, fake: np.ndarray, density: np.ndarray, half_range: float) -> list[str]:
-    """Write ``samples.png`` (real | generated), ``density.png`` and ``overview.png`` (all three)."""
-    real_p = scatter_panel(real, half_range)
-    fake_p = scatter_panel(fake, half_range, color=(30, 150, 60))
-    dens_p = density_panel(density)
-    files = {
-        "samples.png": titled([("real data", real_p), ("generated samples", fake_p)]),
-        "density.png": titled([("density exp(-negELBO)", dens_p)]),
-        "overview.png": titled([("real data", real_p), ("generated samples", fake_p),
-                                ("density exp(-negELBO)", dens_p)]),
-    }
-    for name, img in files.items():
-        img.save(f"{out_dir}/{name}")
+def two_d_figures(real: np.ndarray, fake: np.ndarray, density: np.ndarray, half_range: float,
+                  caption: str = "") -> dict[str, Figure]:
+    """``samples.png`` (real | generated), ``density.png`` and ``overview.png`` (all three): panels with
+    ticks over the metric range, the density with its colour bar (0 .. its largest value)."""
+    real_p = Panel("real data", scatter_panel(real, half_range), half_range)
+    fake_p = Panel("generated samples", scatter_panel(fake, half_range, color=(30, 150, 60)), half_range)
+    dens_p = Panel("density exp(-negELBO)", density_panel(density), half_range, (0.0, float(np.max(density))))
+    return {"samples.png": Figure([real_p, fake_p], caption), "density.png": Figure([dens_p], caption),
+            "overview.png": Figure([real_p, fake_p, dens_p], caption)}
+
+
+def save_2d_figures(out_dir, real: np.ndarray, fake: np.ndarray, density: np.ndarray, half_range: float,
+                    caption: str = "") -> list[str]:
+    """Write the figures of :func:`two_d_figures` into ``out_dir``."""
+    files = two_d_figures(real, fake, density, half_range, caption)
+    for name, fig in files.items():
+        fig.save(f"{out_dir}/{name}")
     return list(files)
 
 
@@ -106,10 +114,17 @@ def latent_panel(z: np.ndarray, prior_density: np.ndarray, half_range: float, ce
     return img
 
 
+def latent_figure(z: np.ndarray, prior_density: np.ndarray, half_range: float, centers: np.ndarray | None,
+                  caption: str = "") -> Figure:
+    panel = Panel("latent: prior density, aggregate posterior (dots), components (x)",
+                  latent_panel(z, prior_density, half_range, centers), half_range,
+                  (0.0, float(np.max(prior_density))))
+    return Figure([panel], caption)
+
+
 def save_latent_figure(out_dir, z: np.ndarray, prior_density: np.ndarray, half_range: float,
-                       centers: np.ndarray | None) -> str:
-    titled([("latent: prior density, aggregate posterior (dots), components (x)",
-             latent_panel(z, prior_density, half_range, centers))]).save(f"{out_dir}/latent.png")
+                       centers: np.ndarray | None, caption: str = "") -> str:
+    latent_figure(z, prior_density, half_range, centers, caption).save(f"{out_dir}/latent.png")
     return "latent.png"
 
 
@@ -129,31 +144,41 @@ def save_image_grid(path, images, nrow: int = 8) -> str:
 # -- the run's figures ----------------------------------------------------------------------------
 
 @torch.no_grad()
-def save_image_progress(built: Built, x: torch.Tensor, path: Path, n: int = 16) -> str:
-    """One grid: a row of real images, their reconstructions (z = mu) and prior samples (eval mode)."""
+def progress_rows(built: Built, x: torch.Tensor, caption: str = "", n: int = 16) -> ImageRows:
+    """Rows "data" (real images), "reconstruction" (z = mu) and "samples" (the prior), in eval mode."""
     model = built.model
     model.eval()
     x = x[:n]
     _, _, _, rec_ = model(x, deterministic=True)
     fake = model.sample(x.shape[0])
+    return ImageRows([("data", x), ("reconstruction", rec_), ("samples", fake)], caption)
+
+
+def save_image_progress(built: Built, x: torch.Tensor, path: Path, run: ResolvedRun | None = None,
+                        iteration: int | None = None) -> str:
+    """The progress grid of :func:`progress_rows`, captioned with the run and its iteration / epoch."""
+    steps = built.dataset.steps_per_epoch(int(run.train["batch_size"])) if run is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    return save_image_grid(path, torch.cat([x, rec_, fake]), nrow=x.shape[0])
+    progress_rows(built, x, run_caption(run, iteration, steps)).save(path)
+    return path.name
 
 
 @torch.no_grad()
-def save_image_figures(built: Built, out: Path, ctx: EvalContext) -> list[str]:
-    """``samples.png`` (64 prior samples) and ``reconstructions.png`` (test images, odd rows their
-    reconstructions with z = mu)."""
+def save_image_figures(built: Built, out: Path, ctx: EvalContext, caption: str = "") -> list[str]:
+    """``samples.png`` (64 prior samples) and ``reconstructions.png`` (rows of test images, each followed by
+    its reconstructions with z = mu), both captioned."""
     model, ds = built.model, built.dataset
     model.eval()
     ctx.generator("plots")
-    files = [save_image_grid(out / "samples.png", model.sample(64), nrow=8)]
+    samples = model.sample(64)
+    ImageRows([("", samples[i:i + 8]) for i in range(0, 64, 8)], caption).save(out / "samples.png")
     x = ds.to_float(ds.images("test")[0][:32]).to(built.device)
     _, _, _, rec_ = model(x, deterministic=True)
-    pairs = torch.stack([x.reshape(4, 8, *x.shape[1:]), rec_.reshape(4, 8, *x.shape[1:])], 1).reshape_as(
-        torch.cat([x, rec_]))
-    files.append(save_image_grid(out / "reconstructions.png", pairs, nrow=8))
-    return files
+    rows = []
+    for i in range(0, 32, 8):
+        rows += [("data", x[i:i + 8]), ("reconstruction", rec_[i:i + 8])]
+    ImageRows(rows, caption).save(out / "reconstructions.png")
+    return ["samples.png", "reconstructions.png"]
 
 
 def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> list[str]:
@@ -162,7 +187,9 @@ def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> l
 
     ds = built.dataset
     if ds.kind == "image":
-        return save_image_figures(built, out, ctx) + save_latent_figures(run, built, out, ctx.seed)
+        steps = ds.steps_per_epoch(int(run.train["batch_size"]))
+        caption = run_caption(run, int(run.train["iterations"]), steps)
+        return save_image_figures(built, out, ctx, caption) + save_latent_figures(run, built, out, ctx.seed)
     if ds.kind != "2d":
         return []
     g = ctx.generator("plots")
@@ -170,9 +197,10 @@ def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> l
     fake = built.model.sample(2048).cpu().numpy()
     n = 256
     density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
-    files = save_2d_figures(out, real, fake, density, ds.metric_range)
+    caption = run_caption(run, int(run.train["iterations"]))
+    files = save_2d_figures(out, real, fake, density, ds.metric_range, caption)
     if built.model.zdim == 2:
-        files.append(save_latent_plot(built.model, real, out))
+        files.append(save_latent_plot(built.model, real, out, caption))
     return files + save_latent_figures(run, built, out, ctx.seed)
 
 
@@ -185,7 +213,7 @@ def latent_half_range(*points: torch.Tensor | None) -> float:
 
 
 @torch.no_grad()
-def save_latent_plot(model: VAE, x, out: Path) -> str:
+def save_latent_plot(model: VAE, x, out: Path, caption: str = "") -> str:
     """2D latent space: the prior's density, the aggregate posterior and the mixture components."""
     model.eval()
     p = next(model.parameters())
@@ -199,4 +227,4 @@ def save_latent_plot(model: VAE, x, out: Path) -> str:
     grid = grid_points(half, n).to(device=p.device, dtype=p.dtype)
     dens = torch.exp(model.prior.log_prob(grid)).reshape(n, n).double().cpu().numpy()
     c = None if centers is None else centers.detach().double().cpu().numpy()
-    return save_latent_figure(out, z.numpy(), dens, half, c)
+    return save_latent_figure(out, z.numpy(), dens, half, c, caption)

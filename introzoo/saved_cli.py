@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import build_metric
+from .metrics.stream import Phases, noise_key
+from .options import EVAL_CHUNK
 from .errors import UsageError
 from .runs import RunDir, atomic_write_json
 from .train import evaluate as evaluate_metrics, load
@@ -20,7 +22,8 @@ from .train import evaluate as evaluate_metrics, load
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None,
            low_posterior: bool = False, candidates: int = 10) -> Path:
     """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter for 2D
-    data; ``.pt`` / ``.npy`` outputs hold the raw tensor instead. ``low_posterior``: the prior's
+    data; ``.pt`` / ``.npy`` outputs hold the tensor instead (images clamped to the data range [0, 1], as
+    in the PNG). The prior's latents are decoded ``EVAL_CHUNK`` at a time. ``low_posterior``: the prior's
     low-posterior samples (LP-Gen, seed 004), the lowest of ``candidates * n`` under the aggregate
     posterior; a prior without them is refused."""
     from .limits import check_sample
@@ -32,9 +35,13 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
         if low_posterior:
             from .latent_cli import low_posterior_latents
 
-            x = built.model.decode(low_posterior_latents(built, run.prior.component.name, n, candidates, seed)).cpu()
+            z = low_posterior_latents(built, run.prior.component.name, n, candidates, seed)
         else:
-            x = built.model.sample(n).cpu()
+            z = built.model.prior.sample(n)
+        x = torch.cat([built.model.decode(c).cpu() for c in z.split(EVAL_CHUNK)])  # bounded passes
+    image = built.dataset.kind == "image"
+    if image:  # the data's range, as the PNG grids show them
+        x = x.clamp(0, 1)
     out = out or Path(run_dir) / f"{'lp_' if low_posterior else ''}samples_n{n}_s{seed}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".pt":
@@ -44,7 +51,7 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
 
         np.save(out, x.numpy())
     elif out.suffix == ".png":
-        if built.dataset.kind == "image":
+        if image:
             from .plots import save_image_grid
 
             save_image_grid(out, x, nrow=max(1, int(n ** 0.5)))
@@ -59,8 +66,9 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
 
 
 def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | None, device: str | None,
-             save: bool, as_json: bool) -> dict[str, Any]:
-    """Compute metrics on a saved run; with ``save`` merge them into its metrics.json (atomically)."""
+             save: bool, as_json: bool, chunk: int = EVAL_CHUNK, progress: Phases | None = None) -> dict[str, Any]:
+    """Compute metrics on a saved run, at most ``chunk`` images per pass, phases and timings reported to
+    ``progress``; with ``save`` merge them into its metrics.json (atomically)."""
     from .metrics.base import EvalContext
     from .plugins import state
     from .spec import resolve
@@ -68,7 +76,8 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
     registry = state().registry
     run, built = load(run_dir, registry, device=device)
     chosen = [resolve(registry, "metrics", m) for m in metrics] if metrics else [(c.component, c.config) for c in run.metrics]
-    ctx = EvalContext(built.model, built.dataset, built.device, run.seed if seed is None else seed)
+    ctx = EvalContext(built.model, built.dataset, built.device, run.seed if seed is None else seed,
+                      chunk=chunk, progress=progress or Phases())
     values, directions = evaluate_metrics([build_metric(comp, cfg, built.dataset) for comp, cfg in chosen], ctx)
     if save:
         rd = RunDir(run_dir)
@@ -77,9 +86,10 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
         result.setdefault("directions", {}).update(directions)
         if ctx.info:
             result.setdefault("metric_info", {}).update(ctx.info)
+        result.setdefault("eval_times_s", {}).update(ctx.times)
         atomic_write_json(rd.metrics, result)
     if as_json:
-        console.print_json(json.dumps({"metrics": values, "metric_info": ctx.info}))
+        console.print_json(json.dumps({"metrics": values, "metric_info": ctx.info, "eval_times_s": ctx.times}))
     else:
         console.print(metrics_table(f"metrics of {run_dir}", values, directions))
     return values
@@ -108,8 +118,9 @@ def _as_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n: int, seed: int,
-        device: str | None, as_json: bool) -> list[dict[str, Any]]:
-    """AUROC of telling each run's test images from ``against``'s test images by ``score`` (seed 001 Table 7)."""
+        device: str | None, as_json: bool, chunk: int = EVAL_CHUNK, progress: Phases | None = None) -> list[dict[str, Any]]:
+    """AUROC of telling each run's test images from ``against``'s test images by ``score`` (seed 001 Table 7),
+    at most ``chunk`` images (importance samples included) per pass."""
     from .metrics.likelihood import auroc, scores
     from .plugins import state
     from .spec import resolve
@@ -133,9 +144,13 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
         if tuple(x_out.shape[1:]) != tuple(ds.shape):
             note = f"{comp.name} converted {tuple(x_out.shape[1:])} -> {tuple(ds.shape)}"
             x_out = _as_shape(x_out, tuple(ds.shape))
-        torch.manual_seed(seed)
-        s_in = scores(built.model, x_in, score, k, built.device)
-        s_out = scores(built.model, x_out, score, k, built.device)
+        progress = progress or Phases()
+        side = {}
+        for name, x in (("in", x_in), ("out", x_out)):
+            with progress.phase(f"ood {run_dir}: {score} scores of {ds.name if name == 'in' else comp.name}",
+                                x.shape[0]) as advance:
+                side[name] = scores(built.model, x, score, k, built.device, chunk, noise_key(seed, f"ood:{name}"), advance)
+        s_in, s_out = side["in"], side["out"]
         rows.append({"run": str(run_dir), "objective": run.objective.component.name, "prior": run.prior.component.name,
                      "data": ds.name, "against": comp.name, "score": score, "k": k if score == "iw" else 1,
                      "n_in": len(s_in), "n_out": len(s_out), "auroc": auroc(s_in, s_out),

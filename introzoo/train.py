@@ -23,8 +23,10 @@ from .config import ResolvedRun
 from .errors import UsageError
 from .limits import check_fits
 from .metrics.base import EvalContext
+from .metrics.stream import timed
 from .model import VAE
 from .objectives.base import Objective, TrainSettings
+from .options import EVAL_CHUNK
 from .perf import tune_allocator
 from .plots import save_image_progress, save_plots
 from .plugins import RunHooks
@@ -125,25 +127,29 @@ def run_metrics(run: ResolvedRun) -> list[Any]:
 
 
 def evaluate(metrics: list[Any], ctx: EvalContext) -> tuple[dict[str, float], dict[str, str]]:
-    """(values, directions) of built metrics on one evaluation context (training's end and ``eval``)."""
+    """(values, directions) of built metrics on one evaluation context (training's end and ``eval``); each
+    metric's time goes to ``ctx.times`` and its reporter."""
     values: dict[str, float] = {}
     directions: dict[str, str] = {}
     for metric in metrics:
-        values.update(metric.compute(ctx))
+        values.update(timed(metric, ctx))
         directions.update(metric.directions)
     return values, directions
 
 
 def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
-          resumable: resume.Resumable | None = None) -> dict[str, Any]:
+          resumable: resume.Resumable | None = None, eval_chunk: int | None = None) -> dict[str, Any]:
     """Train and evaluate one run; returns the content of ``metrics.json``.
 
     ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()`` (the CLI
     passes a rich progress bar), or ``None``. ``resumable``: write resume points and continue from the
     one an earlier attempt left (see :mod:`introzoo.resume`); ``None`` starts afresh and writes none.
+    ``eval_chunk``: the evaluation's most images per pass (:mod:`introzoo.metrics.stream`); the progress
+    object's ``eval_phases``, if it has one, shows the evaluation's phases.
     """
     tune_allocator()
     built = build(run)
+    getattr(built.dataset, "ensure_available", lambda: None)()  # a missing dataset stops before any file
     rd = RunDir(out_dir)
     rd.create()
     iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
@@ -200,7 +206,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         if status == STATUS_DIVERGED:
             break
         if image_every and ((it + 1) % image_every == 0 or it + 1 == iterations):
-            save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png")
+            save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png", run, it + 1)
         if resumable is not None and (it + 1 == iterations or resumable.due()):
             resume.save(rd, config["hash"], built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
             resumable.mark_saved()
@@ -222,9 +228,12 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
             result["regularizers"] = reports
         torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
                     "iterations": done, "config": config}, rd.checkpoint)
-        ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
+        ctx = EvalContext(built.model, built.dataset, built.device, run.seed, chunk=eval_chunk or EVAL_CHUNK)
+        if getattr(progress, "eval_phases", None) is not None:
+            ctx.progress = progress.eval_phases
         t1 = time.perf_counter()
         result["metrics"], result["directions"] = evaluate(run_metrics(run), ctx)
+        result["eval_times_s"] = ctx.times
         if ctx.info:
             result["metric_info"] = ctx.info
         result["plots"] = save_plots(run, built, rd.path, ctx)

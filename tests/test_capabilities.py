@@ -231,7 +231,7 @@ def test_latent_plot_draws_the_components_of_a_mixture(tmp_path, monkeypatch):
     from introzoo import plots
 
     seen = {}
-    monkeypatch.setattr(plots, "save_latent_figure", lambda out, z, dens, half, c: seen.update(c=c) or "latent.png")
+    monkeypatch.setattr(plots, "save_latent_figure", lambda out, z, dens, half, c, caption="": seen.update(c=c) or "latent.png")
     for prior, expected in ((Bumps(2), Bumps(2).means.double().numpy()), (StandardGaussian(2), None)):
         plots.save_latent_plot(tiny_model(prior), torch.randn(50, 2).numpy(), tmp_path)
         if expected is None:

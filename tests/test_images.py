@@ -263,9 +263,11 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
     e = torch.stack([elbo(model, x) for _ in range(50)]).mean()
     k1 = torch.stack([iw_log_likelihood(model, x, 1) for _ in range(50)]).mean()
     assert abs(k1 - e) < 0.02 * abs(e)                  # K = 1 is the ELBO in expectation
-    bounds = [iw_log_likelihood(model, x, k).mean() for k in (1, 10, 100, 5000)]
-    assert e < bounds[1] < bounds[2] < bounds[3] <= exact + 1e-2
-    assert exact - bounds[3] < 0.1 * (exact - e)        # and approaches log p(x)
+    # means of 10 estimates (one estimate of K = 100 is within its noise, ~0.01, of K = 5000)
+    bounds = [torch.stack([iw_log_likelihood(model, x, k).mean() for _ in range(10)]).mean() for k in (1, 10, 100)]
+    big = iw_log_likelihood(model, x, 5000).mean()
+    assert e < bounds[1] < bounds[2] < exact + 1e-2 and abs(big - exact) < 1e-2
+    assert exact - big < 0.1 * (exact - e)              # and approaches log p(x)
 
 
 def test_auroc_matches_a_hand_count():

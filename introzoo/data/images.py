@@ -4,7 +4,9 @@
   ``CIFAR10``, ``SVHN`` with the official splits (60k/10k, 60k/10k, 50k/10k, 73,257/26,032), pixels in
   [0, 1] (``ToTensor``). The data root is ``--data-root``, else ``$INTROZOO_DATA_ROOT``, else
   ``~/.cache/introzoo/data``; a missing dataset is downloaded when ``download=true`` (the default) and
-  the network allows it, otherwise the run stops with one line saying how to get it.
+  the network allows it, otherwise the run stops with one line giving the cause (no network, files missing
+  and ``download=false``) and how to get it. ``introzoo run`` loads the data before it writes anything,
+  and a failed download removes what it created under the data root.
 - Fashion-MNIST offline: Debian's package ``dataset-fashion-mnist`` ships the IDX files, recompressed (their
   md5 differs from torchvision's list), so they are decompressed into ``<root>/FashionMNIST/raw/`` and
   loaded with ``download=False``.
@@ -130,6 +132,47 @@ class ImageDataset(Dataset):
         return UsageError(f"dataset '{self.name}' is not under {root} and could not be downloaded ({reason}); "
                           f"{self.how_to_get}, then pass --data-root DIR (or set INTROZOO_DATA_ROOT)")
 
+    def ensure_available(self) -> None:
+        """Load both splits now (downloading if allowed), so that a missing dataset stops a run before it
+        writes anything; a no-op once loaded."""
+        self.images("train")
+        self.images("test")
+
+
+#: socket errors that mean the machine has no route to the download servers
+NO_NETWORK = ("name or service not known", "temporary failure in name resolution", "network is unreachable",
+              "no address associated", "nodename nor servname", "getaddrinfo failed", "connection refused",
+              "timed out", "no route to host")
+
+
+def download_cause(exc: BaseException) -> str:
+    """The reason a download failed, in a few words: torchvision's message puts the per-mirror errors on
+    the lines after "got:" (its first line names only the file)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    details = [lines[i + 1] for i, ln in enumerate(lines[:-1]) if ln.endswith("got:")] or lines[1:] or lines
+    detail = details[0].strip("<>") if details else type(exc).__name__
+    detail = detail.removeprefix("urlopen error ")
+    if any(k in detail.lower() for k in NO_NETWORK):
+        return f"no network: {detail}"[:200]
+    return (first_line(exc) + (f" {detail}" if detail not in first_line(exc) else ""))[:200]
+
+
+def _remove_new(root: Path, before: set[Path] | None) -> None:
+    """Remove what a failed download created under ``root`` (``before``: its entries until then; ``None``:
+    ``root`` did not exist), so that a failure leaves nothing behind (no empty ``MNIST/raw``)."""
+    if not root.is_dir():
+        return
+    for entry in set(root.iterdir()) - (before or set()):
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if before is None:
+        try:
+            root.rmdir()
+        except OSError:  # something else appeared meanwhile
+            pass
+
 
 def _tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (N, C, H, W) images and int64 labels of a torchvision dataset, without per-item transforms."""
@@ -171,11 +214,13 @@ class TorchvisionDataset(ImageDataset):
             pass  # not there: download if allowed
         if not self.config.download:
             raise self.missing(root, "download=false")
+        before = set(root.iterdir()) if root.is_dir() else None
         try:
             root.mkdir(parents=True, exist_ok=True)
             return _tensors(self._open(root, train, download=True))
         except Exception as exc:  # urllib / http / checksum errors all mean "could not get it"
-            raise self.missing(root, first_line(exc)[:160]) from None
+            _remove_new(root, before)
+            raise self.missing(root, download_cause(exc)) from None
 
 
 class MNIST(TorchvisionDataset):

@@ -4,7 +4,9 @@
 float images ``(B, C, H, W)`` in [0, 1] to features ``(B, num_features)``, with ``info`` (what the metric
 records next to its value: e.g. the classifier's test accuracy, the weights file). FID values carry the
 extractor's name (``fid_gen@inception``, ``fid_gen@classifier``) so results of different extractors never
-mix in a table.
+mix in a table. A factory may also take ``progress`` and ``chunk`` (keywords): the evaluation's reporter of
+phases and its most images per pass (:mod:`introzoo.metrics.stream`), for an extractor that trains or
+computes at build time; a factory without them is called without them.
 """
 
 from __future__ import annotations

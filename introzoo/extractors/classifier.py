@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ..metrics.stream import EVAL_CHUNK, Phases
 from .base import Extractor, cache_dir
 
 
@@ -58,16 +59,23 @@ def _key(dataset, config: ClassifierConfig) -> str:
 
 
 @torch.no_grad()
-def accuracy(net: Classifier, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 1000) -> float:
+def accuracy(net: Classifier, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+             batch: int = EVAL_CHUNK, advance=None) -> float:
+    """Test accuracy, ``batch`` images per pass (``advance(n)``: told of each pass)."""
     net.eval()
     correct = 0
     for i in range(0, x.shape[0], batch):
         xb = x[i:i + batch].to(device).float().div_(255.0)
         correct += int((net.logits(xb).argmax(1).cpu() == y[i:i + batch]).sum())
+        if advance is not None:
+            advance(xb.shape[0])
     return correct / max(x.shape[0], 1)
 
 
-def train_classifier(dataset, config: ClassifierConfig, device: torch.device) -> Classifier:
+def train_classifier(dataset, config: ClassifierConfig, device: torch.device, progress: Phases | None = None,
+                     chunk: int = EVAL_CHUNK) -> Classifier:
+    """Train the classifier (one progress phase over its steps, one over the test accuracy)."""
+    progress = progress or Phases()
     x, y = dataset.images("train")
     classes = int(y.max()) + 1
     g = torch.Generator().manual_seed(config.seed)
@@ -77,23 +85,29 @@ def train_classifier(dataset, config: ClassifierConfig, device: torch.device) ->
     batch = 128
     steps = -(-x.shape[0] // batch)
     epochs = config.epochs or max(2, -(-1500 // steps))
-    for _ in range(epochs):
-        net.train()
-        perm = torch.randperm(x.shape[0], generator=g)
-        for i in range(0, x.shape[0], batch):
-            idx = perm[i:i + batch]
-            loss = nn.functional.cross_entropy(net.logits(x[idx].to(device).float().div_(255.0)), y[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    with progress.phase(f"training the FID classifier on {dataset.name} ({epochs} epochs)", epochs * steps) as advance:
+        for _ in range(epochs):
+            net.train()
+            perm = torch.randperm(x.shape[0], generator=g)
+            for i in range(0, x.shape[0], batch):
+                idx = perm[i:i + batch]
+                loss = nn.functional.cross_entropy(net.logits(x[idx].to(device).float().div_(255.0)), y[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                advance(1)
     xt, yt = dataset.images("test")
-    net.info = {"extractor": "classifier", "test_accuracy": round(accuracy(net, xt, yt, device), 4),
+    with progress.phase("FID classifier: test accuracy", xt.shape[0]) as advance:
+        acc = accuracy(net, xt, yt, device, chunk, advance)
+    net.info = {"extractor": "classifier", "test_accuracy": round(acc, 4),
                 "classes": classes, **config.model_dump(), "epochs": epochs}
     return net.eval()
 
 
-def build(config: ClassifierConfig, dataset, device: torch.device | str = "cpu") -> Classifier:
-    """The cached classifier for ``dataset``, training (and caching) it on first use."""
+def build(config: ClassifierConfig, dataset, device: torch.device | str = "cpu", progress: Phases | None = None,
+          chunk: int = EVAL_CHUNK) -> Classifier:
+    """The cached classifier for ``dataset``, training (and caching) it on first use; ``progress`` and
+    ``chunk`` (the evaluation's, :mod:`introzoo.metrics.stream`) bound and report that training."""
     device = torch.device(device)
     path = cache_dir() / "extractors" / f"classifier-{dataset.name}-{_key(dataset, config)}.pt"
     if path.exists():
@@ -102,7 +116,7 @@ def build(config: ClassifierConfig, dataset, device: torch.device | str = "cpu")
         net.load_state_dict(saved["state"])
         net.info = dict(saved["info"], cached=str(path))
         return net.eval()
-    net = train_classifier(dataset, config, device)
+    net = train_classifier(dataset, config, device, progress, chunk)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{id(net)}")
     torch.save({"state": net.state_dict(), "classes": net.info["classes"], "info": net.info}, tmp)

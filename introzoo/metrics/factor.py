@@ -43,8 +43,10 @@ def majority_vote_accuracy(argmins: torch.Tensor, factors: torch.Tensor, n_dims:
 
 
 @torch.no_grad()
-def factor_score(encode, dataset, config: FactorScoreConfig, generator: torch.Generator) -> tuple[float, dict]:
-    """The score of ``encode`` (points -> latent means) on ``dataset``'s factors, with ``info``."""
+def factor_score(encode, dataset, config: FactorScoreConfig, generator: torch.Generator,
+                 advance=None) -> tuple[float, dict]:
+    """The score of ``encode`` (points -> latent means) on ``dataset``'s factors, with ``info``;
+    ``advance(n)`` is told of each vote."""
     sizes = tuple(dataset.factor_sizes)
     mu = encode(dataset.sample(config.n_data, generator)).double()
     var = mu.var(0)
@@ -60,6 +62,8 @@ def factor_score(encode, dataset, config: FactorScoreConfig, generator: torch.Ge
         z = encode(dataset.sample_with_factor(k, value, config.L, generator)).double()[:, active] / scale
         argmins.append(int(z.var(0).argmin()))
         factors.append(k)
+        if advance is not None:
+            advance(1)
     acc = majority_vote_accuracy(torch.tensor(argmins), torch.tensor(factors), len(active), len(sizes))
     return acc, info
 
@@ -82,10 +86,12 @@ class FactorScore(Metric):
         model = ctx.model
         model.eval()
 
-        def encode(x: torch.Tensor) -> torch.Tensor:
+        def encode(x: torch.Tensor) -> torch.Tensor:  # ctx.chunk points per pass for images
             p = next(model.parameters())
-            return model.encode(x.to(device=ctx.device, dtype=p.dtype))[0].cpu()
+            step = ctx.chunk if ctx.dataset.kind == "image" else max(1, x.shape[0])
+            return torch.cat([model.encode(c.to(device=ctx.device, dtype=p.dtype))[0].cpu() for c in x.split(step)])
 
-        score, info = factor_score(encode, ctx.dataset, self.config, ctx.generator("factor_score"))
+        with ctx.phase("factor_score: votes", self.config.votes) as advance:
+            score, info = factor_score(encode, ctx.dataset, self.config, ctx.generator("factor_score"), advance)
         ctx.info["factor_score"] = info
         return {"factor_score": score}

@@ -14,6 +14,12 @@ introzoo's own classifier is not an Inception FID and never shares a column with
 clipped to [0, 1] before feature extraction. ``bn_mode`` sets the model's mode while generating (``eval``:
 BatchNorm running statistics, the default; ``train``: batch statistics, as the official code evaluates);
 ``metric_info`` in metrics.json records it with the extractor's details (e.g. the classifier's accuracy).
+
+Both stream (:mod:`introzoo.metrics.stream`): images go through the model and the extractor at most
+``min(batch_size, chunk)`` at a time into torchmetrics' running (float64) feature sums, so memory does not
+grow with ``n``. Prior latents are drawn ``batch_size`` at a time and posterior noise is keyed by the
+image's position, so the value does not depend on the chunk; with ``bn_mode=train`` BatchNorm's batch
+statistics are those of each pass, which does.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .base import EvalContext, Metric
+from .stream import noise_key, posterior_noise
 
 
 class FIDConfig(BaseModel):
@@ -47,11 +54,17 @@ class FIDConfig(BaseModel):
 def _extractor(ctx: EvalContext, spec: str):
     key = f"extractor:{spec}"
     if key not in ctx.cache:
+        import inspect
+
         from ..plugins import state
         from ..spec import resolve
 
         comp, cfg = resolve(state().registry, "extractors", spec)
-        ctx.cache[key] = (comp.name, comp.build(cfg, dataset=ctx.dataset, device=ctx.device))
+        extra = {"progress": ctx.progress, "chunk": ctx.chunk}  # for factories that report and stream
+        params = inspect.signature(comp.factory).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            extra = {k: v for k, v in extra.items() if k in params}
+        ctx.cache[key] = (comp.name, comp.build(cfg, dataset=ctx.dataset, device=ctx.device, **extra))
     return ctx.cache[key]
 
 
@@ -66,9 +79,10 @@ def _fid(ctx: EvalContext, c: FIDConfig):
         x, _ = ctx.dataset.images("train")
         g = ctx.generator("fid:real")
         idx = torch.randperm(x.shape[0], generator=g)[: c.n]
-        with torch.no_grad():
-            for chunk in idx.split(c.batch_size):
+        with torch.no_grad(), ctx.phase(f"FID: features of real images ({name})", idx.numel()) as advance:
+            for chunk in idx.split(min(c.batch_size, ctx.chunk)):
                 fid.update(ctx.dataset.to_float(x[chunk]).to(ctx.device), real=True)
+                advance(chunk.numel())
         ctx.cache[key] = (name, net, fid, idx)
     return ctx.cache[key]
 
@@ -93,9 +107,10 @@ class _FID(Metric):
         fid.reset()  # keeps the real statistics
         ctx.model.train(c.bn_mode == "train")
         try:
-            with torch.no_grad():
+            with torch.no_grad(), ctx.phase(f"{self.key}: generated images", idx.numel()) as advance:
                 for x in self.images(ctx, idx):
                     fid.update(x.clamp(0, 1), real=False)
+                    advance(x.shape[0])
         finally:
             ctx.model.eval()
         value = float(fid.compute())
@@ -109,9 +124,10 @@ class FIDGen(_FID):
     def images(self, ctx: EvalContext, idx: torch.Tensor):
         ctx.generator("fid:gen")  # seeds the prior's draws
         left = idx.numel()
-        while left > 0:
+        while left > 0:  # latents drawn batch_size at a time (the draws do not depend on the chunk)
             n = min(self.config.batch_size, left)
-            yield ctx.model.decode(ctx.model.prior.sample(n).to(ctx.device))
+            for z in ctx.model.prior.sample(n).to(ctx.device).split(ctx.chunk):
+                yield ctx.model.decode(z)
             left -= n
 
 
@@ -119,8 +135,10 @@ class FIDRec(_FID):
     which = "rec"
 
     def images(self, ctx: EvalContext, idx: torch.Tensor):
-        ctx.generator("fid:rec")  # seeds the posterior draws
         x, _ = ctx.dataset.images("train")
-        for chunk in idx.split(self.config.batch_size):
-            mu, logvar = ctx.model.encode(ctx.dataset.to_float(x[chunk]).to(ctx.device))
-            yield ctx.model.decode(ctx.model.reparameterize(mu, logvar))
+        key = noise_key(ctx.seed, "fid:rec")  # the posterior draw of the i-th image is keyed by i
+        step = min(self.config.batch_size, ctx.chunk)
+        for lo in range(0, idx.numel(), step):
+            mu, logvar = ctx.model.encode(ctx.model_input(x[idx[lo:lo + step]]))
+            eps = posterior_noise(key, range(lo, lo + mu.shape[0]), 0, 1, mu.shape[1])[0].to(mu)
+            yield ctx.model.decode(mu + eps * torch.exp(0.5 * logvar))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..priors.base import Mixture
 from ..regularizers.resp_entropy import normalized_entropy
 from .base import EvalContext, Metric
+from .stream import noise_key, posterior_noise, random_key
 
 ACTIVE_THRESHOLD = 1e-2
 
@@ -31,13 +32,20 @@ class RespEntropyMetricConfig(BaseModel):
 
 
 @torch.no_grad()
-def mean_responsibilities(model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def mean_responsibilities(model, x: torch.Tensor, chunk: int = 4096, key: int | None = None,
+                          advance=None) -> torch.Tensor:
+    """Mean over ``x`` of the responsibilities of ``z ~ q(z|x)``, ``chunk`` points per pass; the posterior
+    noise of point ``i`` is keyed by ``key`` and ``i`` (:mod:`introzoo.metrics.stream`)."""
     model.eval()
+    key = random_key() if key is None else key
     total = None
-    for chunk in x.split(batch_size):
-        mu, logvar = model.encode(chunk)
-        r = model.prior.responsibilities(model.reparameterize(mu, logvar)).sum(0)
+    for lo in range(0, x.shape[0], chunk):
+        mu, logvar = model.encode(x[lo:lo + chunk])
+        eps = posterior_noise(key, range(lo, lo + mu.shape[0]), 0, 1, mu.shape[1])[0].to(mu)
+        r = model.prior.responsibilities(mu + eps * torch.exp(0.5 * logvar)).sum(0)
         total = r if total is None else total + r
+        if advance is not None:
+            advance(mu.shape[0])
     return total / x.shape[0]
 
 
@@ -53,6 +61,8 @@ class RespEntropyMetric(Metric):
         if not isinstance(prior, Mixture) or prior.K < 2:
             return {}
         g = ctx.generator("resp_entropy")
-        x = ctx.dataset.sample(self.config.n_data, g).to(ctx.device)
-        c = mean_responsibilities(ctx.model, x)
+        x = ctx.dataset.sample(self.config.n_data, g).to(ctx.device, next(ctx.model.parameters()).dtype)
+        chunk = ctx.chunk if ctx.dataset.kind == "image" else 4096  # 2D points are tiny
+        with ctx.phase("resp_entropy: responsibilities", x.shape[0]) as advance:
+            c = mean_responsibilities(ctx.model, x, chunk, noise_key(ctx.seed, "resp_entropy"), advance)
         return {"resp_entropy": float(normalized_entropy(c)), "active_components": float((c >= ACTIVE_THRESHOLD).sum())}

@@ -1,7 +1,9 @@
 """Latent probes (seed 003 §5.2): how well a simple classifier reads the class from the latent means.
 
 The encoder's means ``mu(x)`` of ``n_train`` training images (the first ones of the split) train the
-probe; its accuracy on the means of the test split is the metric. scikit-learn does the fitting.
+probe; its accuracy on the means of the test split is the metric. scikit-learn does the fitting. The
+encoder runs ``chunk`` images at a time and the test split is scored ``chunk`` points at a time (the
+k-NN distance matrix is ``chunk x n_train``), the same predictions as one call.
 
 - ``svm``: ``LinearSVC`` on standardised means, ``max_iter`` iterations (the paper reports 2K and 10K).
 - ``knn5`` / ``knn100``: k-nearest-neighbour classifier (Euclidean, uniform weights), k = 5 / 100.
@@ -44,8 +46,16 @@ class _Probe(Metric):
         mu_tr, _, y_tr = encode_split(ctx, "train", self.config.n_train)
         mu_te, _, y_te = encode_split(ctx, "test", self.config.n_test)
         clf = self.classifier()
-        clf.fit(mu_tr.double().numpy(), y_tr.numpy())
-        acc = float(np.mean(clf.predict(mu_te.double().numpy()) == y_te.numpy()))
+        with ctx.phase(f"{self.name}: fitting on {mu_tr.shape[0]} latent means", 1) as advance:
+            clf.fit(mu_tr.double().numpy(), y_tr.numpy())
+            advance(1)
+        correct = 0
+        with ctx.phase(f"{self.name}: scoring the test split", mu_te.shape[0]) as advance:
+            for lo in range(0, mu_te.shape[0], ctx.chunk):  # bounded neighbour / decision matrices
+                pred = clf.predict(mu_te[lo:lo + ctx.chunk].double().numpy())
+                correct += int(np.sum(pred == y_te[lo:lo + ctx.chunk].numpy()))
+                advance(len(pred))
+        acc = correct / max(1, mu_te.shape[0])
         ctx.info[self.name] = {"n_train": int(mu_tr.shape[0]), "n_test": int(mu_te.shape[0])}
         return {self.name: acc}
 

@@ -1,0 +1,115 @@
+"""The run's pictures (introzoo/figure.py, introzoo/plots.py): 2D panels with ticks, a colour bar beside each
+density and a caption naming the run and iteration; image grids with row labels and the epoch; compact.
+The figures' descriptions are inspected, not their pixels. ``.npy`` samples are clamped like the PNGs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from introzoo import plots
+from introzoo.cli import main
+from introzoo.figure import Figure, ImageRows, Panel, nice_ticks, tick_label
+
+
+def test_nice_ticks_are_round_and_inside_the_range():
+    assert nice_ticks(-2, 2) == [-2, -1, 0, 1, 2]
+    assert nice_ticks(-4.5, 4.5) == [-4, -2, 0, 2, 4]
+    assert nice_ticks(-0.3, 0.3) == pytest.approx([-0.3, -0.2, -0.1, 0, 0.1, 0.2, 0.3])
+    assert nice_ticks(1, 1) == [] and nice_ticks(0, float("nan")) == []
+    assert [tick_label(v) for v in (0, 2.0, -0.5, 1.23e-5, 25000)] == ["0", "2", "-0.5", "1.2e-5", "2.5e4"]
+
+
+@pytest.fixture(scope="module")
+def run_2d(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "g8"
+    assert main(["run", "-d", "8gaussians", "-n", "20", "--metric", "kl,n_samples=100", "--out", str(out), "-q"]) == 0
+    from introzoo.train import load
+
+    return load(out)
+
+
+def test_2d_figures_have_ticks_a_density_colour_bar_and_the_run(run_2d):
+    run, _ = run_2d
+    caption = plots.run_caption(run, 20)
+    assert caption == "soft | 8gaussians | prior sg | seed 0 | iteration 20"
+    rng = np.random.default_rng(0)
+    density = rng.random((32, 32))
+    figs = plots.two_d_figures(rng.normal(size=(50, 2)), rng.normal(size=(50, 2)), density, 2.0, caption)
+    assert set(figs) == {"samples.png", "density.png", "overview.png"}
+    for fig in figs.values():
+        assert fig.caption == caption
+        for panel in fig.panels:
+            assert panel.tick_labels == ["-2", "-1", "0", "1", "2"]
+    (dens,) = figs["density.png"].panels
+    assert dens.colorbar == (0.0, pytest.approx(float(density.max()))) and dens.colorbar_labels[0] == "0"
+    assert all(p.colorbar is None for p in figs["samples.png"].panels)  # scatter plots have none
+    img = figs["overview.png"].render()
+    assert img.height < 384 + 80 and img.width < 3 * (384 + 80)  # compact: labels add a thin margin
+
+
+def test_latent_figure_has_ticks_and_a_colour_bar():
+    fig = plots.latent_figure(np.zeros((5, 2)), np.full((8, 8), 0.25), 3.0, None, "cap")
+    (p,) = fig.panels
+    assert p.ticks == [-3, -2, -1, 0, 1, 2, 3] and p.colorbar == (0.0, 0.25) and fig.caption == "cap"
+
+
+def test_render_reserves_room_for_ticks_and_the_colour_bar():
+    from PIL import Image
+
+    base = Panel("t", Image.new("RGB", (100, 100)))
+    bare = Figure([base]).render()
+    ticked = Figure([Panel("t", base.image, 1.0, (0.0, 1.0))], "caption").render()
+    assert ticked.width > bare.width and ticked.height > bare.height
+
+
+def test_image_progress_grid_has_row_labels_and_the_epoch(run_2d, tmp_path):
+    from introzoo.data import images
+    from introzoo.train import Built
+
+    ds = images.factory("digits")(images.ImageConfig())
+    run, built = run_2d
+    torch.manual_seed(0)
+    model = _tiny_image_model()
+    x = ds.to_float(ds.images("train")[0][:6])
+    rows = plots.progress_rows(Built(model, None, ds, torch.device("cpu")), x, "iteration 46, epoch 2")
+    assert rows.row_labels == ["data", "reconstruction", "samples"]
+    assert all(imgs.shape == (6, 1, 8, 8) for _, imgs in rows.rows) and "epoch 2" in rows.caption
+    img = rows.render()
+    assert img.height < 3 * (32 + 2) + 40  # three rows of enlarged 8x8 images and one caption line
+    run.train["batch_size"] = 64
+    assert plots.run_caption(run, 46, ds.steps_per_epoch(64)).endswith("iteration 46, epoch 2")
+
+
+def _tiny_image_model():
+    from introzoo.backbones.conv import ConvConfig, build
+    from introzoo.model import VAE
+    from introzoo.priors.gaussian import StandardGaussian
+
+    enc, dec = build(ConvConfig(channels=[4, 8]), (1, 8, 8), 3)
+    return VAE(enc, dec, StandardGaussian(3), (1, 8, 8), 3).eval()
+
+
+def test_image_rows_take_the_caption_width_and_label_column():
+    rows = ImageRows([("data", torch.rand(2, 1, 8, 8)), ("reconstruction", torch.rand(2, 1, 8, 8))],
+                     caption="a long caption that is wider than two small images")
+    img = rows.render()
+    assert img.width >= 200 and rows.row_labels == ["data", "reconstruction"]
+
+
+def test_npy_samples_are_clamped_to_the_data_range(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTROZOO_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "digits"
+    assert main(["run", "-d", "digits", "-n", "3", "--metric", "knn5", "--out", str(run), "-q"]) == 0
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(run), "--n", "64", "--out", str(out), "--seed", "1"]) == 0
+    x = np.load(out)
+    assert x.shape == (64, 1, 8, 8) and x.min() >= 0.0 and x.max() <= 1.0
+    from introzoo.train import load
+
+    _, built = load(run)
+    torch.manual_seed(1)
+    raw = built.model.sample(64)
+    assert raw.min() < 0 or raw.max() > 1  # the decoder has no output activation: clamping did something
+    assert np.allclose(x, raw.clamp(0, 1).numpy(), atol=1e-6)
