@@ -51,6 +51,8 @@ RUN_EPILOG = (
     "  introzoo run -o soft,beta_kl=0.5,beta_neg=1.0 -d 2spirals --out runs/spirals\n\n"
     "  introzoo run --objective soft --data digits --epochs 20\n\n"
     "  introzoo run --objective soft --data fashion-mnist --epochs 3 --data-root ~/data\n\n"
+    "  introzoo run -o soft -d digits --precision bf16\n\n"
+    "  torchrun --standalone --nproc_per_node 2 -m introzoo run -o soft -d digits --ddp\n\n"
     "Exit codes: 0 finished, 2 bad input, 3 diverged (non-finite loss; metrics.json says where)."
 )
 
@@ -72,6 +74,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (torch's default)"),
     log_every: int = typer.Option(100, "--log-every", help="iterations between history records"),
+    ddp: bool = typer.Option(False, "--ddp", help="data parallel over the processes torchrun starts, --batch-size the global batch (docs/images.md)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print metrics.json instead of a table"),
     **train_opts: Any,
@@ -105,6 +108,13 @@ def run(
         raise UsageError(first_error(exc, flag=True)) from None
     resolved = resolve(cfg, components)
     out = out or check_output_dir(resolved.default_dir(), "run directory")
+    dp = None
+    if ddp:
+        from .distributed import DataParallel
+
+        dp = DataParallel.from_env()
+        quiet = quiet or not dp.main  # process 0 reports
+        as_json = as_json and dp.main
     if not quiet and not as_json:
         opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
         console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
@@ -119,7 +129,9 @@ def run(
     from .resume import Resumable
 
     every = resume_every if resume_every is not None else (300.0 if image else 0.0)
-    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 else None)
+    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 and not ddp else None, ddp=dp)
+    if dp is not None and not dp.main:
+        return
     if as_json:
         console.print_json(json.dumps(result))
     else:
