@@ -18,6 +18,7 @@ from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
 from .hookspecs import KINDS
 from .inputs import check_device, check_seed
+from .loggers import LOG_ENV
 from .paths import check_output_dir, check_output_file
 from .plugins import BUILTIN_PLUGIN, DISABLE_ENV
 from .registry import SINGULAR
@@ -51,7 +52,7 @@ RUN_EPILOG = (
     "  introzoo run -o soft,beta_kl=0.5,beta_neg=1.0 -d 2spirals --out runs/spirals\n\n"
     "  introzoo run --objective soft --data digits --epochs 20\n\n"
     "  introzoo run --objective soft --data fashion-mnist --epochs 3 --data-root ~/data\n\n"
-    "  introzoo run -o soft -d digits --precision bf16\n\n"
+    "  introzoo run -o soft -d digits --precision bf16 --log tensorboard\n\n"
     "  torchrun --standalone --nproc_per_node 2 -m introzoo run -o soft -d digits --ddp\n\n"
     "Exit codes: 0 finished, 2 bad input, 3 diverged (non-finite loss; metrics.json says where)."
 )
@@ -74,6 +75,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (torch's default)"),
     log_every: int = typer.Option(100, "--log-every", help="iterations between history records"),
+    log: list[str] = typer.Option([], "--log", help="experiment logger (repeatable): tensorboard (RUN/tensorboard/), or an installed logger plugin"),
     ddp: bool = typer.Option(False, "--ddp", help="data parallel over the processes torchrun starts, --batch-size the global batch (docs/images.md)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print metrics.json instead of a table"),
@@ -100,6 +102,9 @@ def run(
             raise UsageError("--threads must be at least 1")
         torch.set_num_threads(threads)
     components = registry()
+    from .loggers import select
+
+    select(list(log))
     try:
         cfg = RunConfig(objective=objective, data=data, prior=prior, regularizers=list(reg), backbone=backbone,
                         seed=seed, device=device, metrics=list(metric) or None, log_every=log_every,
@@ -345,7 +350,7 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; whatever a command raises ends as one line and an exit code
     (:mod:`introzoo.cli_errors`: 2 bad input, 1 an internal error, with its traceback under --debug)."""
-    disable = os.environ.get(DISABLE_ENV)
+    disable, log_env = os.environ.get(DISABLE_ENV), os.environ.get(LOG_ENV)
     try:
         from .plugin_commands import with_plugin_commands
 
@@ -369,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         return report(exc, err_console, debug=_debug[0])
     finally:
         _debug[0] = False
+        if log_env is None:  # --log holds for one command
+            os.environ.pop(LOG_ENV, None)
+        else:
+            os.environ[LOG_ENV] = log_env
         if os.environ.get(DISABLE_ENV) != disable:  # --no-plugins holds for one command
             from . import plugins as _plugins
 
