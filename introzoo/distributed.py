@@ -174,3 +174,25 @@ class DataParallel:
             self._scratch = None
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def slurm_process(run_dir: str, config: dict[str, Any], threads: int | None, sweep_dir: str) -> dict[str, Any]:
+    """One process (Slurm task, one per GPU) of a data-parallel run of the ``submitit`` executor
+    (``ddp=true``): torch.distributed's variables from Slurm's
+    (:class:`submitit.helpers.TorchDistributedEnvironment`), then the run as ``introzoo run --ddp``
+    trains it. Process 0 claims and writes the run directory; a requeued job starts the run afresh."""
+    from . import plugins
+    from .config import from_json
+    from .sweep import execute
+    from .train import train
+
+    if "RANK" not in os.environ:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # each process: cuda:LOCAL_RANK
+    dp = DataParallel.from_env()
+    if dp.main:
+        return execute(run_dir, config, threads, sweep_dir, ddp=dp)
+    if threads:
+        torch.set_num_threads(threads)
+    return train(from_json(config, plugins.registry()), run_dir, ddp=dp)
