@@ -53,8 +53,10 @@ def kl_loss(mu, logvar, reduction="mean"):
 class ReferenceLoop:
     """One Soft-IntroVAE iteration in the official order of passes (seed 002 Algorithm 2)."""
 
-    def __init__(self, model: VAE, c: SoftConfig, lr: float) -> None:
-        self.m, self.c = model, c
+    def __init__(self, model: VAE, c: SoftConfig, lr: float, log_pass: bool = True) -> None:
+        """``log_pass``: the 2D script's extra ``E(x) -> D(mu)`` pass each iteration (the image script,
+        ``soft_intro_vae/train_soft_intro_vae.py``, makes it only when it saves a grid)."""
+        self.m, self.c, self.log_pass = model, c, log_pass
         self.opt_e = torch.optim.Adam(model.encoder.parameters(), lr=lr)
         self.opt_d = torch.optim.Adam(model.decoder.parameters(), lr=lr)
 
@@ -73,9 +75,10 @@ class ReferenceLoop:
         real_mu, real_logvar = m.encode(x)
         z = m.reparameterize(real_mu, real_logvar)
         rec = m.decode(z)
-        _, _, _, rec_det = self.forward(x, deterministic=True)  # logging only
+        if self.log_pass:  # logging only
+            _, _, _, rec_det = self.forward(x, deterministic=True)
+            _ = rec_loss(x, rec_det.detach())
         loss_rec = rec_loss(x, rec)
-        _ = rec_loss(x, rec_det.detach())
         loss_kl = kl_loss(real_mu, real_logvar)
         fake_mu, fake_logvar, _, rec_fake = self.forward(fake.detach())
         rec_mu, rec_logvar, _, rec_rec = self.forward(rec.detach())
@@ -123,8 +126,15 @@ def make_model(device, seed=0) -> VAE:
     return VAE(enc, dec, StandardGaussian(2), (2,), 2).to(device)
 
 
-def check_same_losses(device, c, batch_size) -> float:
-    """Largest relative difference of L_E and L_D over 3 iterations under identical noise."""
+def eight_gaussian_batch(batch_size, g, device):
+    return eight_gaussians(batch_size, g).to(device), torch.randn(batch_size, 2, generator=g).to(device)
+
+
+def check_same_losses(device, c, batch_size, make=None, batch=eight_gaussian_batch, **loop) -> float:
+    """Largest relative difference of L_E and L_D over 3 iterations under identical noise (``make``:
+    the model factory, ``batch(batch_size, generator, device) -> (x, z_p)``; ``loop``: ReferenceLoop's
+    options)."""
+    make = make or make_model
 
     def deterministic(model, z_p):
         model.reparameterize = lambda mu, lv: mu + torch.sin(37.0 * mu.detach() + 11.0 * lv.detach()) * torch.exp(0.5 * lv)
@@ -132,13 +142,12 @@ def check_same_losses(device, c, batch_size) -> float:
         return model
 
     g = torch.Generator().manual_seed(1)
-    a, b = make_model(device), make_model(device)
+    a, b = make(device), make(device)
     ours = SoftIntroVAE(c, a, train=TrainSettings(lr=2e-4))
-    ref = ReferenceLoop(b, c, 2e-4)
+    ref = ReferenceLoop(b, c, 2e-4, **loop)
     worst = 0.0
     for _ in range(3):
-        x = eight_gaussians(batch_size, g).to(device)
-        z_p = torch.randn(batch_size, 2, generator=g).to(device)
+        x, z_p = batch(batch_size, g, device)
         deterministic(a, z_p)
         deterministic(b, z_p)
         la, lb = ours.train_step(x, 10**6), ref.step(x, z_p)

@@ -1,4 +1,5 @@
-"""Training speed and peak memory of ``soft`` + ``resnet`` on 28x28 images (batch 128).
+"""Training speed and peak memory of ``soft`` + ``resnet`` on 28x28 images (batch 128), against the
+official image training step's order of passes.
 
 The step timed is the ``soft`` objective's, as ``introzoo run -o soft -d fashion-mnist`` executes it: the
 IntroVAE residual networks with the Fashion-MNIST/MNIST settings of SPEC §5 (channels (64, 128), zdim 32,
@@ -6,6 +7,17 @@ BatchNorm), batch 128, Adam 2e-4, betas (1, 1, 256). Batches are Fashion-MNIST i
 package is installed, random images otherwise (speed does not depend on pixel values). It prints
 iterations/s, images/s and peak memory for each device given (CPU always, CUDA when present): peak
 resident memory of the process on CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
+
+The same run also times ``reference``: one iteration in the order of passes of the authors' image
+script (``soft_intro_vae/train_soft_intro_vae.py`` of taldatech/soft-intro-vae-pytorch), with the same
+networks and losses: requires_grad toggled per player, separate encoder/decoder passes for fakes and
+reconstructions, ``D(z_p)`` and ``D(z)`` recomputed for the decoder step (the loop of
+``benchmarks/speed_2d.py`` without the 2D script's per-iteration logging pass, which the image script
+makes only when it saves a grid). Both loops are timed in alternating blocks in one process and the
+ratio is printed. Before timing, both are checked to compute the same losses from the same noise on
+the networks without BatchNorm (with it, the official separate passes normalise fakes and
+reconstructions in separate batches, introzoo's joint pass over both: the same losses up to the batch
+statistics).
 
     python benchmarks/speed_images.py                       # CPU (and CUDA if available), 20 timed steps
     python benchmarks/speed_images.py --steps 200 --device cuda --channels-last
@@ -17,7 +29,9 @@ import argparse
 import json
 import platform
 import resource
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,6 +41,11 @@ from introzoo.objectives.base import TrainSettings
 from introzoo.objectives.soft import SoftConfig, SoftIntroVAE
 from introzoo.perf import tune_allocator
 from introzoo.priors.gaussian import StandardGaussian
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed_2d import ReferenceLoop, check_same_losses  # noqa: E402
+
+CONFIG = SoftConfig(beta_rec=1.0, beta_kl=1.0, beta_neg=256.0, num_vae=0)
 
 
 def batches(batch: int, device: torch.device):
@@ -43,32 +62,58 @@ def batches(batch: int, device: torch.device):
     return (x.to(device, non_blocking=True) for x in it), source
 
 
-def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_last: bool) -> dict:
+def make_model(device: torch.device, norm: str = "batch", channels_last: bool = False) -> VAE:
     torch.manual_seed(0)
-    enc, dec = build(ResNetConfig(channels=[64, 128]), (1, 28, 28), 32)
+    enc, dec = build(ResNetConfig(channels=[64, 128], norm=norm), (1, 28, 28), 32)
     model = VAE(enc, dec, StandardGaussian(32), (1, 28, 28), 32).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    obj = SoftIntroVAE(SoftConfig(beta_rec=1.0, beta_kl=1.0, beta_neg=256.0, num_vae=0), model, [], TrainSettings())
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def image_batch(batch: int, g: torch.Generator, device: torch.device):
+    return torch.rand(batch, 1, 28, 28, generator=g).to(device), torch.randn(batch, 32, generator=g).to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_last: bool, blocks: int = 2) -> dict:
+    ours = SoftIntroVAE(CONFIG, make_model(device, channels_last=channels_last), [], TrainSettings())
+    ref = ReferenceLoop(make_model(device, channels_last=channels_last), CONFIG, 2e-4, log_pass=False)
+    loops = {"introzoo": lambda x, i: ours.train_step(x, i),
+             "reference": lambda x, i: ref.step(x, torch.randn(x.shape[0], 32, device=device))}
     data, source = batches(batch, device)
-    for i in range(warmup):
-        obj.train_step(next(data), i)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for i in range(steps):
-        losses = obj.train_step(next(data), warmup + i)
-    float(losses["loss_e"])  # waits for the device
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    seconds, peaks = {k: 0.0 for k in loops}, {}
+    for name, fn in loops.items():
+        for i in range(warmup):
+            fn(next(data), i)
+    per = max(1, steps // blocks)
+    for _ in range(blocks):  # alternating blocks: both loops see the same machine load
+        for name, fn in loops.items():
+            _sync(device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            for i in range(per):
+                losses = fn(next(data), warmup + i)
+            float(losses["loss_e"])  # waits for the device
+            _sync(device)
+            seconds[name] += time.perf_counter() - t0
+            if device.type == "cuda":
+                peaks[name] = max(peaks.get(name, 0.0), torch.cuda.max_memory_allocated() / 2**20)
+    if device.type != "cuda":  # the process's peak resident memory (both loops)
+        peaks = {k: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 for k in loops}
+    done = per * blocks
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'} x{torch.get_num_threads()} threads"
-    return {"device": name, "data": source, "steps": steps, "batch": batch, "it_per_s": round(steps / dt, 3),
-            "images_per_s": round(steps * batch / dt, 1), "peak_memory_mib": round(peak, 1),
-            "peak_memory_of": "cuda allocated" if device.type == "cuda" else "process RSS"}
+    its = {k: done / v for k, v in seconds.items()}
+    return {"device": name, "data": source, "steps": done, "batch": batch,
+            "it_per_s": round(its["introzoo"], 3), "images_per_s": round(its["introzoo"] * batch, 1),
+            "reference_it_per_s": round(its["reference"], 3), "ratio": round(its["introzoo"] / its["reference"], 3),
+            "peak_memory_mib": round(peaks["introzoo"], 1), "reference_peak_memory_mib": round(peaks["reference"], 1),
+            "peak_memory_of": "cuda allocated" if device.type == "cuda" else "process RSS",
+            "max_rel_loss_diff": check_same_losses(device, CONFIG, 16, make=lambda d: make_model(d, norm="none"),
+                                                   batch=image_batch, log_pass=False)}
 
 
 def main() -> None:
@@ -97,10 +142,13 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"soft + resnet(64,128), zdim 32, 28x28x1, batch {a.batch} (torch {torch.__version__})")
-    print(f"{'device':40s} {'it/s':>8s} {'images/s':>10s} {'peak MiB':>10s}  data")
+    print(f"{'device':34s} {'it/s':>8s} {'images/s':>9s} {'ref it/s':>9s} {'ratio':>6s} {'peak MiB':>9s} {'ref MiB':>8s}  data")
     for r in rows:
-        print(f"{r['device'][:40]:40s} {r['it_per_s']:8.2f} {r['images_per_s']:10.1f} {r['peak_memory_mib']:10.1f}  "
+        print(f"{r['device'][:34]:34s} {r['it_per_s']:8.2f} {r['images_per_s']:9.1f} {r['reference_it_per_s']:9.2f} "
+              f"{r['ratio']:5.2f}x {r['peak_memory_mib']:9.1f} {r['reference_peak_memory_mib']:8.1f}  "
               f"{r['data']} ({r['peak_memory_of']})")
+        print(f"  same losses as the official order given the same noise (no BatchNorm): max relative "
+              f"difference {r['max_rel_loss_diff']:.2e}")
 
 
 if __name__ == "__main__":

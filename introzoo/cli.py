@@ -19,6 +19,7 @@ from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
 from .hookspecs import KINDS
 from .inputs import check_seed
+from .loggers import LOG_ENV
 from .paths import check_output_dir, check_output_file
 from .plugins import BUILTIN_PLUGIN, DISABLE_ENV
 from .registry import SINGULAR
@@ -52,6 +53,8 @@ RUN_EPILOG = (
     "  introzoo run -o soft,beta_kl=0.5,beta_neg=1.0 -d 2spirals --out runs/spirals\n\n"
     "  introzoo run --objective soft --data digits --epochs 20\n\n"
     "  introzoo run --objective soft --data fashion-mnist --epochs 3 --data-root ~/data\n\n"
+    "  introzoo run -o soft -d digits --precision bf16 --log tensorboard\n\n"
+    "  torchrun --standalone --nproc_per_node 2 -m introzoo run -o soft -d digits --ddp\n\n"
     "Exit codes: 0 finished, 2 bad input, 3 diverged (non-finite loss; metrics.json says where)."
 )
 
@@ -74,6 +77,8 @@ def run(
     threads: Optional[int] = threads_option(),
     eval_chunk: int = chunk_option("--eval-chunk"),
     log_every: int = typer.Option(100, "--log-every", help="iterations between history records"),
+    log: list[str] = typer.Option([], "--log", help="experiment logger (repeatable): tensorboard (RUN/tensorboard/), or an installed logger plugin"),
+    ddp: bool = typer.Option(False, "--ddp", help="data parallel over the processes torchrun starts, --batch-size the global batch (docs/images.md)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print metrics.json instead of a table"),
     **train_opts: Any,
@@ -94,6 +99,9 @@ def run(
         check_output_dir(out)
     set_data_root(data_root)
     components = registry()
+    from .loggers import select
+
+    select(list(log))
     try:
         cfg = RunConfig(objective=objective, data=data, prior=prior, regularizers=list(reg), backbone=backbone,
                         seed=seed, device=device, metrics=list(metric) or None, log_every=log_every,
@@ -104,6 +112,13 @@ def run(
     getattr(resolved.dataset, "ensure_available", lambda: None)()  # a missing dataset stops here
     out = out or check_output_dir(resolved.default_dir(), "run directory")
     _warn_warmup(resolved)
+    dp = None
+    if ddp:
+        from .distributed import DataParallel
+
+        dp = DataParallel.from_env()
+        quiet = quiet or not dp.main  # process 0 reports
+        as_json = as_json and dp.main
     if not quiet and not as_json:
         opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
         prior_opts = ", ".join(f"{k}={v}" for k, v in resolved.prior.config.model_dump().items())
@@ -120,7 +135,10 @@ def run(
     from .resume import Resumable
 
     every = resume_every if resume_every is not None else (300.0 if image else 0.0)
-    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 else None, eval_chunk=eval_chunk)
+    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 and not ddp else None,
+                   eval_chunk=eval_chunk, ddp=dp)
+    if dp is not None and not dp.main:
+        return
     if as_json:
         console.print_json(json.dumps(result))
     else:
@@ -357,7 +375,7 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; whatever a command raises ends as one line and an exit code
     (:mod:`introzoo.cli_errors`: 2 bad input, 1 an internal error, with its traceback under --debug)."""
-    disable = os.environ.get(DISABLE_ENV)
+    disable, log_env = os.environ.get(DISABLE_ENV), os.environ.get(LOG_ENV)
     try:
         from .plugin_commands import with_plugin_commands
 
@@ -381,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
         return report(exc, err_console, debug=_debug[0])
     finally:
         _debug[0] = False
+        if log_env is None:  # --log holds for one command
+            os.environ.pop(LOG_ENV, None)
+        else:
+            os.environ[LOG_ENV] = log_env
         if os.environ.get(DISABLE_ENV) != disable:  # --no-plugins holds for one command
             from . import plugins as _plugins
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import __version__
 from .errors import UsageError, first_line
 from .data.base import Epochs
-from .options import MAX_SEED, TRAIN_DEFAULTS, TrainOverrides, train_option_names
+from .options import HASH_NEUTRAL, MAX_SEED, TRAIN_DEFAULTS, TrainOverrides, train_option_names
 from .registry import Component, Registry
 from .spec import parse_spec, resolve as resolve_spec
 
@@ -111,6 +111,7 @@ class ResolvedRun:
         d = self.to_json()
         for key in ("device", "log_every", "image_every") + (() if with_seed else ("seed",)):
             d.pop(key, None)
+        d["train"] = {k: v for k, v in d["train"].items() if k not in HASH_NEUTRAL or v != HASH_NEUTRAL[k]}
         for k, v in list(d.items()):
             if isinstance(v, dict) and "plugin" in v:
                 d[k] = {"name": v["name"], "options": v["options"]}

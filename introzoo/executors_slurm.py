@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import UsageError, first_line
 from .resume import Resumable
@@ -45,6 +45,7 @@ class SubmititConfig(BaseModel):
     time: int = Field(60, gt=0, description="time limit per run, minutes")
     cpus: int = Field(1, gt=0, description="CPUs per run (also its torch threads)")
     gpus: int = Field(0, ge=0, description="GPUs per run (runs then train on cuda)")
+    ddp: bool = Field(False, description="one process per GPU of a run, training data parallel (introzoo run --ddp); needs gpus >= 1")
     mem_gb: float | None = Field(None, gt=0, description="memory per run, GB")
     array_size: int = Field(1000, gt=0, description="largest job array; bigger sweeps are split")
     parallel: int = Field(256, gt=0, description="array tasks running at once (%% throttle)")
@@ -59,11 +60,17 @@ class SubmititConfig(BaseModel):
         sbatch_params(lines)  # raises ValueError with the reason
         return lines
 
+    @model_validator(mode="after")
+    def _check_ddp(self) -> "SubmititConfig":
+        if self.ddp and self.gpus < 1:
+            raise ValueError("ddp runs one process per GPU: give gpus=N (N >= 1) with it")
+        return self
+
 
 # sbatch options the executor writes itself, and the option to use instead where there is one
 _MANAGED = {"array": None, "signal": None, "output": None, "error": None, "open-mode": None, "job-name": None,
             "wrap": None, "partition": "partition", "time": "time", "cpus-per-task": "cpus",
-            "gpus-per-node": "gpus", "mem": "mem_gb"}
+            "gpus-per-node": "gpus", "mem": "mem_gb", "ntasks-per-node": "ddp"}
 
 
 def sbatch_params(lines: list[str]) -> dict[str, Any]:
@@ -222,9 +229,10 @@ class SweepRun:
     """What one array task runs: :func:`introzoo.sweep.execute` with resume points and Slurm signals.
     Picklable (submitit sends it to the job); the run's state lives in its run directory."""
 
-    def __init__(self, checkpoint_s: float, time_limit_s: float, signal_delay_s: float, device: str | None = None):
+    def __init__(self, checkpoint_s: float, time_limit_s: float, signal_delay_s: float, device: str | None = None,
+                 ddp: bool = False):
         self.checkpoint_s, self.time_limit_s, self.signal_delay_s = checkpoint_s, time_limit_s, signal_delay_s
-        self.device = device
+        self.device, self.ddp = device, ddp
 
     def __call__(self, run_dir, config, threads: int, sweep_dir: str):
         """One run (``run_dir`` a path) or one pack (``run_dir`` and ``config`` lists: one result per
@@ -232,6 +240,12 @@ class SweepRun:
         train again from the start."""
         if isinstance(run_dir, list):
             return execute_pack(run_dir, config, threads, sweep_dir, wait=True, device=self.device)
+        if self.device:
+            config = {**config, "device": self.device}
+        if self.ddp:  # one of the job's processes, one per GPU; no resume points
+            from .distributed import slurm_process
+
+            return slurm_process(run_dir, config, threads, sweep_dir)
         resumable = _JobResumable(self.checkpoint_s, sweep_dir, Path(run_dir).name, self.time_limit_s,
                                   self.signal_delay_s)
         if os.environ.get("SLURM_JOB_ID"):  # instead of submitit's handlers (which bypass SIGTERM)
@@ -239,8 +253,6 @@ class SweepRun:
 
             signal.signal(JobEnvironment._usr_sig(), resumable.on_signal)
             signal.signal(signal.SIGTERM, resumable.on_signal)
-        if self.device:
-            config = {**config, "device": self.device}
         return execute(run_dir, config, threads, sweep_dir, resumable=resumable)
 
     def checkpoint(self, *args: Any, **kwargs: Any):
@@ -281,6 +293,8 @@ class SubmititExecutor:
         params: dict[str, Any] = {"timeout_min": c.time, "cpus_per_task": c.cpus, "name": name}
         if c.gpus:
             params["gpus_per_node"] = c.gpus
+        if c.ddp:  # one task (process) per GPU
+            params["tasks_per_node"] = c.gpus
         if c.mem_gb:
             params["mem_gb"] = c.mem_gb
         if on_slurm:
@@ -304,7 +318,7 @@ class SubmititExecutor:
         ex.update_parameters(**self.parameters(on_slurm, f"introzoo-{sweep_dir.name}"))
         waiting: dict[Any, Task] = self._attach(tasks, sweep_dir, folder) if on_slurm else {}
         todo = [t for t in tasks if t not in waiting.values()]
-        func = SweepRun(c.checkpoint, c.time * 60, self.signal_delay, "cuda" if c.gpus else None)
+        func = SweepRun(c.checkpoint, c.time * 60, self.signal_delay, "cuda" if c.gpus else None, ddp=c.ddp)
         try:
             if waiting and not todo:
                 self._wait(waiting, on_done, on_slurm)

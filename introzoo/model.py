@@ -42,7 +42,12 @@ class VAE(nn.Module):
         return self.decoder(z)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return mu + self.noise(mu) * torch.exp(0.5 * logvar)
+
+    def noise(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like ``like`` (data-parallel runs draw the whole batch's and keep
+        their rows, :mod:`introzoo.distributed`)."""
+        return torch.randn_like(like)
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return self.prior.kl(mu, logvar)

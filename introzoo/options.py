@@ -12,7 +12,7 @@ Adding a training option is one field here (see CONTRIBUTING.md).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -35,7 +35,13 @@ class TrainOptions(BaseModel):
     lr_milestones: list[int] = Field(default_factory=list, description="iterations at which the learning rate is multiplied by lr_gamma (repeatable)")
     lr_gamma: float = Field(0.1, gt=0, description="learning-rate factor at each milestone (0.1)")
     zdim: int = Field(2, gt=0, description="latent size (dataset default)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="training precision: fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler) (fp32)")
 
+
+#: options added after runs were first recorded, at the value that reproduces those runs: left out of
+#: a run's hash there (:meth:`introzoo.config.ResolvedRun.hash`), so that earlier runs keep their hash
+HASH_NEUTRAL: dict[str, Any] = {"precision": "fp32"}
 
 #: introzoo's defaults of the options that have one (``epochs`` has none: iterations count)
 TRAIN_DEFAULTS: dict[str, Any] = {k: v for k, v in TrainOptions().model_dump().items() if v is not None}

@@ -56,6 +56,8 @@ def check_packable(runs: list[ResolvedRun]) -> None:
                                  "(introzoo list shows which components pack)")
         if r.regularizers:
             raise UsageError(f"regularizer '{r.regularizers[0].component.name}' does not pack; it runs unpacked")
+        if r.train.get("precision", "fp32") != "fp32":
+            raise UsageError(f"precision '{r.train['precision']}' does not pack (fp32 only); it runs unpacked")
         if r.data.component.name != r0.data.component.name:
             raise UsageError("runs of a pack share their dataset")
         for kind in ("objective", "prior", "backbone"):

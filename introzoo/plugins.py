@@ -43,6 +43,7 @@ BUILTIN_MODULES = (
     "introzoo.metrics",
     "introzoo.extractors",
     "introzoo.executors",
+    "introzoo.loggers.tensorboard",
 )
 
 

@@ -256,7 +256,7 @@ def _log(sweep_dir: str | None, **event: Any) -> None:
 
 
 def execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
-            resumable=None, wait: bool = True) -> dict[str, Any]:
+            resumable=None, wait: bool = True, ddp=None) -> dict[str, Any]:
     """Train one run of a sweep under its claim (:meth:`RunDir.claim`, a lock another sweep process on
     the same store respects); see :func:`_execute`. A run another process holds is waited for
     (``wait``), after which its result counts, or reported as :data:`STATUS_BUSY` at once."""
@@ -271,16 +271,16 @@ def execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sw
         m = rd.read_metrics()
         if m is not None and m.get("status") in ("finished", "diverged"):  # done meanwhile by another process
             return {"status": m["status"], "reason": m.get("reason", ""), "elsewhere": True}
-        return _execute(run_dir, config, threads, sweep_dir, resumable)
+        return _execute(run_dir, config, threads, sweep_dir, resumable, ddp)
 
 
 def _execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
-             resumable=None) -> dict[str, Any]:
+             resumable=None, ddp=None) -> dict[str, Any]:
     """Train one run of a sweep (in a worker process) from its resolved record (:attr:`Task.config`;
     nothing is resolved again, the record's hash is the one written). Never raises for a failing run:
     the failure is recorded in its ``metrics.json`` with the reason, and the sweep goes on.
     ``resumable``: an :class:`introzoo.resume.Resumable` (resume points; continue from an earlier
-    attempt's)."""
+    attempt's). ``ddp``: process 0 of a data-parallel run (:mod:`introzoo.distributed`)."""
     import torch
 
     from . import plugins
@@ -291,7 +291,7 @@ def _execute(run_dir: str, config: dict[str, Any], threads: int | None = None, s
     rd = RunDir(run_dir)
     _log(sweep_dir, event="start", run=rd.path.name)
     try:
-        result = train(from_json(config, plugins.registry()), run_dir, resumable=resumable)
+        result = train(from_json(config, plugins.registry()), run_dir, resumable=resumable, ddp=ddp)
     except Exception as exc:  # recorded, not raised: one bad run must not take the sweep down
         reason = f"{type(exc).__name__}: {exc}"
         try:

@@ -138,7 +138,7 @@ def evaluate(metrics: list[Any], ctx: EvalContext) -> tuple[dict[str, float], di
 
 
 def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
-          resumable: resume.Resumable | None = None, eval_chunk: int | None = None) -> dict[str, Any]:
+          resumable: resume.Resumable | None = None, eval_chunk: int | None = None, ddp: Any = None) -> dict[str, Any]:
     """Train and evaluate one run; returns the content of ``metrics.json``.
 
     ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()`` (the CLI
@@ -146,11 +146,20 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     one an earlier attempt left (see :mod:`introzoo.resume`); ``None`` starts afresh and writes none.
     ``eval_chunk``: the evaluation's most images per pass (:mod:`introzoo.metrics.stream`); the progress
     object's ``eval_phases``, if it has one, shows the evaluation's phases.
+    ``ddp``: this process's :class:`introzoo.distributed.DataParallel` (``introzoo run --ddp``): it trains
+    its shard of each batch; only process 0 writes ``out_dir`` and evaluates.
     """
     tune_allocator()
-    built = build(run)
+    main = ddp is None or ddp.main
+    if ddp is not None:
+        resumable = None  # a data-parallel run starts afresh
+        device = ddp.device(run.device)
+        ddp.start(run, device)
+    built = build(run, device if ddp is not None else None)
     getattr(built.dataset, "ensure_available", lambda: None)()  # a missing dataset stops before any file
-    rd = RunDir(out_dir)
+    if ddp is not None:
+        ddp.attach(built)
+    rd = RunDir(out_dir if main else ddp.scratch())
     rd.create()
     iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
     data_gen = torch.Generator()
@@ -163,8 +172,9 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         rd.reset()
         batches = built.dataset.batches(batch_size, data_gen)
     atomic_write_json(rd.config, config)
-    hooks = RunHooks(run)  # the plugins' run-lifecycle hooks (loggers)
-    hooks.start(rd.path)
+    hooks = RunHooks(run) if main else None  # the plugins' run-lifecycle hooks (loggers)
+    if hooks:
+        hooks.start(rd.path)
 
     status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
     start, elapsed_before = 0, 0.0
@@ -181,11 +191,11 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         image_every = run.image_every or built.dataset.steps_per_epoch(batch_size)
 
     t0 = time.perf_counter() - elapsed_before
-    if progress:
+    if progress and main:
         progress.start(iterations)
     for it in range(start, iterations):
         x = next(batches).to(built.device, non_blocking=True)
-        losses = built.objective.train_step(x, it)
+        losses = ddp.train_step(built, x, it) if ddp is not None else built.objective.train_step(x, it)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
         count += 1
@@ -197,11 +207,12 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
                       "lr": built.objective.optimizers["encoder"].param_groups[0]["lr"],
                       "time_s": round(time.perf_counter() - t0, 3)}
             rd.append_history(record)
-            hooks.log(it + 1, record)
+            if hooks:
+                hooks.log(it + 1, record)
             sums, count = {}, 0
             if status == STATUS_FINISHED and not all(math.isfinite(v) for v in record.values()):
                 status, diverged_at = STATUS_DIVERGED, it  # found at a coarser check (GPU)
-        if progress:
+        if progress and main:
             progress.update(it + 1, losses)
         if status == STATUS_DIVERGED:
             break
@@ -211,10 +222,13 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
             resume.save(rd, config["hash"], built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
             resumable.mark_saved()
             resumable.saved(it + 1)
-    if progress:
+    if progress and main:
         progress.stop()
     elapsed = time.perf_counter() - t0
     done = (diverged_at + 1) if diverged_at is not None else iterations
+    if not main:  # data parallel: process 0 saves, evaluates and reports
+        ddp.close()
+        return {"status": status, "iterations": done, "rank": ddp.rank}
 
     result: dict[str, Any] = {"status": status, "iterations": done, "train_time_s": round(elapsed, 3),
                               "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None}
@@ -241,6 +255,8 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     atomic_write_json(rd.metrics, result)
     rd.resume.unlink(missing_ok=True)
     hooks.end(result)
+    if ddp is not None:
+        ddp.close()
     return result
 
 

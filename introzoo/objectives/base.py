@@ -3,6 +3,11 @@
 Separate Adam optimisers for encoder, decoder and (if learnable) prior, lr 2e-4 by default, each with
 the multi-step schedule of the training settings. :meth:`Objective.train_step` performs one iteration
 and returns named scalar losses (detached) for the history.
+
+Each player's update is ``self.backward(loss, inputs=...)`` then ``self.step_optimizers(name)``: the two
+places where the run's precision (:mod:`introzoo.precision`: the fp16 loss scale) and data parallelism
+(:mod:`introzoo.distributed`: gradients averaged over processes) act; in fp32 on one process they are
+``loss.backward(...)`` and ``optimizer.step()``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from ..errors import UsageError
 from ..losses import rec
 from ..model import VAE
 from ..options import TrainOptions as TrainSettings  # the resolved training options an objective receives
+from ..precision import FP32, Precision
 from .members import backward, bmean, lead
 
 __all__ = ["Objective", "TrainSettings"]
@@ -25,6 +31,12 @@ class Objective:
     """Base class: optimisers, schedules, the VAE warm-up step and checkpoint state."""
 
     name = ""
+    #: the training step's precision (set from ``train.precision``); class defaults serve objects made
+    #: without ``__init__`` (the members of a pack, :mod:`introzoo.pack`)
+    precision: Precision = FP32
+    #: called with an optimiser before it steps: averages its gradients over the processes of a
+    #: data-parallel run (set by :func:`introzoo.distributed.attach`); ``None`` on one process
+    reduce_grads = None
 
     def __init__(self, config: BaseModel, model: VAE, regularizers: list | None = None,
                  train: TrainSettings | None = None) -> None:
@@ -42,6 +54,8 @@ class Objective:
         self.iteration = 0
         self._warm = False
         self._build_optimizers()
+        if self.train.precision != "fp32":
+            self.precision = Precision(self.train.precision, next(model.parameters()).device)
 
     def _build_optimizers(self) -> None:
         """One Adam per parameter group (encoder, decoder, learnable prior), each with the schedule."""
@@ -66,12 +80,28 @@ class Objective:
     def train_step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
         self.model.train()
         self.iteration = iteration
-        losses = self.step(x, iteration)
+        with self.precision.forwards(self.model.encoder, self.model.decoder):
+            losses = self.step(x, iteration)
+        self.precision.update()
         for reg in self.regularizers:  # own optimisers (FactorVAE's discriminator), history entries
             losses.update(reg.after_step(self.model, x, iteration) or {})
         for sched in self.schedulers.values():
             sched.step()
         return losses
+
+    def backward(self, loss: torch.Tensor, **kwargs: Any) -> None:
+        """Back-propagate one player's loss (``inputs=``, ``retain_graph=`` as for ``Tensor.backward``)."""
+        backward(self.precision.scale(loss), **kwargs)
+
+    def step_optimizers(self, *names: str) -> None:
+        """Step these parameter groups' optimisers (those that exist), after :attr:`reduce_grads`."""
+        for name in names:
+            opt = self.optimizers.get(name)
+            if opt is None:
+                continue
+            if self.reduce_grads is not None:
+                self.reduce_grads(opt)
+            self.precision.step(opt)
 
     @property
     def num_vae(self) -> int:
@@ -106,9 +136,8 @@ class Objective:
             loss = loss + reg
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        backward(loss)
-        for opt in self.optimizers.values():
-            opt.step()
+        self.backward(loss)
+        self.step_optimizers(*self.optimizers)
         return {"loss": loss.detach(), "rec": loss_rec.detach(), "kl": loss_kl.detach()}
 
     def real_kl(self, mu, logvar, z) -> torch.Tensor:
@@ -125,12 +154,15 @@ class Objective:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "warm": self._warm,
             "regularizers": [r.state_dict() for r in self.regularizers],
         }
+        if self.precision.scaler is not None:  # fp16: the loss scale continues on resume
+            state["grad_scaler"] = self.precision.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, o in self.optimizers.items():
@@ -140,3 +172,4 @@ class Objective:
         self._warm = state.get("warm", False)
         for reg, saved in zip(self.regularizers, state.get("regularizers", ())):
             reg.load_state_dict(saved)
+        self.precision.load_state_dict(state.get("grad_scaler"))

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..losses import rec
 from .base import Objective
-from .members import backward, bcat, bmean, bsize, bslice, lead
+from .members import bcat, bmean, bsize, bslice, lead
 
 
 class IntroConfig(BaseModel):
@@ -86,8 +86,8 @@ class IntroVAE(Objective):
         if reg is not None:
             loss_e = loss_e + reg
         self.optimizers["encoder"].zero_grad(set_to_none=True)
-        backward(loss_e, inputs=self.groups["encoder"], retain_graph=True)
-        self.optimizers["encoder"].step()
+        self.backward(loss_e, inputs=self.groups["encoder"], retain_graph=True)
+        self.step_optimizers("encoder")
 
         # ---- decoder step
         mu3, logvar3 = m.encode(out)
@@ -96,8 +96,8 @@ class IntroVAE(Objective):
         w = c.beta_neg if c.decoder_kl_weight == "beta_neg" else c.beta_kl
         loss_d = c.beta_rec * rec_real + w * 0.5 * (kl_fake + kl_rec)
         self.optimizers["decoder"].zero_grad(set_to_none=True)
-        backward(loss_d, inputs=self.groups["decoder"])
-        self.optimizers["decoder"].step()
+        self.backward(loss_d, inputs=self.groups["decoder"])
+        self.step_optimizers("decoder")
         return {
             "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.detach(),
             "kl": kl_real.detach(), "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(),

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..losses import rec
 from .base import Objective
-from .members import backward, bcat, bmean, bsize, lead
+from .members import bcat, bmean, bsize, lead
 
 
 class SoftConfig(BaseModel):
@@ -72,8 +72,8 @@ def encoder_step(obj: Objective, x, mu, logvar, z, x_f, x_r):
     if reg is not None:
         loss_e = loss_e + reg
     obj.optimizers["encoder"].zero_grad(set_to_none=True)
-    backward(loss_e, inputs=obj.groups["encoder"], retain_graph=True)
-    obj.optimizers["encoder"].step()
+    obj.backward(loss_e, inputs=obj.groups["encoder"], retain_graph=True)
+    obj.step_optimizers("encoder")
     return loss_e, rec_real, kl_real, exp_fake, exp_rec
 
 
@@ -108,8 +108,8 @@ class SoftIntroVAE(Objective):
         loss_d = s * (c.beta_rec * bmean(m, rec_real) + 0.5 * c.beta_kl * (kl_fake + kl_rec)
                       + 0.5 * c.gamma_r * c.beta_rec * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))
         opt_d.zero_grad(set_to_none=True)
-        backward(loss_d, inputs=dec_params)
-        opt_d.step()
+        self.backward(loss_d, inputs=dec_params)
+        self.step_optimizers("decoder")
 
         return {
             "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": bmean(m, rec_real).detach(),

@@ -82,10 +82,8 @@ class SoftIntroVAEPrior(Objective):
         for k in ("decoder", "prior"):
             if k in self.optimizers:
                 self.optimizers[k].zero_grad(set_to_none=True)
-        loss_d.backward(inputs=dec_prior_params)
-        for k in ("decoder", "prior"):
-            if k in self.optimizers:
-                self.optimizers[k].step()
+        self.backward(loss_d, inputs=dec_prior_params)
+        self.step_optimizers("decoder", "prior")
         return {
             "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.mean().detach(),
             "kl": kl_real.mean().detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
