@@ -111,7 +111,6 @@ def run(
     resolved = resolve(cfg, components)
     getattr(resolved.dataset, "ensure_available", lambda: None)()  # a missing dataset stops here
     out = out or check_output_dir(resolved.default_dir(), "run directory")
-    _warn_warmup(resolved)
     dp = None
     if ddp:
         from .distributed import DataParallel
@@ -119,6 +118,12 @@ def run(
         dp = DataParallel.from_env()
         quiet = quiet or not dp.main  # process 0 reports
         as_json = as_json and dp.main
+    if dp is None or dp.main:
+        from .precision import check_supported
+        from .train import pick_device
+
+        check_supported(resolved.train.get("precision", "fp32"), pick_device(resolved.device))  # errors before warnings
+        _warn_warmup(resolved)
     if not quiet and not as_json:
         opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
         prior_opts = ", ".join(f"{k}={v}" for k, v in resolved.prior.config.model_dump().items())
