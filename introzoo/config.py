@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import __version__
 from .errors import UsageError, first_line
 from .data.base import Epochs
+from .objectives.defaults import objective_defaults
 from .options import MAX_SEED, TRAIN_DEFAULTS, TrainOverrides, train_option_names
 from .registry import Component, Registry
 from .spec import parse_spec, resolve as resolve_spec
@@ -174,7 +175,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     steps = dataset.steps_per_epoch(int(train["batch_size"]))
     obj_spec = parse_spec(cfg.objective, "objectives")
     obj_comp, obj_cfg = resolve_spec(registry, "objectives", obj_spec,
-                                     defaults=_in_iterations(dataset.defaults_for(obj_spec.name), steps))
+                                     defaults=_in_iterations(objective_defaults(dataset, registry, obj_spec.name), steps))
     backbone_spec = parse_spec(cfg.backbone or getattr(dataset, "default_backbone", "mlp"), "backbones")
     backbone = Choice(*resolve_spec(registry, "backbones", backbone_spec,
                                     defaults=(getattr(dataset, "backbone_defaults", {}) or {}).get(backbone_spec.name)))
