@@ -131,12 +131,13 @@ def _default_metric(comp: Component, dataset: Any):
 
 
 def build_metric(comp: Component, config: BaseModel, dataset: Any):
-    """The metric, or a :class:`UsageError` when it does not apply to the dataset's kind."""
+    """The metric, or a :class:`UsageError` when it does not apply to the dataset (with the metric's
+    ``why_not(dataset)``)."""
     metric = comp.build(config)
     if not metric.applies_to(dataset):
         why = getattr(metric, "why_not", None)
         raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}'"
-                         + (f": {why(dataset)}" if why else f" (a {dataset.kind} dataset)"))
+                         + (f": {why(dataset)}" if why else ""))
     return metric
 
 

@@ -146,8 +146,8 @@ def save_image_figures(built: Built, out: Path, ctx: EvalContext) -> list[str]:
     reconstructions with z = mu)."""
     model, ds = built.model, built.dataset
     model.eval()
-    ctx.generator("plots")
-    files = [save_image_grid(out / "samples.png", model.sample(64), nrow=8)]
+    with ctx.seeded("plots"):
+        files = [save_image_grid(out / "samples.png", model.sample(64), nrow=8)]
     x = ds.to_float(ds.images("test")[0][:32]).to(built.device)
     _, _, _, rec_ = model(x, deterministic=True)
     pairs = torch.stack([x.reshape(4, 8, *x.shape[1:]), rec_.reshape(4, 8, *x.shape[1:])], 1).reshape_as(
@@ -167,9 +167,10 @@ def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> l
         return []
     g = ctx.generator("plots")
     real = ds.sample(2048, g).numpy()
-    fake = built.model.sample(2048).cpu().numpy()
-    n = 256
-    density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
+    with ctx.seeded("plots"):
+        fake = built.model.sample(2048).cpu().numpy()
+        n = 256
+        density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
     files = save_2d_figures(out, real, fake, density, ds.metric_range)
     if built.model.zdim == 2:
         files.append(save_latent_plot(built.model, real, out))

@@ -93,7 +93,7 @@ class _FID(Metric):
         fid.reset()  # keeps the real statistics
         ctx.model.train(c.bn_mode == "train")
         try:
-            with torch.no_grad():
+            with torch.no_grad(), ctx.seeded(f"fid:{self.which}"):  # the prior's or the posteriors' draws
                 for x in self.images(ctx, idx):
                     fid.update(x.clamp(0, 1), real=False)
         finally:
@@ -107,7 +107,6 @@ class FIDGen(_FID):
     which = "gen"
 
     def images(self, ctx: EvalContext, idx: torch.Tensor):
-        ctx.generator("fid:gen")  # seeds the prior's draws
         left = idx.numel()
         while left > 0:
             n = min(self.config.batch_size, left)
@@ -119,7 +118,6 @@ class FIDRec(_FID):
     which = "rec"
 
     def images(self, ctx: EvalContext, idx: torch.Tensor):
-        ctx.generator("fid:rec")  # seeds the posterior draws
         x, _ = ctx.dataset.images("train")
         for chunk in idx.split(self.config.batch_size):
             mu, logvar = ctx.model.encode(ctx.dataset.to_float(x[chunk]).to(ctx.device))

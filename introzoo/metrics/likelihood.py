@@ -92,8 +92,8 @@ class NLL(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         x, _ = ctx.dataset.images("test")
-        ctx.generator("nll")  # seeds the posterior samples
-        s = scores(ctx.model, x[: self.config.n], "iw", self.config.k, ctx.device)
+        with ctx.seeded("nll"):  # the posterior samples
+            s = scores(ctx.model, x[: self.config.n], "iw", self.config.k, ctx.device)
         ctx.info["nll"] = {"k": self.config.k, "n": int(s.shape[0]), "unit": "nats per image",
                            "decoder": "N(D(z), I/2)"}
         return {"nll": float(-s.mean())}

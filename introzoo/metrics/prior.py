@@ -54,5 +54,6 @@ class RespEntropyMetric(Metric):
             return {}
         g = ctx.generator("resp_entropy")
         x = ctx.dataset.sample(self.config.n_data, g).to(ctx.device)
-        c = mean_responsibilities(ctx.model, x)
+        with ctx.seeded("resp_entropy"):
+            c = mean_responsibilities(ctx.model, x)
         return {"resp_entropy": float(normalized_entropy(c)), "active_components": float((c >= ACTIVE_THRESHOLD).sum())}

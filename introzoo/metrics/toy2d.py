@@ -106,8 +106,9 @@ class Gnelbo(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         g = ctx.generator("gnelbo")
-        grid = grid_neg_elbo(ctx, self.config.grid).double()
-        data = neg_elbo(ctx.model, ctx.dataset.sample(self.config.n_data, g).to(ctx.device)).cpu().double()
+        with ctx.seeded("gnelbo"):
+            grid = grid_neg_elbo(ctx, self.config.grid).double()
+            data = neg_elbo(ctx.model, ctx.dataset.sample(self.config.n_data, g).to(ctx.device)).cpu().double()
         value = (data / (grid.sum() + data.sum())).mean().item()
         return {"gnelbo": value * 1e7}
 
@@ -133,7 +134,8 @@ class _HistMetric(Metric):
         g = ctx.generator(self.name)
         real = ctx.dataset.sample(c.n_samples, g).numpy().astype(np.float64)
         ctx.model.eval()
-        fake = ctx.model.sample(c.n_samples).cpu().numpy().astype(np.float64)
+        with ctx.seeded(self.name):
+            fake = ctx.model.sample(c.n_samples).cpu().numpy().astype(np.float64)
         return histogram(real, c.bins, r), histogram(fake, c.bins, r)
 
 

@@ -161,7 +161,7 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
             f"{what}: directions must map each reported name to 'min' or 'max', got {dirs!r}")
     for attr in ("applies_to", "compute"):
         _expect(callable(getattr(metric, attr, None)), f"{what}: has no method {attr}")
-    if _declared("heavy", metric, comp.config, comp.factory):
+    if any(_declared("heavy", h) for h in (metric, comp.config, comp.factory)):
         pytest.skip(f"metric '{name}' declares heavy = True: compute is not run by the contract checks")
 
     reg = plugins.registry()
@@ -204,7 +204,7 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
                 f"{where}: '{key}' = {value!r} is not a finite number")
     again = compute(prior_name)
     _expect(again == values, f"{where}: the same seed gives different values ({values} vs {again}); draw random "
-                             "numbers from ctx.generator(name)")
+                             "data from ctx.generator(name) and the model's draws inside with ctx.seeded(name)")
 
 
 # -- executors ---------------------------------------------------------------------------------------
