@@ -1,8 +1,9 @@
 """introzoo-example: the template introzoo plugin.
 
-It registers two priors, a regularizer, a dataset and a metric through the same hooks introzoo's
-built-ins use:
+It registers an objective, two priors, a regularizer, a dataset and a metric through the same hooks
+introzoo's built-ins use:
 
+- ``soft-ema``: Soft-IntroVAE with a moving-average target decoder (a variant built from ``soft``'s parts);
 - ``laplace``: factorised Laplace prior with a closed-form KL (optionally learnable scales);
 - ``student-t:df``: factorised Student-t prior, KL by Monte Carlo through the base class;
 - ``mmd``: maximum mean discrepancy between the posterior samples and prior samples, an encoder term;
@@ -15,9 +16,15 @@ built-ins use:
 
 from introzoo import hookimpl
 
-from . import grid, laplace, mmd, modes, student_t
+from . import grid, laplace, mmd, modes, soft_ema, student_t
 
 __version__ = "0.1.0"
+
+
+@hookimpl
+def introzoo_register_objectives(register):
+    register("soft-ema", soft_ema.build, soft_ema.SoftEMAConfig,
+             "Soft-IntroVAE whose re-decoded terms use a moving average of the decoder (soft's defaults).")
 
 
 @hookimpl
