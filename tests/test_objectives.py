@@ -43,17 +43,19 @@ def assert_close_list(a, b, tol=1e-10):
         torch.testing.assert_close(u, v, rtol=tol, atol=tol)
 
 
-def soft_reference_encoder_loss(m, x, z_p, c, detach_rec_target=False):
-    """SPEC §2 soft, encoder step, with separate passes as in seed 002 Algorithm 2."""
+def soft_reference_encoder_loss(m, x, z_p, c, detach_rec_target=False, redecode=None):
+    """SPEC §2 soft, encoder step, with separate passes as in seed 002 Algorithm 2 (``redecode``: the
+    decoder of the re-decoded terms, the model's own by default)."""
     s = 1.0 / 3
+    redecode = redecode or m.decode
     x_f = m.decode(z_p)
     mu, logvar = m.encode(x)
     z = m.reparameterize(mu, logvar)
     x_r = m.decode(z)
     mu_f, lv_f = m.encode(x_f.detach())
-    y_f = m.decode(m.reparameterize(mu_f, lv_f))
+    y_f = redecode(m.reparameterize(mu_f, lv_f))
     mu_r, lv_r = m.encode(x_r.detach())
-    y_r = m.decode(m.reparameterize(mu_r, lv_r))
+    y_r = redecode(m.reparameterize(mu_r, lv_r))
     target_r = x_r.detach() if detach_rec_target else x_r
     elbo_f = c.beta_rec * REC(x_f.detach(), y_f) + c.beta_neg * KL(mu_f, lv_f)
     elbo_r = c.beta_rec * REC(target_r, y_r) + c.beta_neg * KL(mu_r, lv_r)

@@ -18,7 +18,7 @@ from introzoo.objectives.soft_boot import SoftBootConfig, SoftIntroVAEBootstrap
 from introzoo.testing import check_component, tiny_model as small_vae
 from introzoo.priors.gaussian import StandardGaussian
 from tests.conftest import make_deterministic
-from tests.test_objectives import KL, REC, assert_close_list, batch, grads
+from tests.test_objectives import KL, REC, assert_close_list, batch, grads, soft_reference_encoder_loss
 
 
 def lagging(model, seed=5):
@@ -34,20 +34,10 @@ def lagging(model, seed=5):
 
 def reference_losses(m, target, x, z_p, c):
     """The official bootstrap loop (train_soft_intro_vae_bootstrap.py), one pass per term: the encoder
-    loss on the initial weights, and a function giving the decoder loss for a given encoder."""
+    loss on the initial weights (soft's, re-decoded by the target), and a function giving the decoder
+    loss for a given encoder."""
     s = 1.0 / 3
-    x_f = m.decode(z_p)
-    mu, logvar = m.encode(x)
-    z = m.reparameterize(mu, logvar)
-    x_r = m.decode(z)
-    mu_f, lv_f = m.encode(x_f.detach())
-    y_f = target(m.reparameterize(mu_f, lv_f))
-    mu_r, lv_r = m.encode(x_r.detach())
-    y_r = target(m.reparameterize(mu_r, lv_r))
-    elbo_f = c.beta_rec * REC(x_f.detach(), y_f) + c.beta_neg * KL(mu_f, lv_f)
-    elbo_r = c.beta_rec * REC(x_r, y_r) + c.beta_neg * KL(mu_r, lv_r)
-    loss_e = (s * (c.beta_rec * REC(x, x_r).mean() + c.beta_kl * KL(mu, logvar).mean())
-              + 0.25 * (torch.exp(-2 * s * elbo_f).mean() + torch.exp(-2 * s * elbo_r).mean()))
+    loss_e, z = soft_reference_encoder_loss(m, x, z_p, c, redecode=target)
 
     def loss_d():
         x_f2 = m.decode(z_p)
@@ -124,7 +114,7 @@ def test_hand_computed_losses_with_linear_maps():
     loss_e = s * ((x0 - xr) ** 2 + c.beta_kl * kl(w * x0)) + 0.25 * (math.exp(-2 * elbo_f) + math.exp(-2 * elbo_r))
     assert float(out["loss_e"]) == pytest.approx(loss_e, rel=1e-12)
 
-    w2 = float(model.encoder.w)  # the decoder step uses the updated encoder
+    w2 = float(model.encoder.w.detach())  # the decoder step uses the updated encoder
     zr2, zf2 = w2 * xr + sd, w2 * xf + sd
     loss_d = s * ((x0 - xr) ** 2 + 0.5 * c.beta_kl * (kl(w2 * xf) + kl(w2 * xr))
                   + 0.5 * c.gamma_r * ((xr - t * zr2) ** 2 + (xf - t * zf2) ** 2))
