@@ -94,3 +94,36 @@ def test_a_refused_metric_says_why_not_which_kind_the_dataset_is(register_plugin
     assert "a 2d dataset" not in err  # it is one, and the metric applies to 2d: not the reason
     assert main(["run", "-d", "8gaussians", "--metric", "svm", "-n", "2", "-q"]) == 2
     assert "it applies to image datasets, and '8gaussians' is a 2d dataset" in capsys.readouterr().err
+
+
+class Unseeded(Metric):
+    """Draws the model's samples without ctx.seeded: irreproducible, which the contract checks report."""
+
+    directions = {"spread": "min"}
+    kinds = frozenset({"2d"})
+
+    def __init__(self, config=None):
+        pass
+
+    def compute(self, ctx):
+        ctx.generator("spread")  # no longer seeds the model's draws
+        return {"spread": float(ctx.model.sample(64).std())}
+
+
+class UnseededPlugin:
+    @hookimpl
+    def introzoo_register_metrics(self, register):
+        from pydantic import BaseModel, ConfigDict
+
+        class SpreadConfig(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+
+        register("spread", Unseeded, SpreadConfig, "Spread of the samples.")
+
+
+def test_contract_checks_catch_model_draws_outside_seeded(register_plugin):
+    from introzoo.testing import check_component
+
+    register_plugin(UnseededPlugin(), name="spread")
+    with pytest.raises(AssertionError, match=r"with ctx.seeded\(name\)"):
+        check_component("metrics", "spread")

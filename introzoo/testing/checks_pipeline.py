@@ -149,7 +149,8 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     ``heavy = True`` (on the metric, its config class or its factory): computed twice with the same seed
     on an untrained tiny model, on ``data`` or the first registered dataset available here (downloads
     off) that it applies to, with ``prior`` (default ``sg``, or the first registered prior for which it reports
-    something): finite numbers, each with a direction, identical both times."""
+    something), torch's global RNG in a different state each time: finite numbers, each with a
+    direction, identical both times."""
     from ..metrics.base import EvalContext
 
     comp = _component("metrics", name)
@@ -184,8 +185,11 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     if ds is None:
         pytest.skip(f"metric '{name}' applies to no dataset available here" + (f" ({'; '.join(unavailable)})" if unavailable else ""))
 
+    calls = iter(range(10**6))
+
     def compute(prior_name: str) -> dict[str, Any]:
         model = tiny_model(_build_prior(prior_name), data_shape=tuple(ds.shape)).eval()
+        torch.manual_seed(1_000 + next(calls))  # a new caller's RNG state each time: the metric seeds its own draws
         return comp.build(cfg).compute(EvalContext(model, ds, torch.device("cpu"), seed=0))
 
     priors = [prior] if prior else ["sg"] + [p for p in reg.names("priors") if p != "sg"]
