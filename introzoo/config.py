@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import __version__
 from .errors import UsageError, first_line
 from .data.base import Epochs
+from .objectives.defaults import objective_defaults
 from .options import HASH_NEUTRAL, MAX_SEED, TRAIN_DEFAULTS, TrainOverrides, train_option_names
 from .registry import Component, Registry
 from .spec import parse_spec, resolve as resolve_spec
@@ -131,12 +132,13 @@ def _default_metric(comp: Component, dataset: Any):
 
 
 def build_metric(comp: Component, config: BaseModel, dataset: Any):
-    """The metric, or a :class:`UsageError` when it does not apply to the dataset's kind."""
+    """The metric, or a :class:`UsageError` when it does not apply to the dataset (with the metric's
+    ``why_not(dataset)``)."""
     metric = comp.build(config)
     if not metric.applies_to(dataset):
         why = getattr(metric, "why_not", None)
         raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}'"
-                         + (f": {why(dataset)}" if why else f" (a {dataset.kind} dataset)"))
+                         + (f": {why(dataset)}" if why else ""))
     return metric
 
 
@@ -175,7 +177,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     steps = dataset.steps_per_epoch(int(train["batch_size"]))
     obj_spec = parse_spec(cfg.objective, "objectives")
     obj_comp, obj_cfg = resolve_spec(registry, "objectives", obj_spec,
-                                     defaults=_in_iterations(dataset.defaults_for(obj_spec.name), steps))
+                                     defaults=_in_iterations(objective_defaults(dataset, registry, obj_spec.name), steps))
     backbone_spec = parse_spec(cfg.backbone or getattr(dataset, "default_backbone", "mlp"), "backbones")
     backbone = Choice(*resolve_spec(registry, "backbones", backbone_spec,
                                     defaults=(getattr(dataset, "backbone_defaults", {}) or {}).get(backbone_spec.name)))

@@ -169,8 +169,8 @@ def save_image_figures(built: Built, out: Path, ctx: EvalContext, caption: str =
     its reconstructions with z = mu), both captioned."""
     model, ds = built.model, built.dataset
     model.eval()
-    ctx.generator("plots")
-    samples = model.sample(64)
+    with ctx.seeded("plots"):
+        samples = model.sample(64)
     ImageRows([("", samples[i:i + 8]) for i in range(0, 64, 8)], caption).save(out / "samples.png")
     x = ds.to_float(ds.images("test")[0][:32]).to(built.device)
     _, _, _, rec_ = model(x, deterministic=True)
@@ -194,9 +194,10 @@ def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> l
         return []
     g = ctx.generator("plots")
     real = ds.sample(2048, g).numpy()
-    fake = built.model.sample(2048).cpu().numpy()
-    n = 256
-    density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
+    with ctx.seeded("plots"):
+        fake = built.model.sample(2048).cpu().numpy()
+        n = 256
+        density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
     caption = run_caption(run, int(run.train["iterations"]))
     files = save_2d_figures(out, real, fake, density, ds.metric_range, caption)
     if built.model.zdim == 2:

@@ -58,7 +58,7 @@ def test_same_seed_same_metrics(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "-o", "sotf"], "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-prior, vae"),
+    (["run", "-o", "sotf"], "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-boot, soft-prior, vae"),
     (["run", "-p", "mogg"], "unknown prior 'mogg'; did you mean 'mog'? known: flow, mog, sg, vamp"),
     (["run", "-p", "xyz"], "unknown prior 'xyz'; known: flow, mog, sg, vamp"),
     (["run", "-o", "soft-prior"], "objective 'soft-prior' needs a learnable prior"),

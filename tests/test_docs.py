@@ -134,3 +134,79 @@ def test_every_doc_is_linked_from_the_readme():
     readme = (ROOT / "README.md").read_text()
     for path in sorted(DOCS.glob("*.md")):
         assert f"docs/{path.name}" in readme, f"README.md does not point to docs/{path.name}"
+
+
+# -- the members of the base classes a plugin subclasses, as tabled in hooks.md ------------------------
+
+def documented_members(cls_name: str) -> set[str]:
+    """The names in the first column of hooks.md's table headed ``| `cls_name` member |``."""
+    text = (DOCS / "hooks.md").read_text()
+    m = re.search(rf"^\| `{re.escape(cls_name)}` member \|.*\n\|[-| ]+\|\n((?:\|.*\n?)+)", text, flags=re.M)
+    assert m, f"docs/hooks.md has no table headed '| `{cls_name}` member |'"
+    names = set()
+    for row in m.group(1).splitlines():
+        first = re.split(r"(?<!\\)\|", row)[1]
+        names |= {re.match(r"\w+", code).group(0) for code in re.findall(r"`([^`]+)`", first)}
+    return names
+
+
+def public(names) -> set[str]:
+    return {n for n in names if not n.startswith("_")}
+
+
+def members(cls_name: str) -> set[str]:
+    """The public attributes of the class behind a table: its own and its instances' (what a subclass
+    sees), less those inherited from ``object`` / ``nn.Module`` / ``typing.Protocol``."""
+    from typing import Protocol
+
+    import torch
+    from torch import nn
+
+    from introzoo.data.base import Dataset, Factors, Images
+    from introzoo.metrics.base import EvalContext, Metric
+    from introzoo.model import VAE
+    from introzoo.objectives.base import Objective
+    from introzoo.objectives.soft import SoftConfig, SoftIntroVAE
+    from introzoo.priors.base import Prior
+    from introzoo.priors.gaussian import StandardGaussian
+    from introzoo.testing import tiny_model
+
+    module_names = public(dir(nn.Module)) | public(vars(nn.Module()))
+    model = tiny_model(StandardGaussian(2))
+    if cls_name == "Objective":
+        return public(dir(Objective)) | public(vars(Objective(SoftConfig(), model)))
+    if cls_name == "SoftIntroVAE":  # the parts it adds to Objective
+        return public(vars(SoftIntroVAE))
+    if cls_name == "VAE":
+        return ((public(dir(VAE)) | public(vars(model)) | set(model._modules)) - module_names) | public(vars(VAE))
+    if cls_name == "Prior":
+        return ((public(dir(Prior)) | public(vars(Prior(2)))) - module_names) | public(vars(Prior))
+    if cls_name == "Dataset":
+        return public(dir(Dataset)) | public(vars(Dataset()))
+    if cls_name in ("Images", "Factors"):
+        cls = {"Images": Images, "Factors": Factors}[cls_name]
+        return (public(dir(cls)) | set(cls.__annotations__)) - public(dir(Protocol))
+    if cls_name == "Metric":
+        return public(dir(Metric))
+    if cls_name == "EvalContext":
+        return public(dir(EvalContext)) | public(vars(EvalContext(model, Dataset(), torch.device("cpu"))))
+    raise KeyError(cls_name)
+
+
+TABLED = ["Objective", "SoftIntroVAE", "VAE", "Prior", "Dataset", "Images", "Factors", "Metric", "EvalContext"]
+
+
+@pytest.mark.parametrize("cls_name", TABLED)
+def test_hooks_tables_list_exactly_the_members_of_the_base_classes(cls_name):
+    documented, actual = documented_members(cls_name), members(cls_name)
+    assert not actual - documented, f"docs/hooks.md, `{cls_name}` table: undocumented {sorted(actual - documented)}"
+    assert not documented - actual, f"docs/hooks.md, `{cls_name}` table: no such member {sorted(documented - actual)}"
+
+
+def test_member_table_parser_sees_drift(monkeypatch):
+    """The check above fails for a member added to a base class, and for one documented that is gone."""
+    from introzoo.metrics.base import Metric
+
+    monkeypatch.setattr(Metric, "threshold", 0.5, raising=False)
+    assert "threshold" in members("Metric") - documented_members("Metric")
+    assert {"applies_to", "why_not", "heavy"} <= documented_members("Metric")

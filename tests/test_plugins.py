@@ -146,7 +146,8 @@ def test_installed_example_plugin_is_listed_and_recorded_in_config_json(site, tm
     assert main(["plugins", "--json"]) == 0
     example = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}["example"]
     assert example["package"] == "introzoo-example" and example["version"] == "0.1.0"
-    assert example["registers"] == {"priors": ["laplace", "student-t"], "regularizers": ["mmd"]}
+    assert example["registers"] == {"objectives": ["soft-ema"], "priors": ["laplace", "student-t"], "regularizers": ["mmd"],
+                                   "datasets": ["gaussgrid"], "metrics": ["modes"]}
     out = tmp_path / "run"
     assert main(["run", "-p", "student-t:3", "-o", "vae", "-n", "20", "--out", str(out), *FAST]) == 0
     config = json.loads((out / "config.json").read_text())

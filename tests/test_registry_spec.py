@@ -30,7 +30,7 @@ class FakePrior:
 def test_builtins_register_through_hooks():
     st = plugins.build(load_entry_points=False)
     reg = st.registry
-    assert reg.names("objectives") == ["intro", "soft", "soft-prior", "vae"]
+    assert reg.names("objectives") == ["intro", "soft", "soft-boot", "soft-prior", "vae"]
     assert reg.names("priors") == ["flow", "mog", "sg", "vamp"]
     assert reg.names("regularizers") == ["beta-b", "beta-h", "clip-logvar", "factor", "info", "resp-entropy", "tcvae"]
     assert reg.names("executors") == ["local", "submitit"]
@@ -42,7 +42,7 @@ def test_builtins_register_through_hooks():
                                     "resp_entropy", "svm"]
     builtin = [p for p in st.plugins if p.builtin]
     assert len(builtin) == 1 and builtin[0].name == "introzoo"
-    assert builtin[0].registers["objectives"] == ["intro", "soft", "soft-prior", "vae"]
+    assert builtin[0].registers["objectives"] == ["intro", "soft", "soft-boot", "soft-prior", "vae"]
 
 
 def test_plugin_component_is_attributed_and_built():
@@ -146,7 +146,7 @@ def test_unknown_component_suggests_nearest():
     reg = plugins.registry()
     with pytest.raises(UsageError) as e:
         resolve(reg, "objectives", "sotf")
-    assert str(e.value) == "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-prior, vae"
+    assert str(e.value) == "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-boot, soft-prior, vae"
     with pytest.raises(UsageError, match="unknown prior 'xyz'; known: flow, mog, sg, vamp"):
         resolve(reg, "priors", "xyz")
 

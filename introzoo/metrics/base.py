@@ -3,14 +3,19 @@
 Each evaluation gets an :class:`EvalContext` carrying the model, the dataset, the device, a seed and a
 cache, so metrics that share work (the 2D grid's negative ELBO feeds ``gnelbo`` and the density plot)
 compute it once; and the bounds of the evaluation (:mod:`introzoo.metrics.stream`): ``chunk``, the most
-images per pass, and ``progress``, the reporter of phases and timings.
+images per pass, and ``progress``, the reporter of phases and timings. Random numbers come from the
+context, per metric name: :meth:`EvalContext.generator` for data draws, :meth:`EvalContext.seeded` for
+the model's own draws (priors and ``reparameterize`` draw from torch's global RNG), which it restores
+afterwards, so that an evaluation never changes the random stream of the code around it; the streamed
+image metrics key their noise by position instead (:func:`introzoo.metrics.stream.noise_key`).
 """
 
 from __future__ import annotations
 
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -21,6 +26,11 @@ from .stream import EVAL_CHUNK, Phases
 
 @dataclass
 class EvalContext:
+    """What a metric's ``compute(ctx)`` gets: ``model`` (trained, on ``device``; put it in eval mode),
+    ``dataset``, ``device`` (a ``torch.device``), ``seed`` (the run's), ``cache`` (shared by the metrics
+    of one evaluation, keyed by what was computed) and ``info`` (metric name -> how it was computed, for
+    ``metrics.json``)."""
+
     model: VAE
     dataset: Dataset
     device: torch.device
@@ -45,15 +55,31 @@ class EvalContext:
         """A context manager yielding ``advance(n)`` for one phase of the evaluation (a progress bar)."""
         return self.progress.phase(description, total)
 
+    def _derived(self, name: str) -> int:
+        return (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**62)
+
     def generator(self, name: str) -> torch.Generator:
-        """A CPU generator for data draws, seeded from the run seed and ``name`` so each metric has its
-        own stream; torch's global RNG (priors sample from it) is seeded from a *different* derived seed,
-        so that real and generated points never share random numbers."""
-        s = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**62)
-        torch.manual_seed(s + 2**62)
+        """A new CPU ``torch.Generator`` for data draws (``dataset.sample(n, g)``, ``randperm``), seeded
+        from the run seed and ``name`` so each metric has its own stream. Nothing else is seeded."""
         g = torch.Generator()
-        g.manual_seed(s)
+        g.manual_seed(self._derived(name))
         return g
+
+    @contextmanager
+    def seeded(self, name: str) -> Iterator[None]:
+        """``with ctx.seeded(name):`` torch's global RNG, which the model's own draws use
+        (``prior.sample``, ``model.sample``, ``reparameterize``), seeded from the run seed and ``name``
+        for the block, and restored afterwards (``torch.random.fork_rng``). The seed is
+        :meth:`generator`'s plus ``2**62``; torch's CPU generator keeps only the low 32 bits of a seed,
+        so on the CPU both streams of one name start alike (kept: the metrics' values stay those of
+        earlier runs); use different names for real and generated draws where that matters."""
+        cuda = self.device.type == "cuda"
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
+            if cuda:
+                torch.manual_seed(self._derived(name) + 2**62)
+            else:
+                torch.default_generator.manual_seed(self._derived(name) + 2**62)
+            yield
 
 
 @torch.no_grad()
@@ -79,13 +105,27 @@ def encode_split(ctx: EvalContext, split: str, n: int | None):
 
 
 class Metric:
+    """Base class of metrics: ``directions``, ``kinds``, ``applies_to``, ``why_not`` and ``compute``."""
+
     #: metric name -> "min" (lower is better) or "max"
     directions: dict[str, str] = {}
     #: dataset kinds this metric applies to
     kinds: frozenset[str] = frozenset()
+    #: needs large downloads, a GPU or minutes: the contract checks do not compute it
+    heavy: bool = False
 
     def applies_to(self, dataset: Dataset) -> bool:
+        """Whether the metric can be computed on ``dataset``; by default, ``dataset.kind in kinds``."""
         return dataset.kind in self.kinds
 
+    def why_not(self, dataset: Dataset) -> str:
+        """Why :meth:`applies_to` refuses ``dataset``, for the error line of ``--metric`` (override it
+        with :meth:`applies_to`)."""
+        if type(self).applies_to is Metric.applies_to:
+            kinds = ", ".join(sorted(self.kinds)) or "no"
+            return f"it applies to {kinds} datasets, and '{dataset.name}' is a {dataset.kind} dataset"
+        return f"{type(self).__name__}.applies_to refused it"
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:  # pragma: no cover - abstract
+        """``{reported name: float}``; every name has an entry in ``directions``."""
         raise NotImplementedError

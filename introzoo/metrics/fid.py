@@ -107,7 +107,8 @@ class _FID(Metric):
         fid.reset()  # keeps the real statistics
         ctx.model.train(c.bn_mode == "train")
         try:
-            with torch.no_grad(), ctx.phase(f"{self.key}: generated images", idx.numel()) as advance:
+            with torch.no_grad(), ctx.seeded(f"fid:{self.which}"), \
+                    ctx.phase(f"{self.key}: generated images", idx.numel()) as advance:  # seeded: the prior's draws
                 for x in self.images(ctx, idx):
                     fid.update(x.clamp(0, 1), real=False)
                     advance(x.shape[0])
@@ -122,7 +123,6 @@ class FIDGen(_FID):
     which = "gen"
 
     def images(self, ctx: EvalContext, idx: torch.Tensor):
-        ctx.generator("fid:gen")  # seeds the prior's draws
         left = idx.numel()
         while left > 0:  # latents drawn batch_size at a time (the draws do not depend on the chunk)
             n = min(self.config.batch_size, left)

@@ -192,8 +192,9 @@ class Gnelbo(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         g = ctx.generator("gnelbo")
-        grid = grid_neg_elbo(ctx, self.config.grid).double()
-        data = neg_elbo(ctx.model, ctx.dataset.sample(self.config.n_data, g).to(ctx.device)).cpu().double()
+        with ctx.seeded("gnelbo"):  # the Monte Carlo KL of priors without a closed form
+            grid = grid_neg_elbo(ctx, self.config.grid).double()
+            data = neg_elbo(ctx.model, ctx.dataset.sample(self.config.n_data, g).to(ctx.device)).cpu().double()
         return {"gnelbo": self.value(grid, data)}
 
     @staticmethod
@@ -244,7 +245,8 @@ class _HistMetric(Metric):
         g = ctx.generator(self.name)
         real = ctx.dataset.sample(c.n_samples, g).numpy().astype(np.float64)
         ctx.model.eval()
-        fake = ctx.model.sample(c.n_samples).cpu().numpy().astype(np.float64)
+        with ctx.seeded(self.name):
+            fake = ctx.model.sample(c.n_samples).cpu().numpy().astype(np.float64)
         return histogram(real, c.bins, r), histogram(fake, c.bins, r)
 
 
@@ -256,8 +258,9 @@ class _HistMetric(Metric):
         c, r = self.config, ctxs[0].dataset.metric_range
         seeds, real = [], []
         for ctx in ctxs:
-            g = ctx.generator(self.name)  # seeds torch's stream of the generated points too
-            seeds.append(torch.initial_seed())
+            g = ctx.generator(self.name)
+            with ctx.seeded(self.name):  # the seed of the generated points' stream, as compute draws them
+                seeds.append(torch.initial_seed())
             real.append(ctx.dataset.sample(c.n_samples, g).numpy().astype(np.float64))
         fake = sample_many([ctx.model for ctx in ctxs], c.n_samples, seeds).cpu().numpy().astype(np.float64)
         return histograms(np.stack(real), c.bins, r), histograms(fake, c.bins, r)

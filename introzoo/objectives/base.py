@@ -72,21 +72,31 @@ class Objective:
                 sched.load_state_dict(old[k].state_dict())
                 for group in self.optimizers[k].param_groups:
                     group["lr"] = sched.get_last_lr()[0]
+        self._stepped: set[str] = getattr(self, "_stepped", set())  # the optimisers that stepped this iteration
+        for k, opt in self.optimizers.items():
+            opt.register_step_post_hook(lambda *_, _k=k, _seen=self._stepped: _seen.add(_k))
 
     # -- the step -------------------------------------------------------------------------------
     def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:  # pragma: no cover
+        """The objective's iteration (called by :meth:`train_step`, during the warm-up too: check
+        :meth:`in_warmup` and return :meth:`vae_step` then); named scalar losses, detached."""
         raise NotImplementedError
 
     def train_step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
+        """One iteration: :meth:`step`, the regularizers' ``after_step``, then the learning-rate schedule
+        of each optimiser that stepped in it (one that did not, e.g. ``soft``'s prior optimiser after
+        the warm-up, keeps its rate and schedule). Objectives override :meth:`step`, not this."""
         self.model.train()
         self.iteration = iteration
+        self._stepped.clear()
         with self.precision.forwards(self.model.encoder, self.model.decoder):
             losses = self.step(x, iteration)
         self.precision.update()
         for reg in self.regularizers:  # own optimisers (FactorVAE's discriminator), history entries
             losses.update(reg.after_step(self.model, x, iteration) or {})
-        for sched in self.schedulers.values():
-            sched.step()
+        for k, sched in self.schedulers.items():
+            if k in self._stepped:
+                sched.step()
         return losses
 
     def backward(self, loss: torch.Tensor, **kwargs: Any) -> None:

@@ -30,9 +30,19 @@ How this computes the same losses with fewer passes than the official loop:
   parameters (``backward(inputs=...)``), which also reproduces the official stop-gradients.
 - Fakes and reconstructions are re-encoded and re-decoded as one batch of ``2b``.
 - The official loop's extra ``E(x) -> D(mu)`` pass, made only for logging, is dropped.
+
+Parts a variant reuses (documented in ``docs/hooks.md``; ``soft-prior`` and ``soft-boot`` are built
+from them): :meth:`SoftIntroVAE.draw` (the shared draws, :class:`SoftDraws`),
+:meth:`SoftIntroVAE.encoder_step` and :meth:`SoftIntroVAE.decoder_step` (one player's loss and update
+each), :meth:`SoftIntroVAE.redecode` (the decoder of the re-decoded terms ``D(E(x_f))``, ``D(E(x_r))``
+of both players) and :attr:`SoftIntroVAE.detach_redecoded` (whether the decoder's
+reconstruction-of-fakes terms stop gradients at their inputs, as here, or pass them).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..losses import rec
 from .base import Objective
 from .members import bcat, bmean, bsize, lead
+
+__all__ = ["SoftConfig", "SoftDraws", "SoftIntroVAE", "build"]
 
 
 class SoftConfig(BaseModel):
@@ -54,68 +66,112 @@ class SoftConfig(BaseModel):
     num_vae: int = Field(0, ge=0, description="iterations of plain VAE warm-up before the adversarial game")
 
 
-def encoder_step(obj: Objective, x, mu, logvar, z, x_f, x_r):
-    """The encoder's update of Soft-IntroVAE (shared with ``soft-prior``): ``x_f`` detached fakes,
-    ``x_r = D(z)`` with its graph (the official non-detached target). Returns L_E, REC(x, x_r),
-    KL(x) per sample (or the regularizer's replacement of it) and the two exp-ELBO means; steps only the
-    encoder's optimiser."""
-    c, m, s, b, ld = obj.config, obj.model, obj.model.s, bsize(obj.model, x), lead(obj.model)
-    rec_real = rec(x, x_r, ld)
-    kl_real = obj.real_kl(mu, logvar, z)  # KL(x), or the regularizer's replacement (a scalar)
-    mu2, logvar2 = m.encode(bcat(m, [x_f, x_r.detach()]))
-    y2 = m.decode(m.reparameterize(mu2, logvar2))
-    elbo_neg = c.beta_rec * rec(bcat(m, [x_f, x_r]), y2, ld) + c.beta_neg * m.kl(mu2, logvar2)
-    exp_elbo = torch.exp(-2 * s * elbo_neg)
-    exp_fake, exp_rec = bmean(m, exp_elbo[..., :b]), bmean(m, exp_elbo[..., b:])
-    loss_e = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * bmean(m, kl_real)) + 0.25 * (exp_fake + exp_rec)
-    reg = obj.encoder_regularization(mu, logvar, z)
-    if reg is not None:
-        loss_e = loss_e + reg
-    obj.optimizers["encoder"].zero_grad(set_to_none=True)
-    obj.backward(loss_e, inputs=obj.groups["encoder"], retain_graph=True)
-    obj.step_optimizers("encoder")
-    return loss_e, rec_real, kl_real, exp_fake, exp_rec
+@dataclass
+class SoftDraws:
+    """The draws one iteration shares between its two players (:meth:`SoftIntroVAE.draw`).
+
+    ``z_p ~ p(z)``; ``(mu, logvar) = E(x)``; ``z ~ q(z|x)``; ``x_f = D(z_p)`` and ``x_r = D(z)`` with
+    their graphs (the decoder step back-propagates through them; the decoder is unchanged until then).
+    """
+
+    z_p: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    z: torch.Tensor
+    x_f: torch.Tensor
+    x_r: torch.Tensor
 
 
 class SoftIntroVAE(Objective):
+    """Soft-IntroVAE. After the warm-up, :meth:`step` is :meth:`draw`, :meth:`encoder_step`,
+    :meth:`decoder_step`; it returns their scalars, detached (entries of a variant's ``decoder_step``
+    beyond ``loss_d``, ``kl_fake`` and ``kl_rec`` are added to the history)."""
+
     name = "soft"
+    #: the decoder step's ``REC(x_f, D'(z_f))`` and ``REC(x_r, D'(z_r))`` stop gradients at ``z_f``,
+    #: ``z_r`` and at the targets (the official ``soft``); ``False`` passes them (``soft-boot``)
+    detach_redecoded: ClassVar[bool] = True
 
     def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
         c = self.config
         if self.in_warmup(iteration):
             return self.vae_step(x, c.beta_rec, c.beta_kl)
-        m, s, b, ld = self.model, self.model.s, bsize(self.model, x), lead(self.model)
-        opt_d, dec_params = self.optimizers["decoder"], self.groups["decoder"]
+        d = self.draw(x)
+        e = self.encoder_step(x, d)
+        dec = self.decoder_step(x, d, e["rec"])
+        m = self.model
+        losses = {
+            "loss_e": e["loss_e"], "loss_d": dec["loss_d"], "rec": bmean(m, e["rec"]), "kl": bmean(m, e["kl"]),
+            "exp_elbo_fake": e["exp_elbo_fake"], "exp_elbo_rec": e["exp_elbo_rec"],
+            "kl_fake": dec["kl_fake"], "kl_rec": dec["kl_rec"],
+        }
+        losses.update((k, v) for k, v in dec.items() if k not in losses)  # a variant's further terms
+        return {k: v.detach() for k, v in losses.items()}
 
-        z_p = m.prior.sample(b)
+    def draw(self, x: torch.Tensor) -> SoftDraws:
+        """The iteration's shared draws (:class:`SoftDraws`), in the official order: ``z_p``, ``E(x)``,
+        ``z``, then the two decoder passes (two, so that the encoder's backward computes input gradients
+        for the ``z`` rows only)."""
+        m = self.model
+        z_p = m.prior.sample(bsize(m, x))
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
-        # x_f and x_r, graphs kept for the decoder step; two passes, so that the encoder's backward
-        # computes input gradients for the z rows only
-        x_f, x_r = m.decode(z_p), m.decode(z)
-        out = bcat(m, [x_f, x_r])
+        return SoftDraws(z_p, mu, logvar, z, m.decode(z_p), m.decode(z))
 
-        # ---- encoder step -------------------------------------------------------------------
-        loss_e, rec_real, kl_real, exp_fake, exp_rec = encoder_step(self, x, mu, logvar, z, x_f.detach(), x_r)
+    def redecode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder of the re-decoded terms ``D(E(x_f))`` and ``D(E(x_r))`` of both players (the
+        encoder's exp-ELBOs, the decoder's reconstruction of fakes): the model's decoder."""
+        return self.model.decode(z)
 
-        # ---- decoder step (encoder frozen: gradients reach only decoder parameters) ----------
+    def encoder_step(self, x: torch.Tensor, d: SoftDraws) -> dict[str, torch.Tensor]:
+        """The encoder's loss ``L_E`` and update (decoder frozen; only the encoder's optimiser steps).
+
+        The fakes enter detached, ``x_r`` with its graph (the official non-detached target of its
+        reconstruction term). Returns, with their graphs: ``loss_e``; ``rec`` = ``REC(x, x_r)`` per
+        sample (the decoder step reuses it); ``kl`` = ``KL(x)`` per sample, or the scalar of the
+        regularizer that replaces it; the batch means ``exp_elbo_fake`` and ``exp_elbo_rec``. The
+        regularizers' encoder terms are added here."""
+        c, m = self.config, self.model
+        s, b, ld = m.s, bsize(m, x), lead(m)
+        x_f = d.x_f.detach()
+        rec_real = rec(x, d.x_r, ld)
+        kl_real = self.real_kl(d.mu, d.logvar, d.z)  # KL(x), or the regularizer's replacement (a scalar)
+        mu2, logvar2 = m.encode(bcat(m, [x_f, d.x_r.detach()]))
+        y2 = self.redecode(m.reparameterize(mu2, logvar2))
+        elbo_neg = c.beta_rec * rec(bcat(m, [x_f, d.x_r]), y2, ld) + c.beta_neg * m.kl(mu2, logvar2)
+        exp_elbo = torch.exp(-2 * s * elbo_neg)
+        exp_fake, exp_rec = bmean(m, exp_elbo[..., :b]), bmean(m, exp_elbo[..., b:])
+        loss_e = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * bmean(m, kl_real)) + 0.25 * (exp_fake + exp_rec)
+        reg = self.encoder_regularization(d.mu, d.logvar, d.z)
+        if reg is not None:
+            loss_e = loss_e + reg
+        self.optimizers["encoder"].zero_grad(set_to_none=True)
+        self.backward(loss_e, inputs=self.groups["encoder"], retain_graph=True)
+        self.step_optimizers("encoder")
+        return {"loss_e": loss_e, "rec": rec_real, "kl": kl_real, "exp_elbo_fake": exp_fake, "exp_elbo_rec": exp_rec}
+
+    def decoder_step(self, x: torch.Tensor, d: SoftDraws, rec_real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The decoder's loss ``L_D`` and update (encoder frozen, already updated; only the decoder's
+        optimiser steps). ``rec_real``: ``REC(x, x_r)`` per sample from :meth:`encoder_step`. The
+        re-decoded terms come from :meth:`redecode`, detached as :attr:`detach_redecoded` says. Returns
+        ``loss_d`` and the batch means ``kl_fake``, ``kl_rec`` (with their graphs)."""
+        c, m = self.config, self.model
+        s, b, ld = m.s, bsize(m, x), lead(m)
+        out = bcat(m, [d.x_f, d.x_r])
         mu3, logvar3 = m.encode(out)
         z3 = m.reparameterize(mu3, logvar3)
-        y3 = m.decode(z3.detach())
         kl3 = m.kl(mu3, logvar3)
-        rr = rec(out.detach(), y3, ld)
+        if self.detach_redecoded:
+            rr = rec(out.detach(), self.redecode(z3.detach()), ld)
+        else:
+            rr = rec(out, self.redecode(z3), ld)
         kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
         loss_d = s * (c.beta_rec * bmean(m, rec_real) + 0.5 * c.beta_kl * (kl_fake + kl_rec)
                       + 0.5 * c.gamma_r * c.beta_rec * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))
-        opt_d.zero_grad(set_to_none=True)
-        self.backward(loss_d, inputs=dec_params)
+        self.optimizers["decoder"].zero_grad(set_to_none=True)
+        self.backward(loss_d, inputs=self.groups["decoder"])
         self.step_optimizers("decoder")
-
-        return {
-            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": bmean(m, rec_real).detach(),
-            "kl": bmean(m, kl_real).detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
-            "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(),
-        }
+        return {"loss_d": loss_d, "kl_fake": kl_fake, "kl_rec": kl_rec}
 
 
 def build(config: SoftConfig, model, regularizers=None, train=None) -> SoftIntroVAE:

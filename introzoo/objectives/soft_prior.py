@@ -31,8 +31,7 @@ from pydantic import Field
 
 from ..errors import UsageError
 from ..losses import rec
-from .base import Objective
-from .soft import SoftConfig, encoder_step
+from .soft import SoftConfig, SoftDraws, SoftIntroVAE
 
 
 class SoftPriorConfig(SoftConfig):
@@ -41,7 +40,9 @@ class SoftPriorConfig(SoftConfig):
     gamma: float = Field(1.0, ge=0, description="weight of the fakes' ELBO in the decoder+prior loss")
 
 
-class SoftIntroVAEPrior(Objective):
+class SoftIntroVAEPrior(SoftIntroVAE):
+    """``soft``'s draws and encoder step; :meth:`decoder_step` trains the decoder and the prior."""
+
     name = "soft-prior"
 
     def __init__(self, config, model, regularizers=None, train=None) -> None:
@@ -50,32 +51,22 @@ class SoftIntroVAEPrior(Objective):
                              "learnable means or log-variances); for a fixed prior use 'soft'")
         super().__init__(config, model, regularizers, train)
 
-    def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
-        c = self.config
-        if self.in_warmup(iteration):
-            return self.vae_step(x, c.beta_rec, c.beta_kl)
-        m, s, b = self.model, self.model.s, x.shape[0]
+    def decoder_step(self, x: torch.Tensor, d: SoftDraws, rec_real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``L_DP`` and the update of the decoder and the prior (encoder frozen), with a fresh ``z_p``
+        drawn with gradient to the prior; ``D(z)`` of the encoder step is reused (its graph kept)."""
+        c, m = self.config, self.model
+        s, b = m.s, x.shape[0]
         dec_prior_params = self.groups["decoder"] + self.groups.get("prior", [])
-
-        # ---- encoder step (decoder and prior frozen) ----------------------------------------
-        z_p = m.prior.sample(b)
-        mu, logvar = m.encode(x)
-        z = m.reparameterize(mu, logvar)
-        x_r = m.decode(z)  # graph kept: the decoder step reuses D(z) (decoder unchanged until then)
-        x_f = m.decode(z_p).detach()
-        loss_e, rec_real, kl_real, exp_fake, exp_rec = encoder_step(self, x, mu, logvar, z, x_f, x_r)
-
-        # ---- decoder + prior step (encoder frozen) -------------------------------------------
         z_p2 = m.prior.sample(b, with_grad=True)
         x_f2 = m.decode(z_p2)
-        out = torch.cat([x_f2, x_r])
+        out = torch.cat([x_f2, d.x_r])
         mu3, logvar3 = m.encode(out)
         z3 = m.reparameterize(mu3, logvar3)
-        y3 = m.decode(z3.detach())
+        y3 = self.redecode(z3.detach())
         kl3 = m.prior.kl(mu3, logvar3, stop_gradient=True)  # sg[p] as the target
         kl_fake, kl_rec = kl3[:b].mean(), kl3[b:].mean()
         rr = rec(out.detach(), y3)
-        kl_prior = m.prior.kl(mu.detach(), logvar.detach()).mean()  # the prior fits the real posteriors
+        kl_prior = m.prior.kl(d.mu.detach(), d.logvar.detach()).mean()  # the prior fits the real posteriors
         loss_d = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_prior
                       + c.gamma * c.beta_kl * 0.5 * (kl_rec + kl_fake)
                       + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (rr[b:].mean() + rr[:b].mean()))
@@ -84,11 +75,7 @@ class SoftIntroVAEPrior(Objective):
                 self.optimizers[k].zero_grad(set_to_none=True)
         self.backward(loss_d, inputs=dec_prior_params)
         self.step_optimizers("decoder", "prior")
-        return {
-            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.mean().detach(),
-            "kl": kl_real.mean().detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
-            "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(), "kl_prior": kl_prior.detach(),
-        }
+        return {"loss_d": loss_d, "kl_fake": kl_fake, "kl_rec": kl_rec, "kl_prior": kl_prior}
 
 
 def build(config: SoftPriorConfig, model, regularizers=None, train=None) -> SoftIntroVAEPrior:

@@ -176,7 +176,8 @@ def _data(data: str | None, n: int, seed: int = 0) -> tuple[Any, torch.Tensor]:
 
 def check_objective(name: str, options: dict[str, Any] | None = None, prior: str | None = None,
                     data: str | None = "8gaussians", batch: int = 64) -> None:
-    """Built as a run builds it (``data``'s paper defaults < ``options``), on a tiny MLP VAE with
+    """Built as a run builds it (``data``'s paper defaults, those of the objective it declares
+    ``defaults_from`` included, < ``options``), on a tiny MLP VAE with
     ``prior`` (default ``sg``, else the first registered prior it accepts):
 
     - a step at iteration 0 and one at the first iteration after the VAE warm-up (``num_vae``) return
@@ -185,11 +186,17 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
     - the model's and the objective's ``state_dict`` loaded into a fresh build give the same next step.
     """
     from ..objectives.base import TrainSettings
+    from ..objectives.defaults import declared_defaults_from, objective_defaults
 
     comp = _component("objectives", name)
     what = _what(comp)
     ds, x = _data(data, batch)
-    cfg = component_config(comp, options, ds.defaults_for(name) if ds is not None else None)
+    parent = declared_defaults_from(comp)
+    _expect(parent is None or parent in plugins.registry().names("objectives"),
+            f"{what}: defaults_from = {parent!r} is not a registered objective "
+            f"({', '.join(plugins.registry().names('objectives'))})")
+    defaults = objective_defaults(ds, plugins.registry(), name) if ds is not None else None
+    cfg = component_config(comp, options, defaults)
 
     def make(prior_name: str, seed: int):
         p = _build_prior(prior_name, seed=seed)

@@ -149,7 +149,8 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     ``heavy = True`` (on the metric, its config class or its factory): computed twice with the same seed
     on an untrained tiny model, on ``data`` or the first registered dataset available here (downloads
     off) that it applies to, with ``prior`` (default ``sg``, or the first registered prior for which it reports
-    something): finite numbers, each with a direction, identical both times."""
+    something), torch's global RNG in a different state each time: finite numbers, each with a
+    direction, identical both times."""
     from ..metrics.base import EvalContext
 
     comp = _component("metrics", name)
@@ -161,7 +162,7 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
             f"{what}: directions must map each reported name to 'min' or 'max', got {dirs!r}")
     for attr in ("applies_to", "compute"):
         _expect(callable(getattr(metric, attr, None)), f"{what}: has no method {attr}")
-    if _declared("heavy", metric, comp.config, comp.factory):
+    if any(_declared("heavy", h) for h in (metric, comp.config, comp.factory)):
         pytest.skip(f"metric '{name}' declares heavy = True: compute is not run by the contract checks")
 
     reg = plugins.registry()
@@ -184,8 +185,11 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     if ds is None:
         pytest.skip(f"metric '{name}' applies to no dataset available here" + (f" ({'; '.join(unavailable)})" if unavailable else ""))
 
+    calls = iter(range(10**6))
+
     def compute(prior_name: str) -> dict[str, Any]:
         model = tiny_model(_build_prior(prior_name), data_shape=tuple(ds.shape)).eval()
+        torch.manual_seed(1_000 + next(calls))  # a new caller's RNG state each time: the metric seeds its own draws
         return comp.build(cfg).compute(EvalContext(model, ds, torch.device("cpu"), seed=0))
 
     priors = [prior] if prior else ["sg"] + [p for p in reg.names("priors") if p != "sg"]
@@ -204,7 +208,7 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
                 f"{where}: '{key}' = {value!r} is not a finite number")
     again = compute(prior_name)
     _expect(again == values, f"{where}: the same seed gives different values ({values} vs {again}); draw random "
-                             "numbers from ctx.generator(name)")
+                             "data from ctx.generator(name) and the model's draws inside with ctx.seeded(name)")
 
 
 # -- executors ---------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ FAST = ["--metric", "kl,n_samples=500", "--metric", "gnelbo,grid=32,n_data=256",
 def test_plugins_and_list_show_the_plugin(capsys):
     assert main(["plugins", "--json"]) == 0
     plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}
-    assert plugins["example"]["registers"] == {"priors": ["laplace", "student-t"], "regularizers": ["mmd"]}
+    assert plugins["example"]["registers"] == {"objectives": ["soft-ema"], "priors": ["laplace", "student-t"], "regularizers": ["mmd"],
+                                              "datasets": ["gaussgrid"], "metrics": ["modes"]}
     assert plugins["example"]["version"] == "0.1.0"
     assert main(["list", "priors"]) == 0
     out = capsys.readouterr().out
