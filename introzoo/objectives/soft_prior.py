@@ -32,6 +32,7 @@ from pydantic import Field
 from ..errors import UsageError
 from ..losses import rec
 from .base import Objective
+from .members import backward, bcat, bmean, bsize, lead
 from .soft import SoftConfig, encoder_step
 
 
@@ -54,7 +55,7 @@ class SoftIntroVAEPrior(Objective):
         c = self.config
         if self.in_warmup(iteration):
             return self.vae_step(x, c.beta_rec, c.beta_kl)
-        m, s, b = self.model, self.model.s, x.shape[0]
+        m, s, b, ld = self.model, self.model.s, bsize(self.model, x), lead(self.model)
         dec_prior_params = self.groups["decoder"] + self.groups.get("prior", [])
 
         # ---- encoder step (decoder and prior frozen) ----------------------------------------
@@ -68,30 +69,33 @@ class SoftIntroVAEPrior(Objective):
         # ---- decoder + prior step (encoder frozen) -------------------------------------------
         z_p2 = m.prior.sample(b, with_grad=True)
         x_f2 = m.decode(z_p2)
-        out = torch.cat([x_f2, x_r])
+        out = bcat(m, [x_f2, x_r])
         mu3, logvar3 = m.encode(out)
         z3 = m.reparameterize(mu3, logvar3)
         y3 = m.decode(z3.detach())
         kl3 = m.prior.kl(mu3, logvar3, stop_gradient=True)  # sg[p] as the target
-        kl_fake, kl_rec = kl3[:b].mean(), kl3[b:].mean()
-        rr = rec(out.detach(), y3)
-        kl_prior = m.prior.kl(mu.detach(), logvar.detach()).mean()  # the prior fits the real posteriors
-        loss_d = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_prior
+        kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
+        rr = rec(out.detach(), y3, ld)
+        kl_prior = bmean(m, m.prior.kl(mu.detach(), logvar.detach()))  # the prior fits the real posteriors
+        loss_d = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * kl_prior
                       + c.gamma * c.beta_kl * 0.5 * (kl_rec + kl_fake)
-                      + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (rr[b:].mean() + rr[:b].mean()))
+                      + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))
         for k in ("decoder", "prior"):
             if k in self.optimizers:
                 self.optimizers[k].zero_grad(set_to_none=True)
-        loss_d.backward(inputs=dec_prior_params)
+        backward(loss_d, inputs=dec_prior_params)
         for k in ("decoder", "prior"):
             if k in self.optimizers:
                 self.optimizers[k].step()
         return {
-            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.mean().detach(),
-            "kl": kl_real.mean().detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
+            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": bmean(m, rec_real).detach(),
+            "kl": bmean(m, kl_real).detach(), "exp_elbo_fake": exp_fake.detach(), "exp_elbo_rec": exp_rec.detach(),
             "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(), "kl_prior": kl_prior.detach(),
         }
 
 
 def build(config: SoftPriorConfig, model, regularizers=None, train=None) -> SoftIntroVAEPrior:
     return SoftIntroVAEPrior(config, model, regularizers, train)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)
