@@ -21,6 +21,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+from unittest import mock
 
 import pytest
 import torch
@@ -30,8 +31,10 @@ from ..config import RunConfig, resolve
 from ..errors import UsageError
 from .checks_base import _component, _expect, _what
 
+#: the kinds :func:`check_packs` knows how to put in a pack
+PACK_KINDS = ("objectives", "priors", "regularizers", "backbones")
 #: the pack check's runs: tiny, a warm-up boundary inside, a history line every iteration
-PACK_RUN = dict(data="8gaussians", backbone="mlp,hidden=8,layers=1", iterations=12, batch_size=16,
+PACK_RUN = dict(data="8gaussians", backbone="mlp,hidden=8,layers=1", iterations=8, batch_size=16,
                 log_every=1, metrics=[], device="cpu")
 
 
@@ -184,7 +187,9 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
     if not getattr(comp.factory, "packable", False):
         pytest.skip(f"{_what(comp)} does not declare packable = True")
     options = dict(options or {})
-    with float64(), tempfile.TemporaryDirectory() as tmp:
+    no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
+    with float64(), tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), \
+            mock.patch("introzoo.pack.save_plots", no_plots):
         for n, settings in enumerate(_candidates(kind, name, options)):
             try:
                 runs = _member_runs(kind, name, options, settings)
