@@ -12,7 +12,7 @@ runs the objective's own ``step`` on a :class:`~introzoo.packed.PackView` of its
 losses are non-finite ends there as ``diverged`` (recorded as its solo run would record it) and leaves
 the pack; the others go on.
 
-Components pack when they declare ``packable = True`` (objective classes, prior classes, and the
+Components pack when their factory declares ``packable = True`` (objectives, priors, regularizers and the
 backbone's ``build``); anything else raises :class:`~introzoo.errors.UsageError`.
 """
 
