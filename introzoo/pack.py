@@ -12,7 +12,7 @@ runs the objective's own ``step`` on a :class:`~introzoo.packed.PackView` of its
 losses are non-finite ends there as ``diverged`` (recorded as its solo run would record it) and leaves
 the pack; the others go on.
 
-Components pack when they declare ``packable = True`` (objective classes, prior classes, and the
+Components pack when their factory declares ``packable = True`` (objectives, priors, regularizers and the
 backbone's ``build``); anything else raises :class:`~introzoo.errors.UsageError`.
 """
 
@@ -31,6 +31,7 @@ from .config import ResolvedRun
 from .errors import UsageError
 from .metrics.base import EvalContext
 from .packed import MaskedAdam, MembersOptimizer, PackedVAE
+from .packed_members import MembersAdam, MemberRegularizer
 from .perf import tune_allocator
 from .plots import save_plots
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
@@ -54,8 +55,13 @@ def check_packable(runs: list[ResolvedRun]) -> None:
             if not packable(comp.component):
                 raise UsageError(f"{kind} '{comp.component.name}' does not pack; it runs unpacked "
                                  "(introzoo list shows which components pack)")
-        if r.regularizers:
-            raise UsageError(f"regularizer '{r.regularizers[0].component.name}' does not pack; it runs unpacked")
+        for reg in r.regularizers:
+            if not packable(reg.component):
+                raise UsageError(f"regularizer '{reg.component.name}' does not pack; it runs unpacked "
+                                 "(introzoo list shows which components pack)")
+        if [(g.component.name, g.config) for g in r.regularizers] != [(g.component.name, g.config)
+                                                                     for g in r0.regularizers]:
+            raise UsageError("runs of a pack share their regularizers and their options")
         if r.train.get("precision", "fp32") != "fp32":
             raise UsageError(f"precision '{r.train['precision']}' does not pack (fp32 only); it runs unpacked")
         if r.data.component.name != r0.data.component.name:
@@ -86,7 +92,11 @@ def _member_config(configs: list[Any], members: list[int], dtype, device) -> Sim
 
 
 class Pack:
-    """The packed model, one masked Adam per parameter group, and each member's schedule."""
+    """The packed model, one masked Adam per stacked parameter group, and each member's schedule.
+
+    A member's learnable prior and its regularizers stay member i's own objects (those of its solo
+    objective ``builts[i].objective``), with the solo objective's own Adam for the prior group; see
+    :mod:`introzoo.packed_members`."""
 
     def __init__(self, runs: list[ResolvedRun], builts: list[solo.Built], generators: list[torch.Generator]) -> None:
         self.runs, self.builts = runs, builts
@@ -97,16 +107,52 @@ class Pack:
         self.cls = type(builts[0].objective)
         self.configs = [b.objective.config for b in builts]
         self.num_vae = [b.objective.num_vae for b in builts]
+        self.warmed = [False] * len(runs)  # whether member i's warm-up end has been called
+
+    def _bind(self, members: list[int]) -> tuple[dict, dict]:
+        """The parameter groups and optimisers an objective sees for ``members``."""
+        groups = dict(self.groups)
+        optimizers: dict[str, Any] = {k: MembersOptimizer(o, members) for k, o in self.optimizers.items()}
+        own = [self.builts[i].objective for i in members]
+        if any("prior" in o.optimizers for o in own):
+            groups["prior"] = [p for o in own for p in o.groups.get("prior", [])]
+            optimizers["prior"] = MembersAdam([o.optimizers["prior"] for o in own if "prior" in o.optimizers])
+        return groups, optimizers
+
+    def _end_warmup(self, i: int) -> None:
+        """Member i's first adversarial iteration, as :meth:`Objective.in_warmup` alone: the prior's
+        ``on_warmup_end`` (optimisers rebuilt when it replaced parameters), then the regularizers'."""
+        self.warmed[i] = True
+        obj, member = self.builts[i].objective, self.model.members[i]
+        obj._warm = True
+        with self.model.rng(i):  # the hooks draw (a MixturePrior built for vamp -> mog) from i's stream
+            if member.prior.on_warmup_end():  # the prior replaced parameters: every Adam starts afresh
+                obj._build_optimizers()
+                for g in obj.optimizers.get("prior", SimpleNamespace(param_groups=[])).param_groups:
+                    g["lr"] = self.lr[i]
+                for o in self.optimizers.values():
+                    o.reset(i)
+            for reg in obj.regularizers:
+                reg.on_warmup_end(member)
 
     def _objective(self, members: list[int], warm: bool):
-        obj = object.__new__(self.cls)  # the objective's own step code, bound to these members
-        obj.model = self.model.view(members)
-        obj.config = _member_config(self.configs, members, self.model.dtype, self.model.device)
-        obj.regularizers = []
-        obj.iteration = 0
-        obj.groups = self.groups
-        obj.optimizers = {k: MembersOptimizer(o, members) for k, o in self.optimizers.items()}
-        obj.in_warmup = lambda iteration: warm
+        """The objective's own step code, bound to a view of ``members`` (all in, or all past, warm-up)."""
+        view = self.model.view(members)
+        regs = [MemberRegularizer(view, [self.builts[i].objective.regularizers[r] for i in members])
+                for r in range(len(self.builts[members[0]].objective.regularizers))]
+        groups, optimizers = self._bind(members)
+        obj = self.cls.bound(_member_config(self.configs, members, self.model.dtype, self.model.device),
+                             view, groups, optimizers, regs)
+
+        def phase(iteration: int) -> bool:
+            if not warm and not all(self.warmed[i] for i in members):
+                for i in members:
+                    if not self.warmed[i]:
+                        self._end_warmup(i)
+                obj.groups, obj.optimizers = self._bind(members)
+            return warm
+
+        obj._phase = phase
         return obj
 
     def step(self, xs: torch.Tensor, active: list[int], it: int) -> dict[int, dict[str, torch.Tensor]]:
@@ -117,7 +163,7 @@ class Pack:
             if not members:
                 continue
             x = xs if len(members) == self.model.size else xs[torch.tensor(members)]
-            losses = self._objective(members, warm).step(x, it)
+            losses = self._objective(members, warm).train_step(x, it)
             for j, i in enumerate(members):
                 out[i] = {k: v.reshape(len(members))[j] for k, v in losses.items()}
         for i in active:  # the MultiStepLR schedule, stepped once per iteration
@@ -126,6 +172,8 @@ class Pack:
                 self.lr[i] = self.lr[i] * self.runs[i].train["lr_gamma"] ** hits
                 for o in self.optimizers.values():
                     o.lr[i] = self.lr[i]
+                for o in self.builts[i].objective.optimizers.get("prior", SimpleNamespace(param_groups=[])).param_groups:
+                    o["lr"] = self.lr[i]
         return out
 
     def export(self, i: int, done: int) -> solo.Built:
@@ -134,14 +182,15 @@ class Pack:
         self.model.unstack(i, built.model)
         obj = built.objective
         for k, opt in obj.optimizers.items():
-            for p, st in zip(opt.param_groups[0]["params"], self.optimizers[k].member_state(i)):
-                opt.state[p] = st
+            if k in self.optimizers:  # stacked groups; the prior's Adam is the member's own already
+                for p, st in zip(opt.param_groups[0]["params"], self.optimizers[k].member_state(i)):
+                    opt.state[p] = st
             for g in opt.param_groups:
                 g["lr"] = self.lr[i]
         for sched in obj.schedulers.values():
-            sched.last_epoch = done
+            sched.last_epoch, sched._step_count = done, done + 1  # as after `done` steps alone
             sched._last_lr = [self.lr[i]]
-        obj._warm = done > self.num_vae[i]
+        obj._warm = self.warmed[i]
         return built
 
 
@@ -254,6 +303,9 @@ def _finish(runs, pack: Pack, rds: list[RunDir], configs, diverged_at, iteration
             atomic_write_json(rds[i].metrics, result)
             continue
         built = pack.export(i, done)
+        reports = {r.name or type(r).__name__: r.report(built.model) for r in built.objective.regularizers}
+        if any(reports.values()):
+            result["regularizers"] = reports
         torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
                     "iterations": done, "config": configs[i]}, rds[i].checkpoint)
         ctxs[i] = EvalContext(built.model, built.dataset, built.device, run.seed)

@@ -15,11 +15,13 @@ shapes: member i sees the noise stream of its solo run. :class:`MaskedAdam` is
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from torch import nn
 
-from .losses import kl_standard_normal
+from .packed_members import MemberModel, MemberPriors
 
 
 def linears(module: nn.Module) -> list[nn.Linear]:
@@ -59,19 +61,6 @@ class PackedMLP(nn.Module):
                 lin.bias.copy_(b[i])
 
 
-class _PackedSG:
-    """The ``sg`` prior of a pack view: N(0, I), drawn from each member's stream."""
-
-    def __init__(self, view: "PackView", zdim: int) -> None:
-        self.view, self.zdim = view, zdim
-
-    def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:
-        return self.view.randn((n, self.zdim))
-
-    def kl(self, mu, logvar, stop_gradient: bool = False):
-        return kl_standard_normal(mu, logvar)
-
-
 class PackView:
     """The model interface of :class:`~introzoo.model.VAE` for members ``members`` of a pack."""
 
@@ -81,7 +70,8 @@ class PackView:
         self.pack, self.members = pack, list(members)
         full = self.members == list(range(pack.size))
         self.idx = None if full else torch.tensor(self.members, device=pack.device)
-        self.prior = _PackedSG(self, pack.zdim)
+        batched = getattr(type(pack.priors[0]), "pack_view", None)  # a prior's own batched form (sg)
+        self.prior = batched(self) if batched is not None else MemberPriors(self)
         self.s = 1.0 / math.prod(pack.data_shape)
 
     def randn(self, shape: tuple[int, ...]) -> torch.Tensor:
@@ -107,7 +97,12 @@ class PackView:
 
 
 class PackedVAE(nn.Module):
-    """M solo VAEs (``mlp`` backbone, ``sg`` prior) stacked; ``generators[i]``: member i's noise."""
+    """M solo VAEs (``mlp`` backbone) stacked; ``generators[i]``: member i's noise.
+
+    The members' priors stay member i's own objects (``priors[i]``), re-attached to
+    :class:`~introzoo.packed_members.MemberModel` ``members[i]`` so that a prior built from the encoder
+    (``vamp``) reads the pack's encoder; a prior class with a ``pack_view(view)`` classmethod (``sg``)
+    is evaluated batched, any other member by member (:mod:`introzoo.packed_members`)."""
 
     def __init__(self, models: list[nn.Module], generators: list[torch.Generator]) -> None:
         super().__init__()
@@ -118,6 +113,29 @@ class PackedVAE(nn.Module):
         self.generators = list(generators)
         p = next(m0.parameters())
         self.dtype, self.device = p.dtype, p.device
+        self.priors = [m.prior for m in models]
+        self.members = [MemberModel(self, i) for i in range(self.size)]
+        for prior, member in zip(self.priors, self.members):
+            prior.attach(member)
+        self._rng_member: int | None = None
+
+    @contextmanager
+    def rng(self, i: int) -> Iterator[None]:
+        """Member i's generator as torch's global CPU generator inside the block (re-entrant)."""
+        if self._rng_member is not None:
+            if self._rng_member != i:
+                raise RuntimeError(f"member {i}'s random stream requested inside member {self._rng_member}'s")
+            yield
+            return
+        saved = torch.get_rng_state()
+        torch.set_rng_state(self.generators[i].get_state())
+        self._rng_member = i
+        try:
+            yield
+        finally:
+            self.generators[i].set_state(torch.get_rng_state())
+            torch.set_rng_state(saved)
+            self._rng_member = None
 
     def view(self, members: list[int]) -> PackView:
         return PackView(self, members)
@@ -126,8 +144,10 @@ class PackedVAE(nn.Module):
         return {"encoder": list(self.encoder.parameters()), "decoder": list(self.decoder.parameters())}
 
     def unstack(self, i: int, model: nn.Module) -> None:
+        """Member i's weights into its solo model, whose prior is attached to it again."""
         self.encoder.unstack(i, model.encoder)
         self.decoder.unstack(i, model.decoder)
+        model.prior.attach(model)
 
 
 class MaskedAdam:
@@ -174,6 +194,13 @@ class MaskedAdam:
                 m1.index_copy_(0, idx, a)
                 m2.index_copy_(0, idx, s)
                 p.index_copy_(0, idx, p[idx] + step_size * (a / denom))
+
+    def reset(self, i: int) -> None:
+        """Member i's state as a freshly built ``torch.optim.Adam`` (its optimisers rebuilt)."""
+        self.steps[i] = 0
+        for m1, m2 in zip(self.exp_avg, self.exp_avg_sq):
+            m1[i].zero_()
+            m2[i].zero_()
 
     def member_state(self, i: int) -> list[dict[str, torch.Tensor]]:
         """Member i's state in ``torch.optim.Adam``'s per-parameter form."""

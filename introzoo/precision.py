@@ -90,11 +90,13 @@ class Precision:
         return self.dtype is not None
 
     @contextlib.contextmanager
-    def forwards(self, *modules: nn.Module) -> Iterator[None]:
-        """Inside the block, ``modules`` run their forward under autocast and return float32."""
+    def forwards(self, model: Any) -> Iterator[None]:
+        """Inside the block, the model's encoder and decoder run their forward under autocast and
+        return float32 (in fp32 the model is not touched: a pack's view has no such modules)."""
         if not self.enabled:
             yield
             return
+        modules = (model.encoder, model.decoder)
         for m in modules:
             m.forward = _autocast_forward(m, self.kind, self.dtype)
         try:

@@ -46,16 +46,16 @@ def default_dtype(dtype):
 
 def test_compatible_runs_are_packed_up_to_the_size_and_the_rest_run_alone():
     reg = plugins.registry()
-    spec = SweepSpec(objective=["vae,beta_kl=0.1|0.5", "soft,beta_neg=0.5|1.0,num_vae=10|20"], prior=["sg", "mog:3"],
+    spec = SweepSpec(objective=["vae,beta_kl=0.1|0.5", "soft,beta_neg=0.5|1.0,num_vae=10|20"], regularizer=["none", "factor"],
                      data=["8gaussians", "rings"], seeds=2, **TINY)
     tasks = expand(spec, reg)
     assert len(tasks) == (2 + 4) * 2 * 2 * 2
     units = sp.pack_units(tasks, 3)
     packs = [u for u in units if isinstance(u, sp.PackTask)]
     alone = [u for u in units if not isinstance(u, sp.PackTask)]
-    # mog does not pack: its 24 runs alone; sg: vae 4 runs and soft 8 runs per dataset -> packs of 3, 3, 2, 1...
+    # factor does not pack: its 24 runs alone; sg: vae 4 runs and soft 8 runs per dataset -> packs of 3, 3, 2, 1...
     assert sorted(t.hash for u in units for t in sp.members(u)) == sorted(t.hash for t in tasks)
-    assert all(t.config["prior"]["name"] == "mog" for t in alone if t.pack_key is None)
+    assert all([r["name"] for r in t.config["regularizers"]] == ["factor"] for t in alone if t.pack_key is None)
     assert sum(t.pack_key is None for t in alone) == 24
     assert all(len(p.members) <= 3 for p in packs)
     sizes = {}

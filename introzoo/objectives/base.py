@@ -12,7 +12,7 @@ places where the run's precision (:mod:`introzoo.precision`: the fp16 loss scale
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pydantic import BaseModel
@@ -53,9 +53,29 @@ class Objective:
             reg.bind(model)
         self.iteration = 0
         self._warm = False
+        self._phase = None
         self._build_optimizers()
         if self.train.precision != "fp32":
             self.precision = Precision(self.train.precision, next(model.parameters()).device)
+
+    @classmethod
+    def bound(cls, config: Any, model: Any, groups: dict[str, list], optimizers: dict[str, Any],
+              regularizers: list | None = None, phase: Callable[[int], bool] | None = None) -> "Objective":
+        """An objective whose step runs on a given model with given optimisers, building none.
+
+        This is how a pack (:mod:`introzoo.pack`) runs an objective's own :meth:`step` on a view of its
+        members: ``model`` is the view (tensors with a leading member dimension), ``config`` holds the
+        members' options (floats as ``(k, 1)`` columns), ``groups`` and ``optimizers`` are keyed like
+        :meth:`_build_optimizers`'s (the optimisers need only ``zero_grad`` and ``step``), and
+        ``phase(iteration)`` answers :meth:`in_warmup` (the pack knows each member's warm-up; it ends the
+        warm-up of its members itself). No schedule is built, no regularizer is checked or bound (the
+        members' own objectives did that)."""
+        obj = cls.__new__(cls)
+        obj.config, obj.model, obj.regularizers = config, model, list(regularizers or [])
+        obj.train = TrainSettings()
+        obj.groups, obj.optimizers, obj.schedulers = groups, optimizers, {}
+        obj.iteration, obj._warm, obj._phase, obj._stepped = 0, False, phase, set()
+        return obj
 
     def _build_optimizers(self) -> None:
         """One Adam per parameter group (encoder, decoder, learnable prior), each with the schedule."""
@@ -89,7 +109,7 @@ class Objective:
         self.model.train()
         self.iteration = iteration
         self._stepped.clear()
-        with self.precision.forwards(self.model.encoder, self.model.decoder):
+        with self.precision.forwards(self.model):
             losses = self.step(x, iteration)
         self.precision.update()
         for reg in self.regularizers:  # own optimisers (FactorVAE's discriminator), history entries
@@ -119,6 +139,8 @@ class Objective:
 
     def in_warmup(self, iteration: int) -> bool:
         """True during the VAE warm-up; calls the regularizers' ``on_warmup_end`` once after it."""
+        if getattr(self, "_phase", None) is not None:
+            return self._phase(iteration)
         if iteration < self.num_vae:
             return True
         if not self._warm:

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from ..errors import UsageError
 from ..losses import rec
+from .members import bcat, bmean, bsize, lead
 from .soft import SoftConfig, SoftDraws, SoftIntroVAE
 
 
@@ -55,21 +56,21 @@ class SoftIntroVAEPrior(SoftIntroVAE):
         """``L_DP`` and the update of the decoder and the prior (encoder frozen), with a fresh ``z_p``
         drawn with gradient to the prior; ``D(z)`` of the encoder step is reused (its graph kept)."""
         c, m = self.config, self.model
-        s, b = m.s, x.shape[0]
+        s, b, ld = m.s, bsize(m, x), lead(m)
         dec_prior_params = self.groups["decoder"] + self.groups.get("prior", [])
         z_p2 = m.prior.sample(b, with_grad=True)
         x_f2 = m.decode(z_p2)
-        out = torch.cat([x_f2, d.x_r])
+        out = bcat(m, [x_f2, d.x_r])
         mu3, logvar3 = m.encode(out)
         z3 = m.reparameterize(mu3, logvar3)
         y3 = self.redecode(z3.detach())
         kl3 = m.prior.kl(mu3, logvar3, stop_gradient=True)  # sg[p] as the target
-        kl_fake, kl_rec = kl3[:b].mean(), kl3[b:].mean()
-        rr = rec(out.detach(), y3)
-        kl_prior = m.prior.kl(d.mu.detach(), d.logvar.detach()).mean()  # the prior fits the real posteriors
-        loss_d = s * (c.beta_rec * rec_real.mean() + c.beta_kl * kl_prior
+        kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
+        rr = rec(out.detach(), y3, ld)
+        kl_prior = bmean(m, m.prior.kl(d.mu.detach(), d.logvar.detach()))  # the prior fits the real posteriors
+        loss_d = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * kl_prior
                       + c.gamma * c.beta_kl * 0.5 * (kl_rec + kl_fake)
-                      + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (rr[b:].mean() + rr[:b].mean()))
+                      + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))
         for k in ("decoder", "prior"):
             if k in self.optimizers:
                 self.optimizers[k].zero_grad(set_to_none=True)
@@ -80,3 +81,6 @@ class SoftIntroVAEPrior(SoftIntroVAE):
 
 def build(config: SoftPriorConfig, model, regularizers=None, train=None) -> SoftIntroVAEPrior:
     return SoftIntroVAEPrior(config, model, regularizers, train)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

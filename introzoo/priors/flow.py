@@ -126,3 +126,6 @@ class FlowPrior(Prior):
 
 def build(config: FlowConfig, zdim: int) -> FlowPrior:
     return FlowPrior(zdim, config.L, config.hidden, config.kl_samples)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

@@ -34,6 +34,30 @@ class StandardGaussian(Prior):
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         return kl_standard_normal(mu, logvar)
 
+    @classmethod
+    def pack_view(cls, view) -> "PackedStandardGaussian":
+        """The batched form in a pack (:mod:`introzoo.packed`): no member needs its own object."""
+        return PackedStandardGaussian(view)
+
+
+class PackedStandardGaussian:
+    """N(0, I) for the members of a pack view: draws ``(k, n, zdim)`` from each member's stream (the
+    solo ``sample``'s draw, member by member), the closed-form KL on ``(k, B, zdim)``."""
+
+    learnable = False
+
+    def __init__(self, view) -> None:
+        self.view, self.zdim = view, view.pack.zdim
+
+    def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:
+        return self.view.randn((n, self.zdim))
+
+    def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+        return gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
+        return kl_standard_normal(mu, logvar)
+
 
 def build(config: SGConfig, zdim: int) -> StandardGaussian:
     return StandardGaussian(zdim)

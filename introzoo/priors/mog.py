@@ -174,3 +174,6 @@ class MixturePrior(Prior, Mixture, LogvarTransformable):
 def build(config: MoGConfig, zdim: int) -> MixturePrior:
     return MixturePrior(zdim, config.K, config.learn_means, config.learn_logvars, config.learn_weights,
                         config.init, config.kl_samples)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

@@ -51,8 +51,11 @@ class VampPrior(Prior, Mixture, LogvarTransformable):
         self._transform = None  # clip-logvar on the components' log-variances E(u_k)
 
     def attach(self, model) -> None:
-        """Called by the VAE: create pseudo-inputs of the data's shape."""
+        """Called by the VAE: create pseudo-inputs of the data's shape. Called again (a pack attaches
+        its member model, :mod:`introzoo.packed_members`), it only changes the encoder it reads."""
         self._model = [model]
+        if self.u is not None:
+            return
         shape = tuple(model.data_shape)
         if self.clamp is None:
             self.clamp = len(shape) == 3
@@ -132,3 +135,6 @@ class VampPrior(Prior, Mixture, LogvarTransformable):
 
 def build(config: VampConfig, zdim: int) -> VampPrior:
     return VampPrior(zdim, config.K, config.clamp, config.to_mog, config.mog_learnable, config.kl_samples)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

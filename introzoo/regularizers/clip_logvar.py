@@ -85,3 +85,6 @@ class ClipLogvar(Regularizer):
 
 def build(config: ClipLogvarConfig) -> ClipLogvar:
     return ClipLogvar(config)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

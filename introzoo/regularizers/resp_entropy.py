@@ -74,3 +74,6 @@ class RespEntropy(Regularizer):
 
 def build(config: RespEntropyConfig) -> RespEntropy:
     return RespEntropy(config)
+
+
+build.packable = True  # trains in a pack (introzoo.pack)

@@ -5,7 +5,9 @@
 - :func:`components_of`: the ``(kind, name)`` of every component a plugin registers (or of every
   built-in), as pytest parameters.
 - :func:`check_component`: the contract checks of :mod:`introzoo.testing.checks` for one registered
-  component, on tiny random data; they raise ``AssertionError`` saying what is wrong.
+  component, on tiny random data; they raise ``AssertionError`` saying what is wrong. A component that
+  declares ``packable = True`` also gets :func:`check_packs` ("packed == one by one",
+  :mod:`introzoo.testing.checks_pack`).
 
 A plugin's tests use them like this (the template is ``plugins/introzoo-example``)::
 
@@ -36,6 +38,7 @@ import pytest
 from .. import plugins
 from ..plugins import PluginState
 from ..registry import SINGULAR
+from .checks_pack import PACK_KINDS, check_packs, compare_pack
 from .checks import (CHECKS, DEFAULT_SHAPES, check_backbone, check_dataset, check_executor, check_metric,
                      check_objective, check_prior, check_registration, check_regularizer, component_config,
                      tiny_model)
@@ -43,7 +46,7 @@ from .checks import (CHECKS, DEFAULT_SHAPES, check_backbone, check_dataset, chec
 __all__ = [
     "CHECKS", "DEFAULT_SHAPES", "build_state", "check_backbone", "check_component", "check_dataset",
     "check_executor", "check_metric", "check_objective", "check_prior", "check_registration",
-    "check_regularizer", "component_config", "components_of", "register_plugin", "registered", "tiny_model",
+    "check_packs", "check_regularizer", "compare_pack", "component_config", "components_of", "register_plugin", "registered", "tiny_model",
 ]
 
 
@@ -113,3 +116,8 @@ def check_component(kind: str, name: str, **kwargs: Any) -> None:
     check = CHECKS.get(kind)
     if check is not None:
         check(name, **kwargs)
+    if getattr(comp.factory, "packable", False) and kind in PACK_KINDS:
+        try:
+            check_packs(kind, name, options=kwargs.get("options"))
+        except pytest.skip.Exception:
+            pass  # no tiny 2D run takes it (the check says why when called alone)

@@ -1,0 +1,208 @@
+"""The contract check "packed == one by one" for components that declare ``packable = True``.
+
+:func:`compare_pack` trains runs as one pack (:func:`introzoo.pack.train_pack`) and each alone
+(:func:`introzoo.train.train`) and raises ``AssertionError`` unless, member by member, the two run
+directories agree: status and divergence iteration, ``config.json`` hash, every ``history.jsonl`` line,
+the metrics, and for finished runs every tensor of the checkpoint (model parameters, the prior's
+included, and every optimiser's Adam state and learning rate, schedules, regularizer state).
+
+:func:`check_packs` is the check itself, run by :func:`introzoo.testing.check_component` for every
+component whose factory declares ``packable = True``: three members that differ in seed, learning rate,
+the objective's float options and its VAE warm-up (``num_vae``, when it has one) train a few iterations
+in float64 on ``8gaussians`` with a tiny ``mlp``; any difference over ``tolerance`` (relative, 1e-9) is a
+failure saying where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+from unittest import mock
+
+import pytest
+import torch
+
+from .. import plugins
+from ..config import RunConfig, resolve
+from ..errors import UsageError
+from .checks_base import _component, _expect, _what
+
+#: the kinds :func:`check_packs` knows how to put in a pack
+PACK_KINDS = ("objectives", "priors", "regularizers", "backbones")
+#: the pack check's runs: tiny, a warm-up boundary inside, a history line every iteration
+PACK_RUN = dict(data="8gaussians", backbone="mlp,hidden=8,layers=1", iterations=8, batch_size=16,
+                log_every=1, metrics=[], device="cpu")
+
+
+def _close(a: Any, b: Any, tol: float) -> bool:
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+
+
+def _same_tensors(a: Any, b: Any, tol: float, where: str) -> None:
+    """Every tensor and number in two nested checkpoint structures agrees (absolute ``tol``)."""
+    if isinstance(a, dict):
+        _expect(isinstance(b, dict) and a.keys() == b.keys(), f"{where}: keys {sorted(map(str, a))} != "
+                                                              f"{sorted(map(str, b)) if isinstance(b, dict) else b!r}")
+        for k in a:
+            _same_tensors(a[k], b[k], tol, f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        _expect(isinstance(b, (list, tuple)) and len(a) == len(b), f"{where}: lengths differ")
+        for j, (x, y) in enumerate(zip(a, b)):
+            _same_tensors(x, y, tol, f"{where}[{j}]")
+    elif isinstance(a, torch.Tensor):
+        _expect(isinstance(b, torch.Tensor) and a.shape == b.shape, f"{where}: shapes differ")
+        if a.is_floating_point():
+            err = (a.double() - b.double()).abs().max().item() if a.numel() else 0.0
+            _expect(err <= tol, f"{where}: packed and alone differ by {err:.3g} (tolerance {tol})")
+        else:
+            _expect(torch.equal(a, b), f"{where}: packed {a.tolist()} != alone {b.tolist()}")
+    elif isinstance(a, float) and isinstance(b, float):
+        _expect(_close(a, b, tol), f"{where}: packed {a} != alone {b}")
+    elif not isinstance(a, dict):
+        _expect(a == b, f"{where}: packed {a!r} != alone {b!r}")
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
+    """Train ``runs`` packed and alone under ``out`` (``p<i>``, ``s<i>``); ``AssertionError`` at the first
+    difference. Returns the members' statuses (``finished``/``diverged``)."""
+    from ..pack import train_pack
+    from ..train import train
+
+    out = Path(out)
+    packed = train_pack(runs, [out / f"p{i}" for i in range(len(runs))])
+    statuses = []
+    for i, (run, res) in enumerate(zip(runs, packed)):
+        ref = train(run, out / f"s{i}")
+        statuses.append(ref["status"])
+        m = f"member {i}"
+        _expect(res["status"] == ref["status"] and res["iterations"] == ref["iterations"]
+                and res.get("diverged_at") == ref.get("diverged_at"),
+                f"{m}: packed {res['status']} after {res['iterations']} iterations, alone {ref['status']} after "
+                f"{ref['iterations']}")
+        pc, sc = (json.loads((out / f"{d}{i}" / "config.json").read_text()) for d in "ps")
+        _expect(pc["hash"] == sc["hash"] == run.hash(), f"{m}: config.json hashes differ")
+        ph, sh = _lines(out / f"p{i}" / "history.jsonl"), _lines(out / f"s{i}" / "history.jsonl")
+        _expect(len(ph) == len(sh), f"{m}: {len(ph)} history lines packed, {len(sh)} alone")
+        for a, b in zip(ph, sh):
+            _expect(a.keys() == b.keys(), f"{m}, iteration {a.get('iteration')}: history keys "
+                                          f"{sorted(a)} != {sorted(b)}")
+            for k in a:
+                _expect(k == "time_s" or _close(a[k], b[k], tol),
+                        f"{m}, iteration {a['iteration']}: '{k}' is {a[k]!r} packed and {b[k]!r} alone")
+        _expect(res["metrics"].keys() == ref["metrics"].keys(), f"{m}: metric names differ")
+        for k in ref["metrics"]:
+            _expect(_close(res["metrics"][k], ref["metrics"][k], tol),
+                    f"{m}: metric '{k}' is {res['metrics'][k]} packed and {ref['metrics'][k]} alone")
+        _expect(res.get("regularizers") == ref.get("regularizers") or _reports_close(res, ref, tol),
+                f"{m}: regularizer reports differ: {res.get('regularizers')} != {ref.get('regularizers')}")
+        if ref["status"] == "finished":
+            pk, sk = (torch.load(out / f"{d}{i}" / "checkpoint.pt", weights_only=True) for d in "ps")
+            _same_tensors(pk["model"], sk["model"], tol, f"{m}: model")
+            _same_tensors(pk["objective"], sk["objective"], tol, f"{m}: objective")
+    return statuses
+
+
+def _reports_close(res: dict, ref: dict, tol: float) -> bool:
+    try:
+        _same_tensors(res.get("regularizers"), ref.get("regularizers"), tol, "regularizers")
+    except AssertionError:
+        return False
+    return True
+
+
+@contextmanager
+def float64() -> Iterator[None]:
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def _member_options(comp, resolved, given: dict[str, Any], j: int) -> dict[str, Any]:
+    """Member j's objective options: the resolved ones, float options not given scaled by ``1 + 0.1 j``
+    where still valid, and a warm-up of ``3 j`` iterations when there is ``num_vae``."""
+    out = resolved.model_dump(mode="json")
+    for k, v in resolved:
+        if isinstance(v, float) and k not in given and v != 0:
+            try:
+                comp.config(**{**out, k: v * (1 + 0.1 * j)})
+                out[k] = v * (1 + 0.1 * j)
+            except ValueError:
+                pass
+    if "num_vae" in comp.config.model_fields and "num_vae" not in given:
+        out["num_vae"] = 3 * j
+    return out
+
+
+def _spec(name: str, options: dict[str, Any]) -> str:
+    return ",".join([name] + [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items()
+                              if v is not None])
+
+
+def _candidates(kind: str, name: str, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run settings to try, in order, for a component of ``kind``: the first that builds is checked."""
+    spec = _spec(name, options)
+    if kind == "objectives":
+        return [dict(objective=spec, prior="sg"), dict(objective=spec, prior="mog:3")]
+    if kind == "priors":
+        return [dict(objective="soft-prior", prior=spec), dict(objective="soft", prior=spec)]
+    if kind == "regularizers":
+        return [dict(objective="soft", prior="sg", regularizers=[spec]),
+                dict(objective="soft-prior", prior="mog:3", regularizers=[spec])]
+    if kind == "backbones":
+        return [dict(objective="soft", prior="sg", backbone=spec)]
+    return []
+
+
+def _member_runs(kind: str, name: str, options: dict[str, Any], settings: dict[str, Any]) -> list:
+    reg = plugins.registry()
+    given = options if kind == "objectives" else {}
+    obj_spec = _spec(name, options) if kind == "objectives" else settings["objective"]
+    first = resolve(RunConfig(**{**PACK_RUN, **settings, "objective": obj_spec}), reg)
+    runs = []
+    for j, lr in enumerate((2e-3, 1e-3, 5e-3)):
+        opts = _member_options(first.objective.component, first.objective.config, given, j)
+        cfg = {**PACK_RUN, **settings, "objective": _spec(first.objective.component.name, opts), "seed": j, "lr": lr}
+        runs.append(resolve(RunConfig(**cfg), reg))
+    return runs
+
+
+def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tolerance: float = 1e-9) -> None:
+    """Packed == one by one for a component declaring ``packable = True`` (skipped otherwise): three
+    members trained as one pack and each alone agree in every history line, metric and checkpoint
+    tensor to ``tolerance`` (float64)."""
+    comp = _component(kind, name)
+    if not getattr(comp.factory, "packable", False):
+        pytest.skip(f"{_what(comp)} does not declare packable = True")
+    options = dict(options or {})
+    no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
+    with float64(), tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), \
+            mock.patch("introzoo.pack.save_plots", no_plots):
+        for n, settings in enumerate(_candidates(kind, name, options)):
+            try:
+                runs = _member_runs(kind, name, options, settings)
+                from ..train import build
+                build(runs[0])  # objective, prior and regularizers accept each other
+            except UsageError:
+                continue
+            try:
+                compare_pack(runs, Path(tmp) / str(n), tolerance)
+            except AssertionError as exc:
+                raise AssertionError(f"{_what(comp)} declares packable = True but a pack differs from the "
+                                     f"runs alone ({settings}): {exc}") from None
+            except UsageError as exc:
+                raise AssertionError(f"{_what(comp)} declares packable = True but train_pack refuses it: {exc}") from None
+            return
+    pytest.skip(f"{_what(comp)}: no tiny 2D run of the pack check accepts it")
