@@ -100,7 +100,7 @@ class SweepSpec(TrainOverrides):
     regularizer: list[str] = Field(default_factory=list, description="regularizer alternatives, sweep syntax: each run adds one of them to regularizers ('none': no regularizer)")
     seeds: int = Field(1, gt=0, le=MAX_RUNS, description="seeds 0 .. seeds-1 (from seed_start)")
     seed_start: int = Field(0, ge=0, le=MAX_SEED)
-    metrics: list[str] | None = None
+    metrics: list[str] | dict[str, list[str]] | None = Field(None, description="metric specs of every run, or dataset name -> metric specs (a dataset not named: every metric that applies)")
     select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
     executor: str = "local"
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="where every run trains (auto: CUDA when available); not part of a run's hash")
@@ -131,6 +131,17 @@ class SweepSpec(TrainOverrides):
 
     def seed_list(self) -> list[int]:
         return list(range(self.seed_start, self.seed_start + self.seeds))
+
+    def metrics_for(self, data: str) -> list[str] | None:
+        """The metric specs of a run on ``data`` (a data spec; a ``metrics`` table is keyed by name)."""
+        if not isinstance(self.metrics, dict):
+            return self.metrics
+        return self.metrics.get(data_name(data))
+
+
+def data_name(spec: str) -> str:
+    """The dataset name of a data spec: ``"fashion-mnist,subset=100"`` -> ``"fashion-mnist"``."""
+    return split_top_level(spec)[0].partition(":")[0].strip()
 
 
 _TOML_KINDS = {str: "string", int: "number", float: "number", bool: "boolean", list: "list"}
@@ -205,9 +216,16 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
         raise UsageError(f"the grid has {size} runs; introzoo refuses sweeps of more than {MAX_RUNS} runs")
     tasks, seen = [], set()
     regs = [s for text in spec.regularizer for s in expand_axis(text, "regularizer")] or ["none"]
+    if isinstance(spec.metrics, dict):
+        names = {data_name(d) for d in axes["data"]}
+        stray = sorted(set(spec.metrics) - names)
+        if stray:
+            raise UsageError(f"the sweep's metrics name dataset '{stray[0]}', which is not in its data; "
+                             f"valid: {', '.join(sorted(names))}")
     for data, objective, prior, backbone, reg in itertools.product(axes["data"], axes["objective"], axes["prior"],
                                                                    axes["backbone"], regs):
-        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics, device=spec.device,
+        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics_for(data),
+                        device=spec.device,
                         regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]), **train)
         resolved = resolve(cfg, registry)
         if not satisfies(spec.constraints, resolved.objective.config.model_dump()):

@@ -126,10 +126,16 @@ class LogvarTransformable(Protocol):
 
 @runtime_checkable
 class LowPosteriorSampler(Protocol):
-    """Low-posterior samples (LP-Gen, seed 004 §5 Figs. 3-6; the "low posterior samples" of Rosca et al.
-    2018 that the dpVAE paper uses): ``candidates * n`` draws from the prior are ranked by the aggregate
+    """Low-posterior samples (LP-Gen): ``candidates * n`` draws from the prior are ranked by the aggregate
     posterior ``q(z) = 1/M sum_m N(z; mu_m, diag(exp(logvar_m)))`` of M encoded data points, and the
-    ``n`` with the lowest ``q(z)`` are returned ``(n, zdim)``, lowest first."""
+    ``n`` with the lowest ``q(z)`` are returned ``(n, zdim)``, lowest first.
+
+    Seed 004 shows them (§5, Figs. 3-6, "LP-Gen") and defers their definition to §4.1 of the dpVAE paper,
+    the "low posterior samples" of Rosca et al. 2018. The dpVAE authors' code (github.com/iyerkrithika21/dpVAE,
+    ``trainers/trainer.py``, ``Trainer.low_posterior``) computes them this way: ``z0 ~ N(0, I)``, mapped by
+    ``g^{-1}`` for the decoupled prior, ranked by ``log q(z)`` of encoded data, the lowest kept (500 draws
+    for 100 samples). introzoo scores with the exact mixture density above; that code's score keeps only
+    the first two latent dimensions and divides by the log-variance where the variance belongs."""
 
     def sample_low_posterior(self, n: int, mu: torch.Tensor, logvar: torch.Tensor,
                              candidates: int = 10) -> torch.Tensor:

@@ -13,9 +13,10 @@ with one reparameterised sample ``z ~ q(z|x)`` by default (``kl_samples``); the 
 expectation of the entropy term's ``-0.5*||eps||^2``) makes it an estimate of the KL itself, not only
 of its gradient. Sampling is ``z = g^{-1}(z0)``.
 
-Low-posterior samples (LP-Gen, :class:`~introzoo.priors.base.LowPosteriorSampler`): candidates
-``z = g^{-1}(z0)``, ``z0 ~ N(0, I)`` in the generation space, ranked by the aggregate posterior of the
-encoded data in the representation space; the lowest are kept.
+Low-posterior samples (LP-Gen, seed 004 §5 Figs. 3-6; defined in :class:`~introzoo.priors.base.LowPosteriorSampler`):
+candidates ``z = g^{-1}(z0)``, ``z0 ~ N(0, I)`` in the generation space, ranked by the aggregate posterior
+of the encoded data in the representation space; the lowest are kept, as in the dpVAE authors' code
+(``trainers/trainer.py``, ``Trainer.low_posterior``).
 """
 
 from __future__ import annotations
