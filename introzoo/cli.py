@@ -14,7 +14,8 @@ from rich.table import Table
 
 from . import __version__, cli_latent, cli_sweep
 from .cli_common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
-                         registry, set_data_root, threads_option, train_options, warn_failures)
+                         print_plan, registry, set_data_root, threads_option, train_options, warmup_warning,
+                         warn_failures)
 from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
 from .hookspecs import KINDS
@@ -118,25 +119,12 @@ def run(
         dp = DataParallel.from_env()
         quiet = quiet or not dp.main  # process 0 reports
         as_json = as_json and dp.main
-    if dp is None or dp.main:
-        from .precision import check_supported
-        from .train import pick_device
-
-        check_supported(resolved.train.get("precision", "fp32"), pick_device(resolved.device))  # errors before warnings
-        _warn_warmup(resolved)
     if not quiet and not as_json:
-        opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
-        prior_opts = ", ".join(f"{k}={v}" for k, v in resolved.prior.config.model_dump().items())
-        console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
-                      f" prior {resolved.prior.component.name}" + (f" ({prior_opts})" if prior_opts else "") +
-                      f", backbone {resolved.backbone.component.name},"
-                      f" {resolved.train['iterations']} iterations"
-                      + (f" ({resolved.train['epochs']} epochs)," if resolved.train.get('epochs') else ",")
-                      +
-                      f" batch {resolved.train['batch_size']}, seed {seed} -> {out}", highlight=False)
+        print_plan(resolved, out)
     image = getattr(resolved.dataset, "kind", "") == "image"
     bar = RichProgress("training", enabled=not quiet and not as_json,
-                       batch_size=resolved.train["batch_size"] if image else None)
+                       batch_size=resolved.train["batch_size"] if image else None,
+                       notes=[warmup_warning(resolved)] if dp is None or dp.main else [])  # once training starts
     from .resume import Resumable
 
     every = resume_every if resume_every is not None else (300.0 if image else 0.0)
@@ -150,16 +138,6 @@ def run(
         _print_result(result, out)
     if result["status"] != "finished":
         raise typer.Exit(EXIT_DIVERGED)
-
-
-def _warn_warmup(resolved) -> None:
-    """One line when the objective's plain-VAE warm-up (``num_vae``) lasts the whole run."""
-    warm, iterations = getattr(resolved.objective.config, "num_vae", None), int(resolved.train["iterations"])
-    if warm is not None and int(warm) >= iterations:
-        name = resolved.objective.component.name
-        err_console.print(f"[yellow]warning:[/] the warm-up covers the whole run (num_vae={warm} >= {iterations} "
-                          f"iterations): {name} trains as a plain VAE throughout; give more iterations or "
-                          f"-o {name},num_vae=N with N < {iterations}", highlight=False, soft_wrap=True)
 
 
 def _print_result(result: dict[str, Any], out: Path) -> None:

@@ -49,12 +49,16 @@ def given(train: dict[str, Any]) -> dict[str, Any]:
 class RichProgress:
     """Progress bar with live losses for :func:`introzoo.train.train`."""
 
-    def __init__(self, title: str, enabled: bool = True, batch_size: int | None = None) -> None:
+    def __init__(self, title: str, enabled: bool = True, batch_size: int | None = None,
+                 notes: list[str | None] = ()) -> None:
         self.title, self.enabled, self.batch_size = title, enabled, batch_size
+        self.notes = [n for n in notes if n]  # warnings, printed (even when quiet) once training starts
         self._last = 0.0
         self.eval_phases = RichPhases(enabled)  # the evaluation after training
 
     def start(self, total: int) -> None:
+        for note in self.notes:  # after every check that can stop the run (build, memory, precision)
+            err_console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
         if not self.enabled:
             return
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -168,3 +172,26 @@ def set_data_root(path: Optional[Path]) -> None:
     """--data-root: where image datasets are looked for (also seen by sweep workers, through the environment)."""
     if path is not None:
         os.environ["INTROZOO_DATA_ROOT"] = str(path.expanduser().resolve())
+
+
+def print_plan(resolved, out) -> None:
+    """The plan line of ``introzoo run``: the objective and the prior with their resolved options, the
+    dataset, backbone, length, batch, seed and run directory."""
+    opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
+    prior_opts = ", ".join(f"{k}={v}" for k, v in resolved.prior.config.model_dump().items())
+    train = resolved.train
+    console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
+                  f" prior {resolved.prior.component.name}" + (f" ({prior_opts})" if prior_opts else "")
+                  + f", backbone {resolved.backbone.component.name}, {train['iterations']} iterations"
+                  + (f" ({train['epochs']} epochs)," if train.get("epochs") else ",")
+                  + f" batch {train['batch_size']}, seed {resolved.seed} -> {out}", highlight=False)
+
+
+def warmup_warning(resolved) -> str | None:
+    """A warning when the objective's plain-VAE warm-up (``num_vae``) lasts the whole run, else ``None``."""
+    warm, iterations = getattr(resolved.objective.config, "num_vae", None), int(resolved.train["iterations"])
+    if warm is None or int(warm) < iterations:
+        return None
+    name = resolved.objective.component.name
+    return (f"the warm-up covers the whole run (num_vae={warm} >= {iterations} iterations): {name} trains as a "
+            f"plain VAE throughout; give more iterations or -o {name},num_vae=N with N < {iterations}")

@@ -102,6 +102,10 @@ def test_npy_samples_are_clamped_to_the_data_range(tmp_path, monkeypatch):
     monkeypatch.setenv("INTROZOO_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "digits"
     assert main(["run", "-d", "digits", "-n", "3", "--metric", "knn5", "--out", str(run), "-q"]) == 0
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)  # push the decoder's outputs past 1
+    last_bias = [k for k in ckpt["model"] if k.startswith("decoder.") and k.endswith(".bias")][-1]
+    ckpt["model"][last_bias] += 1.0
+    torch.save(ckpt, run / "checkpoint.pt")
     out = tmp_path / "s.npy"
     assert main(["sample", str(run), "--n", "64", "--out", str(out), "--seed", "1"]) == 0
     x = np.load(out)

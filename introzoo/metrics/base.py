@@ -46,10 +46,15 @@ class EvalContext:
     #: metric name -> seconds it took
     times: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The model's floating dtype (of its first parameter; float32 for a model without any)."""
+        p = next(iter(self.model.parameters()), None) if hasattr(self.model, "parameters") else None
+        return torch.float32 if p is None else p.dtype
+
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images as the model's floats (its dtype, on the device)."""
-        p = next(self.model.parameters(), None)
-        return self.dataset.to_float(x).to(self.device, None if p is None else p.dtype)
+        return self.dataset.to_float(x).to(self.device, self.dtype)
 
     def phase(self, description: str, total: int | None):
         """A context manager yielding ``advance(n)`` for one phase of the evaluation (a progress bar)."""

@@ -61,7 +61,7 @@ class RespEntropyMetric(Metric):
         if not isinstance(prior, Mixture) or prior.K < 2:
             return {}
         g = ctx.generator("resp_entropy")
-        x = ctx.dataset.sample(self.config.n_data, g).to(ctx.device, next(ctx.model.parameters()).dtype)
+        x = ctx.dataset.sample(self.config.n_data, g).to(ctx.device, ctx.dtype)
         chunk = ctx.chunk if ctx.dataset.kind == "image" else 4096  # 2D points are tiny
         with ctx.phase("resp_entropy: responsibilities", x.shape[0]) as advance:
             c = mean_responsibilities(ctx.model, x, chunk, noise_key(ctx.seed, "resp_entropy"), advance)
