@@ -33,11 +33,13 @@ from .metrics.base import EvalContext
 from .packed import MaskedAdam, MembersOptimizer, PackedVAE
 from .packed_members import MembersAdam, MemberRegularizer
 from .perf import tune_allocator
-from .plots import save_plots
+from .plots import save_image_progress, save_plots
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
 #: options that may differ between members (the rest must be equal)
 MEMBER_TRAIN_OPTIONS = ("lr", "lr_milestones", "lr_gamma")
+#: the dataset kinds a pack trains on (``mlp`` on 2D sets; ``conv``/``resnet`` on images)
+PACK_DATA = ("2d", "image")
 
 
 def packable(component) -> bool:
@@ -176,6 +178,16 @@ class Pack:
                     o["lr"] = self.lr[i]
         return out
 
+    def progress_grid(self, i: int, x: torch.Tensor, path: Path, iteration: int) -> None:
+        """Member i's image progress grid (:func:`introzoo.plots.save_image_progress`, as its solo run
+        writes it every ``image_every`` iterations): drawn by member i's solo model, given the pack's
+        current weights, in member i's random stream (the grid's prior samples advance it, as alone)."""
+        built = self.builts[i]
+        self.model.unstack(i, built.model)
+        with self.model.rng(i):
+            save_image_progress(built, x, path, self.runs[i], iteration)
+        built.model.prior.attach(self.model.members[i])  # back on the pack's member model
+
     def export(self, i: int, done: int) -> solo.Built:
         """Member i as its solo :class:`~introzoo.train.Built`: weights, Adam states, schedules."""
         built = self.builts[i]
@@ -207,8 +219,11 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
         g = torch.Generator()
         g.set_state(torch.get_rng_state())  # the global stream the solo run draws its noise from
         gens.append(g)
-    if builts[0].dataset.kind != "2d":
-        raise UsageError(f"dataset '{runs[0].data.component.name}' does not pack (2D datasets only); it runs unpacked")
+    kind = builts[0].dataset.kind
+    if kind not in PACK_DATA:
+        raise UsageError(f"dataset '{runs[0].data.component.name}' does not pack (2D and image datasets only); "
+                         "it runs unpacked")
+    getattr(builts[0].dataset, "ensure_available", lambda: None)()  # a missing dataset stops before any file
     pack = Pack(runs, builts, gens)
     dev, dtype = builts[0].device, pack.model.dtype
     iterations, batch_size = int(runs[0].train["iterations"]), int(runs[0].train["batch_size"])
@@ -228,11 +243,14 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
     count, diverged_at = [0] * n, [None] * n
     active = list(range(n))
     t0 = time.perf_counter()
+    image_every = [r.image_every or b.dataset.steps_per_epoch(batch_size) if kind == "image" else 0
+                   for r, b in zip(runs, builts)]
     for it in range(iterations):
         if not active:
             break
-        xs = torch.stack([next(streams[i]) if i in active else torch.zeros(batch_size, *builts[i].dataset.shape)
-                          for i in range(n)]).to(dev, dtype)
+        drawn = {i: next(streams[i]) for i in active}  # an epoch's last batch may be smaller: same for all
+        size = next(iter(drawn.values())).shape
+        xs = torch.stack([drawn[i] if i in drawn else torch.zeros(size) for i in range(n)]).to(dev, dtype)
         losses = pack.step(xs, active, it)
         for i in list(active):
             for k, v in losses[i].items():
@@ -250,6 +268,8 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
                     diverged_at[i], bad = it, True
             if bad:
                 active.remove(i)
+            elif image_every[i] and ((it + 1) % image_every[i] == 0 or it + 1 == iterations):
+                pack.progress_grid(i, xs[i], rds[i].path / "progress" / f"iter_{it + 1:07d}.png", it + 1)
     elapsed = time.perf_counter() - t0
     return _finish(runs, pack, rds, configs, diverged_at, iterations, elapsed)
 

@@ -2,7 +2,8 @@
 
 :class:`PackedVAE` stacks the ``mlp`` encoders/decoders of M solo :class:`~introzoo.model.VAE` s
 (member i's weights are exactly those ``train.build`` gave member i) into ``(M, out, in)`` tensors and
-evaluates all members with batched products (``torch.baddbmm``). :meth:`PackedVAE.view` gives the model
+evaluates all members with batched products (``torch.baddbmm``); image backbones (``conv``, ``resnet``)
+are stacked as grouped convolutions (:mod:`introzoo.packed_conv`). :meth:`PackedVAE.view` gives the model
 of a subset of members, with tensors ``(k, B, ...)`` (``lead = 1``, see
 :mod:`introzoo.objectives.members`), so that the objectives' own step code runs on it unchanged.
 
@@ -21,6 +22,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .packed_conv import PackedConvNet
 from .packed_members import MemberModel, MemberPriors
 
 
@@ -44,6 +46,7 @@ class PackedMLP(nn.Module):
     biases = property(lambda self: list(self.params)[1::2])
 
     def forward(self, h: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        h = h.reshape(h.shape[0], h.shape[1], -1)  # (k, B, *data_shape) -> (k, B, in)
         n = len(self.weights)
         for j, (w, b) in enumerate(zip(self.weights, self.biases)):
             if idx is not None:
@@ -80,8 +83,7 @@ class PackView:
                            ).to(p.device)
 
     def encode(self, x):
-        k, b = x.shape[0], x.shape[1]
-        return self.pack.encoder(x.reshape(k, b, -1), self.idx).chunk(2, dim=-1)
+        return self.pack.encoder(x, self.idx).chunk(2, dim=-1)
 
     def decode(self, z):
         return self.pack.decoder(z, self.idx).reshape(z.shape[:2] + tuple(self.pack.data_shape))
@@ -97,7 +99,8 @@ class PackView:
 
 
 class PackedVAE(nn.Module):
-    """M solo VAEs (``mlp`` backbone) stacked; ``generators[i]``: member i's noise.
+    """M solo VAEs stacked (``mlp``: :class:`PackedMLP`; the image backbones ``conv``/``resnet``:
+    :class:`~introzoo.packed_conv.PackedConvNet`); ``generators[i]``: member i's noise.
 
     The members' priors stay member i's own objects (``priors[i]``), re-attached to
     :class:`~introzoo.packed_members.MemberModel` ``members[i]`` so that a prior built from the encoder
@@ -108,8 +111,12 @@ class PackedVAE(nn.Module):
         super().__init__()
         m0 = models[0]
         self.size, self.zdim, self.data_shape = len(models), m0.zdim, tuple(m0.data_shape)
-        self.encoder = PackedMLP([m.encoder for m in models])
-        self.decoder = PackedMLP([m.decoder for m in models])
+        if len(self.data_shape) == 3:  # images: grouped convolutions (introzoo.packed_conv)
+            self.encoder = PackedConvNet([m.encoder for m in models], "encoder")
+            self.decoder = PackedConvNet([m.decoder for m in models], "decoder")
+        else:
+            self.encoder = PackedMLP([m.encoder for m in models])
+            self.decoder = PackedMLP([m.decoder for m in models])
         self.generators = list(generators)
         p = next(m0.parameters())
         self.dtype, self.device = p.dtype, p.device

@@ -45,7 +45,7 @@ class MemberModel:
         return 1.0 / self.input_dim
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.pack.encoder(x.reshape(1, x.shape[0], -1), self.idx)[0]
+        out = self.pack.encoder(x.unsqueeze(0), self.idx)[0]
         return out.chunk(2, dim=1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

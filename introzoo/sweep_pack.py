@@ -3,7 +3,7 @@
 (:func:`execute_pack`).
 
 Runs go into one pack when :func:`pack_key` gives them the same key: every component packs
-(:func:`introzoo.pack.check_packable`), the dataset is 2D, and they share the objective (and its options
+(:func:`introzoo.pack.check_packable`), the dataset is 2D or of images, and they share the objective (and its options
 other than the floats and ``num_vae``), the prior and the backbone with their options, the dataset, the
 regularizers, the device and the training options other than :data:`introzoo.pack.MEMBER_TRAIN_OPTIONS`.
 Every member keeps its own hash-named run directory; a pack is one unit of work of an executor (one
@@ -48,13 +48,13 @@ Unit = Union["PackTask", Any]  # a PackTask or a single Task
 
 def pack_key(run) -> str | None:
     """What members of one pack share, as a string, for a resolved run (``None``: it does not pack)."""
-    from .pack import MEMBER_TRAIN_OPTIONS, check_packable
+    from .pack import MEMBER_TRAIN_OPTIONS, PACK_DATA, check_packable
 
     try:
         check_packable([run])
     except UsageError:
         return None
-    if getattr(run.dataset, "kind", None) != "2d":
+    if getattr(run.dataset, "kind", None) not in PACK_DATA:
         return None
     rec = run.to_json()
     shared = {k: v for k, v in rec["objective"]["options"].items() if k != "num_vae" and not isinstance(v, float)}

@@ -103,4 +103,4 @@ def test_list_marks_every_component_that_packs():
              if c.describe()["packable"]}
     assert packs == ({("objectives", n) for n in ("vae", "intro", "soft", "soft-prior")}
                      | {("priors", n) for n in ("sg", "mog", "vamp", "flow")}
-                     | {("regularizers", n) for n in ("clip-logvar", "resp-entropy")} | {("backbones", "mlp")})
+                     | {("regularizers", n) for n in ("clip-logvar", "resp-entropy")} | {("backbones", n) for n in ("mlp", "conv", "resnet")})

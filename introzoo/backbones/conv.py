@@ -75,3 +75,6 @@ class ConvDecoder(nn.Module):
 def build(config: ConvConfig, data_shape: tuple[int, ...], zdim: int) -> tuple[nn.Module, nn.Module]:
     enc = ConvEncoder(tuple(data_shape), zdim, list(config.channels))
     return enc, ConvDecoder(tuple(data_shape), zdim, list(config.channels), enc.feature_shape)
+
+
+build.packable = True  # trains in a pack as grouped convolutions (introzoo.packed_conv)

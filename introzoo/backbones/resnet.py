@@ -128,3 +128,6 @@ def build(config: ResNetConfig, data_shape: tuple[int, ...], zdim: int) -> tuple
     enc = ResNetEncoder(tuple(data_shape), zdim, channels, config.norm)
     dec = ResNetDecoder(tuple(data_shape), zdim, channels, config.norm, enc.feature_shape)
     return enc, dec
+
+
+build.packable = True  # trains in a pack as grouped convolutions (introzoo.packed_conv)

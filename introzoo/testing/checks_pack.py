@@ -9,7 +9,7 @@ included, and every optimiser's Adam state and learning rate, schedules, regular
 :func:`check_packs` is the check itself, run by :func:`introzoo.testing.check_component` for every
 component whose factory declares ``packable = True``: three members that differ in seed, learning rate,
 the objective's float options and its VAE warm-up (``num_vae``, when it has one) train a few iterations
-in float64 on ``8gaussians`` with a tiny ``mlp``; any difference over ``tolerance`` (relative, 1e-9) is a
+in float64 on ``8gaussians`` with a tiny ``mlp`` (an image backbone on ``digits``); any difference over ``tolerance`` (relative, 1e-9) is a
 failure saying where it is.
 """
 
@@ -28,6 +28,7 @@ import torch
 
 from .. import plugins
 from ..config import RunConfig, resolve
+from ..data.images import ImageDataset
 from ..errors import UsageError
 from .checks_base import _component, _expect, _what
 
@@ -130,6 +131,10 @@ def float64() -> Iterator[None]:
         torch.set_default_dtype(old)
 
 
+#: images scaled in the default dtype (float64 here; the loaders give float32)
+_to_float = staticmethod(lambda x: x.to(torch.get_default_dtype()).div_(255.0))
+
+
 def _member_options(comp, resolved, given: dict[str, Any], j: int) -> dict[str, Any]:
     """Member j's objective options: the resolved ones, float options not given scaled by ``1 + 0.1 j``
     where still valid, and a warm-up of ``3 j`` iterations when there is ``num_vae``."""
@@ -161,8 +166,9 @@ def _candidates(kind: str, name: str, options: dict[str, Any]) -> list[dict[str,
     if kind == "regularizers":
         return [dict(objective="soft", prior="sg", regularizers=[spec]),
                 dict(objective="soft-prior", prior="mog:3", regularizers=[spec])]
-    if kind == "backbones":
-        return [dict(objective="soft", prior="sg", backbone=spec)]
+    if kind == "backbones":  # a 2D backbone, or an image one (8x8 digits)
+        return [dict(objective="soft", prior="sg", backbone=spec), dict(objective="soft", prior="sg", backbone=spec,
+                                                                        data="digits")]
     return []
 
 
@@ -189,7 +195,7 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
     options = dict(options or {})
     no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
     with float64(), tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), \
-            mock.patch("introzoo.pack.save_plots", no_plots):
+            mock.patch("introzoo.pack.save_plots", no_plots), mock.patch.object(ImageDataset, "to_float", _to_float):
         for n, settings in enumerate(_candidates(kind, name, options)):
             try:
                 runs = _member_runs(kind, name, options, settings)
@@ -205,4 +211,4 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
             except UsageError as exc:
                 raise AssertionError(f"{_what(comp)} declares packable = True but train_pack refuses it: {exc}") from None
             return
-    pytest.skip(f"{_what(comp)}: no tiny 2D run of the pack check accepts it")
+    pytest.skip(f"{_what(comp)}: no tiny run of the pack check accepts it")
