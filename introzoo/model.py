@@ -14,16 +14,10 @@ from torch import nn
 from .priors.base import Prior
 
 
-class VAE(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior,
-                 data_shape: tuple[int, ...], zdim: int) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-        self.prior = prior
-        self.data_shape = tuple(data_shape)
-        self.zdim = zdim
-        prior.attach(self)  # a no-op unless the prior is built from the model (VampPrior)
+class DataShaped:
+    """``input_dim`` and ``s`` of a model from its ``data_shape`` (the VAE and a pack member's view)."""
+
+    data_shape: tuple[int, ...]
 
     @property
     def input_dim(self) -> int:
@@ -33,6 +27,18 @@ class VAE(nn.Module):
     def s(self) -> float:
         """The normalising factor s = 1 / input_dim of Soft-IntroVAE (SPEC §1)."""
         return 1.0 / self.input_dim
+
+
+class VAE(DataShaped, nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior,
+                 data_shape: tuple[int, ...], zdim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.data_shape = tuple(data_shape)
+        self.zdim = zdim
+        prior.attach(self)  # a no-op unless the prior is built from the model (VampPrior)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)

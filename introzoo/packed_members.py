@@ -18,13 +18,14 @@ convention (:mod:`introzoo.objectives.members`).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 
+from .model import DataShaped
 
-class MemberModel:
+
+class MemberModel(DataShaped):
     """Member ``i`` of a pack as a solo VAE: ``encode``, ``decode``, ``reparameterize``, ``kl``,
     ``prior`` (member i's own prior), ``s``, ``data_shape``, ``zdim``; tensors ``(B, ...)``."""
 
@@ -35,14 +36,6 @@ class MemberModel:
         self.idx = torch.tensor([i], device=pack.device)
         self.prior = pack.priors[i]
         self.data_shape, self.zdim = tuple(pack.data_shape), pack.zdim
-
-    @property
-    def input_dim(self) -> int:
-        return math.prod(self.data_shape)
-
-    @property
-    def s(self) -> float:
-        return 1.0 / self.input_dim
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.pack.encoder(x.unsqueeze(0), self.idx)[0]
