@@ -13,7 +13,15 @@ a fresh process, and prints iterations/s, ratios and peak memory, with SPEC §8'
   :mod:`introzoo.perf`);
 - ``reference``: the official order of passes, in a process set up as the authors' script is (default
   allocator);
-- ``reference+alloc``: the same loop with introzoo's allocator settings, to separate the two gains.
+- ``reference+alloc``: the same loop with introzoo's allocator settings, to separate the two gains;
+- ``introzoo-onednn``: introzoo with ``--kernels onednn`` (the Linear products through oneDNN,
+  :mod:`introzoo.kernels`); ``introzoo`` itself is ``--kernels aten`` (torch's default, MKL);
+- ``introzoo-bf16``: introzoo with ``--precision bf16`` (autocast forwards, float32 master weights).
+
+It also measures the machine's own GEMM rate for the step's shapes (the 256 x 256 products at batch 512
+and 1024, forward and backward; float32 through MKL and oneDNN, bfloat16) and prints the fraction of
+that peak each introzoo path reaches (matrix FLOPs per iteration x it/s / peak). ``--json`` gives the
+same figures with ``ratio_fp32`` (the best float32 path / the authors' loop) and ``ratio_bf16``.
 
     python benchmarks/speed_2d.py                 # defaults: 600 timed iterations per loop
     python benchmarks/speed_2d.py --iterations 1000 --threads 2 --device cpu
@@ -183,14 +191,21 @@ def time_loop(role: str, iterations: int, batch_size: int, device: torch.device)
     """Warm up, then time ``iterations`` steps of one loop in this process."""
     from introzoo.perf import tune_allocator
 
-    if role in ("introzoo", "reference+alloc"):
+    if role.startswith("introzoo") or role == "reference+alloc":
         tune_allocator()
     c = SoftConfig(beta_rec=0.2, beta_kl=0.3, beta_neg=0.9)
     g = torch.Generator().manual_seed(0)
     batches = [eight_gaussians(batch_size, g).to(device) for _ in range(16)]
-    if role == "introzoo":
-        ours = SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4))
-        fn = lambda x: ours.train_step(x, 10**6)  # noqa: E731
+    if role.startswith("introzoo"):
+        from introzoo import kernels
+
+        precision = "bf16" if role == "introzoo-bf16" else "fp32"
+        ours = SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4, precision=precision))
+        path = "onednn" if role == "introzoo-onednn" else "aten"
+
+        def fn(x):
+            with kernels.use(path):
+                return ours.train_step(x, 10**6)
     else:
         ref = ReferenceLoop(make_model(device), c, 2e-4)
         fn = lambda x: ref.step(x, torch.randn(x.shape[0], 2, device=device))  # noqa: E731
@@ -208,7 +223,39 @@ def time_loop(role: str, iterations: int, batch_size: int, device: torch.device)
     return out
 
 
-ROLES = ("introzoo", "reference", "reference+alloc")
+ROLES = ("introzoo", "reference", "reference+alloc", "introzoo-onednn", "introzoo-bf16")
+
+
+def gemm_peak(device: torch.device, seconds: float = 0.3) -> dict[str, float]:
+    """GFLOP/s of this machine's products at the step's shapes (x (B, 256) @ W (256, 256)^T forward, and
+    the two backward products, B = 512 and 1024), per kind: float32 via MKL (``aten``) and oneDNN, and
+    bfloat16; the best of repeated timings."""
+    from introzoo import kernels
+
+    out: dict[str, float] = {}
+    g = torch.Generator().manual_seed(0)
+    for name, dtype, path in (("fp32_aten", torch.float32, "aten"), ("fp32_onednn", torch.float32, "onednn"),
+                              ("bf16", torch.bfloat16, "aten")):
+        if path == "onednn" and (device.type != "cpu" or not kernels.available("onednn")):
+            continue
+        best = 0.0
+        for b in (512, 1024):
+            x = torch.randn(b, 256, generator=g).to(device, dtype).requires_grad_()
+            w = torch.randn(256, 256, generator=g).to(device, dtype).requires_grad_()
+            flop = 3 * 2 * b * 256 * 256
+            with kernels.use(path):
+                def once():
+                    kernels.linear(x, w).sum().backward()
+                once()
+                sync(device)
+                n, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    once()
+                    n += 1
+                sync(device)
+                best = max(best, n * flop / (time.perf_counter() - t0) / 1e9)
+        out[name] = round(best, 1)
+    return out
 
 
 def main() -> None:
@@ -248,10 +295,21 @@ def main() -> None:
             if "peak_cuda_mib" in block:
                 t["peak_cuda_mib"] = max(t.get("peak_cuda_mib", 0.0), block["peak_cuda_mib"])
     its = {r: t["iterations"] / t["seconds"] for r, t in totals.items()}
+    peak = gemm_peak(device)
+    gflop = flops["introzoo"] / 1e9
+    best_fp32 = max(its["introzoo"], its["introzoo-onednn"])
+    fp32_peak = max(v for k, v in peak.items() if k.startswith("fp32"))
+    fraction = {"introzoo": its["introzoo"] * gflop / fp32_peak, "introzoo-onednn": its["introzoo-onednn"] * gflop / fp32_peak,
+                "introzoo-bf16": its["introzoo-bf16"] * gflop / peak["bf16"] if peak.get("bf16") else None}
     result = {
         "device": str(device), "threads": args.threads or torch.get_num_threads(), "batch_size": args.batch_size,
         "iterations": per * args.blocks, **{f"{r}_it_s": round(v, 2) for r, v in its.items()},
         "ratio": round(its["introzoo"] / its["reference"], 3),
+        "ratio_fp32": round(best_fp32 / its["reference"], 3),
+        "ratio_bf16": round(its["introzoo-bf16"] / its["reference"], 3),
+        "best_fp32_path": "onednn" if its["introzoo-onednn"] > its["introzoo"] else "aten",
+        "gemm_peak_gflop_s": peak,
+        "fraction_of_peak": {k: (round(v, 3) if v is not None else None) for k, v in fraction.items()},
         "ratio_same_allocator": round(its["introzoo"] / its["reference+alloc"], 3),
         "max_rel_loss_diff": max_rel,
         "gflop_per_iteration": {r: round(v / 1e9, 3) for r, v in flops.items()},
@@ -273,6 +331,14 @@ def main() -> None:
           f"   (SPEC §8: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
     print(f"  reference + introzoo alloc  {its['reference+alloc']:8.2f} it/s")
     print(f"  ratio introzoo / reference  {result['ratio']:8.3f}x   (fewer passes alone: {result['ratio_same_allocator']:.3f}x)")
+    print(f"  introzoo --kernels onednn   {its['introzoo-onednn']:8.2f} it/s")
+    print(f"  introzoo --precision bf16   {its['introzoo-bf16']:8.2f} it/s")
+    print(f"  GEMM peak of this machine at the step's shapes (GFLOP/s): "
+          + ", ".join(f"{k} {v:g}" for k, v in peak.items()))
+    print("  fraction of the peak reached (matrix FLOPs x it/s / peak): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in result["fraction_of_peak"].items() if v is not None))
+    print(f"  best float32 / reference    {result['ratio_fp32']:8.3f}x  ({result['best_fp32_path']})   "
+          f"bf16 / reference {result['ratio_bf16']:.3f}x   (goal: 2.0x and 3.0x)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from . import __version__, cli_latent, cli_sweep
 from .cli_common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
+                         kernels_option,
                          print_plan, registry, set_data_root, threads_option, train_options, warmup_warning,
                          warn_failures)
 from .cli_errors import DEBUG_ENV, report
@@ -73,6 +74,7 @@ def run(
     resume_every: Optional[float] = typer.Option(None, "--resume-every", help="seconds between resume points (image datasets: 300; 0: none); a rerun with the same --out continues from the last one"),
     seed: int = typer.Option(0, "--seed", "-s", help="random seed; the same seed gives the same metrics"),
     device: str = device_option("auto"),
+    kernels: str = kernels_option(),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (all that apply)"),
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
     threads: Optional[int] = threads_option(),
@@ -105,7 +107,7 @@ def run(
     select(list(log))
     try:
         cfg = RunConfig(objective=objective, data=data, prior=prior, regularizers=list(reg), backbone=backbone,
-                        seed=seed, device=device, metrics=list(metric) or None, log_every=log_every,
+                        seed=seed, device=device, kernels=kernels, metrics=list(metric) or None, log_every=log_every,
                         image_every=image_every, **given(train_opts))
     except ValidationError as exc:
         raise UsageError(first_error(exc, flag=True)) from None

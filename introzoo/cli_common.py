@@ -53,6 +53,7 @@ class RichProgress:
                  notes: list[str | None] = ()) -> None:
         self.title, self.enabled, self.batch_size = title, enabled, batch_size
         self.notes = [n for n in notes if n]  # warnings, printed (even when quiet) once training starts
+        self.plan: list[str] = []  # what training chose for itself (the kernel path), printed with the bar
         self._last = 0.0
         self.eval_phases = RichPhases(enabled)  # the evaluation after training
 
@@ -61,6 +62,8 @@ class RichProgress:
             err_console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
         if not self.enabled:
             return
+        for line in self.plan:
+            console.print(line, highlight=False, soft_wrap=True)
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"),
                             TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console)
@@ -92,6 +95,13 @@ def device_option(default: str | None = None) -> Any:
     """``--device``: ``run`` defaults to ``auto``; the saved-run commands to the run's own setting."""
     return typer.Option(default, "--device", rich_help_panel=EXECUTION,
                         help="auto | cpu | cuda" + ("" if default else " (the run's setting)"))
+
+
+def kernels_option(default: str | None = "auto") -> Any:
+    """``--kernels``: the CPU kernels of the Linear products (:mod:`introzoo.kernels`)."""
+    return typer.Option(default, "--kernels", rich_help_panel=EXECUTION,
+                        help="auto | aten | onednn: CPU kernels of the Linear layers' products (auto: the faster here, "
+                             "measured once and cached); recorded in config.json, not part of a run's hash")
 
 
 def threads_option() -> Any:

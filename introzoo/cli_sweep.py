@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from .cli_common import console, err_console, given, registry, train_options
+from .cli_common import console, err_console, given, kernels_option, registry, train_options
 from .errors import UsageError, unknown
 
 
@@ -44,6 +44,7 @@ def sweep(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (1)"),
     pack: Optional[str] = typer.Option(None, "--pack", help="train compatible runs together in packs of at most N (docs/packing.md); 'auto': as many as fit the GPU's free memory (the default with --device cuda); 1: no packing (the CPU default)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda: where every run trains (cpu)"),
+    kernels: Optional[str] = kernels_option(None),
     out: Optional[Path] = typer.Option(None, "--out", help="sweep directory (sweeps/<name>)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the expanded grid and its size, run nothing"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
@@ -55,7 +56,7 @@ def sweep(
     raise typer.Exit(run_sweep(console, err_console, registry(), file=file, objective=objective, data=data,
                                prior=prior, backbone=backbone, reg=reg, seeds=seeds, metric=metric, select=select,
                                executor=executor, workers=workers, threads=threads, pack=pack, device=device,
-                               out=out, dry_run=dry_run,
+                               kernels=kernels, out=out, dry_run=dry_run,
                                quiet=quiet, **given(train_opts)))
 
 

@@ -40,6 +40,7 @@ class RunConfig(TrainOverrides):
     data: str = "8gaussians"
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    kernels: Literal["auto", "aten", "onednn"] = "auto"
     metrics: list[str] | None = None
     log_every: int = Field(100, gt=0)
     image_every: int | None = Field(None, gt=0)
@@ -73,6 +74,7 @@ class ResolvedRun:
     device: str
     log_every: int
     image_every: int | None = None
+    kernels: str = "auto"
     dataset: Any = field(default=None, repr=False, compare=False)
     built_metrics: list[Any] | None = field(default=None, repr=False, compare=False)
     _record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -102,15 +104,17 @@ class ResolvedRun:
             "train": self.train,
             "seed": self.seed,
             "device": self.device,
+            "kernels": self.kernels,
             "log_every": self.log_every,
             "image_every": self.image_every,
         }
 
     def hash(self, with_seed: bool = True) -> str:
-        """Stable id of what determines the results (not the device, logging or plugin versions).
+        """Stable id of what determines the results (not the device, the kernel path, logging or plugin
+        versions).
         ``with_seed=False`` gives the configuration's id shared by all its seeds."""
         d = self.to_json()
-        for key in ("device", "log_every", "image_every") + (() if with_seed else ("seed",)):
+        for key in ("device", "kernels", "log_every", "image_every") + (() if with_seed else ("seed",)):
             d.pop(key, None)
         d["train"] = {k: v for k, v in d["train"].items() if k not in HASH_NEUTRAL or v != HASH_NEUTRAL[k]}
         for k, v in list(d.items()):
@@ -203,6 +207,7 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
         train=train,
         seed=cfg.seed,
         device=cfg.device,
+        kernels=cfg.kernels,
         log_every=cfg.log_every,
         image_every=cfg.image_every,
         dataset=dataset,
@@ -232,7 +237,8 @@ def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
         train=dict(d["train"]),
         seed=int(d["seed"]),
         device=d.get("device", "auto"),
+        kernels=d.get("kernels", "auto"),
         log_every=int(d.get("log_every", 100)),
         image_every=d.get("image_every"),
-        _record=({k: v for k, v in d.items() if k != "device_used"} if "hash" in d else None),
+        _record=({k: v for k, v in d.items() if k not in ("device_used", "kernels_used")} if "hash" in d else None),
     )

@@ -14,6 +14,15 @@ from torch import nn
 from .priors.base import Prior
 
 
+def grouped(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors through one identity view each, so that the gradients of every use inside a call
+    (a mixture prior's Monte Carlo KL uses ``mu`` twice; a regularizer may too) are summed there first
+    and reach the tensor as one contribution. A pack hands each member its slice through one ``unbind``
+    (:mod:`introzoo.packed_members`), which groups the same way; with the same grouping alone and in a
+    pack, float32 gradient sums associate alike and a packed member is its solo run bit for bit."""
+    return tuple(t.view_as(t) for t in tensors)
+
+
 class DataShaped:
     """``input_dim`` and ``s`` of a model from its ``data_shape`` (the VAE and a pack member's view)."""
 
@@ -56,6 +65,8 @@ class VAE(DataShaped, nn.Module):
         return torch.randn_like(like)
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        if getattr(type(self.prior), "pack_view", None) is None:  # a pack runs it member by member: group
+            mu, logvar = grouped(mu, logvar)
         return self.prior.kl(mu, logvar)
 
     def forward(self, x: torch.Tensor, deterministic: bool = False):

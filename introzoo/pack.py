@@ -26,10 +26,12 @@ from typing import Any
 
 import torch
 
+from . import kernels
 from . import train as solo
 from .config import ResolvedRun
 from .errors import UsageError
 from .metrics.base import EvalContext
+from .objectives.members import MemberOption
 from .packed import MaskedAdam, MembersOptimizer, PackedVAE
 from .packed_members import MembersAdam, MemberRegularizer
 from .perf import tune_allocator
@@ -82,14 +84,14 @@ def check_packable(runs: list[ResolvedRun]) -> None:
                 raise UsageError(f"runs of a pack share the objective option '{k}'")
 
 
-def _member_config(configs: list[Any], members: list[int], dtype, device) -> SimpleNamespace:
-    """The objective's options for ``members``: floats as ``(k, 1)`` columns, the rest shared."""
+def _member_config(configs: list[Any], members: list[int]) -> SimpleNamespace:
+    """The objective's options for ``members``: a float that members share as the Python float their
+    solo runs see, one that differs as a :class:`~introzoo.objectives.members.MemberOption` (float64
+    arithmetic, a ``(k, 1)`` column where it meets a tensor); the rest shared."""
     out = {}
     for k, v in configs[members[0]]:
-        if isinstance(v, float):
-            out[k] = torch.tensor([[getattr(configs[i], k)] for i in members], dtype=dtype, device=device)
-        else:
-            out[k] = v
+        values = [getattr(configs[i], k) for i in members]
+        out[k] = MemberOption(values) if isinstance(v, float) and len(set(values)) > 1 else v
     return SimpleNamespace(**out)
 
 
@@ -143,7 +145,7 @@ class Pack:
         regs = [MemberRegularizer(view, [self.builts[i].objective.regularizers[r] for i in members])
                 for r in range(len(self.builts[members[0]].objective.regularizers))]
         groups, optimizers = self._bind(members)
-        obj = self.cls.bound(_member_config(self.configs, members, self.model.dtype, self.model.device),
+        obj = self.cls.bound(_member_config(self.configs, members),
                              view, groups, optimizers, regs)
 
         def phase(iteration: int) -> bool:
@@ -225,6 +227,7 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
                          "it runs unpacked")
     getattr(builts[0].dataset, "ensure_available", lambda: None)()  # a missing dataset stops before any file
     pack = Pack(runs, builts, gens)
+    kernel_path = solo.choose_kernels(runs[0], builts[0])[0]  # one path for all: each member's solo choice
     dev, dtype = builts[0].device, pack.model.dtype
     iterations, batch_size = int(runs[0].train["iterations"]), int(runs[0].train["batch_size"])
     streams, rds, configs = [], [], []
@@ -234,7 +237,7 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
         rd.reset()
         rds.append(rd)
         streams.append(b.dataset.batches(batch_size, torch.Generator().manual_seed(r.seed)))
-        config = {**r.record(), "device_used": str(b.device)}
+        config = {**r.record(), "device_used": str(b.device), "kernels_used": kernel_path}
         atomic_write_json(rd.config, config)
         configs.append(config)
 
@@ -245,72 +248,41 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
     t0 = time.perf_counter()
     image_every = [r.image_every or b.dataset.steps_per_epoch(batch_size) if kind == "image" else 0
                    for r, b in zip(runs, builts)]
-    for it in range(iterations):
-        if not active:
-            break
-        drawn = {i: next(streams[i]) for i in active}  # an epoch's last batch may be smaller: same for all
-        size = next(iter(drawn.values())).shape
-        xs = torch.stack([drawn[i] if i in drawn else torch.zeros(size) for i in range(n)]).to(dev, dtype)
-        losses = pack.step(xs, active, it)
-        for i in list(active):
-            for k, v in losses[i].items():
-                sums[i][k] = sums[i].get(k, 0.0) + v.detach()
-            count[i] += 1
-            bad = not all(math.isfinite(float(v)) for v in losses[i].values())
-            if bad:
-                diverged_at[i] = it
-            if (it + 1) % runs[i].log_every == 0 or it + 1 == iterations or bad:
-                record = {"iteration": it + 1, **{k: float(v) / count[i] for k, v in sums[i].items()},
-                          "lr": pack.lr[i], "time_s": round(time.perf_counter() - t0, 3)}
-                rds[i].append_history(record)
-                sums[i], count[i] = {}, 0
-                if not bad and not all(math.isfinite(v) for v in record.values()):
-                    diverged_at[i], bad = it, True
-            if bad:
-                active.remove(i)
-            elif image_every[i] and ((it + 1) % image_every[i] == 0 or it + 1 == iterations):
-                pack.progress_grid(i, xs[i], rds[i].path / "progress" / f"iter_{it + 1:07d}.png", it + 1)
+    with kernels.use(kernel_path):
+        for it in range(iterations):
+            if not active:
+                break
+            drawn = {i: next(streams[i]) for i in active}  # an epoch's last batch may be smaller: same for all
+            size = next(iter(drawn.values())).shape
+            xs = torch.stack([drawn[i] if i in drawn else torch.zeros(size) for i in range(n)]).to(dev, dtype)
+            losses = pack.step(xs, active, it)
+            for i in list(active):
+                for k, v in losses[i].items():
+                    sums[i][k] = sums[i].get(k, 0.0) + v.detach()
+                count[i] += 1
+                bad = not all(math.isfinite(float(v)) for v in losses[i].values())
+                if bad:
+                    diverged_at[i] = it
+                if (it + 1) % runs[i].log_every == 0 or it + 1 == iterations or bad:
+                    record = {"iteration": it + 1, **{k: float(v) / count[i] for k, v in sums[i].items()},
+                              "lr": pack.lr[i], "time_s": round(time.perf_counter() - t0, 3)}
+                    rds[i].append_history(record)
+                    sums[i], count[i] = {}, 0
+                    if not bad and not all(math.isfinite(v) for v in record.values()):
+                        diverged_at[i], bad = it, True
+                if bad:
+                    active.remove(i)
+                elif image_every[i] and ((it + 1) % image_every[i] == 0 or it + 1 == iterations):
+                    pack.progress_grid(i, xs[i], rds[i].path / "progress" / f"iter_{it + 1:07d}.png", it + 1)
     elapsed = time.perf_counter() - t0
     return _finish(runs, pack, rds, configs, diverged_at, iterations, elapsed)
 
 
-def evaluate_pack(metric_lists: list[list[Any]], ctxs: list[EvalContext]) -> list[tuple[dict, dict]]:
-    """(values, directions) per member, as :func:`introzoo.train.evaluate` gives each alone. A metric
-    that members share (same class and options) and that has ``compute_many`` (the 2D metrics of
-    :mod:`introzoo.metrics.toy2d`) is evaluated for all of them together, batched over the members;
-    any other metric, or one whose ``compute_many`` declines (returns ``None``), member by member.
-    Every metric seeds its own random streams (:meth:`EvalContext.generator`), so the order does not
-    change a value."""
-    done: dict[tuple[int, int], dict[str, float]] = {}
-    groups: dict[tuple[Any, str], list[tuple[int, int]]] = {}
-    for i, metrics in enumerate(metric_lists):
-        for j, m in enumerate(metrics):
-            cfg = getattr(m, "config", None)
-            key = (type(m), cfg.model_dump_json() if hasattr(cfg, "model_dump_json") else str(id(m)))
-            groups.setdefault(key, []).append((i, j))
-    for where in groups.values():
-        many = getattr(metric_lists[where[0][0]][where[0][1]], "compute_many", None)
-        if many is None or len(where) < 2:
-            continue
-        out = many([ctxs[i] for i, _ in where])
-        if out is not None:
-            done.update(zip(where, out))
-    results = []
-    for i, metrics in enumerate(metric_lists):
-        values: dict[str, float] = {}
-        directions: dict[str, str] = {}
-        for j, m in enumerate(metrics):
-            values.update(done[(i, j)] if (i, j) in done else m.compute(ctxs[i]))
-            directions.update(m.directions)
-        results.append((values, directions))
-    return results
-
-
 def _finish(runs, pack: Pack, rds: list[RunDir], configs, diverged_at, iterations: int, elapsed: float):
-    """Each member's checkpoint and ``metrics.json`` (written last, atomically, member by member): the
-    diverged ones at once, then the finished ones after one evaluation of all of them together."""
+    """Each member's checkpoint and ``metrics.json`` (written last, atomically, member by member); a
+    finished member is evaluated as its solo run evaluates itself (:func:`introzoo.train.evaluate` on
+    its own model: the same kernels, so the same values)."""
     results: list[dict[str, Any]] = []
-    ctxs: dict[int, EvalContext] = {}
     for i, run in enumerate(runs):
         at = diverged_at[i]
         done = at + 1 if at is not None else iterations
@@ -328,17 +300,13 @@ def _finish(runs, pack: Pack, rds: list[RunDir], configs, diverged_at, iteration
             result["regularizers"] = reports
         torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
                     "iterations": done, "config": configs[i]}, rds[i].checkpoint)
-        ctxs[i] = EvalContext(built.model, built.dataset, built.device, run.seed)
-    t1 = time.perf_counter()
-    finished = sorted(ctxs)
-    evaluated = evaluate_pack([solo.run_metrics(runs[i]) for i in finished], [ctxs[i] for i in finished])
-    eval_s = round(time.perf_counter() - t1, 3)
-    for i, (values, directions) in zip(finished, evaluated):
-        result, ctx = results[i], ctxs[i]
-        result["metrics"], result["directions"] = values, directions
+        ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
+        t1 = time.perf_counter()
+        result["metrics"], result["directions"] = solo.evaluate(solo.run_metrics(run), ctx)
+        result["eval_times_s"] = ctx.times
         if ctx.info:
             result["metric_info"] = ctx.info
-        result["plots"] = save_plots(runs[i], pack.builts[i], rds[i].path, ctx)
-        result["eval_time_s"] = eval_s
+        result["plots"] = save_plots(run, built, rds[i].path, ctx)
+        result["eval_time_s"] = round(time.perf_counter() - t1, 3)
         atomic_write_json(rds[i].metrics, result)
     return results

@@ -1,9 +1,11 @@
 """A pack: the parameters of M same-shaped models stacked, trained as one batched model.
 
 :class:`PackedVAE` stacks the ``mlp`` encoders/decoders of M solo :class:`~introzoo.model.VAE` s
-(member i's weights are exactly those ``train.build`` gave member i) into ``(M, out, in)`` tensors and
-evaluates all members with batched products (``torch.baddbmm``); image backbones (``conv``, ``resnet``)
-are stacked as grouped convolutions (:mod:`introzoo.packed_conv`). :meth:`PackedVAE.view` gives the model
+(member i's weights are exactly those ``train.build`` gave member i) into ``(M, out, in)`` tensors;
+each member's product is its own ``F.linear``, the solo kernel
+(:func:`~introzoo.packed_conv.member_linear`), and image backbones (``conv``, ``resnet``) run each
+member's own convolutions (:mod:`introzoo.packed_conv`), so that float32 results are the solo ones bit
+for bit. :meth:`PackedVAE.view` gives the model
 of a subset of members, with tensors ``(k, B, ...)`` (``lead = 1``, see
 :mod:`introzoo.objectives.members`), so that the objectives' own step code runs on it unchanged.
 
@@ -22,7 +24,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .packed_conv import PackedConvNet
+from .kernels import Linear
+from .packed_conv import PackedConvNet, member_linear
 from .packed_members import MemberModel, MemberPriors
 
 
@@ -41,6 +44,7 @@ class PackedMLP(nn.Module):
             stacked.append(nn.Parameter(torch.stack([ls[j].weight.detach() for ls in layers]).clone()))
             stacked.append(nn.Parameter(torch.stack([ls[j].bias.detach() for ls in layers]).clone()))
         self.params = nn.ParameterList(stacked)
+        self.routed = isinstance(layers[0][0], Linear)  # introzoo.kernels.Linear: the run's kernel path
 
     weights = property(lambda self: list(self.params)[0::2])
     biases = property(lambda self: list(self.params)[1::2])
@@ -51,7 +55,7 @@ class PackedMLP(nn.Module):
         for j, (w, b) in enumerate(zip(self.weights, self.biases)):
             if idx is not None:
                 w, b = w[idx], b[idx]
-            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            h = member_linear(h, w, b, self.routed)
             if j + 1 < n:
                 h = torch.relu(h)
         return h
@@ -195,12 +199,13 @@ class MaskedAdam:
             a.lerp_(g, 1 - b1)
             s.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = (s.sqrt() / denom_c).add_(self.eps)
+            upd = (step_size * a).div_(denom)  # torch's addcdiv: param + (value * exp_avg) / denom
             if full:
-                p.add_(step_size * (a / denom))
+                p.add_(upd)
             else:
                 m1.index_copy_(0, idx, a)
                 m2.index_copy_(0, idx, s)
-                p.index_copy_(0, idx, p[idx] + step_size * (a / denom))
+                p.index_copy_(0, idx, p[idx] + upd)
 
     def reset(self, i: int) -> None:
         """Member i's state as a freshly built ``torch.optim.Adam`` (its optimisers rebuilt)."""

@@ -1,19 +1,18 @@
-"""Image backbones in a pack: M members' convolutional encoders/decoders as grouped convolutions.
+"""Image backbones in a pack: M members' convolutional encoders/decoders on one channel layout.
 
 Member axis into channels: a pack's images ``(k, B, C, H, W)`` are laid out as ``(B, k*C, H, W)``
 (member j's channels ``j*C .. (j+1)*C - 1``). Then
 
-- a ``Conv2d`` of the members is one ``torch.nn.functional.conv2d`` with ``groups = k * groups``, the
-  members' weights ``(C_out, C_in/g, kh, kw)`` concatenated along the output-channel axis (and a
-  ``ConvTranspose2d`` one ``conv_transpose2d``, its weights ``(C_in, C_out/g, kh, kw)`` concatenated
-  along the input-channel axis): group j sees only member j's channels, so each member's output is its
-  solo convolution;
+- a ``Conv2d`` (``ConvTranspose2d``) of the members is member j's own ``conv2d`` (``conv_transpose2d``)
+  on its contiguous channels with its own weight, the outputs concatenated along the channels
+  (:func:`per_member`): the solo call, so the solo float32 result (one grouped convolution over the
+  members is another algorithm and rounds differently);
 - a ``BatchNorm2d`` of the members is one ``batch_norm`` over ``k*C`` channels: statistics are per
   channel, hence per member, and so are the running averages (``momentum``), updated in place for the
   members of the call; ``num_batches_tracked`` is counted per member;
 - element-wise and per-channel modules (activations, pooling, upsampling, ``Identity``) and the
   backbone's own containers (``Sequential``, ``resnet``'s residual block) run unchanged on that layout;
-- a ``Linear`` is a batched product on ``(k, B, in)`` (``torch.baddbmm``, as
+- a ``Linear`` is each member's own ``F.linear`` on ``(k, B, in)`` (:func:`member_linear`, as
   :class:`~introzoo.packed.PackedMLP`).
 
 :class:`PackedConvNet` is a deep copy of member 0's encoder or decoder whose ``Conv2d``,
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UsageError
+from .kernels import Linear, linear
 
 #: parameterless modules that act element-wise or per channel (run unchanged on the channel layout)
 PER_CHANNEL = (nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Tanh, nn.Sigmoid,
@@ -48,6 +48,26 @@ class _Members:
 
     idx: torch.Tensor | None = None
     k: int = 0
+
+
+def member_linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, routed: bool = True) -> torch.Tensor:
+    """``(k, B, in)`` -> ``(k, B, out)``: member j's product with its own weight, as its solo layer
+    computes it: through :func:`introzoo.kernels.linear` for an :class:`introzoo.kernels.Linear`
+    (``routed``), ``F.linear`` for a plain ``nn.Linear`` (a batched ``baddbmm`` sums in another order
+    and so rounds differently in float32)."""
+    bs = [None] * len(w) if b is None else b.unbind(0)
+    f = linear if routed else F.linear
+    return torch.stack([f(x, wj, bj) for x, wj, bj in zip(h.unbind(0), w.unbind(0), bs)])
+
+
+def per_member(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, conv) -> torch.Tensor:
+    """A convolution of the members on the channel layout ``(B, k*C, H, W)``: member j's own ``conv`` on
+    its contiguous channels, with its own weight, the outputs concatenated along the channels. Each
+    member's call is its solo call (same shapes, same kernel): a grouped convolution over the members
+    is another algorithm and rounds differently in float32."""
+    xs = h.chunk(len(w), dim=1)
+    bs = [None] * len(w) if b is None else b.unbind(0)
+    return torch.cat([conv(x.contiguous(), wj, bj) for x, wj, bj in zip(xs, w.unbind(0), bs)], dim=1)
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -83,10 +103,8 @@ class StackedConv2d(_Stacked):
         self.stride, self.padding, self.dilation, self.groups = m.stride, m.padding, m.dilation, m.groups
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        k = self.members.k
-        w, b = self.pick(self.weight), self.pick(self.bias)
-        return F.conv2d(h, w.reshape((-1,) + w.shape[2:]), None if b is None else b.reshape(-1),
-                        self.stride, self.padding, self.dilation, self.groups * k)
+        return per_member(h, self.pick(self.weight), self.pick(self.bias), lambda x, w, b: F.conv2d(
+            x, w, b, self.stride, self.padding, self.dilation, self.groups))
 
 
 class StackedConvTranspose2d(_Stacked):
@@ -97,10 +115,8 @@ class StackedConvTranspose2d(_Stacked):
         self.dilation, self.groups = m.dilation, m.groups
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        k = self.members.k
-        w, b = self.pick(self.weight), self.pick(self.bias)
-        return F.conv_transpose2d(h, w.reshape((-1,) + w.shape[2:]), None if b is None else b.reshape(-1),
-                                  self.stride, self.padding, self.output_padding, self.groups * k, self.dilation)
+        return per_member(h, self.pick(self.weight), self.pick(self.bias), lambda x, w, b: F.conv_transpose2d(
+            x, w, b, self.stride, self.padding, self.output_padding, self.groups, self.dilation))
 
 
 class StackedBatchNorm2d(_Stacked):
@@ -141,15 +157,16 @@ class StackedBatchNorm2d(_Stacked):
 class StackedLinear(_Stacked):
     """``Linear`` of the members on ``(k, B, in)`` -> ``(k, B, out)``."""
 
+    def __init__(self, mods: list[nn.Linear], members: _Members) -> None:
+        super().__init__(mods, members)
+        self.routed = isinstance(mods[0], Linear)
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        w, b = self.pick(self.weight), self.pick(self.bias)
-        if b is None:
-            return torch.bmm(h, w.transpose(1, 2))
-        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        return member_linear(h, self.pick(self.weight), self.pick(self.bias), self.routed)
 
 
 STACKED = {nn.Conv2d: StackedConv2d, nn.ConvTranspose2d: StackedConvTranspose2d,
-           nn.BatchNorm2d: StackedBatchNorm2d, nn.Linear: StackedLinear}
+           nn.BatchNorm2d: StackedBatchNorm2d, nn.Linear: StackedLinear, Linear: StackedLinear}
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:

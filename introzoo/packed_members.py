@@ -59,6 +59,14 @@ class MemberModel(DataShaped):
         return self
 
 
+def members(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The members' slices of ``(k, ...)`` as one ``unbind``: their gradients flow back as one stacked
+    contribution to ``t``'s gradient, summed with ``t``'s other uses in the order of the solo graph
+    (``k`` separate ``t[j]`` would add ``k`` contributions, in another association, so float32 sums
+    would round differently from the solo run's)."""
+    return t.unbind(0)
+
+
 def _stack(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([torch.as_tensor(v) for v in values])
 
@@ -86,12 +94,15 @@ class MemberPriors:
         return self._each(lambda p, j: p.sample(n, with_grad))
 
     def kl(self, mu, logvar, stop_gradient: bool = False) -> torch.Tensor:
+        mu, logvar = members(mu), members(logvar)
         return self._each(lambda p, j: p.kl(mu[j], logvar[j], stop_gradient))
 
     def log_prob(self, z, stop_gradient: bool = False) -> torch.Tensor:
+        z = members(z)
         return self._each(lambda p, j: p.log_prob(z[j], stop_gradient))
 
     def responsibilities(self, z, stop_gradient: bool = False) -> torch.Tensor:
+        z = members(z)
         return self._each(lambda p, j: p.responsibilities(z[j], stop_gradient))
 
 
@@ -121,9 +132,11 @@ class MemberRegularizer:
         return _stack(values).reshape(len(values), 1)
 
     def kl_term(self, model, mu, logvar, z, iteration: int):
+        mu, logvar, z = members(mu), members(logvar), members(z)
         return self._column(self._each(lambda r, mm, j: r.kl_term(mm, mu[j], logvar[j], z[j], iteration)))
 
     def encoder_loss(self, model, mu, logvar, z):
+        mu, logvar, z = members(mu), members(logvar), members(z)
         return self._column(self._each(lambda r, mm, j: r.encoder_loss(mm, mu[j], logvar[j], z[j])))
 
     def after_step(self, model, x, iteration: int) -> dict[str, torch.Tensor] | None:

@@ -104,6 +104,7 @@ class SweepSpec(TrainOverrides):
     select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
     executor: str = "local"
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="where every run trains (auto: CUDA when available); not part of a run's hash")
+    kernels: Literal["auto", "aten", "onednn"] = Field("auto", description="CPU kernels of the Linear products (introzoo.kernels); not part of a run's hash")
     pack: Union[int, Literal["auto"], None] = Field(
         None, description="train compatible runs in packs of at most this many (introzoo.pack); 'auto': as many as fit "
                           "in the GPU's free memory; default: auto on a GPU, 1 (no packing) on the CPU")
@@ -225,7 +226,7 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
     for data, objective, prior, backbone, reg in itertools.product(axes["data"], axes["objective"], axes["prior"],
                                                                    axes["backbone"], regs):
         cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics_for(data),
-                        device=spec.device,
+                        device=spec.device, kernels=spec.kernels,
                         regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]), **train)
         resolved = resolve(cfg, registry)
         if not satisfies(spec.constraints, resolved.objective.config.model_dump()):

@@ -39,7 +39,7 @@ def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
         updates["regularizers"] = list(cli["reg"])
     if cli.get("metric"):
         updates["metrics"] = list(cli["metric"])
-    for key in ("seeds", "select", "executor", "pack", "device", *train_option_names()):
+    for key in ("seeds", "select", "executor", "pack", "device", "kernels", *train_option_names()):
         if cli.get(key) is not None:
             updates[key] = cli[key]
     try:
@@ -56,7 +56,7 @@ _NAMED_WHEN_UNSET = ("iterations", "epochs", "batch_size", "lr", "zdim")
 def default_dir(spec: SweepSpec, file: Path | None) -> Path:
     if file:
         return Path("sweeps") / file.stem
-    body = spec.model_dump(mode="json", exclude={"executor", "executor_options", "name", "pack", "device"})
+    body = spec.model_dump(mode="json", exclude={"executor", "executor_options", "name", "pack", "device", "kernels"})
     body = {k: v for k, v in body.items() if v is not None or k not in train_option_names() or k in _NAMED_WHEN_UNSET}
     if not body.get("regularizer"):  # the regularizer axis, when unused, keeps older directory names
         body.pop("regularizer", None)

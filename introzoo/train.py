@@ -6,6 +6,7 @@ it and leaves a run directory (see :mod:`introzoo.runs`). ``metrics.json`` is wr
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import resume
+from . import kernels, resume
 from .config import ResolvedRun
 from .errors import UsageError
 from .limits import check_fits
@@ -115,6 +116,39 @@ def load(run_dir: str | Path, registry=None, device: str | None = None) -> tuple
     return run, built
 
 
+def choose_kernels(run: ResolvedRun, built: Built) -> tuple[str, str]:
+    """The kernel path of the run's Linear products (:func:`introzoo.kernels.choose`: ``--kernels``, or
+    for ``auto`` the faster path for a few steps of a copy of this run, measured once per machine)."""
+    p = next(built.model.parameters())
+    batch = int(run.train["batch_size"])
+    return kernels.choose(run.kernels, built.device, p.dtype, kernels.linear_shapes(built.model), batch,
+                          timer=lambda path: _time_steps(built, batch, path),
+                          what=f"{run.objective.component.name}+{run.prior.component.name}")
+
+
+def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
+    """Best seconds of one adversarial training step of a copy of the run (objective, model, optimisers)
+    on kernel ``path``; the run's random streams are left as they were."""
+    state = torch.get_rng_state()
+    try:
+        obj = copy.deepcopy(built.objective)
+        x = built.dataset.sample(batch, torch.Generator().manual_seed(0)).to(built.device, p_dtype(built))
+        best = float("inf")
+        with kernels.use(path):
+            for i in range(steps + 1):
+                t = time.perf_counter()
+                obj.train_step(x, 10 ** 9)
+                if i:  # the first step warms up
+                    best = min(best, time.perf_counter() - t)
+        return best
+    finally:
+        torch.set_rng_state(state)
+
+
+def p_dtype(built: Built) -> torch.dtype:
+    return next(built.model.parameters()).dtype
+
+
 def _finite(losses: dict[str, torch.Tensor]) -> bool:
     return all(math.isfinite(float(v)) for v in losses.values())
 
@@ -164,7 +198,10 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
     data_gen = torch.Generator()
     data_gen.manual_seed(run.seed)
-    config = {**run.record(), "device_used": str(built.device)}  # the hash that names the run directory
+    kernel_path, why = choose_kernels(run, built)
+    if progress is not None and isinstance(getattr(progress, "plan", None), list):
+        progress.plan.append(f"kernels {kernel_path} ({why})")
+    config = {**run.record(), "device_used": str(built.device), "kernels_used": kernel_path}  # the hash names the run directory
     saved = resume.load(rd, config["hash"]) if resumable is not None else None
     batches = resume.stream_at(saved, built.dataset, batch_size, data_gen) if saved is not None else None
     if batches is None:  # from the start
@@ -193,35 +230,36 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     t0 = time.perf_counter() - elapsed_before
     if progress and main:
         progress.start(iterations)
-    for it in range(start, iterations):
-        x = next(batches).to(built.device, non_blocking=True)
-        losses = ddp.train_step(built, x, it) if ddp is not None else built.objective.train_step(x, it)
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + v
-        count += 1
-        if (it + 1) % check_every == 0 and not _finite(losses):
-            status, diverged_at = STATUS_DIVERGED, it
-        last = it + 1 == iterations or status == STATUS_DIVERGED
-        if (it + 1) % run.log_every == 0 or last:
-            record = {"iteration": it + 1, **{k: float(v) / count for k, v in sums.items()},
-                      "lr": built.objective.optimizers["encoder"].param_groups[0]["lr"],
-                      "time_s": round(time.perf_counter() - t0, 3)}
-            rd.append_history(record)
-            if hooks:
-                hooks.log(it + 1, record)
-            sums, count = {}, 0
-            if status == STATUS_FINISHED and not all(math.isfinite(v) for v in record.values()):
-                status, diverged_at = STATUS_DIVERGED, it  # found at a coarser check (GPU)
-        if progress and main:
-            progress.update(it + 1, losses)
-        if status == STATUS_DIVERGED:
-            break
-        if image_every and ((it + 1) % image_every == 0 or it + 1 == iterations):
-            save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png", run, it + 1)
-        if resumable is not None and (it + 1 == iterations or resumable.due()):
-            resume.save(rd, config["hash"], built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
-            resumable.mark_saved()
-            resumable.saved(it + 1)
+    with kernels.use(kernel_path):  # --kernels: the Linear products' CPU kernels (introzoo.kernels)
+        for it in range(start, iterations):
+            x = next(batches).to(built.device, non_blocking=True)
+            losses = ddp.train_step(built, x, it) if ddp is not None else built.objective.train_step(x, it)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            if (it + 1) % check_every == 0 and not _finite(losses):
+                status, diverged_at = STATUS_DIVERGED, it
+            last = it + 1 == iterations or status == STATUS_DIVERGED
+            if (it + 1) % run.log_every == 0 or last:
+                record = {"iteration": it + 1, **{k: float(v) / count for k, v in sums.items()},
+                          "lr": built.objective.optimizers["encoder"].param_groups[0]["lr"],
+                          "time_s": round(time.perf_counter() - t0, 3)}
+                rd.append_history(record)
+                if hooks:
+                    hooks.log(it + 1, record)
+                sums, count = {}, 0
+                if status == STATUS_FINISHED and not all(math.isfinite(v) for v in record.values()):
+                    status, diverged_at = STATUS_DIVERGED, it  # found at a coarser check (GPU)
+            if progress and main:
+                progress.update(it + 1, losses)
+            if status == STATUS_DIVERGED:
+                break
+            if image_every and ((it + 1) % image_every == 0 or it + 1 == iterations):
+                save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png", run, it + 1)
+            if resumable is not None and (it + 1 == iterations or resumable.due()):
+                resume.save(rd, config["hash"], built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
+                resumable.mark_saved()
+                resumable.saved(it + 1)
     if progress and main:
         progress.stop()
     elapsed = time.perf_counter() - t0

@@ -1,7 +1,18 @@
+import os
+
 import pytest
 import torch
 
 from introzoo import plugins
+
+# One torch thread for every test, here and in the processes tests start: tests that train run beside
+# each other and beside other work, and more threads than free cores make each step wait on the others
+# (tests of thread options set their own).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+# The suite trains on torch's default kernels (``--kernels auto`` takes aten; tests/test_kernels.py
+# checks the other path and the measured choice).
+os.environ.setdefault("INTROZOO_KERNELS", "aten")
 
 # the register_plugin fixture (the same that plugin authors use)
 pytest_plugins = ["introzoo.testing"]

@@ -15,6 +15,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
+from ..kernels import Linear
+
 
 class ConvConfig(BaseModel):
     """Options of the ``conv`` backbone."""
@@ -47,7 +49,7 @@ class ConvEncoder(nn.Module):
             c = ch
         self.main = nn.Sequential(*layers)
         self.feature_shape = (c, h // s, w // s)
-        self.fc = nn.Linear(c * (h // s) * (w // s), 2 * zdim)
+        self.fc = Linear(c * (h // s) * (w // s), 2 * zdim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.main(x).flatten(1))
@@ -59,7 +61,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         self.feature_shape = tuple(feature_shape)
         c = channels[-1]
-        self.fc = nn.Sequential(nn.Linear(zdim, c * feature_shape[1] * feature_shape[2]),
+        self.fc = nn.Sequential(Linear(zdim, c * feature_shape[1] * feature_shape[2]),
                                 nn.LeakyReLU(0.2, inplace=True))
         layers: list[nn.Module] = []
         for ch in reversed(channels):

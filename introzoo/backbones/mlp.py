@@ -20,6 +20,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from torch import nn
 
+from ..kernels import Linear
+
 
 class MLPConfig(BaseModel):
     """Options of the ``mlp`` backbone."""
@@ -46,8 +48,8 @@ def widths(hidden: int | list[int], layers: int) -> list[int]:
 def _mlp(n_in: int, n_out: int, sizes: list[int]) -> nn.Sequential:
     mods: list[nn.Module] = []
     for a, b in zip([n_in] + sizes[:-1], sizes):
-        mods += [nn.Linear(a, b), nn.ReLU(inplace=True)]
-    mods.append(nn.Linear(sizes[-1], n_out))
+        mods += [Linear(a, b), nn.ReLU(inplace=True)]
+    mods.append(Linear(sizes[-1], n_out))
     return nn.Sequential(*mods)
 
 

@@ -26,6 +26,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
+from ..kernels import Linear
+
 
 class ResNetConfig(BaseModel):
     """Options of the ``resnet`` backbone."""
@@ -91,7 +93,7 @@ class ResNetEncoder(nn.Module):
         self.main = nn.Sequential(*layers)
         s = 2 ** len(channels)
         self.feature_shape = (cc, h // s, w // s)
-        self.fc = nn.Linear(cc * (h // s) * (w // s), 2 * zdim)
+        self.fc = Linear(cc * (h // s) * (w // s), 2 * zdim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.main(x).flatten(1))
@@ -103,7 +105,7 @@ class ResNetDecoder(nn.Module):
         super().__init__()
         self.feature_shape = tuple(feature_shape)
         cc = channels[-1]
-        self.fc = nn.Sequential(nn.Linear(zdim, cc * feature_shape[1] * feature_shape[2]), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(Linear(zdim, cc * feature_shape[1] * feature_shape[2]), nn.ReLU(inplace=True))
         layers: list[nn.Module] = []
         for ch in reversed(channels):
             layers += [ResidualBlock(cc, ch, norm), nn.Upsample(scale_factor=2, mode="nearest")]

@@ -27,8 +27,7 @@ EPS = 1e-14
 
 
 def hist_kl(p: np.ndarray, q: np.ndarray):
-    """sum over bins of p*(log p - log(q + 1e-14)) / n_rows; bins with p = 0 contribute 0 (official).
-    ``p``, ``q``: one histogram (rows, cols) -> a float, or a stack (M, rows, cols) -> M values."""
+    """sum over bins of p*(log p - log(q + 1e-14)) / n_rows; bins with p = 0 contribute 0 (official)."""
     pos = p > 0
     terms = np.where(pos, p * (np.log(np.where(pos, p, 1.0)) - np.log(q + EPS)), 0.0)
     out = terms.sum(axis=(-2, -1)) / p.shape[-2]
@@ -36,7 +35,7 @@ def hist_kl(p: np.ndarray, q: np.ndarray):
 
 
 def hist_jsd(p: np.ndarray, q: np.ndarray):
-    """Official 'JSD': 0.5*(KL(M||P) + KL(M||Q)), M = (P+Q)/2, with :func:`hist_kl`'s scaling (and shapes)."""
+    """Official 'JSD': 0.5*(KL(M||P) + KL(M||Q)), M = (P+Q)/2, with :func:`hist_kl`'s scaling."""
     m = 0.5 * (p + q)
     return 0.5 * (hist_kl(m, p) + hist_kl(m, q))
 
@@ -45,23 +44,6 @@ def histogram(points: np.ndarray, bins: int, half_range: float) -> np.ndarray:
     rng = [[-half_range, half_range], [-half_range, half_range]]
     h, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=bins, density=True, range=rng)
     return h
-
-
-def histograms(points: np.ndarray, bins: int, half_range: float) -> np.ndarray:
-    """:func:`histogram` of M point sets at once: ``points`` (M, n, 2) -> (M, bins, bins), bin for bin
-    what ``numpy.histogram2d(..., density=True)`` gives each set (the same edges, the same
-    ``searchsorted`` placement, the right edge in the last bin, outliers dropped)."""
-    edges = np.linspace(-half_range, half_range, bins + 1)
-    idx = np.searchsorted(edges, points, side="right")
-    idx[points == edges[-1]] -= 1
-    inside = ((idx >= 1) & (idx <= bins)).all(axis=-1)
-    member = np.broadcast_to(np.arange(points.shape[0])[:, None], inside.shape)
-    flat = (member * bins + idx[..., 0] - 1) * bins + idx[..., 1] - 1
-    counts = np.bincount(flat[inside], minlength=points.shape[0] * bins * bins).astype(float)
-    h = counts.reshape(points.shape[0], bins, bins)
-    width = np.diff(edges)
-    total = h.sum(axis=(1, 2), keepdims=True)
-    return h / width.reshape(1, bins, 1) / width.reshape(1, 1, bins) / total
 
 
 #: Monte Carlo draws per point for the KL term of gnELBO when the prior has no closed-form KL (the grid
@@ -90,72 +72,6 @@ def neg_elbo(model, x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
     finally:
         if monte_carlo:
             prior.kl_samples = saved
-
-
-class _NegElbo(torch.nn.Module):
-    """negELBO per point of one model, as a module (what :func:`neg_elbo_many` maps over members)."""
-
-    def __init__(self, model: VAE) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu, logvar = self.model.encode(x)
-        return self.model.kl(mu, logvar) + rec(x, self.model.decode(mu))
-
-
-def batchable(models: list) -> bool:
-    """Whether :func:`neg_elbo_many` and :func:`sample_many` evaluate these models together: VAEs of one
-    architecture (same classes, same parameter shapes) whose prior has a closed-form KL (no random draws
-    inside negELBO)."""
-    m0 = models[0]
-    if not all(type(m) is VAE and type(m.encoder) is type(m0.encoder) and type(m.decoder) is type(m0.decoder)
-               and type(m.prior) is type(m0.prior) and m.prior.closed_form_kl for m in models):
-        return False
-    shapes = [{k: v.shape for k, v in m.state_dict().items()} for m in models]
-    return all(s == shapes[0] for s in shapes)
-
-
-def _mapped(modules: list[torch.nn.Module]):
-    """``f(x)`` evaluating every module on its own slice ``x[i]`` (or all on one shared ``x`` of one
-    dimension less), batched over the members: ``torch.func.stack_module_state`` + ``vmap``."""
-    from torch.func import functional_call, stack_module_state, vmap
-
-    params, buffers = stack_module_state(modules)
-    base = modules[0]
-
-    def one(p, b, x):
-        return functional_call(base, (p, b), (x,))
-
-    def f(x: torch.Tensor, shared: bool) -> torch.Tensor:
-        return vmap(one, in_dims=(0, 0, None if shared else 0))(params, buffers, x)
-
-    return f
-
-
-@torch.no_grad()
-def neg_elbo_many(models: list, x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
-    """:func:`neg_elbo` of M models (:func:`batchable`) at once: ``x`` (N, d) shared by all, or (M, N, d)
-    one set per model -> (M, N). About ``batch_size`` points of all members per batched pass."""
-    for m in models:
-        m.eval()
-    f = _mapped([_NegElbo(m) for m in models])
-    shared = x.dim() == 2
-    step = max(1, batch_size // len(models))
-    chunks = x.split(step, dim=0 if shared else 1)
-    return torch.cat([f(c, shared) for c in chunks], dim=1)
-
-
-@torch.no_grad()
-def sample_many(models: list, n: int, seeds: list[int]) -> torch.Tensor:
-    """``model.sample(n)`` of M models, each right after ``torch.manual_seed(seeds[i])`` (its solo
-    stream), with the decoders evaluated together -> (M, n, d)."""
-    z = []
-    for m, seed in zip(models, seeds):
-        m.eval()
-        torch.manual_seed(seed)
-        z.append(m.prior.sample(n))
-    return _mapped([m.decoder for m in models])(torch.stack(z), False)
 
 
 def grid_points(half_range: float, n: int) -> torch.Tensor:
@@ -202,27 +118,6 @@ class Gnelbo(Metric):
         """gnELBO x1e7 from the grid's and the data's negELBO (float64)."""
         return (data / (grid.sum() + data.sum())).mean().item() * 1e7
 
-    def compute_many(self, ctxs: list[EvalContext]) -> list[dict[str, float]] | None:
-        """:meth:`compute` for the members of a pack, their grid and data negELBO evaluated together
-        (``None`` when the models are not :func:`batchable` or live on different datasets or devices)."""
-        if not _same_data(ctxs) or not batchable([c.model for c in ctxs]):
-            return None
-        c0, key = ctxs[0], f"grid_neg_elbo:{self.config.grid}"
-        data = torch.stack([c.dataset.sample(self.config.n_data, c.generator("gnelbo")) for c in ctxs]).to(c0.device)
-        todo = [c for c in ctxs if key not in c.cache]
-        if todo:
-            pts = grid_points(c0.dataset.metric_range, self.config.grid).to(c0.device)
-            for c, row in zip(todo, neg_elbo_many([c.model for c in todo], pts).cpu()):
-                c.cache[key] = row
-        data_ne = neg_elbo_many([c.model for c in ctxs], data).cpu().double()
-        return [{"gnelbo": self.value(c.cache[key].double(), d)} for c, d in zip(ctxs, data_ne)]
-
-
-def _same_data(ctxs: list[EvalContext]) -> bool:
-    c0 = ctxs[0]
-    return all(c.device == c0.device and type(c.dataset) is type(c0.dataset)
-               and c.dataset.metric_range == c0.dataset.metric_range for c in ctxs)
-
 
 class HistConfig(BaseModel):
     """Options of the histogram metrics ``kl`` and ``jsd``."""
@@ -248,29 +143,6 @@ class _HistMetric(Metric):
         with ctx.seeded(self.name):
             fake = ctx.model.sample(c.n_samples).cpu().numpy().astype(np.float64)
         return histogram(real, c.bins, r), histogram(fake, c.bins, r)
-
-
-    def histograms_many(self, ctxs: list[EvalContext]) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`histograms` of the members of a pack: (M, bins, bins) real and generated, the generated
-        points decoded together (``None``: not :func:`batchable`)."""
-        if not _same_data(ctxs) or not batchable([c.model for c in ctxs]):
-            return None
-        c, r = self.config, ctxs[0].dataset.metric_range
-        seeds, real = [], []
-        for ctx in ctxs:
-            g = ctx.generator(self.name)
-            with ctx.seeded(self.name):  # the seed of the generated points' stream, as compute draws them
-                seeds.append(torch.initial_seed())
-            real.append(ctx.dataset.sample(c.n_samples, g).numpy().astype(np.float64))
-        fake = sample_many([ctx.model for ctx in ctxs], c.n_samples, seeds).cpu().numpy().astype(np.float64)
-        return histograms(np.stack(real), c.bins, r), histograms(fake, c.bins, r)
-
-    def compute_many(self, ctxs: list[EvalContext]) -> list[dict[str, float]] | None:
-        """:meth:`compute` for the members of a pack, histograms and divergences over the member axis."""
-        hists = self.histograms_many(ctxs)
-        if hists is None:
-            return None
-        return [{self.name: float(v)} for v in self.divergence(*hists)]
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         return {self.name: self.divergence(*self.histograms(ctx))}

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from ..errors import UsageError
 from ..losses import rec
-from ..model import VAE
+from ..model import VAE, grouped
 from ..options import TrainOptions as TrainSettings  # the resolved training options an objective receives
 from ..precision import FP32, Precision
 from .members import backward, bmean, lead
@@ -176,12 +176,12 @@ class Objective:
         """The real batch's KL term: ``KL(x)`` per sample, or the scalar of the regularizer that
         replaces it (:meth:`introzoo.regularizers.Regularizer.kl_term`); callers take its mean."""
         for reg in self.regularizers:
-            if reg.replaces_kl and (t := reg.kl_term(self.model, mu, logvar, z, self.iteration)) is not None:
+            if reg.replaces_kl and (t := reg.kl_term(self.model, *grouped(mu, logvar, z), self.iteration)) is not None:
                 return t
         return self.model.kl(mu, logvar)
 
     def encoder_regularization(self, mu, logvar, z) -> torch.Tensor | None:
-        terms = [t for r in self.regularizers if (t := r.encoder_loss(self.model, mu, logvar, z)) is not None]
+        terms = [t for r in self.regularizers if (t := r.encoder_loss(self.model, *grouped(mu, logvar, z))) is not None]
         return sum(terms) if terms else None
 
     # -- checkpoints ----------------------------------------------------------------------------

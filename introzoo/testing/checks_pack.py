@@ -9,8 +9,9 @@ included, and every optimiser's Adam state and learning rate, schedules, regular
 :func:`check_packs` is the check itself, run by :func:`introzoo.testing.check_component` for every
 component whose factory declares ``packable = True``: three members that differ in seed, learning rate,
 the objective's float options and its VAE warm-up (``num_vae``, when it has one) train a few iterations
-in float64 on ``8gaussians`` with a tiny ``mlp`` (an image backbone on ``digits``); any difference over ``tolerance`` (relative, 1e-9) is a
-failure saying where it is.
+on ``8gaussians`` (an image backbone on ``digits``): in float64 with a tiny ``mlp``, where any difference
+over ``tolerance`` (relative, 1e-9) is a failure saying where it is, and in float32 with the dataset's
+default network and batch size, where any difference at all is.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ PACK_KINDS = ("objectives", "priors", "regularizers", "backbones")
 #: the pack check's runs: tiny, a warm-up boundary inside, a history line every iteration
 PACK_RUN = dict(data="8gaussians", backbone="mlp,hidden=8,layers=1", iterations=8, batch_size=16,
                 log_every=1, metrics=[], device="cpu")
+#: the float32 bar: the dataset's default network and batch (``mlp`` 3x256, batch 512 on the 2D sets)
+PACK_RUN_DEFAULT = dict(data="8gaussians", iterations=6, log_every=1, metrics=[], device="cpu")
 
 
 def _close(a: Any, b: Any, tol: float) -> bool:
@@ -172,15 +175,15 @@ def _candidates(kind: str, name: str, options: dict[str, Any]) -> list[dict[str,
     return []
 
 
-def _member_runs(kind: str, name: str, options: dict[str, Any], settings: dict[str, Any]) -> list:
+def _member_runs(kind: str, name: str, options: dict[str, Any], settings: dict[str, Any], base=PACK_RUN) -> list:
     reg = plugins.registry()
     given = options if kind == "objectives" else {}
     obj_spec = _spec(name, options) if kind == "objectives" else settings["objective"]
-    first = resolve(RunConfig(**{**PACK_RUN, **settings, "objective": obj_spec}), reg)
+    first = resolve(RunConfig(**{**base, **settings, "objective": obj_spec}), reg)
     runs = []
     for j, lr in enumerate((2e-3, 1e-3, 5e-3)):
         opts = _member_options(first.objective.component, first.objective.config, given, j)
-        cfg = {**PACK_RUN, **settings, "objective": _spec(first.objective.component.name, opts), "seed": j, "lr": lr}
+        cfg = {**base, **settings, "objective": _spec(first.objective.component.name, opts), "seed": j, "lr": lr}
         runs.append(resolve(RunConfig(**cfg), reg))
     return runs
 
@@ -188,27 +191,37 @@ def _member_runs(kind: str, name: str, options: dict[str, Any], settings: dict[s
 def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tolerance: float = 1e-9) -> None:
     """Packed == one by one for a component declaring ``packable = True`` (skipped otherwise): three
     members trained as one pack and each alone agree in every history line, metric and checkpoint
-    tensor to ``tolerance`` (float64)."""
+    tensor, twice: in float64 on a tiny network to ``tolerance``, and in float32 on the dataset's
+    default network and batch size **bit for bit** (a pack computes each member with its solo kernels,
+    docs/packing.md; any other arithmetic shows up here as a difference)."""
     comp = _component(kind, name)
     if not getattr(comp.factory, "packable", False):
         pytest.skip(f"{_what(comp)} does not declare packable = True")
     options = dict(options or {})
     no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
-    with float64(), tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), \
-            mock.patch("introzoo.pack.save_plots", no_plots), mock.patch.object(ImageDataset, "to_float", _to_float):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), \
+            mock.patch("introzoo.pack.save_plots", no_plots):
         for n, settings in enumerate(_candidates(kind, name, options)):
-            try:
-                runs = _member_runs(kind, name, options, settings)
-                from ..train import build
-                build(runs[0])  # objective, prior and regularizers accept each other
-            except UsageError:
-                continue
-            try:
-                compare_pack(runs, Path(tmp) / str(n), tolerance)
-            except AssertionError as exc:
-                raise AssertionError(f"{_what(comp)} declares packable = True but a pack differs from the "
-                                     f"runs alone ({settings}): {exc}") from None
-            except UsageError as exc:
-                raise AssertionError(f"{_what(comp)} declares packable = True but train_pack refuses it: {exc}") from None
+            with float64(), mock.patch.object(ImageDataset, "to_float", _to_float):
+                try:
+                    runs = _member_runs(kind, name, options, settings)
+                    from ..train import build
+                    build(runs[0])  # objective, prior and regularizers accept each other
+                except UsageError:
+                    continue
+                _compare(comp, settings, runs, Path(tmp) / f"{n}-float64", tolerance)
+            _compare(comp, settings, _member_runs(kind, name, options, settings, PACK_RUN_DEFAULT),
+                     Path(tmp) / f"{n}-float32", 0.0)
             return
     pytest.skip(f"{_what(comp)}: no tiny run of the pack check accepts it")
+
+
+def _compare(comp, settings: dict[str, Any], runs: list, out: Path, tolerance: float) -> None:
+    what = "float64, tiny network" if tolerance else "float32, default network: bit for bit"
+    try:
+        compare_pack(runs, out, tolerance)
+    except AssertionError as exc:
+        raise AssertionError(f"{_what(comp)} declares packable = True but a pack differs from the "
+                             f"runs alone ({what}; {settings}): {exc}") from None
+    except UsageError as exc:
+        raise AssertionError(f"{_what(comp)} declares packable = True but train_pack refuses it: {exc}") from None
