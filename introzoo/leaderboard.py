@@ -52,6 +52,8 @@ class Row:
     unfinished: int = 0
     rank: int | None = None
     published: bool = False
+    column: str = ""  # a reference row's column (``reported``, ``official_reproduced``, ...)
+    verdicts: dict[str, tuple[str, float | None]] = field(default_factory=dict)  # metric -> (verdict, p)
     stats: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     code: set[str] = field(default_factory=set)  # code_of() of each of its runs
 
@@ -181,22 +183,102 @@ def best_values(rows: list[Row], directions: dict[str, str], group_by: str) -> d
     return best
 
 
+#: the verdict's test: Welch's two-sample t-test on (mean, std, n), two-sided, at this level
+ALPHA = 0.05
+#: the name of the sweep file's ``[published]`` column
+REPORTED = "reported"
+
+
+def reference_columns(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, int | None]]:
+    """(name, DATA -> row -> metric -> [mean, std], source, n) of every reference column of a sweep file:
+    ``[published]`` as ``reported`` (``published_source``, ``published_n``), then each
+    ``[references.NAME]`` table (its ``source`` and ``n`` keys beside its dataset tables)."""
+    cols = []
+    if spec.get("published"):
+        cols.append((REPORTED, spec["published"], spec.get("published_source") or "", spec.get("published_n")))
+    for name, table in (spec.get("references") or {}).items():
+        data = {k: v for k, v in table.items() if isinstance(v, dict)}
+        cols.append((name, data, str(table.get("source", "")), table.get("n")))
+    return cols
+
+
 def published_rows(spec: dict[str, Any], datasets: set[str]) -> list[Row]:
-    """Rows of the sweep file's ``[published.DATA]`` tables; a row's key is ``objective``, optionally
-    with ``+ regularizer`` and ``@ prior`` (``"vae + tcvae @ flow"``), shown in those columns."""
+    """Rows of the sweep file's reference columns (:func:`reference_columns`); a row's key is
+    ``objective``, optionally with ``+ regularizer`` and ``@ prior`` (``"vae + tcvae @ flow"``), shown in
+    those columns; its label names the column (``soft (published)``, ``soft (official_reproduced)``)."""
     rows = []
-    for data, per_obj in (spec.get("published") or {}).items():
-        if data not in datasets:
-            continue
-        for obj, metrics in per_obj.items():
-            label, _, prior = (part.strip() for part in obj.partition("@"))
-            row = Row(f"published:{data}:{obj}", data, label.split("+")[0].strip(), f"{label} (published)", prior,
-                      published=True)
-            for m, v in metrics.items():
-                mean, std = (v[0], v[1]) if isinstance(v, (list, tuple)) else (v, float("nan"))
-                row.stats[m] = (float(mean), float(std), 0)
-            rows.append(row)
+    for column, tables, _, n in reference_columns(spec):
+        for data, per_obj in tables.items():
+            if data not in datasets:
+                continue
+            for obj, metrics in per_obj.items():
+                label, _, prior = (part.strip() for part in obj.partition("@"))
+                shown = "published" if column == REPORTED else column
+                row = Row(f"{column}:{data}:{obj}", data, label.split("+")[0].strip(), f"{label} ({shown})", prior,
+                          published=True, column=column)
+                for m, v in metrics.items():
+                    mean, std = (v[0], v[1]) if isinstance(v, (list, tuple)) else (v, float("nan"))
+                    row.stats[m] = (float(mean), float(std), int(n or 0))
+                rows.append(row)
     return rows
+
+
+def welch(ours: tuple[float, float, int], ref: tuple[float, float, int]) -> tuple[str, float | None]:
+    """(verdict, p) of Welch's t-test of our mean against a reference's: ``agrees`` when p >= ALPHA,
+    ``differs`` below; ``untested`` without two seeds on both sides or a reference std. Our std is
+    numpy's (ddof=0, as the leaderboard shows it) and is turned into the sample std (ddof=1) the test
+    needs; a paper's ± is taken as a sample std."""
+    from scipy.stats import ttest_ind_from_stats
+
+    (m1, sd1, n1), (m2, sd2, n2) = ours, ref
+    if n1 < 2 or n2 < 2 or not math.isfinite(sd2) or not math.isfinite(sd1):
+        return "untested", None
+    s1 = sd1 * math.sqrt(n1 / (n1 - 1))
+    if s1 == 0 and sd2 == 0:
+        return ("agrees", 1.0) if m1 == m2 else ("differs", 0.0)
+    p = float(ttest_ind_from_stats(m1, s1, n1, m2, sd2, n2, equal_var=False).pvalue)
+    return ("agrees" if p >= ALPHA else "differs"), p
+
+
+def _prior_name(label: str) -> str:
+    return label.split(",")[0].split(":")[0]
+
+
+def judge(rows: list[Row]) -> dict[str, dict[str, Any]]:
+    """Each reference row's verdict per metric against the one row of ours with its dataset, objective
+    (and prior, where the reference names one); per column, how many (dataset, objective) cells agree in
+    every metric that could be tested."""
+    ours = [r for r in rows if not r.published]
+    summary: dict[str, dict[str, Any]] = {}
+    for ref in (r for r in rows if r.published):
+        match = [r for r in ours if r.data == ref.data and r.objective == ref.objective
+                 and (not ref.prior or _prior_name(r.prior) == ref.prior)]
+        if len(match) != 1:
+            continue
+        for m, stat in ref.stats.items():
+            if m in match[0].stats:
+                ref.verdicts[m] = welch(match[0].stats[m], stat)
+        tested = [v for v, _ in ref.verdicts.values() if v != "untested"]
+        if tested:
+            s = summary.setdefault(ref.column, {"agree": 0, "cells": 0})
+            s["cells"] += 1
+            s["agree"] += all(v == "agrees" for v in tested)
+    return summary
+
+
+def verdict_text(row: Row) -> str:
+    if not row.verdicts:
+        return ""
+    bad = [m for m, (v, _) in row.verdicts.items() if v == "differs"]
+    if bad:
+        return "differs: " + ", ".join(f"{m} p={row.verdicts[m][1]:.2g}" for m in bad)
+    return "agrees" if any(v == "agrees" for v, _ in row.verdicts.values()) else "untested"
+
+
+def summary_lines(summary: dict[str, dict[str, Any]], spec: dict[str, Any]) -> list[str]:
+    sources = {name: src for name, _, src, _ in reference_columns(spec)}
+    return [f"{s['agree']} of {s['cells']} cells agree with {name}" + (f" ({sources[name]})" if sources.get(name) else "")
+            + f" (Welch's t-test, two-sided, {ALPHA:.0%})" for name, s in summary.items()]
 
 
 def metric_direction(name: str) -> str:
@@ -232,7 +314,9 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
                versions: bool = False) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     metrics = list(directions)
     best = best_values(rows, directions, group_by)
+    judged = any(r.verdicts for r in rows)
     header = ["rank", "data", "objective", "prior", "backbone", "n"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
+    header += ["verdict"] if judged else []
     header += ["code"] if versions else []
     body, marks = [], []
     for r in rows:
@@ -246,6 +330,9 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
             flags.append(bool(stat) and not r.published and math.isclose(stat[0], best.get((g, m), math.nan)))
         cells += ["" if r.published else str(r.diverged), "" if r.published else str(r.failed + r.unfinished)]
         flags += [False, False]
+        if judged:
+            cells.append(verdict_text(r))
+            flags.append(False)
         if versions:
             cells.append(code_label(r))
             flags.append(False)
@@ -254,13 +341,21 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
     return header, body, marks
 
 
-def to_json(rows: list[Row], directions: dict[str, str], sort: str | None) -> str:
+def to_json(rows: list[Row], directions: dict[str, str], sort: str | None,
+            summary: dict[str, dict[str, Any]] | None = None) -> str:
     out = []
     for r in rows:
-        out.append({"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "backbone": r.backbone, "published": r.published,
-                    "n": r.finished, "runs": r.n_runs, "diverged": r.diverged, "failed": r.failed, "unfinished": r.unfinished,
-                    "code": sorted(r.code), "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}})
-    return json.dumps({"sort": sort, "directions": directions, "rows": out}, indent=2)
+        row = {"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "backbone": r.backbone, "published": r.published,
+               "n": r.finished, "runs": r.n_runs, "diverged": r.diverged, "failed": r.failed, "unfinished": r.unfinished,
+               "code": sorted(r.code), "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}}
+        if r.published:
+            row["column"] = r.column
+            row["verdict"] = {m: {"verdict": v, "p": p} for m, (v, p) in r.verdicts.items()}
+        out.append(row)
+    body: dict[str, Any] = {"sort": sort, "directions": directions, "rows": out}
+    if summary is not None:
+        body["summary"] = {"test": f"Welch's t-test, two-sided, alpha {ALPHA}", **summary}
+    return json.dumps(body, indent=2)
 
 
 def to_markdown(header, body, marks) -> str:
@@ -275,18 +370,18 @@ def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
     w = csv.writer(buf)
     metrics = list(directions)
     w.writerow(["rank", "data", "objective", "prior", "backbone", "published", "n", "runs", "diverged", "failed", "unfinished"]
-               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["code"])
+               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["code", "column", "verdict"])
     for r in rows:
         vals = []
         for m in metrics:
             s = r.stats.get(m)
             vals += [s[0], s[1]] if s else ["", ""]
         w.writerow([r.rank or "", r.data, r.label, r.prior, r.backbone, r.published, r.finished, r.n_runs, r.diverged, r.failed,
-                    r.unfinished] + vals + [code_label(r)])
+                    r.unfinished] + vals + [code_label(r), r.column, verdict_text(r)])
     return buf.getvalue()
 
 
-def to_html(header, body, marks, title: str) -> str:
+def to_html(header, body, marks, title: str, notes: list[str] = ()) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     trs = []
     for cells, flags in zip(body, marks):
@@ -296,7 +391,8 @@ def to_html(header, body, marks, title: str) -> str:
             "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
             "padding:4px 8px;text-align:right}td:nth-child(-n+5){text-align:left}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
-            "<p>mean ± std over seeds; best per group in bold.</p></body></html>\n")
+            "<p>mean ± std over seeds; best per group in bold.</p>"
+            + "".join(f"<p>{html.escape(x)}</p>" for x in notes) + "</body></html>\n")
 
 
 def select_best(sweep_dir: Path, runs: list[str], metric: str) -> list[str]:
@@ -344,10 +440,13 @@ def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str
     rows, directions = build_rows(records)
     if not rows:
         raise UsageError(f"no runs in '{sweep_dir}' yet" + (f" ({len(skipped)} unreadable)" if skipped else ""))
+    summary = None
     if published:
         rows += published_rows(manifest.get("spec", {}), {r.data for r in rows})
         for m in sorted({m for r in rows if r.published for m in r.stats} - set(directions)):
             directions[m] = metric_direction(m)  # a published metric none of the runs reports
+        summary = judge(rows)
+    notes = summary_lines(summary, manifest.get("spec", {})) if summary else []
     sort_metric = rank(rows, directions, sort, group_by)
     header, body, marks = table_data(rows, directions, group_by, versions=versions)
     title = f"leaderboard: {sweep_dir.name} (ranked by {sort_metric} within {group_by}; mean ± std over seeds)"
@@ -365,15 +464,17 @@ def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str
             src = manifest.get("spec", {}).get("published_source")
             if published and src:
                 console.print(f"published: {src}", highlight=False)
+            for line in notes:
+                console.print(line, highlight=False)
             mixed = mixed_code(rows)
             if mixed and not versions:
                 console.print(f"note: {len(mixed)} row(s) mix runs made by different code (introzoo or plugin "
                               "versions); see them with --versions", highlight=False)
         return
-    text = {"md": lambda: f"**{title}**\n\n" + to_markdown(header, body, marks) + "\n",
+    text = {"md": lambda: f"**{title}**\n\n" + to_markdown(header, body, marks) + "\n" + "".join(f"\n{x}\n" for x in notes),
             "csv": lambda: to_csv(rows, directions),
-            "json": lambda: to_json(rows, directions, sort_metric) + "\n",
-            "html": lambda: to_html(header, body, marks, title)}[fmt]()
+            "json": lambda: to_json(rows, directions, sort_metric, summary) + "\n",
+            "html": lambda: to_html(header, body, marks, title, notes)}[fmt]()
     if out:
         out.write_text(text)
     else:

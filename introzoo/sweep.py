@@ -112,6 +112,8 @@ class SweepSpec(TrainOverrides):
     constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl'; skipped where an option is absent")
     published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> row -> metric -> [mean, std]; a row is 'objective[ + regularizer...][ @ prior]'")
     published_source: str = ""
+    published_n: int | None = Field(None, gt=0, description="seeds behind each published mean ± std (the verdict's n)")
+    references: dict[str, dict[str, Any]] = Field(default_factory=dict, description="further reference columns, from [references.NAME] tables: name -> {source, n, DATA -> row -> metric -> [mean, std]}")
 
     @field_validator("pack", mode="before")
     @classmethod
@@ -153,13 +155,14 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     if not path.exists():
         raise UsageError(f"sweep file '{path}' not found")
     raw = read_toml(path, "sweep file")
-    for table in ("sweep", "published"):
+    for table in ("sweep", "published", "references"):
         if table in raw and not isinstance(raw[table], dict):
             raise ReadError("sweep file", path, f"has a {_TOML_KINDS.get(type(raw[table]), 'value')} for '{table}' where a table "
                                                 f"([{table}]) is expected")
     body = dict(raw.get("sweep", raw))
-    if "published" in raw:
-        body["published"] = raw["published"]
+    for table in ("published", "references"):
+        if table in raw:
+            body[table] = raw[table]
     tables = raw.get("executor")
     if isinstance(tables, dict):  # [executor.submitit] partition = "cpu", ...
         if isinstance(body.get("executor"), dict):  # a file without a [sweep] table
