@@ -7,7 +7,12 @@ Batch losses are the batch means of these.
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+#: log 2π as a Python float: exact in the tensor's own dtype (a ``torch.tensor`` of it would be float32)
+LOG_2PI = math.log(2 * math.pi)
 
 
 def rec(x: torch.Tensor, y: torch.Tensor, lead: int = 0) -> torch.Tensor:
@@ -23,4 +28,4 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))), summed over the last dimension."""
-    return -0.5 * (((z - mu).pow(2) / logvar.exp()) + logvar + torch.log(torch.tensor(2 * torch.pi))).sum(-1)
+    return -0.5 * (((z - mu).pow(2) / logvar.exp()) + logvar + LOG_2PI).sum(-1)

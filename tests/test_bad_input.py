@@ -102,6 +102,8 @@ CASES = [
     ("run-mlp-huge", "run -b mlp,hidden=2000000000 -n 1 --out {w}/o", None, ["backbone 'mlp'", "memory limit"]),
     ("run-seed-2^32", "run --seed 99999999999 -n 1 --out {w}/o", None, ["--seed", "99999999999"]),
     ("run-seed-negative", "run --seed -1 -n 1 --out {w}/o", None, ["--seed", "-1"]),
+    ("run-kernels-unknown", "run --kernels fast -n 1 --out {w}/o", None, ["--kernels", "fast", "onednn"]),
+    ("sweep-kernels-unknown", "sweep -o vae -n 1 --kernels fast --out {w}/s", None, ["--kernels", "fast", "aten"]),
     ("run-out-is-file", "run -n 1 --out {w}/afile", FILE, ["afile", "exists as a file"]),
     ("run-out-under-file", "run -n 1 --out {w}/afile/x", FILE, ["afile", "is a file"]),
     ("run-out-proc", "run -n 1 --out /proc/introzoo-run", None, ["/proc/introzoo-run", "virtual"]),

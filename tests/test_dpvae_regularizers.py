@@ -327,16 +327,17 @@ def test_factor_discriminator_state_round_trips_through_a_checkpoint():
 
 # -- beta-VAE forms ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("t,expected", [(0, 0.0), (1, 25e-5), (40_000, 10.0), (100_000, 25.0), (250_000, 25.0)])
+@pytest.mark.parametrize("t,expected", [(0, 25e-5), (1, 50e-5), (39_999, 10.0), (99_999, 25.0), (250_000, 25.0)])
 def test_capacity_schedule_against_its_formula(t, expected):
+    """C = C_max (t + 1) / C_stop at the 0-based iteration t (the first iteration counts as 1)."""
     assert capacity(t, 25.0, 100_000) == pytest.approx(expected, rel=1e-12)
 
 
 def test_beta_b_uses_the_training_iteration_and_gamma_abs_kl_minus_c():
     obj = vae_objective(BetaB(BetaBConfig(C_max=20.0, C_stop=1000)))
     losses = obj.train_step(batch(), 250)
-    assert losses["capacity"].item() == pytest.approx(5.0)
-    assert losses["kl"].item() == pytest.approx(15.0 * abs(losses["kl_raw"].item() - 5.0), rel=1e-6)
+    assert losses["capacity"].item() == pytest.approx(5.02)  # 20 * (250 + 1) / 1000
+    assert losses["kl"].item() == pytest.approx(15.0 * abs(losses["kl_raw"].item() - 5.02), rel=1e-6)
 
 
 def test_beta_h_vae_loss_is_rec_plus_beta_kl_exactly():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -225,3 +226,56 @@ def test_2d_mog_data_init_is_the_encoders_posterior_of_k_training_points():
         mu, logvar = enc(points).chunk(2, dim=1)
     torch.testing.assert_close(built.model.prior.mu.detach().double(), mu, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(built.model.prior.raw_logvar.detach().double(), logvar, rtol=1e-6, atol=1e-6)
+
+
+# -- details found against the authors' code (soft-boot, beta-b, tcvae, log 2π) ----------------------
+
+def test_soft_boot_gamma_r_is_the_official_bootstraps_one_on_every_dataset():
+    """The official bootstrap trainer's default gamma_r = 1.0 (its main.py never passes -g on)."""
+    from introzoo import plugins
+    from introzoo.config import RunConfig, resolve
+    from introzoo.objectives.soft_boot import SoftBootConfig
+
+    assert SoftBootConfig().gamma_r == 1.0
+    for data in ("8gaussians", "digits"):
+        run = resolve(RunConfig(objective="soft-boot", data=data, metrics=[]), plugins.registry())
+        assert run.objective.config.gamma_r == 1.0
+    soft = resolve(RunConfig(objective="soft", data="8gaussians", metrics=[]), plugins.registry())
+    assert soft.objective.config.gamma_r == 1e-8  # soft keeps its own
+
+
+def test_beta_b_capacity_counts_the_first_iteration_as_one():
+    """Burgess et al.'s reference code and the dpVAE code: C = C_max * (t + 1) / C_stop."""
+    from introzoo.regularizers.beta import capacity
+
+    assert capacity(0, 25.0, 100_000) == 25.0 / 100_000
+    assert capacity(99_999, 25.0, 100_000) == 25.0
+
+
+def test_gaussian_log_prob_is_exact_in_float64():
+    from scipy.stats import multivariate_normal
+
+    from introzoo.losses import gaussian_log_prob
+
+    g = torch.Generator().manual_seed(0)
+    z, mu = torch.randn(50, 3, generator=g, dtype=torch.float64), torch.randn(50, 3, generator=g, dtype=torch.float64)
+    logvar = torch.randn(50, 3, generator=g, dtype=torch.float64) * 0.5
+    got = gaussian_log_prob(z, mu, logvar)
+    ref = [multivariate_normal(mu[i].numpy(), np.diag(logvar[i].exp().numpy())).logpdf(z[i].numpy()) for i in range(50)]
+    assert np.abs(got.numpy() - np.array(ref)).max() < 1e-12
+
+
+def test_tcvae_docstring_states_what_the_official_weight_matrix_fills():
+    """rtqichen/beta-tcvae's log_importance_weight_matrix, replicated: its slices stride by a row, so it
+    fills columns 0 and 1, not the diagonal; introzoo's intended matrix differs and its docstring says so."""
+    import introzoo.regularizers.tcvae as tc
+
+    B, N = 6, 100
+    M = B - 1
+    W = torch.empty(B, B).fill_(1 / M)
+    W.view(-1)[::M + 1] = 1 / N
+    W.view(-1)[1::M + 1] = (N - M) / (N * M)
+    W[M - 1, 0] = (N - M) / (N * M)
+    assert torch.all(W[:, 1] == (N - M) / (N * M)) and W[0, 0] == 1 / N and W[2, 2] == 1 / M
+    doc = " ".join(tc.__doc__.split())
+    assert "column 0" in doc and "column 1" in doc and "vae_quant.py" in doc

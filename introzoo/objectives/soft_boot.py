@@ -20,6 +20,8 @@ Written only with the parts of :class:`~introzoo.objectives.soft.SoftIntroVAE` t
 variants (``redecode``, ``detach_redecoded``, ``step``), as a plugin would. It takes a dataset's
 ``soft`` defaults (``defaults_from``). Where this differs from the official code, and why:
 
+- ``gamma_r`` defaults to 1.0, not ``soft``'s 1e-8: the official bootstrap function's default, and the
+  value every official bootstrap run used (its ``main.py`` parses ``-g`` but never passes it on);
 - the official copy runs after every ``freq``-th *epoch* (default 1; epochs counted from 0, so also
   after the first); here after every ``copy_every``-th *iteration*, counted over the whole run;
 - the official target decoder starts from its own random initialisation until the first copy; here it
@@ -45,6 +47,8 @@ class SoftBootConfig(SoftConfig):
     #: a dataset's defaults for ``soft`` apply (docs/hooks.md, ``defaults_from``)
     defaults_from: ClassVar[str] = "soft"
 
+    gamma_r: float = Field(1.0, gt=0, description="weight of the decoder's reconstruction of fakes (official "
+                                                  "bootstrap code: 1.0, never changed by its -g flag)")
     copy_every: int = Field(1000, gt=0, description="iterations between copies of the decoder into the target "
                                                     "decoder (official: one epoch)")
 

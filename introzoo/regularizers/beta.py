@@ -9,10 +9,12 @@ et al. 2018), as replacements of the objective's real-data KL term (see :mod:`.b
 controlled capacity C increased linearly during training)::
 
     kl_term = gamma * | mean_batch KL(q(z|x) || p(z)) - C(t) |,
-    C(t)    = min(C_max, C_max * t / C_stop),                gamma = 15, C_max = 25 nats, C_stop = 100,000
+    C(t)    = min(C_max, C_max * (t + 1) / C_stop),          gamma = 15, C_max = 25 nats, C_stop = 100,000
 
 ``t`` is the training iteration (0-based, as the objective counts it; the warm-up of an introspective
-objective counts too). The absolute value is of the batch-mean KL, as in Burgess et al.'s objective
+objective counts too). ``t + 1``: the reference code of Burgess et al.'s objective (1Konny/Beta-VAE
+``solver.py``, the capacity from its iteration counter incremented before the step) and the dpVAE
+authors' code both take the first iteration as 1, so the first step already has capacity C_max/C_stop. The absolute value is of the batch-mean KL, as in Burgess et al.'s objective
 ``gamma |KL - C|`` with the KL an expectation over the data.
 
 With the decoupled prior (``flow:L``) the KL is the prior's, computed through ``g_eta`` (seed 004
@@ -52,8 +54,9 @@ class BetaBConfig(BaseModel):
 
 
 def capacity(iteration: int, C_max: float, C_stop: int) -> float:
-    """C(t) = min(C_max, C_max * t / C_stop) (Burgess et al. 2018)."""
-    return min(C_max, C_max * iteration / C_stop)
+    """C(t) = min(C_max, C_max * (t + 1) / C_stop) at the 0-based iteration t (Burgess et al. 2018, as
+    their reference code and the dpVAE code count: the first iteration is 1)."""
+    return min(C_max, C_max * (iteration + 1) / C_stop)
 
 
 class BetaH(Regularizer):

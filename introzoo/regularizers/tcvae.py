@@ -19,9 +19,13 @@ introzoo follows Chen et al. §4 (and its appendix) and their official code (``v
 
 - ``estimator="mws"`` (minibatch weighted sampling, default): ``w_ij = 1/(N B)`` for every j.
 - ``estimator="mss"`` (minibatch stratified sampling): with ``M = B - 1``, ``w_ii = 1/N``, one stratum
-  ``w_{i, i+1 mod B} = (N - M)/(N M)``, all other ``w_ij = 1/M``; each row sums to 1. The official code
-  places the last row's stratified weight at ``[M - 1, 0]`` (row ``M - 1`` gets two, row ``M`` none, and
-  those rows no longer sum to 1); introzoo uses ``[M, 0]``, the cyclic pattern of every other row.
+  ``w_{i, i+1 mod B} = (N - M)/(N M)``, all other ``w_ij = 1/M``; each row sums to 1. This is the matrix
+  Chen et al.'s appendix describes, not the one their code builds: ``log_importance_weight_matrix`` in
+  rtqichen/beta-tcvae ``vae_quant.py`` (copied by iyerkrithika21/dpVAE) writes ``W.view(-1)[::M+1] = 1/N``
+  and ``W.view(-1)[1::M+1] = strat_weight``; with ``M + 1 = B`` these slices stride by a whole row, so they
+  fill **column 0** (every row's first entry gets 1/N) and **column 1** (the stratified weight), not the
+  diagonal and the one beside it, and ``W[M - 1, 0] = strat_weight`` then overwrites one entry of
+  column 0. introzoo keeps the intended matrix above.
 
 ``N`` is the option ``dataset_size``, else the run's training-set size (:attr:`Regularizer.data_size`:
 the dataset's ``n_train``; for a 2D generator, iterations x batch size, the points a run draws), else the
