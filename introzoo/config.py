@@ -117,12 +117,22 @@ class ResolvedRun:
         for key in ("device", "kernels", "log_every", "image_every") + (() if with_seed else ("seed",)):
             d.pop(key, None)
         d["train"] = {k: v for k, v in d["train"].items() if k not in HASH_NEUTRAL or v != HASH_NEUTRAL[k]}
+        choices = {"objective": self.objective, "prior": self.prior, "backbone": self.backbone, "data": self.data,
+                   "regularizers": self.regularizers, "metrics": self.metrics}
         for k, v in list(d.items()):
             if isinstance(v, dict) and "plugin" in v:
-                d[k] = {"name": v["name"], "options": v["options"]}
+                d[k] = {"name": v["name"], "options": _hashed_options(choices[k], v["options"])}
             elif isinstance(v, list):
-                d[k] = [{"name": x["name"], "options": x["options"]} for x in v]
+                d[k] = [{"name": x["name"], "options": _hashed_options(c, x["options"])} for c, x in zip(choices[k], v)]
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _hashed_options(choice: Choice, options: dict[str, Any]) -> dict[str, Any]:
+    """A component's options as the hash sees them: an option added after runs were recorded, at the
+    value that reproduces those runs (the config class's ``hash_neutral``), is left out, so that the
+    earlier runs keep their hash."""
+    neutral = getattr(type(choice.config), "hash_neutral", {})
+    return {k: v for k, v in options.items() if k not in neutral or v != neutral[k]}
 
 
 def _default_metric(comp: Component, dataset: Any):

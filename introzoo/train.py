@@ -82,6 +82,8 @@ def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
         reg.data_size = dataset.n_train or int(run.train["iterations"]) * int(run.train["batch_size"])
     settings = TrainSettings.model_construct(**run.train)  # validated when the run was resolved
     objective = run.objective.component.build(run.objective.config, model=model, regularizers=regs, train=settings)
+    if dataset.n_train:  # a dataset with epochs: schedules counted in epochs (Objective.epoch_length)
+        objective.epoch_length = dataset.steps_per_epoch(int(run.train["batch_size"]))
     return Built(model, objective, dataset, device)
 
 

@@ -387,3 +387,36 @@ def test_two_kl_replacing_regularizers_are_refused():
     model = tiny_model(StandardGaussian(2))
     with pytest.raises(UsageError, match="beta-h, tcvae each replace the KL"):
         VAEObjective(VAEConfig(), model, [BetaH(BetaHConfig()), TCVAE(TCVAEConfig())], TrainSettings())
+
+
+# -- batch_weighting="authors": the dpVAE code's 1/B on the batch-mean terms ---------------------------
+
+def test_authors_batch_weighting_divides_the_batch_mean_terms_by_b():
+    """The dpVAE code sums reconstruction and KL over the batch but averages the TC / MMD / TCVAE terms:
+    relative to introzoo's batch means those terms weigh 1/B. By hand, on one batch (B = 5): factor
+    keeps KL + gamma TC / B, info KL + (lambda - 1) MMD^2 / B, tcvae its whole MI + TC + dwKL term / B."""
+    mu, logvar, z = hand_built_case()
+    b = z.shape[0]
+    model = tiny_model(StandardGaussian(3), zdim=3).double()
+    kl = model.kl(mu, logvar).mean()
+    for cls, cfg in ((TCVAE, TCVAEConfig), (Info, InfoConfig), (Factor, FactorConfig)):
+        terms, logs = {}, {}
+        for w in ("paper", "authors"):
+            reg = cls(cfg(batch_weighting=w, **({"layers": 1, "hidden": 4} if cls is Factor else {})))
+            if cls is Factor:
+                torch.manual_seed(0)
+                reg.bind(model)
+                reg.disc.double()
+            torch.manual_seed(1)  # the MMD's prior samples
+            terms[w] = reg.kl_term(model, mu, logvar, z, 0)
+            logs[w] = getattr(reg, "_logs", {}) or {"tc": getattr(reg, "_tc", None)}
+        if cls is TCVAE:
+            expected = terms["paper"] / b
+        elif cls is Info:
+            expected = kl + 999.0 * logs["paper"]["mmd"] / b
+            assert torch.equal(logs["paper"]["mmd"], logs["authors"]["mmd"])
+        else:
+            expected = kl + 1000.0 * logs["paper"]["tc"] / b
+        torch.testing.assert_close(terms["authors"], expected, rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(terms["authors"], terms["paper"])
+    assert TCVAEConfig().batch_weighting == InfoConfig().batch_weighting == FactorConfig().batch_weighting == "paper"

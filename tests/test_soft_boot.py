@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
 from pydantic import Field
 
-from introzoo import hookimpl
+from introzoo import hookimpl, plugins
 from introzoo.cli import main
+from introzoo.config import RunConfig, resolve
 from introzoo.objectives.base import TrainSettings
 from introzoo.objectives.soft import SoftConfig, SoftIntroVAE
 from introzoo.objectives.soft_boot import SoftBootConfig, SoftIntroVAEBootstrap
@@ -140,6 +142,67 @@ def test_target_decoder_gets_no_gradient_and_is_copied_exactly_every_n_iteration
     assert [i for i, c in enumerate(copied) if c] == [2, 5, 8]
     state = obj.state_dict()["target_decoder"]
     assert all(torch.equal(state[k], v) for k, v in obj.target_decoder.state_dict().items())
+
+
+def _copies(config: SoftBootConfig, epoch_length: int | None, iterations: int) -> list[int]:
+    """The 0-based iterations after which the target decoder took the decoder's weights."""
+    model = small_vae(StandardGaussian(2), seed=0)
+    obj = SoftIntroVAEBootstrap(config, model, train=TrainSettings(lr=1e-2))
+    obj.epoch_length = epoch_length
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for it in range(iterations):
+        obj.train_step(torch.randn(16, 2, generator=g), it)
+        if all(torch.equal(a, b) for a, b in zip(obj.target_decoder.parameters(), model.decoder.parameters())):
+            out.append(it)
+    return out
+
+
+def test_official_copy_schedule_after_epochs_counted_from_zero():
+    """The official loop: ``if epoch % freq == 0`` after each epoch (from 0): with 4 iterations an epoch,
+    freq 1 copies after iterations 3, 7, 11, ...; freq 3 after epochs 0, 3 (iterations 3 and 15)."""
+    assert _copies(SoftBootConfig(num_vae=0), 4, 18) == [3, 7, 11, 15]
+    assert _copies(SoftBootConfig(num_vae=0, copy_every_epochs=3), 4, 18) == [3, 15]
+    assert _copies(SoftBootConfig(num_vae=0, copy_every=5), 4, 12) == [4, 9]  # the iteration form wins
+    assert SoftBootConfig().copy_every is None and SoftIntroVAEBootstrap.DEFAULT_COPY_EVERY == 1000
+
+
+def test_a_run_on_a_dataset_with_epochs_copies_once_an_epoch():
+    from introzoo.train import build
+
+    run = resolve(RunConfig(objective="soft-boot", data="digits", batch_size=64, metrics=[]), plugins.registry())
+    built = build(run)
+    assert built.objective.epoch_length == math.ceil(built.dataset.n_train / 64)
+    run2d = resolve(RunConfig(objective="soft-boot", data="8gaussians", metrics=[]), plugins.registry())
+    assert build(run2d).objective.epoch_length is None  # a generator: copies every 1000 iterations
+
+
+def test_official_warmup_reconstructs_through_the_target_decoder():
+    """``warmup_target=true``: beta_rec*REC(x, D_t(z)) + beta_kl*KL(x); the decoder does not move."""
+    model = small_vae(StandardGaussian(2), seed=0)
+    c = SoftBootConfig(num_vae=3, warmup_target=True, beta_rec=0.7, beta_kl=0.4, copy_every=100)
+    obj = SoftIntroVAEBootstrap(c, model, train=TrainSettings(lr=1e-2))
+    with torch.no_grad():  # a target decoder that differs from the decoder
+        for p in obj.target_decoder.parameters():
+            p.mul_(0.5)
+    dec0 = [p.clone() for p in model.decoder.parameters()]
+    enc0 = [p.clone() for p in model.encoder.parameters()]
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(3)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        rec = (x - obj.target_decoder(z)).pow(2).sum(1).mean()
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+    torch.manual_seed(3)
+    out = obj.train_step(x, 0)
+    assert float(out["loss"]) == pytest.approx(float(0.7 * rec + 0.4 * kl), rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(dec0, model.decoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(enc0, model.encoder.parameters()))
+    plain = SoftIntroVAEBootstrap(SoftBootConfig(num_vae=3, copy_every=100), small_vae(StandardGaussian(2), seed=0),
+                                  train=TrainSettings(lr=1e-2))
+    plain.train_step(x, 0)  # the default warm-up trains the decoder
+    assert any(not torch.equal(a, b) for a, b in zip(dec0, plain.model.decoder.parameters()))
 
 
 # -- a plugin objective from the documented parts ----------------------------------------------------

@@ -10,6 +10,6 @@ def introzoo_register_objectives(register):
     register("intro", intro.build, intro.IntroConfig, "IntroVAE: hard-margin hinge on the fakes' KL (needs m).")
     register("soft", soft.build, soft.SoftConfig, "Soft-IntroVAE: exponential ELBO of fakes for the encoder.")
     register("soft-boot", soft_boot.build, soft_boot.SoftBootConfig,
-             "Soft-IntroVAE with a target decoder copied every copy_every iterations (official bootstrap).")
+             "Soft-IntroVAE with a target decoder copied every epoch or copy_every iterations (official bootstrap).")
     register("soft-prior", soft_prior.build, soft_prior.SoftPriorConfig,
              "Three-player Soft-IntroVAE: a learnable prior cooperates with the decoder.")

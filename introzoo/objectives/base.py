@@ -37,6 +37,9 @@ class Objective:
     #: called with an optimiser before it steps: averages its gradients over the processes of a
     #: data-parallel run (set by :func:`introzoo.distributed.attach`); ``None`` on one process
     reduce_grads = None
+    #: iterations per epoch of the run's dataset (set by :func:`introzoo.train.build`; ``None`` for a
+    #: generator without epochs): for schedules counted in epochs (``soft-boot``'s copies)
+    epoch_length: int | None = None
 
     def __init__(self, config: BaseModel, model: VAE, regularizers: list | None = None,
                  train: TrainSettings | None = None) -> None:
@@ -65,7 +68,8 @@ class Objective:
 
         This is how a pack (:mod:`introzoo.pack`) runs an objective's own :meth:`step` on a view of its
         members: ``model`` is the view (tensors with a leading member dimension), ``config`` holds the
-        members' options (floats as ``(k, 1)`` columns), ``groups`` and ``optimizers`` are keyed like
+        members' options (a float that differs between members as a
+        :class:`~introzoo.objectives.members.MemberOption`), ``groups`` and ``optimizers`` are keyed like
         :meth:`_build_optimizers`'s (the optimisers need only ``zero_grad`` and ``step``), and
         ``phase(iteration)`` answers :meth:`in_warmup` (the pack knows each member's warm-up; it ends the
         warm-up of its members itself). No schedule is built, no regularizer is checked or bound (the

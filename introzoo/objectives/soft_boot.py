@@ -22,12 +22,14 @@ variants (``redecode``, ``detach_redecoded``, ``step``), as a plugin would. It t
 
 - ``gamma_r`` defaults to 1.0, not ``soft``'s 1e-8: the official bootstrap function's default, and the
   value every official bootstrap run used (its ``main.py`` parses ``-g`` but never passes it on);
-- the official copy runs after every ``freq``-th *epoch* (default 1; epochs counted from 0, so also
-  after the first); here after every ``copy_every``-th *iteration*, counted over the whole run;
+- the copy schedule is the official one on datasets with epochs: after epoch ``e`` (counted from 0)
+  when ``e % copy_every_epochs == 0`` (official ``freq``, default 1); ``copy_every`` gives a period in
+  iterations instead (the only form on the 2D generators, default 1000);
 - the official target decoder starts from its own random initialisation until the first copy; here it
   starts as a copy of the decoder;
 - the official warm-up (``num_vae`` epochs) reconstructs through the target decoder, which leaves the
-  decoder untrained during it; here the warm-up is ``soft``'s VAE step with the decoder itself.
+  decoder untrained during it; here the warm-up is ``soft``'s VAE step with the decoder itself, and
+  ``warmup_target=true`` reproduces the official one (:meth:`SoftIntroVAEBootstrap.target_vae_step`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field
 
+from ..losses import rec
+from .members import bmean, lead
 from .soft import SoftConfig, SoftIntroVAE
 
 
@@ -49,8 +53,13 @@ class SoftBootConfig(SoftConfig):
 
     gamma_r: float = Field(1.0, gt=0, description="weight of the decoder's reconstruction of fakes (official "
                                                   "bootstrap code: 1.0, never changed by its -g flag)")
-    copy_every: int = Field(1000, gt=0, description="iterations between copies of the decoder into the target "
-                                                    "decoder (official: one epoch)")
+    copy_every: int | None = Field(None, gt=0, description="iterations between copies of the decoder into the target "
+                                                           "decoder (the iteration form; default: copy_every_epochs on "
+                                                           "datasets with epochs, every 1000 iterations otherwise)")
+    copy_every_epochs: int = Field(1, gt=0, description="official schedule: copy after epoch e (counted from 0) when "
+                                                        "e % copy_every_epochs == 0 (datasets with epochs)")
+    warmup_target: bool = Field(False, description="official warm-up: the VAE warm-up reconstructs through the target "
+                                                   "decoder, so the decoder learns nothing during it")
 
 
 class SoftIntroVAEBootstrap(SoftIntroVAE):
@@ -66,11 +75,43 @@ class SoftIntroVAEBootstrap(SoftIntroVAE):
     def redecode(self, z: torch.Tensor) -> torch.Tensor:
         return self.target_decoder(z)
 
+    #: iterations without copies when neither a dataset's epochs nor ``copy_every`` say otherwise
+    DEFAULT_COPY_EVERY: ClassVar[int] = 1000
+
     def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
-        losses = super().step(x, iteration)
-        if (iteration + 1) % self.config.copy_every == 0:
+        if self.config.warmup_target and self.in_warmup(iteration):
+            losses = self.target_vae_step(x)
+        else:
+            losses = super().step(x, iteration)
+        if self.copies_after(iteration):
             self.copy_to_target()
         return losses
+
+    def copies_after(self, iteration: int) -> bool:
+        """Whether the target decoder takes the decoder's weights after ``iteration`` (0-based): every
+        ``copy_every`` iterations when given; else, on a dataset with epochs (``epoch_length``
+        iterations each), after epoch ``e`` (from 0) with ``e % copy_every_epochs == 0`` (the official
+        ``if epoch % freq == 0``); else every 1000 iterations."""
+        c, done = self.config, iteration + 1
+        if c.copy_every is not None or not self.epoch_length:
+            return done % (c.copy_every or self.DEFAULT_COPY_EVERY) == 0
+        return done % self.epoch_length == 0 and (done // self.epoch_length - 1) % c.copy_every_epochs == 0
+
+    def target_vae_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The official bootstrap warm-up: ``beta_rec*REC(x, D_t(z)) + beta_kl*KL(x)`` with the target
+        decoder ``D_t``; the decoder gets no gradient, only the encoder's (and a learnable prior's)
+        optimisers step."""
+        c, m = self.config, self.model
+        mu, logvar = m.encode(x)
+        z = m.reparameterize(mu, logvar)
+        loss_rec = bmean(m, rec(x, self.target_decoder(z), lead(m)))
+        loss_kl = bmean(m, m.kl(mu, logvar))
+        loss = c.beta_rec * loss_rec + c.beta_kl * loss_kl
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        self.backward(loss)
+        self.step_optimizers(*[k for k in self.optimizers if k != "decoder"])
+        return {"loss": loss.detach(), "rec": loss_rec.detach(), "kl": loss_kl.detach()}
 
     def copy_to_target(self) -> None:
         """The target decoder takes the decoder's current parameters and buffers."""

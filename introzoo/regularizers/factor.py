@@ -23,7 +23,7 @@ With the decoupled prior (``flow:L``, seed 004 Eq. 22) only the KL changes: it i
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,11 @@ class FactorConfig(BaseModel):
     lr: float = Field(1e-4, gt=0, description="discriminator Adam learning rate (Kim & Mnih: 1e-4)")
     beta1: float = Field(0.5, ge=0, lt=1, description="discriminator Adam beta1 (Kim & Mnih: 0.5)")
     beta2: float = Field(0.9, ge=0, lt=1, description="discriminator Adam beta2 (Kim & Mnih: 0.9)")
+    #: options added after runs were recorded, at the value those runs had (left out of the run hash)
+    hash_neutral: ClassVar[dict[str, Any]] = {"batch_weighting": "paper"}
+    batch_weighting: Literal["paper", "authors"] = Field(
+        "paper", description="paper: every term a batch mean; authors: the dpVAE code's weighting, the TC term divided by the "
+                             "batch size (their reconstruction and KL are batch sums, this term a batch mean)")
 
 
 def discriminator(zdim: int, layers: int = 5, hidden: int = 1000) -> nn.Sequential:
@@ -100,7 +105,8 @@ class Factor(Regularizer):
         self._z = z.detach()
         tc = self.tc(z)
         self._tc = tc.detach()
-        return model.kl(mu, logvar).mean() + self.config.gamma * tc
+        scale = 1.0 / z.shape[0] if self.config.batch_weighting == "authors" else 1.0
+        return model.kl(mu, logvar).mean() + self.config.gamma * scale * tc
 
     def train_discriminator(self, z: torch.Tensor) -> torch.Tensor:
         """One step of the discriminator on samples ``z`` of q(z): first half label 1, second half

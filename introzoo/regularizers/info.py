@@ -26,7 +26,7 @@ gradient, so the MMD term trains ``g_eta`` as well as the encoder (``eta`` is in
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +45,11 @@ class InfoConfig(BaseModel):
     kernel: Literal["rbf", "imq"] = Field("rbf", description="rbf exp(-|a-b|^2/c) or imq c/(c + |a-b|^2)")
     c: float | None = Field(None, gt=0, description="kernel scale (default: zdim^2 for rbf, 2*zdim for imq)")
     estimator: Literal["biased", "unbiased"] = Field("biased", description="MMD^2 with (Zhao et al.) or without the diagonals")
+    #: options added after runs were recorded, at the value those runs had (left out of the run hash)
+    hash_neutral: ClassVar[dict[str, Any]] = {"batch_weighting": "paper"}
+    batch_weighting: Literal["paper", "authors"] = Field(
+        "paper", description="paper: every term a batch mean; authors: the dpVAE code's weighting, the MMD term divided by the "
+                             "batch size (their reconstruction and KL are batch sums, this term a batch mean)")
 
 
 def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str, c: float) -> torch.Tensor:
@@ -78,7 +83,8 @@ class Info(Regularizer):
         y = model.prior.sample(z.shape[0], with_grad=model.prior.learnable).to(z.dtype)
         mmd = mmd2(z, y, c.kernel, c.c, c.estimator)
         self._logs = {"mmd": mmd.detach()}
-        term = (c.alpha + c.lam - 1) * mmd
+        scale = 1.0 / z.shape[0] if c.batch_weighting == "authors" else 1.0
+        term = (c.alpha + c.lam - 1) * scale * mmd
         return term + (1 - c.alpha) * model.kl(mu, logvar).mean() if c.alpha != 1 else term
 
     def after_step(self, model, x, iteration):

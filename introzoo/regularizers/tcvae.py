@@ -41,7 +41,7 @@ factorised one (``sg``) it is Chen et al.'s ``sum_k KL(q(z_k) || p(z_k))``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +60,11 @@ class TCVAEConfig(BaseModel):
     gamma: float = Field(15.0, ge=0, description="weight of the dimension-wise KL (seed 004 Table 1: 15)")
     estimator: Literal["mws", "mss"] = Field("mws", description="minibatch weighted (mws) or stratified (mss) sampling")
     dataset_size: int = Field(0, ge=0, description="N of the estimator; 0 = the run's training-set size")
+    #: options added after runs were recorded, at the value those runs had (left out of the run hash)
+    hash_neutral: ClassVar[dict[str, Any]] = {"batch_weighting": "paper"}
+    batch_weighting: Literal["paper", "authors"] = Field(
+        "paper", description="paper: every term a batch mean; authors: the dpVAE code's weighting, the whole MI + TC + dimension-wise KL term divided by the "
+                             "batch size (their reconstruction and KL are batch sums, this term a batch mean)")
 
 
 def log_weights(batch: int, n: int, estimator: str, like: torch.Tensor) -> torch.Tensor:
@@ -107,7 +112,8 @@ class TCVAE(Regularizer):
         n = c.dataset_size or self.data_size or z.shape[0]
         parts = decompose(mu, logvar, z, model.prior.log_prob(z), n, c.estimator)
         self._logs = {k: parts[k].detach() for k in ("mi", "tc", "dwkl")}
-        return c.alpha * parts["mi"] + c.beta * parts["tc"] + c.gamma * parts["dwkl"]
+        scale = 1.0 / z.shape[0] if c.batch_weighting == "authors" else 1.0
+        return scale * (c.alpha * parts["mi"] + c.beta * parts["tc"] + c.gamma * parts["dwkl"])
 
     def after_step(self, model, x, iteration):
         logs, self._logs = self._logs, {}
