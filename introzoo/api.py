@@ -30,6 +30,7 @@ import torch
 from . import train as _loop
 from .config import ResolvedRun, RunConfig, from_json, resolve
 from .errors import UsageError
+from .options import train_option_names
 from .runs import STATUS_FINISHED, RunDir
 
 
@@ -99,21 +100,27 @@ def _specs(value: str | Sequence[str] | None) -> list[str]:
 def resolve_run(*, objective: str = "soft", data: str = "8gaussians", prior: str = "sg",
                 reg: str | Sequence[str] = (), backbone: str | None = None, iterations: int | None = None,
                 epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-                zdim: int | None = None, seed: int = 0, device: str = "auto",
+                zdim: int | None = None, seed: int = 0, device: str = "auto", kernels: str = "auto",
                 metric: str | Sequence[str] | None = None, log_every: int = 100, image_every: int | None = None,
-                data_root: str | Path | None = None) -> ResolvedRun:
+                data_root: str | Path | None = None, **train_options: Any) -> ResolvedRun:
     """Every option of a run spelled out, from the options of ``introzoo run`` (``None``: the dataset's
     or introzoo's default; ``metric=None``: every metric that applies). ``data_root`` sets
-    ``$INTROZOO_DATA_ROOT`` as ``--data-root`` does."""
+    ``$INTROZOO_DATA_ROOT`` as ``--data-root`` does. ``train_options``: the further training options of
+    :class:`introzoo.options.TrainOptions` (``lr_milestones``, ``lr_gamma``, ``precision``, ...), each
+    accepted by name as ``introzoo run`` accepts its flag."""
     from pydantic import ValidationError
 
     from .plugins import state
 
     if data_root is not None:
         os.environ["INTROZOO_DATA_ROOT"] = str(Path(data_root).expanduser().resolve())
+    unknown = sorted(set(train_options) - set(train_option_names()))
+    if unknown:
+        raise TypeError(f"unexpected option {unknown[0]!r}; training options: {', '.join(train_option_names())}")
     options = dict(objective=objective, data=data, prior=prior, regularizers=_specs(reg), backbone=backbone,
                    iterations=iterations, epochs=epochs, batch_size=batch_size, lr=lr, zdim=zdim, seed=seed,
-                   device=device, metrics=_specs(metric) or None, log_every=log_every, image_every=image_every)
+                   device=device, kernels=kernels, metrics=_specs(metric) or None, log_every=log_every,
+                   image_every=image_every, **train_options)
     try:
         cfg = RunConfig(**options)
     except ValidationError as exc:
@@ -121,6 +128,22 @@ def resolve_run(*, objective: str = "soft", data: str = "8gaussians", prior: str
         name = {"regularizers": "reg", "metrics": "metric"}.get(str(err["loc"][0]), str(err["loc"][0]))
         raise UsageError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
     return resolve(cfg, state().registry)
+
+
+def _with_train_options(func):
+    """``func``'s signature with every training option of :class:`~introzoo.options.TrainOptions` it does
+    not name as a keyword (default ``None``: the dataset's or introzoo's), so that ``bind`` and ``help``
+    know them all."""
+    sig = inspect.signature(func)
+    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    named = {p.name for p in params}
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in train_option_names()
+               if n not in named]
+    func.__signature__ = sig.replace(parameters=params)
+    return func
+
+
+resolve_run = _with_train_options(resolve_run)
 
 
 def build(**options: Any) -> Run:

@@ -99,6 +99,28 @@ def test_bad_options_are_refused(tmp_path, kwargs, error, match):
     assert not (tmp_path / "r").exists()
 
 
+def test_the_facade_takes_every_training_option(tmp_path):
+    """Each field of the one options declaration (introzoo.options.TrainOptions) is a keyword of
+    introzoo.train and introzoo.build, and reaches the run's resolved options."""
+    import inspect
+
+    from introzoo import api
+    from introzoo.options import TrainOptions
+
+    values = {"iterations": 3, "epochs": None, "batch_size": 16, "lr": 1e-3, "lr_milestones": [2], "lr_gamma": 0.5,
+              "zdim": 2, "precision": "bf16"}
+    assert set(values) == set(TrainOptions.model_fields)  # a new option: add it here
+    sig = inspect.signature(api.resolve_run).parameters
+    assert set(TrainOptions.model_fields) <= set(sig)
+    built = introzoo.build(data="8gaussians", device="cpu", **values)
+    assert {k: built.config.train.get(k) for k in values if values[k] is not None} == \
+           {k: v for k, v in values.items() if v is not None}
+    run = introzoo.train(out=tmp_path / "r", data="8gaussians", device="cpu", metric=["kl,n_samples=200"],
+                         objective="soft,num_vae=1", threads=1, **values)
+    assert run.status == "finished" and run.config.train["precision"] == "bf16"
+    assert run.config.train["lr_milestones"] == [2] and run.config.train["lr_gamma"] == 0.5
+
+
 def test_load_run_refuses_what_is_not_a_run(tmp_path):
     with pytest.raises(UsageError, match="is not a run directory"):
         introzoo.load_run(tmp_path)
