@@ -118,9 +118,12 @@ def load(run_dir: str | Path, registry=None, device: str | None = None) -> tuple
     return run, built
 
 
-def choose_kernels(run: ResolvedRun, built: Built) -> tuple[str, str]:
+def choose_kernels(run: ResolvedRun, built: Built, ddp: bool = False) -> tuple[str, str]:
     """The kernel path of the run's Linear products (:func:`introzoo.kernels.choose`: ``--kernels``, or
-    for ``auto`` the faster path for a few steps of a copy of this run, measured once per machine)."""
+    for ``auto`` the faster path for a few steps of a copy of this run, measured once per machine; a
+    data-parallel run does not measure, since its steps synchronise the processes: ``aten``)."""
+    if ddp and run.kernels == "auto":
+        return "aten", "data parallel: not measured"
     p = next(built.model.parameters())
     batch = int(run.train["batch_size"])
     return kernels.choose(run.kernels, built.device, p.dtype, kernels.linear_shapes(built.model), batch,
@@ -200,7 +203,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
     data_gen = torch.Generator()
     data_gen.manual_seed(run.seed)
-    kernel_path, why = choose_kernels(run, built)
+    kernel_path, why = choose_kernels(run, built, ddp=ddp is not None)
     if progress is not None and isinstance(getattr(progress, "plan", None), list):
         progress.plan.append(f"kernels {kernel_path} ({why})")
     config = {**run.record(), "device_used": str(built.device), "kernels_used": kernel_path}  # the hash names the run directory
