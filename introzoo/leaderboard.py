@@ -370,14 +370,14 @@ def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
     w = csv.writer(buf)
     metrics = list(directions)
     w.writerow(["rank", "data", "objective", "prior", "backbone", "published", "n", "runs", "diverged", "failed", "unfinished"]
-               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["code", "column", "verdict"])
+               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["column", "verdict", "code"])
     for r in rows:
         vals = []
         for m in metrics:
             s = r.stats.get(m)
             vals += [s[0], s[1]] if s else ["", ""]
         w.writerow([r.rank or "", r.data, r.label, r.prior, r.backbone, r.published, r.finished, r.n_runs, r.diverged, r.failed,
-                    r.unfinished] + vals + [code_label(r), r.column, verdict_text(r)])
+                    r.unfinished] + vals + [r.column, verdict_text(r), code_label(r)])
     return buf.getvalue()
 
 

@@ -137,7 +137,8 @@ def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
     state = torch.get_rng_state()
     try:
         obj = copy.deepcopy(built.objective)
-        x = built.dataset.sample(batch, torch.Generator().manual_seed(0)).to(built.device, p_dtype(built))
+        dtype = next(built.model.parameters()).dtype
+        x = built.dataset.sample(batch, torch.Generator().manual_seed(0)).to(built.device, dtype)
         best = float("inf")
         with kernels.use(path):
             for i in range(steps + 1):
@@ -148,10 +149,6 @@ def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
         return best
     finally:
         torch.set_rng_state(state)
-
-
-def p_dtype(built: Built) -> torch.dtype:
-    return next(built.model.parameters()).dtype
 
 
 def _finite(losses: dict[str, torch.Tensor]) -> bool:

@@ -85,4 +85,4 @@ def test_leaderboard_judges_every_cell_against_every_column(tmp_path, capsys):
     md = capsys.readouterr().out
     assert "| verdict |" in md and "differs: kl p=" in md and "cells agree with" in md
     assert main(["leaderboard", str(tmp_path), "--published", "-f", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines()[0].endswith("code,column,verdict")
+    assert capsys.readouterr().out.splitlines()[0].endswith("column,verdict,code")
