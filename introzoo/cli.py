@@ -14,7 +14,7 @@ from rich.table import Table
 
 from . import __version__, cli_latent, cli_sweep
 from .cli_common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
-                         kernels_option,
+                         default_threads, kernels_option,
                          print_plan, registry, set_data_root, threads_option, train_options, warmup_warning,
                          warn_failures)
 from .cli_errors import DEBUG_ENV, report
@@ -121,8 +121,17 @@ def run(
         dp = DataParallel.from_env()
         quiet = quiet or not dp.main  # process 0 reports
         as_json = as_json and dp.main
+    plan_threads = None
+    if threads is None and not ddp:  # the default from the work's size and the free cores
+        import torch
+
+        n, why = default_threads(getattr(resolved.dataset, "kind", ""))
+        torch.set_num_threads(n)
+        plan_threads = f"threads {n} ({why}; --threads to choose)"
     if not quiet and not as_json:
         print_plan(resolved, out)
+        if plan_threads:
+            console.print(plan_threads, highlight=False)
     image = getattr(resolved.dataset, "kind", "") == "image"
     bar = RichProgress("training", enabled=not quiet and not as_json,
                        batch_size=resolved.train["batch_size"] if image else None,

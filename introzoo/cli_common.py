@@ -105,7 +105,27 @@ def kernels_option(default: str | None = "auto") -> Any:
 
 
 def threads_option() -> Any:
-    return typer.Option(None, "--threads", help="torch CPU threads (torch's default)", rich_help_panel=EXECUTION)
+    return typer.Option(None, "--threads", rich_help_panel=EXECUTION,
+                        help="torch CPU threads (run: 1 on 2D data, else the free cores; other commands: torch's default)")
+
+
+def default_threads(kind: str) -> tuple[int, str]:
+    """(threads, why) when ``--threads`` is not given: one for 2D data (its 256-wide products gain
+    nothing from a second thread and lose much when another process holds a core); for images torch's
+    default, at most the cores the load average leaves free (at least one)."""
+    import os
+
+    import torch
+
+    if kind == "2d":
+        return 1, "2D: one thread"
+    cores = os.cpu_count() or 1
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except OSError:
+        busy = 0
+    n = max(1, min(torch.get_num_threads(), cores - busy))
+    return n, f"{cores} cores, about {busy} busy"
 
 
 def chunk_option(flag: str = "--chunk") -> Any:

@@ -119,3 +119,22 @@ def test_plan_shows_the_prior_options_and_a_covering_warm_up_warns(tmp_path, cap
     assert main(["run", "-o", "soft,num_vae=2", "-n", "5", "--metric", "kl,n_samples=100",
                  "--out", str(tmp_path / "b"), "-q"]) == 0
     assert "warm-up" not in capsys.readouterr().err
+
+
+def test_run_without_threads_takes_one_thread_on_2d_and_says_so(tmp_path, threads, capsys, monkeypatch):
+    """2D runs: one thread unless --threads says otherwise; images: torch's default capped by the cores
+    the load average leaves free; the plan line says which and why."""
+    from introzoo import cli_common
+
+    torch.set_num_threads(2)
+    assert main(["run", "-n", "3", "-m", "kl,n_samples=100", "--out", str(tmp_path / "a")]) == 0
+    assert torch.get_num_threads() == 1 and "threads 1 (2D: one thread" in capsys.readouterr().out
+    torch.set_num_threads(2)
+    assert main(["run", "-n", "3", "-m", "kl,n_samples=100", "--threads", "2", "--out", str(tmp_path / "b")]) == 0
+    assert torch.get_num_threads() == 2 and "threads 1" not in capsys.readouterr().out
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.getloadavg", lambda: (2.6, 0.0, 0.0))
+    torch.set_num_threads(4)
+    assert cli_common.default_threads("image") == (1, "4 cores, about 3 busy")
+    monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert cli_common.default_threads("image")[0] == 4
