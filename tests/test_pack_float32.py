@@ -42,7 +42,7 @@ def test_intro_float32_default_network_bit_for_bit(tmp_path):
 
 def test_soft_prior_mog_clip_logvar_float32_default_network_bit_for_bit(tmp_path):
     members = [dict(seed=0, opts="num_vae=10"), dict(seed=1, opts="gamma=0.7,beta_kl=0.3,gamma_r=0.3,num_vae=20")]
-    runs = _runs("soft-prior", members, prior="mog:8", regularizers=["clip-logvar"], iterations=160)
+    runs = _runs("soft-prior", members, prior="mog:8,kl_samples=20", regularizers=["clip-logvar"], iterations=160)
     assert compare_pack(runs, tmp_path, 0.0) == ["finished", "finished"]
 
 
