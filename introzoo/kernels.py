@@ -8,8 +8,8 @@
 - ``auto`` (the default): whichever of the two is faster on this machine for the run, measured once
   (a few training steps of a copy of the run's objective and model on each path, the best time of
   each; about a second, the run's own random streams untouched) and cached per processor, torch
-  version, thread count, objective, batch and layer shapes in ``~/.cache/introzoo/kernels.json``
-  (``$INTROZOO_CACHE``); ``$INTROZOO_KERNELS=aten|onednn`` makes ``auto`` take that path. Float64 models, GPUs and machines without
+  version, thread count, objective, batch and layer shapes in ``kernels.json`` of introzoo's cache
+  (``$INTROZOO_CACHE``, else ``~/.cache/introzoo``); ``$INTROZOO_KERNELS=aten|onednn`` makes ``auto`` take that path. Float64 models, GPUs and machines without
   oneDNN always take ``aten``.
 
 The choice is an execution option like ``--device``: recorded in ``config.json`` (``kernels`` as asked,
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -31,6 +30,8 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .paths import cache_dir
 
 PATHS = ("aten", "onednn")
 #: an environment variable that makes ``auto`` mean one path (the test suite: ``aten``)
@@ -84,10 +85,6 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
-def active() -> str:
-    return _active
-
-
 @contextmanager
 def use(path: str) -> Iterator[None]:
     """Route :func:`linear` through ``path`` inside the block."""
@@ -106,34 +103,8 @@ def linear_shapes(model: nn.Module) -> list[tuple[int, int]]:
     return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-def measure(shapes: list[tuple[int, int]], batch: int, repeats: int = 5) -> dict[str, float]:
-    """Seconds per forward + backward of products of ``shapes`` at ``batch`` rows, per available path
-    (the best of ``repeats`` after a warm-up), on this process's threads."""
-    g = torch.Generator().manual_seed(0)
-    ws = [(torch.randn(o, i, generator=g) * 0.05).requires_grad_() for i, o in shapes]
-    bs = [torch.zeros(o, requires_grad=True) for _, o in shapes]
-    xs = [torch.randn(batch, i, generator=g).requires_grad_() for i, _ in shapes]
-    out = {}
-    for path in PATHS:
-        if not available(path):
-            continue
-        with use(path):
-            def once():
-                loss = sum(linear(x, w, b).sum() for x, w, b in zip(xs, ws, bs))
-                loss.backward()
-            once()
-            best = float("inf")
-            for _ in range(repeats):
-                t = time.perf_counter()
-                once()
-                best = min(best, time.perf_counter() - t)
-        out[path] = best
-    return out
-
-
 def cache_path() -> Path:
-    root = os.environ.get("INTROZOO_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "introzoo" / "kernels.json"
+    return cache_dir() / "kernels.json"
 
 
 def _cpu() -> str:
@@ -150,10 +121,10 @@ _memo: dict[str, tuple[str, dict[str, float]]] = {}
 
 
 def choose(requested: str, device: torch.device, dtype: torch.dtype, shapes: list[tuple[int, int]],
-           batch: int, timer: Callable[[str], float] | None = None, what: str = "") -> tuple[str, str]:
+           batch: int, timer: Callable[[str], float], what: str = "") -> tuple[str, str]:
     """(path, why) for a run: ``requested`` unless ``auto``; ``auto`` reads the cached measurement of
-    this machine, these shapes and ``what`` (e.g. the objective), or measures: ``timer(path)`` (seconds
-    of one training step on that path) when given, else :func:`measure` of the bare products."""
+    this machine, these shapes and ``what`` (e.g. the objective), or measures ``timer(path)`` (seconds
+    of one training step on that path) for each available path and caches it."""
     if requested not in CHOICES:
         raise ValueError(f"unknown kernels '{requested}'; choose one of: {', '.join(CHOICES)}")
     if device.type != "cpu" or dtype != torch.float32 or not shapes:
@@ -173,8 +144,7 @@ def choose(requested: str, device: torch.device, dtype: torch.dtype, shapes: lis
             cached = {}
         if not isinstance(cached, dict) or key not in cached:
             cached = cached if isinstance(cached, dict) else {}
-            cached[key] = ({p: timer(p) for p in PATHS if available(p)} if timer is not None
-                           else measure(shapes, batch))
+            cached[key] = {p: timer(p) for p in PATHS if available(p)}
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -35,7 +35,7 @@ from .objectives.members import MemberOption
 from .packed import MaskedAdam, MembersOptimizer, PackedVAE
 from .packed_members import MembersAdam, MemberRegularizer
 from .perf import tune_allocator
-from .plots import save_image_progress, save_plots
+from .plots import save_image_progress
 from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
 #: options that may differ between members (the rest must be equal)
@@ -280,7 +280,7 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
 
 def _finish(runs, pack: Pack, rds: list[RunDir], configs, diverged_at, iterations: int, elapsed: float):
     """Each member's checkpoint and ``metrics.json`` (written last, atomically, member by member); a
-    finished member is evaluated as its solo run evaluates itself (:func:`introzoo.train.evaluate` on
+    finished member is evaluated as its solo run evaluates itself (:func:`introzoo.train.evaluate_run` on
     its own model: the same kernels, so the same values)."""
     results: list[dict[str, Any]] = []
     for i, run in enumerate(runs):
@@ -301,12 +301,6 @@ def _finish(runs, pack: Pack, rds: list[RunDir], configs, diverged_at, iteration
         torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
                     "iterations": done, "config": configs[i]}, rds[i].checkpoint)
         ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
-        t1 = time.perf_counter()
-        result["metrics"], result["directions"] = solo.evaluate(solo.run_metrics(run), ctx)
-        result["eval_times_s"] = ctx.times
-        if ctx.info:
-            result["metric_info"] = ctx.info
-        result["plots"] = save_plots(run, built, rds[i].path, ctx)
-        result["eval_time_s"] = round(time.perf_counter() - t1, 3)
+        result.update(solo.evaluate_run(run, built, rds[i].path, ctx))
         atomic_write_json(rds[i].metrics, result)
     return results

@@ -88,3 +88,10 @@ def check_output_file(path: str | Path, flag: str = "--out", suffixes: tuple[str
         return path
     _check_parents(path, flag, create_parents=create_parents)
     return path
+
+
+def cache_dir() -> Path:
+    """introzoo's cache: ``$INTROZOO_CACHE``, else ``~/.cache/introzoo`` (extractor weights, the kernel
+    measurements of :mod:`introzoo.kernels`)."""
+    env = os.environ.get("INTROZOO_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "introzoo"

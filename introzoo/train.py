@@ -173,6 +173,21 @@ def evaluate(metrics: list[Any], ctx: EvalContext) -> tuple[dict[str, float], di
     return values, directions
 
 
+def evaluate_run(run: ResolvedRun, built: Built, path: Path, ctx: EvalContext) -> dict[str, Any]:
+    """A finished run's evaluation, as ``metrics.json`` records it: ``metrics``, ``directions``, each
+    metric's time (``eval_times_s``), ``metric_info`` if any, the plots and the total ``eval_time_s``
+    (a solo run and each member of a pack, :mod:`introzoo.pack`)."""
+    t1 = time.perf_counter()
+    out: dict[str, Any] = {}
+    out["metrics"], out["directions"] = evaluate(run_metrics(run), ctx)
+    out["eval_times_s"] = ctx.times
+    if ctx.info:
+        out["metric_info"] = ctx.info
+    out["plots"] = save_plots(run, built, path, ctx)
+    out["eval_time_s"] = round(time.perf_counter() - t1, 3)
+    return out
+
+
 def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
           resumable: resume.Resumable | None = None, eval_chunk: int | None = None, ddp: Any = None) -> dict[str, Any]:
     """Train and evaluate one run; returns the content of ``metrics.json``.
@@ -285,13 +300,7 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         ctx = EvalContext(built.model, built.dataset, built.device, run.seed, chunk=eval_chunk or EVAL_CHUNK)
         if getattr(progress, "eval_phases", None) is not None:
             ctx.progress = progress.eval_phases
-        t1 = time.perf_counter()
-        result["metrics"], result["directions"] = evaluate(run_metrics(run), ctx)
-        result["eval_times_s"] = ctx.times
-        if ctx.info:
-            result["metric_info"] = ctx.info
-        result["plots"] = save_plots(run, built, rd.path, ctx)
-        result["eval_time_s"] = round(time.perf_counter() - t1, 3)
+        result.update(evaluate_run(run, built, rd.path, ctx))
     atomic_write_json(rd.metrics, result)
     rd.resume.unlink(missing_ok=True)
     hooks.end(result)

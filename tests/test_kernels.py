@@ -103,7 +103,7 @@ def test_the_kernel_path_is_recorded_and_not_part_of_the_hash(tmp_path):
 
 def test_auto_measures_once_and_caches_per_machine(tmp_path, monkeypatch):
     monkeypatch.delenv(kernels.ENV, raising=False)
-    monkeypatch.setenv("INTROZOO_CACHE", str(tmp_path / "kernels.json"))
+    monkeypatch.setenv("INTROZOO_CACHE", str(tmp_path))
     monkeypatch.setattr(kernels, "_memo", {})
     calls = []
     timer = lambda path: calls.append(path) or {"aten": 2.0, "onednn": 1.0}[path]  # noqa: E731
@@ -116,7 +116,7 @@ def test_auto_measures_once_and_caches_per_machine(tmp_path, monkeypatch):
     assert kernels.choose(*args, timer=timer, what="soft") == ("onednn", "measured: aten 2000.00 ms, onednn 1000.00 ms")
     assert len(calls) == 2
     assert kernels.choose("aten", *args[1:], timer=timer)[0] == "aten"  # asked for: no measurement
-    assert kernels.choose("auto", torch.device("cpu"), torch.float64, [(2, 8)], 16)[0] == "aten"
+    assert kernels.choose("auto", torch.device("cpu"), torch.float64, [(2, 8)], 16, timer)[0] == "aten"
     monkeypatch.setenv(kernels.ENV, "aten")
     assert kernels.choose(*args, timer=timer, what="soft")[0] == "aten"
 
@@ -125,7 +125,7 @@ def test_auto_picks_a_path_by_timing_a_copy_without_touching_the_run(tmp_path, m
     """``--kernels auto`` times steps of a copy of the run: the run itself is the one the chosen path
     gives when asked for directly (its random streams untouched)."""
     monkeypatch.delenv(kernels.ENV, raising=False)
-    monkeypatch.setenv("INTROZOO_CACHE", str(tmp_path / "kernels.json"))
+    monkeypatch.setenv("INTROZOO_CACHE", str(tmp_path))
     monkeypatch.setattr(kernels, "_memo", {})
     train(_run("soft,num_vae=5", "auto", iterations=10), tmp_path / "auto")
     chosen = json.loads((tmp_path / "auto" / "config.json").read_text())["kernels_used"]

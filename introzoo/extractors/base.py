@@ -11,17 +11,12 @@ computes at build time; a factory without them is called without them.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from ..paths import cache_dir  # noqa: F401 - the extractors' cache root, kept importable here
 
-def cache_dir() -> Path:
-    """``$INTROZOO_CACHE``, else ``~/.cache/introzoo``."""
-    env = os.environ.get("INTROZOO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "introzoo"
 
 
 class Extractor(nn.Module):

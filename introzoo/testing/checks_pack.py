@@ -199,8 +199,7 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
         pytest.skip(f"{_what(comp)} does not declare packable = True")
     options = dict(options or {})
     no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
-    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), \
-            mock.patch("introzoo.pack.save_plots", no_plots):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots):  # packs too
         for n, settings in enumerate(_candidates(kind, name, options)):
             with float64(), mock.patch.object(ImageDataset, "to_float", _to_float):
                 try:
