@@ -16,7 +16,9 @@ a fresh process, and prints iterations/s, ratios and peak memory, with SPEC §8'
 - ``reference+alloc``: the same loop with introzoo's allocator settings, to separate the two gains;
 - ``introzoo-onednn``: introzoo with ``--kernels onednn`` (the Linear products through oneDNN,
   :mod:`introzoo.kernels`); ``introzoo`` itself is ``--kernels aten`` (torch's default, MKL);
-- ``introzoo-bf16``: introzoo with ``--precision bf16`` (autocast forwards, float32 master weights).
+- ``introzoo-bf16``: introzoo with ``--precision bf16`` (autocast forwards, float32 master weights);
+- ``introzoo-compile`` (only with ``--compile``): introzoo with the encoder and decoder through
+  ``torch.compile`` (inductor's CPU backend: fused elementwise kernels, prepacked weights).
 
 It also measures the machine's own GEMM rate for the step's shapes (the 256 x 256 products at batch 512
 and 1024, forward and backward; float32 through MKL and oneDNN, bfloat16) and prints the fraction of
@@ -25,12 +27,12 @@ same figures with ``ratio_fp32`` (the best float32 path / the authors' loop) and
 
     python benchmarks/speed_2d.py                 # defaults: 600 timed iterations per loop
     python benchmarks/speed_2d.py --iterations 1000 --threads 2 --device cpu
+    python benchmarks/speed_2d.py --iterations 100 --blocks 1 --threads 1 --compile
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import resource
@@ -200,7 +202,10 @@ def time_loop(role: str, iterations: int, batch_size: int, device: torch.device)
         from introzoo import kernels
 
         precision = "bf16" if role == "introzoo-bf16" else "fp32"
-        ours = SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4, precision=precision))
+        model = make_model(device)
+        if role == "introzoo-compile":  # inductor: the encoder's and decoder's forward and backward fused
+            model.encoder, model.decoder = torch.compile(model.encoder), torch.compile(model.decoder)
+        ours = SoftIntroVAE(c, model, train=TrainSettings(lr=2e-4, precision=precision))
         path = "onednn" if role == "introzoo-onednn" else "aten"
 
         def fn(x):
@@ -224,12 +229,27 @@ def time_loop(role: str, iterations: int, batch_size: int, device: torch.device)
 
 
 ROLES = ("introzoo", "reference", "reference+alloc", "introzoo-onednn", "introzoo-bf16")
+COMPILE = "introzoo-compile"  # with --compile: minutes of compilation per process before the timing
+
+
+def gemm_peaks(device: torch.device, thread_counts: tuple[int, ...] = (1, 2)) -> dict[str, dict[str, float]]:
+    """:func:`gemm_peak` at each thread count (CPU; a GPU has one figure), keyed by the count."""
+    if device.type != "cpu":
+        return {str(torch.get_num_threads()): gemm_peak(device)}
+    before, out = torch.get_num_threads(), {}
+    try:
+        for n in thread_counts:
+            torch.set_num_threads(n)
+            out[str(n)] = gemm_peak(device)
+    finally:
+        torch.set_num_threads(before)
+    return out
 
 
 def gemm_peak(device: torch.device, seconds: float = 0.3) -> dict[str, float]:
     """GFLOP/s of this machine's products at the step's shapes (x (B, 256) @ W (256, 256)^T forward, and
     the two backward products, B = 512 and 1024), per kind: float32 via MKL (``aten``) and oneDNN, and
-    bfloat16; the best of repeated timings."""
+    bfloat16; the best of repeated timings, at the current thread count."""
     from introzoo import kernels
 
     out: dict[str, float] = {}
@@ -269,7 +289,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)  # internal: one timing block
+    ap.add_argument("--compile", action="store_true",
+                    help="also time introzoo with torch.compile'd networks (compiles for minutes per block)")
+    ap.add_argument("--role", choices=ROLES + (COMPILE,), help=argparse.SUPPRESS)  # internal: one timing block
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -282,9 +304,10 @@ def main() -> None:
     max_rel = check_same_losses(device, c, args.batch_size)
     flops = count_flops(device, c, args.batch_size)
     per = max(1, args.iterations // args.blocks)
-    totals = {r: {"seconds": 0.0, "iterations": 0, "peak_rss_mib": 0.0} for r in ROLES}
+    roles = ROLES + ((COMPILE,) if args.compile else ())
+    totals = {r: {"seconds": 0.0, "iterations": 0, "peak_rss_mib": 0.0} for r in roles}
     for _ in range(args.blocks):
-        for role in ROLES:
+        for role in roles:
             cmd = [sys.executable, __file__, "--role", role, "--iterations", str(per), "--batch-size",
                    str(args.batch_size), "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
             block = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
@@ -295,9 +318,13 @@ def main() -> None:
             if "peak_cuda_mib" in block:
                 t["peak_cuda_mib"] = max(t.get("peak_cuda_mib", 0.0), block["peak_cuda_mib"])
     its = {r: t["iterations"] / t["seconds"] for r, t in totals.items()}
-    peak = gemm_peak(device)
+    threads = args.threads or torch.get_num_threads()
+    peaks = gemm_peaks(device, tuple(sorted({1, 2, threads})))
+    peak = peaks[str(threads)] if str(threads) in peaks else next(iter(peaks.values()))
     gflop = flops["introzoo"] / 1e9
-    best_fp32 = max(its["introzoo"], its["introzoo-onednn"])
+    fp32_paths = {"aten": its["introzoo"], "onednn": its["introzoo-onednn"], "compile": its.get(COMPILE, 0.0)}
+    best_path = max(fp32_paths, key=fp32_paths.get)
+    best_fp32 = fp32_paths[best_path]
     fp32_peak = max(v for k, v in peak.items() if k.startswith("fp32"))
     fraction = {"introzoo": its["introzoo"] * gflop / fp32_peak, "introzoo-onednn": its["introzoo-onednn"] * gflop / fp32_peak,
                 "introzoo-bf16": its["introzoo-bf16"] * gflop / peak["bf16"] if peak.get("bf16") else None}
@@ -307,8 +334,8 @@ def main() -> None:
         "ratio": round(its["introzoo"] / its["reference"], 3),
         "ratio_fp32": round(best_fp32 / its["reference"], 3),
         "ratio_bf16": round(its["introzoo-bf16"] / its["reference"], 3),
-        "best_fp32_path": "onednn" if its["introzoo-onednn"] > its["introzoo"] else "aten",
-        "gemm_peak_gflop_s": peak,
+        "best_fp32_path": best_path,
+        "gemm_peak_gflop_s": peak, "gemm_peak_gflop_s_by_threads": peaks,
         "fraction_of_peak": {k: (round(v, 3) if v is not None else None) for k, v in fraction.items()},
         "ratio_same_allocator": round(its["introzoo"] / its["reference+alloc"], 3),
         "max_rel_loss_diff": max_rel,
@@ -328,13 +355,16 @@ def main() -> None:
           f"GFLOP (matrix products): {result['flop_ratio']:.3f}x fewer")
     print(f"  introzoo                    {its['introzoo']:8.2f} it/s   peak RSS {result['peak_rss_mib']['introzoo']:.0f} MiB")
     print(f"  reference loop              {its['reference']:8.2f} it/s   peak RSS {result['peak_rss_mib']['reference']:.0f} MiB"
-          f"   (SPEC §8: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
+          f"   (the official loop: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
     print(f"  reference + introzoo alloc  {its['reference+alloc']:8.2f} it/s")
     print(f"  ratio introzoo / reference  {result['ratio']:8.3f}x   (fewer passes alone: {result['ratio_same_allocator']:.3f}x)")
     print(f"  introzoo --kernels onednn   {its['introzoo-onednn']:8.2f} it/s")
     print(f"  introzoo --precision bf16   {its['introzoo-bf16']:8.2f} it/s")
-    print(f"  GEMM peak of this machine at the step's shapes (GFLOP/s): "
-          + ", ".join(f"{k} {v:g}" for k, v in peak.items()))
+    if COMPILE in its:
+        print(f"  introzoo, torch.compile     {its[COMPILE]:8.2f} it/s   (networks compiled by inductor)")
+    for n, pk in peaks.items():
+        print(f"  GEMM peak of this machine at the step's shapes, {n} thread{'s' if n != '1' else ''} (GFLOP/s): "
+              + ", ".join(f"{k} {v:g}" for k, v in pk.items()))
     print("  fraction of the peak reached (matrix FLOPs x it/s / peak): "
           + ", ".join(f"{k} {v:.2f}" for k, v in result["fraction_of_peak"].items() if v is not None))
     print(f"  best float32 / reference    {result['ratio_fp32']:8.3f}x  ({result['best_fp32_path']})   "

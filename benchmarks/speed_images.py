@@ -78,11 +78,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_last: bool, blocks: int = 2) -> dict:
-    ours = SoftIntroVAE(CONFIG, make_model(device, channels_last=channels_last), [], TrainSettings())
+def _ours(device: torch.device, channels_last: bool, precision: str = "fp32", path: str = "aten"):
+    """introzoo's step with a precision and a kernel path for the Linear products (the ``fc`` layers)."""
+    from introzoo import kernels
+
+    obj = SoftIntroVAE(CONFIG, make_model(device, channels_last=channels_last), [], TrainSettings(precision=precision))
+
+    def step(x, i):
+        with kernels.use(path):
+            return obj.train_step(x, i)
+    return step
+
+
+def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_last: bool, blocks: int = 2,
+            variants: bool = True) -> dict:
+    from introzoo import kernels
+
     ref = ReferenceLoop(make_model(device, channels_last=channels_last), CONFIG, 2e-4, log_pass=False)
-    loops = {"introzoo": lambda x, i: ours.train_step(x, i),
+    loops = {"introzoo": _ours(device, channels_last),
              "reference": lambda x, i: ref.step(x, torch.randn(x.shape[0], 32, device=device))}
+    if variants and device.type == "cpu":  # the other CPU paths of docs/speed.md
+        if kernels.available("onednn"):
+            loops["introzoo-onednn"] = _ours(device, channels_last, path="onednn")
+        loops["introzoo-bf16"] = _ours(device, channels_last, precision="bf16")
     data, source = batches(batch, device)
     seconds, peaks = {k: 0.0 for k in loops}, {}
     for name, fn in loops.items():
@@ -110,6 +128,7 @@ def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_
     return {"device": name, "data": source, "steps": done, "batch": batch,
             "it_per_s": round(its["introzoo"], 3), "images_per_s": round(its["introzoo"] * batch, 1),
             "reference_it_per_s": round(its["reference"], 3), "ratio": round(its["introzoo"] / its["reference"], 3),
+            "variants_it_per_s": {k: round(v, 3) for k, v in its.items() if k.startswith("introzoo-")},
             "peak_memory_mib": round(peaks["introzoo"], 1), "reference_peak_memory_mib": round(peaks["reference"], 1),
             "peak_memory_of": "cuda allocated" if device.type == "cuda" else "process RSS",
             "max_rel_loss_diff": check_same_losses(device, CONFIG, 16, make=lambda d: make_model(d, norm="none"),
@@ -147,6 +166,8 @@ def main() -> None:
         print(f"{r['device'][:34]:34s} {r['it_per_s']:8.2f} {r['images_per_s']:9.1f} {r['reference_it_per_s']:9.2f} "
               f"{r['ratio']:5.2f}x {r['peak_memory_mib']:9.1f} {r['reference_peak_memory_mib']:8.1f}  "
               f"{r['data']} ({r['peak_memory_of']})")
+        for k, v in r["variants_it_per_s"].items():
+            print(f"  {k:32s} {v:8.2f} {v * r['batch']:9.1f} {'':9s} {v / r['reference_it_per_s']:5.2f}x")
         print(f"  same losses as the official order given the same noise (no BatchNorm): max relative "
               f"difference {r['max_rel_loss_diff']:.2e}")
 
