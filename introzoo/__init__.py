@@ -7,7 +7,7 @@ From Python (:mod:`introzoo.api`)::
 
     import introzoo
 
-    run = introzoo.train(objective="soft", prior="sg", data="8gaussians", iterations=2000, seed=0)
+    run = introzoo.train(objective="soft", prior="sg", data="8gaussians", iterations=4000, seed=0)
     run.metrics, run.sample(1000)
     introzoo.build(prior="mog:10").model      # untrained
     introzoo.load_run("runs/...")             # a saved run

@@ -4,7 +4,7 @@
 
     import introzoo
 
-    run = introzoo.train(objective="soft", prior="sg", data="8gaussians", iterations=2000, seed=0)
+    run = introzoo.train(objective="soft", prior="sg", data="8gaussians", iterations=4000, seed=0)
     run.metrics           # the metrics of metrics.json
     run.sample(1000)      # (1000, *data_shape) samples of the trained model
     introzoo.load_run(run.path).model
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +32,7 @@ import torch
 from . import train as _loop
 from .config import ResolvedRun, RunConfig, from_json, resolve
 from .errors import UsageError
+from .inputs import check_resume_every
 from .options import train_option_names
 from .runs import STATUS_FINISHED, RunDir
 
@@ -156,23 +159,46 @@ def build(**options: Any) -> Run:
 build.__signature__ = inspect.signature(resolve_run).replace(return_annotation="Run")  # type: ignore[attr-defined]
 
 
+def _caller_level() -> int:
+    """``warnings.warn``'s stacklevel that names the first frame outside introzoo (the user's line)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("introzoo"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def train(*, out: str | Path | None = None, threads: int | None = None, resume_every: float = 0.0,
-          progress: Any = None, **options: Any) -> Run:
+          progress: Any = True, **options: Any) -> Run:
     """Train and evaluate one run, as ``introzoo run`` does, and return it with its trained model.
 
     ``options``: those of :func:`resolve_run`. ``out``: the run directory (default
     :meth:`~introzoo.config.ResolvedRun.default_dir`); ``threads``: torch CPU threads;
     ``resume_every``: seconds between resume points (0: none; a rerun with the same ``out`` continues
-    from the last); ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()``. A diverged run is returned with its
-    results and no model.
+    from the last); ``progress``: ``True`` (the default) shows the progress bar of ``introzoo run`` (in a
+    terminal or a notebook), ``False`` or ``None`` nothing, or an object with ``start(total)``,
+    ``update(iteration, losses)`` and ``stop()``. A diverged run is returned with its results and no model.
     """
     inspect.signature(resolve_run).bind(**options)  # an unknown option is a TypeError, before any work
+    check_resume_every(resume_every, "resume_every")
     if threads is not None:
         if threads < 1:
             raise UsageError("threads must be at least 1")
         torch.set_num_threads(threads)
     run = resolve_run(**options)
+    from .references import warmup_dominates, warmup_text
+
+    warm = getattr(run.objective.config, "num_vae", None)
+    if warmup_dominates(warm, run.train["iterations"]):
+        warnings.warn(warmup_text(run.objective.component.name, int(warm), int(run.train["iterations"])),
+                      UserWarning, stacklevel=_caller_level())
     path = Path(out) if out is not None else run.default_dir()
+    if progress is True:
+        from .cli_common import RichProgress
+
+        image = getattr(run.dataset, "kind", "") == "image"
+        progress = RichProgress("training", batch_size=int(run.train["batch_size"]) if image else None)
+    elif progress is False:
+        progress = None
     from .resume import Resumable
 
     result = _loop.train(run, path, progress, resumable=Resumable(every_s=resume_every) if resume_every > 0 else None)

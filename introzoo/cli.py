@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.markup import escape
@@ -14,19 +17,20 @@ from rich.table import Table
 
 from . import __version__, cli_latent, cli_sweep
 from .cli_common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
-                         default_threads, kernels_option,
+                         default_threads, kernels_option, output_path,
                          print_plan, registry, set_data_root, threads_option, train_options, warmup_warning,
                          warn_failures)
 from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
 from .hookspecs import KINDS
-from .inputs import check_seed
+from .inputs import check_resume_every, check_seed
 from .loggers import LOG_ENV
 from .paths import check_output_dir, check_output_file
 from .plugins import BUILTIN_PLUGIN, DISABLE_ENV
 from .registry import SINGULAR
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C
 _debug = [False]  # --debug of this invocation
 # Typer raises click's usage errors (vendored in recent Typer): find the class without importing click.
 _ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -54,6 +58,7 @@ RUN_EPILOG = (
     "  introzoo run --objective intro,m=2 --data rings --iterations 5000 --seed 1\n\n"
     "  introzoo run -o soft,beta_kl=0.5,beta_neg=1.0 -d 2spirals --out runs/spirals\n\n"
     "  introzoo run --objective soft --data digits --epochs 20\n\n"
+    "  introzoo run -o intro -d rings -n 5000 --dry-run\n\n"
     "  introzoo run --objective soft --data fashion-mnist --epochs 3 --data-root ~/data\n\n"
     "  introzoo run -o soft -d digits --precision bf16 --log tensorboard\n\n"
     "  torchrun --standalone --nproc_per_node 2 -m introzoo run -o soft -d digits --ddp\n\n"
@@ -76,7 +81,7 @@ def run(
     device: str = device_option("auto"),
     kernels: str = kernels_option(),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (all that apply)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
     threads: Optional[int] = threads_option(),
     eval_chunk: int = chunk_option("--eval-chunk"),
     log_every: int = typer.Option(100, "--log-every", help="iterations between history records"),
@@ -84,6 +89,7 @@ def run(
     ddp: bool = typer.Option(False, "--ddp", help="data parallel over the processes torchrun starts, --batch-size the global batch (docs/images.md)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print metrics.json instead of a table"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check the options, print the plan (and any warning) and train nothing"),
     **train_opts: Any,
 ) -> None:
     """Train one model, evaluate it, and write a run directory.
@@ -98,13 +104,14 @@ def run(
     from .train import EXIT_DIVERGED, train
 
     apply_execution(device, threads, eval_chunk, "--eval-chunk")
+    check_resume_every(resume_every)
     if out is not None:
         check_output_dir(out)
     set_data_root(data_root)
     components = registry()
     from .loggers import select
 
-    select(list(log))
+    select(list(log))  # --log, else the loggers INTROZOO_LOG names
     try:
         cfg = RunConfig(objective=objective, data=data, prior=prior, regularizers=list(reg), backbone=backbone,
                         seed=seed, device=device, kernels=kernels, metrics=list(metric) or None, log_every=log_every,
@@ -114,6 +121,23 @@ def run(
     resolved = resolve(cfg, components)
     getattr(resolved.dataset, "ensure_available", lambda: None)()  # a missing dataset stops here
     out = out or check_output_dir(resolved.default_dir(), "run directory")
+    if dry_run:
+        print_plan(resolved, out)
+        note = warmup_warning(resolved)
+        if note:
+            err_console.print(f"warning: {note}", highlight=False, soft_wrap=True)
+        return
+    done = _finished(out, resolved)
+    if done is not None and not ddp:  # the same run finished there earlier: nothing to train
+        (err_console if as_json else console).print(
+            f"already finished: {out} holds this run ({done.get('iterations')} iterations, metrics.json written); "
+            "its results are below. To train again, delete the directory or give another --out",
+            highlight=False, soft_wrap=True)
+        if as_json:
+            console.print_json(json.dumps(done))
+        else:
+            _print_result(done, out, resolved)
+        return
     dp = None
     if ddp:
         from .distributed import DataParallel
@@ -136,30 +160,125 @@ def run(
     bar = RichProgress("training", enabled=not quiet and not as_json,
                        batch_size=resolved.train["batch_size"] if image else None,
                        notes=[warmup_warning(resolved)] if dp is None or dp.main else [])  # once training starts
-    from .resume import Resumable
-
     every = resume_every if resume_every is not None else (300.0 if image else 0.0)
-    result = train(resolved, out, bar, resumable=Resumable(every_s=every) if every > 0 and not ddp else None,
-                   eval_chunk=eval_chunk, ddp=dp)
+    resumable = _run_resumable(every) if every > 0 and not ddp else None
+    try:
+        with _stop_at_resume_point(bar, resumable):
+            result = train(resolved, out, bar, resumable=resumable, eval_chunk=eval_chunk, ddp=dp)
+    except KeyboardInterrupt:
+        bar.stop()
+        raise _Interrupted(_interrupted_line(bar, resumable, int(resolved.train["iterations"]), out)) from None
     if dp is not None and not dp.main:
         return
     if as_json:
         console.print_json(json.dumps(result))
     else:
-        _print_result(result, out)
+        _print_result(result, out, resolved)
     if result["status"] != "finished":
         raise typer.Exit(EXIT_DIVERGED)
 
 
-def _print_result(result: dict[str, Any], out: Path) -> None:
+class _Interrupted(Exception):
+    """Ctrl-C during ``introzoo run``: the message says where the run stopped and how to continue it."""
+
+
+def _run_resumable(every_s: float) -> Any:
+    """The resume points of ``introzoo run`` (an :class:`introzoo.resume.Resumable`, imported with torch
+    when a run needs it): remembers the last one (written, or continued from) in ``last``; after a
+    Ctrl-C during training (``stop()``) one is written at the next iteration boundary and the run stops
+    there (``KeyboardInterrupt``)."""
+    from .resume import Resumable
+
+    class RunResumable(Resumable):
+        last: int | None = None
+        stopping = False
+
+        def stop(self) -> None:  # from a signal handler: only set flags
+            self.stopping = self.requested = True
+
+        def resumed(self, iteration: int) -> None:
+            self.last = iteration
+
+        def saved(self, iteration: int) -> None:
+            self.last = iteration
+            if self.stopping:
+                raise KeyboardInterrupt
+
+    return RunResumable(every_s)
+
+
+@contextmanager
+def _stop_at_resume_point(bar: RichProgress, resumable: Any) -> Iterator[None]:
+    """While the block runs, a first Ctrl-C inside the training loop of a run with resume points stops it
+    at the next iteration boundary, with a resume point written there; a second one, or one outside the
+    loop (building, evaluating), stops at once (``KeyboardInterrupt``)."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # e.g. started in the background: left so
+    if resumable is None or ignored or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        if bar.training and not resumable.stopping:
+            resumable.stop()
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted_line(bar: RichProgress, resumable: Any, total: int, out: Path) -> str:
+    """Where an interrupted run stopped and how to continue it."""
+    last = resumable.last if resumable is not None else None
+    done = bar.done if bar.done is not None else last
+    if done is None:
+        where = "before training started"
+    elif bar.training or done < total:
+        where = f"at iteration {done} of {total}"
+    else:
+        where = f"after training ({total} iterations), during the evaluation"
+    if last is not None:
+        how = f"rerun the same command to continue from iteration {last} (resume point {out / 'resume.pt'})"
+    elif resumable is not None:
+        how = (f"no resume point yet (one every {resumable.every_s:g} s): rerun the same command to train the run "
+               "from the start")
+    else:
+        how = (f"{out} has no resume point: rerun the same command to train the run from the start "
+               "(--resume-every SECONDS writes resume points that a rerun continues from)")
+    return f"{where}; {how}"
+
+
+def _finished(out: Path, resolved: Any) -> dict[str, Any] | None:
+    """``metrics.json`` of ``out`` when it holds this very run (same hash in its ``config.json``), finished."""
+    from .runs import STATUS_FINISHED, RunDir
+
+    rd = RunDir(out)
+    result = rd.read_metrics()
+    if result is None or result.get("status") != STATUS_FINISHED or not rd.checkpoint.is_file():
+        return None
+    try:
+        recorded = json.loads(rd.config.read_text()).get("hash")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return result if recorded == resolved.record()["hash"] else None
+
+
+def _print_result(result: dict[str, Any], out: Path, resolved: Any = None) -> None:
     if result["status"] != "finished":
         err_console.print(f"[red]diverged[/] at iteration {result.get('diverged_at')}: {result.get('reason')}; "
                           f"history kept in {out}/history.jsonl", highlight=False, soft_wrap=True)
         return
-    from .saved_cli import metrics_table
+    from .saved_cli import metrics_table, paper_comparison
 
-    console.print(metrics_table(f"metrics ({result['iterations']} iterations, {result['it_per_s']} it/s)",
-                                result["metrics"], result.get("directions", {})))
+    refs, notes = paper_comparison(resolved, int(result["iterations"]), result["metrics"]) if resolved else ([], [])
+    speed = f", {result['it_per_s']} it/s" if result.get("it_per_s") is not None else ""
+    console.print(metrics_table(f"metrics ({result['iterations']} iterations{speed})",
+                                result["metrics"], result.get("directions", {}), refs))
+    for line in notes:
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"run directory: {out}  (plots: {', '.join(result.get('plots', [])) or 'none'})", highlight=False)
 
 
@@ -194,7 +313,7 @@ def list_(
                 opts.append(f"{o['name']}: {o['type']} = {default}{mark}")
             plugin = d["plugin"] if d["plugin"] == BUILTIN_PLUGIN else f"{d['plugin']} {d['version']}"
             name = d["name"] + ("\n(packs)" if d.get("packable") else "")
-            table.add_row(name, "\n".join(opts) or "-", d["doc"], plugin)
+            table.add_row(name, escape("\n".join(opts)) or "-", escape(d["doc"]), plugin)  # list[int] is no markup
         console.print(table)
     console.print("Spec strings: name[:value][,key=value...], e.g. --objective soft,beta_neg=0.9", highlight=False)
 
@@ -251,11 +370,11 @@ SAMPLE_EPILOG = (
 def sample(
     run_dir: Path = typer.Argument(..., help="a finished run directory"),
     n: int = typer.Option(64, "--n", help="number of samples"),
-    out: Optional[Path] = typer.Option(None, "--out", help=".png (grid / scatter), .pt or .npy (default RUN/samples_n<N>_s<seed>.png)"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png (grid / scatter), .pt or .npy (default RUN/samples_n<N>_s<seed>.png)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the prior draws"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
-    low_posterior: bool = typer.Option(False, "--low-posterior", help="LP-Gen (seed 004): the prior's samples of lowest aggregate posterior (priors that have it: flow)"),
+    low_posterior: bool = typer.Option(False, "--low-posterior", help="LP-Gen (dpVAE): the prior's samples of lowest aggregate posterior (priors that have it: flow)"),
     candidates: int = typer.Option(10, "--candidates", help="--low-posterior: keep the lowest N of candidates x N prior draws"),
 ) -> None:
     """Draw samples from a saved model (prior -> decoder)."""
@@ -280,7 +399,7 @@ EVAL_EPILOG = (
     "Examples:\n\n"
     "  introzoo eval runs/first\n\n"
     "  introzoo eval runs/fmnist-soft --metric fid_gen --metric nll,k=1000\n\n"
-    "  introzoo eval runs/fmnist-soft --metric 'fid_gen,features=inception,weights=pt_inception.pth' --no-save\n\n"
+    "  introzoo eval runs/fmnist-soft --metric 'fid_gen,features=(inception,weights=pt_inception.pth)' --no-save\n\n"
     "  introzoo eval runs/fmnist-soft --chunk 128 --threads 4 --device cpu"
 )
 
@@ -326,7 +445,7 @@ OOD_EPILOG = (
 def ood(
     runs: list[Path] = typer.Argument(..., help="finished run directories (image datasets)"),
     against: str = typer.Option(..., "--against", help="the out-of-distribution dataset (its test split)"),
-    score: str = typer.Option("elbo", "--score", help="elbo (seed 001 Table 7) | iw (importance-weighted, --k samples)"),
+    score: str = typer.Option("elbo", "--score", help="elbo (Soft-IntroVAE Table 7) | iw (importance-weighted, --k samples)"),
     k: int = typer.Option(100, "--k", help="importance samples for --score iw"),
     n: int = typer.Option(5000, "--n", help="test images from each side"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the posterior draws"),
@@ -378,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     except IntrozooError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
+    except _Interrupted as exc:
+        err_console.print(f"[yellow]interrupted[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_INTERRUPTED
     except _ClickUsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             return 0
@@ -386,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
-        return 130
+        return EXIT_INTERRUPTED
     except typer.Exit as exc:
         return exc.exit_code
     except Exception as exc:  # the one error path: one line and an exit code (see introzoo.cli_errors)
@@ -405,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 os.environ[DISABLE_ENV] = disable
             _plugins.reset()
+    if rc == EXIT_INTERRUPTED:  # Typer turned a Ctrl-C inside a command into this code
+        err_console.print("aborted")
     return rc if isinstance(rc, int) else 0
 
 

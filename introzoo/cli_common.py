@@ -23,6 +23,27 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _no_flag_types() -> None:
+    """A boolean flag takes no value, so ``--help`` shows no type beside it (recent Typer prints
+    ``<bool>`` there, which reads as if the flag wanted one)."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - an older Typer
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "flags_untyped", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.flags_untyped = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_flag_types()
+
+
 def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give a Typer command one option per training option (``--lr-gamma``; help from the field's
     description); the values arrive in the command's ``**kwargs`` (``None``: not given; see :func:`given`)."""
@@ -41,6 +62,14 @@ def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def output_path(text: str) -> Path:
+    """The value of an ``--out`` option (its ``parser``): a path; an empty one, which would write into
+    the current directory, is refused."""
+    if not text.strip():
+        raise typer.BadParameter("an empty path; give a file or directory name")
+    return Path(text)
+
+
 def given(train: dict[str, Any]) -> dict[str, Any]:
     """The training options given on the command line (a repeatable option given no times is not)."""
     return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in train.items() if v not in (None, [], ())}
@@ -56,8 +85,11 @@ class RichProgress:
         self.plan: list[str] = []  # what training chose for itself (the kernel path), printed with the bar
         self._last = 0.0
         self.eval_phases = RichPhases(enabled)  # the evaluation after training
+        self.done: int | None = None  # iterations done (None: training has not started)
+        self.training = False  # inside the training loop (between start and stop)
 
     def start(self, total: int) -> None:
+        self.training = True
         for note in self.notes:  # after every check that can stop the run (build, memory, precision)
             err_console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
         if not self.enabled:
@@ -72,6 +104,7 @@ class RichProgress:
         self.t0 = time.perf_counter()
 
     def update(self, iteration: int, losses: dict[str, Any]) -> None:
+        self.done = iteration
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -84,7 +117,8 @@ class RichProgress:
         self.bar.update(self.task, completed=iteration, losses=shown, speed=speed)
 
     def stop(self) -> None:
-        if self.enabled:
+        self.training = False
+        if self.enabled and hasattr(self, "bar"):
             self.bar.stop()
 
 
@@ -196,6 +230,10 @@ def warn_failures(st) -> None:
     for name, error in st.failures:
         err_console.print(f"[yellow]warning:[/] plugin '{name}' failed to load and was skipped: {error}",
                           highlight=False, soft_wrap=True)
+    for _, line in st.clashes:  # components registered as plugin:name
+        from rich.markup import escape
+
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def set_data_root(path: Optional[Path]) -> None:
@@ -218,10 +256,11 @@ def print_plan(resolved, out) -> None:
 
 
 def warmup_warning(resolved) -> str | None:
-    """A warning when the objective's plain-VAE warm-up (``num_vae``) lasts the whole run, else ``None``."""
+    """A warning when the objective's plain-VAE warm-up (``num_vae``) takes half the run or more
+    (:func:`introzoo.references.warmup_dominates`), else ``None``."""
+    from .references import warmup_dominates, warmup_text
+
     warm, iterations = getattr(resolved.objective.config, "num_vae", None), int(resolved.train["iterations"])
-    if warm is None or int(warm) < iterations:
+    if not warmup_dominates(warm, iterations):
         return None
-    name = resolved.objective.component.name
-    return (f"the warm-up covers the whole run (num_vae={warm} >= {iterations} iterations): {name} trains as a "
-            f"plain VAE throughout; give more iterations or -o {name},num_vae=N with N < {iterations}")
+    return warmup_text(resolved.objective.component.name, int(warm), iterations)

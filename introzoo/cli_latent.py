@@ -3,14 +3,16 @@ bodies are in :mod:`introzoo.latent_cli`, imported when run."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .cli_common import apply_execution, console, device_option, set_data_root, threads_option
+from .cli_common import apply_execution, console, device_option, output_path, set_data_root, threads_option
 from .errors import UsageError
 from .inputs import check_seed
+from .paths import check_output_file
 
 TRAVERSE_EPILOG = (
     "Examples:\n\n"
@@ -28,7 +30,7 @@ def traverse(
     steps: int = typer.Option(10, "--steps", help="codes per row"),
     around: str = typer.Option("prior", "--around", help="prior (the prior mean) | test (a test point's encoding)"),
     index: int = typer.Option(0, "--index", help="--around test: which test point (2D: which draw of --seed)"),
-    out: Optional[Path] = typer.Option(None, "--out", help=".png (default RUN/traverse_<around>.png)"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/traverse_<around>.png)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the data draws"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
@@ -39,8 +41,12 @@ def traverse(
 
     if steps < 2 or span <= 0 or index < 0:
         raise UsageError("--steps must be at least 2, --range positive and --index at least 0")
+    if not math.isfinite(span):
+        raise UsageError(f"--range {span}: give a finite number, the distance from the centre")
     check_seed(seed)
     apply_execution(device, threads)
+    if out is not None:
+        check_output_file(out, suffixes=(".png",), create_parents=True)
     set_data_root(data_root)
     do_traverse(console, run_dir, out, span, steps, around, index, seed, device)
 
@@ -49,7 +55,7 @@ INTERPOLATE_EPILOG = (
     "Examples:\n\n"
     "  introzoo interpolate runs/first\n\n"
     "  introzoo interpolate runs/fmnist-soft --pairs 6 --steps 8 --mode linear --seed 2 --out interp.png\n\n"
-    "Each row goes from the latent mean of one test point to another's (both ends included), as seed 001 "
+    "Each row goes from the latent mean of one test point to another's (both ends included), as Soft-IntroVAE "
     "Fig. 5; spherical follows the great circle between the two codes."
 )
 
@@ -59,7 +65,7 @@ def interpolate(
     pairs: int = typer.Option(4, "--pairs", help="pairs of test points (rows)"),
     steps: int = typer.Option(10, "--steps", help="codes per row, both ends included"),
     mode: str = typer.Option("spherical", "--mode", help="linear | spherical"),
-    out: Optional[Path] = typer.Option(None, "--out", help=".png (default RUN/interpolate_<mode>_s<seed>.png)"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/interpolate_<mode>_s<seed>.png)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed choosing the test points"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
@@ -72,5 +78,7 @@ def interpolate(
         raise UsageError("--steps must be at least 2 and --pairs at least 1")
     check_seed(seed)
     apply_execution(device, threads)
+    if out is not None:
+        check_output_file(out, suffixes=(".png",), create_parents=True)
     set_data_root(data_root)
     do_interpolate(console, run_dir, out, pairs, steps, mode, seed, device)

@@ -8,13 +8,13 @@ from typing import Any, Optional
 
 import typer
 
-from .cli_common import console, err_console, given, kernels_option, registry, train_options
+from .cli_common import console, err_console, given, kernels_option, output_path, registry, train_options
 from .errors import UsageError, unknown
 
 
 SWEEP_EPILOG = (
     "Examples:\n\n"
-    "  introzoo sweep --objective vae,soft,intro,m=2 --data 8gaussians,rings --seeds 5 --iterations 3000\n\n"
+    "  introzoo sweep --objective vae,soft,intro,m=2 --data 8gaussians,rings --seeds 5 --iterations 4000\n\n"
     "  introzoo sweep -o 'soft,beta_kl=0.1|0.3|0.5' -d rings --seeds 3 --dry-run\n\n"
     "  introzoo sweep benchmarks/toy2d_smoke.toml --workers 2\n\n"
     "  introzoo sweep benchmarks/toy2d_smoke.toml --pack 16\n\n"
@@ -45,13 +45,16 @@ def sweep(
     pack: Optional[str] = typer.Option(None, "--pack", help="train compatible runs together in packs of at most N (docs/packing.md); 'auto': as many as fit the GPU's free memory (the default with --device cuda); 1: no packing (the CPU default)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda: where every run trains (cpu)"),
     kernels: Optional[str] = kernels_option(None),
-    out: Optional[Path] = typer.Option(None, "--out", help="sweep directory (sweeps/<name>)"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help="sweep directory (sweeps/<name>)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the expanded grid and its size, run nothing"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
     **train_opts: Any,
 ) -> None:
     """Run a grid of configurations x seeds x datasets, resumably, and print its leaderboard."""
+    from .loggers import select as select_loggers
     from .sweeps_cli import run_sweep
+
+    select_loggers([])  # the loggers INTROZOO_LOG names, which every run of the sweep starts
 
     raise typer.Exit(run_sweep(console, err_console, registry(), file=file, objective=objective, data=data,
                                prior=prior, backbone=backbone, reg=reg, seeds=seeds, metric=metric, select=select,
@@ -65,25 +68,26 @@ LEADERBOARD_EPILOG = (
     "  introzoo leaderboard sweeps/toy2d_smoke\n\n"
     "  introzoo leaderboard sweeps/toy2d --sort jsd --published\n\n"
     "  introzoo leaderboard sweeps/toy2d --format md --out results.md\n\n"
+    "  introzoo leaderboard sweeps/toy2d_best --published --format latex --out table2.tex\n\n"
     "  introzoo leaderboard sweeps/toy2d_smoke --versions"
 )
 
 
 def leaderboard(
     sweep_dir: Path = typer.Argument(..., help="a sweep directory"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv | json | html"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv | json | html | latex (booktabs)"),
     sort: Optional[str] = typer.Option(None, "--sort", help="metric to rank by (kl, else the first)"),
     group_by: str = typer.Option("data", "--group-by", help="data | objective | none: rank within these groups"),
-    published: bool = typer.Option(False, "--published", help="show the papers' numbers beside ours where the sweep file has them"),
+    published: bool = typer.Option(False, "--published", help="the papers' numbers beside ours, each after the row it is compared with, where the sweep file has them (else one line says so)"),
     show_all: bool = typer.Option(False, "--all", help="with --select sweeps: every configuration, not only the selected"),
     versions: bool = typer.Option(False, "--versions", help="a column saying which code made each row: introzoo's and third-party plugins' versions (json and csv always have it)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write to a file instead of the terminal"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help="write to a file instead of the terminal"),
 ) -> None:
     """Aggregate a sweep over seeds: mean ± std, n, direction, best per group marked, rank."""
     from .leaderboard import render_leaderboard
 
-    if fmt not in ("table", "md", "csv", "json", "html"):
-        raise UsageError(unknown("format", fmt, ["table", "md", "csv", "json", "html"]))
+    if fmt not in ("table", "md", "csv", "json", "html", "latex"):
+        raise UsageError(unknown("format", fmt, ["table", "md", "csv", "json", "html", "latex"]))
     if group_by not in ("data", "objective", "none"):
         raise UsageError(unknown("grouping", group_by, ["data", "objective", "none"]))
     render_leaderboard(console, sweep_dir, fmt=fmt, sort=sort, group_by=group_by, published=published,

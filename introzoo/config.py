@@ -82,7 +82,8 @@ class ResolvedRun:
     def default_dir(self) -> Path:
         """``runs/<data>-<objective>-s<seed>-<hash>``: where ``introzoo run`` and ``introzoo.train`` write
         without ``--out`` / ``out``."""
-        return Path("runs") / f"{self.data.component.name}-{self.objective.component.name}-s{self.seed}-{self.record()['hash']}"
+        names = f"{self.data.component.name}-{self.objective.component.name}".replace(":", "_")  # plugin:name
+        return Path("runs") / f"{names}-s{self.seed}-{self.record()['hash']}"
 
     def record(self) -> dict[str, Any]:
         """What ``config.json`` holds: the version, :meth:`hash` (which names the run directory), the
@@ -160,7 +161,7 @@ def _in_iterations(defaults: dict[str, Any], steps_per_epoch: int) -> dict[str, 
     return {k: v.iterations(steps_per_epoch) if isinstance(v, Epochs) else v for k, v in defaults.items()}
 
 
-def resolve_train(cfg: RunConfig, dataset: Any) -> dict[str, Any]:
+def resolve_train(cfg: RunConfig, dataset: Any, registry: Registry | None = None) -> dict[str, Any]:
     """Training settings: introzoo's defaults < the dataset's protocol < the dataset's protocol for each
     chosen regularizer, in the order given (``dataset.regularizer_defaults[name]``, e.g. seed 004 §3 for
     the dpVAE regularizers) < explicit options. A dataset that trains in epochs gets
@@ -170,7 +171,7 @@ def resolve_train(cfg: RunConfig, dataset: Any) -> dict[str, Any]:
     train.update(getattr(dataset, "train_defaults", {}) or {})
     per_reg = getattr(dataset, "regularizer_defaults", {}) or {}
     for text in cfg.regularizers:
-        train.update(per_reg.get(parse_spec(text, "regularizers").name, {}))
+        train.update(per_reg.get(parse_spec(text, "regularizers", registry).name, {}))
     for key in train_option_names():
         value = getattr(cfg, key)
         if value is not None:
@@ -184,19 +185,42 @@ def resolve_train(cfg: RunConfig, dataset: Any) -> dict[str, Any]:
     return train
 
 
+def check_regularizers(choices: list[Choice], batch_size: int, per_process: str = "") -> None:
+    """Refuse, before anything is trained or written, regularizers that cannot train together or on
+    this batch: more than one that replaces the KL term (an objective takes one), or a batch smaller
+    than one needs (:attr:`~introzoo.regularizers.base.Regularizer.min_batch`). ``per_process``: how
+    the batch came about, for the message (a data-parallel run's shard)."""
+    regs = []
+    for c in choices:
+        try:
+            regs.append((c.component.name, c.component.build(c.config)))
+        except UsageError:
+            raise
+        except Exception:  # noqa: BLE001 - not checked here: the run's own build reports
+            continue
+    replacing = [name for name, reg in regs if getattr(reg, "replaces_kl", False)]
+    if len(replacing) > 1:
+        raise UsageError(f"regularizers {', '.join(replacing)} each replace the KL term; a run takes one of them")
+    for name, reg in regs:
+        need = int(getattr(reg, "min_batch", 1))
+        if batch_size < need:
+            raise UsageError(f"regularizer '{name}' needs a batch of at least {need} samples (it estimates from the "
+                             f"batch); {per_process or 'the batch size is'} {batch_size}")
+
+
 def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     data_comp, data_cfg = resolve_spec(registry, "datasets", cfg.data)
     dataset = data_comp.build(data_cfg)
-    train = resolve_train(cfg, dataset)
+    train = resolve_train(cfg, dataset, registry)
     steps = dataset.steps_per_epoch(int(train["batch_size"]))
-    obj_spec = parse_spec(cfg.objective, "objectives")
+    obj_spec = parse_spec(cfg.objective, "objectives", registry)
     obj_comp, obj_cfg = resolve_spec(registry, "objectives", obj_spec,
                                      defaults=_in_iterations(objective_defaults(dataset, registry, obj_spec.name), steps))
-    backbone_spec = parse_spec(cfg.backbone or getattr(dataset, "default_backbone", "mlp"), "backbones")
+    backbone_spec = parse_spec(cfg.backbone or getattr(dataset, "default_backbone", "mlp"), "backbones", registry)
     backbone = Choice(*resolve_spec(registry, "backbones", backbone_spec,
                                     defaults=(getattr(dataset, "backbone_defaults", {}) or {}).get(backbone_spec.name)))
 
-    prior_spec = parse_spec(cfg.prior, "priors")
+    prior_spec = parse_spec(cfg.prior, "priors", registry)
     prior = Choice(*resolve_spec(registry, "priors", prior_spec,
                                  defaults=(getattr(dataset, "prior_defaults", {}) or {}).get(prior_spec.name)))
 
@@ -207,10 +231,12 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     else:
         metrics = [Choice(*resolve_spec(registry, "metrics", m)) for m in cfg.metrics]
         built_metrics = [build_metric(m.component, m.config, dataset) for m in metrics]
+    regularizers = [Choice(*resolve_spec(registry, "regularizers", r)) for r in cfg.regularizers]
+    check_regularizers(regularizers, int(train["batch_size"]))
     return ResolvedRun(
         objective=Choice(obj_comp, obj_cfg),
         prior=prior,
-        regularizers=[Choice(*resolve_spec(registry, "regularizers", r)) for r in cfg.regularizers],
+        regularizers=regularizers,
         backbone=backbone,
         data=Choice(data_comp, data_cfg),
         metrics=metrics,
@@ -231,6 +257,9 @@ def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
 
     def choice(kind: str, entry: dict[str, Any]) -> Choice:
         comp = registry.get(kind, entry["name"])
+        plugin = entry.get("plugin")
+        if plugin and comp.plugin != plugin:  # recorded bare by a plugin whose name another took since
+            comp = registry.find(kind, f"{plugin}:{entry['name']}") or comp
         try:
             return Choice(comp, comp.config(**entry["options"]))
         except Exception as exc:  # the component changed since the run was made

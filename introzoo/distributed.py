@@ -48,6 +48,17 @@ from .errors import UsageError
 #: what torchrun sets in each process
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 LAUNCH = "torchrun --standalone --nproc_per_node N -m introzoo run ... --ddp"
+#: what the env:// rendezvous of the process group needs (torchrun sets them too)
+RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT")
+
+
+def _env_int(name: str) -> int:
+    """An environment variable of the launch as an integer; a :class:`UsageError` naming it otherwise."""
+    text = os.environ[name]
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise UsageError(f"--ddp: {name}='{text}' is not a whole number (torchrun sets it): {LAUNCH}") from None
 
 
 class DataParallel:
@@ -64,7 +75,22 @@ class DataParallel:
         missing = [k for k in ENV if k not in os.environ]
         if missing:
             raise UsageError(f"--ddp runs under torchrun, which sets {', '.join(missing)}: {LAUNCH}")
-        return cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+        rank, world, local_rank = (_env_int(k) for k in ENV)
+        if world < 1:
+            raise UsageError(f"--ddp: WORLD_SIZE={world}; it is the number of processes, 1 or more (torchrun sets it): {LAUNCH}")
+        if not 0 <= rank < world:
+            raise UsageError(f"--ddp: RANK={rank} is not a process of WORLD_SIZE={world} (0 to {world - 1})")
+        if local_rank < 0:
+            raise UsageError(f"--ddp: LOCAL_RANK={local_rank}; it is 0 or more (torchrun sets it)")
+        if not dist.is_initialized():  # the env:// rendezvous that init_process_group uses
+            for key in RENDEZVOUS:
+                if not os.environ.get(key, "").strip():
+                    raise UsageError(f"--ddp: {key} is not set; torchrun sets {' and '.join(RENDEZVOUS)} "
+                                     f"(the rendezvous address): {LAUNCH}")
+            port = _env_int("MASTER_PORT")
+            if not 0 < port < 65536:
+                raise UsageError(f"--ddp: MASTER_PORT={port} is not a port (1 to 65535)")
+        return cls(rank, world, local_rank)
 
     @property
     def main(self) -> bool:
@@ -85,6 +111,10 @@ class DataParallel:
         if batch % self.world:
             raise UsageError(f"--batch-size {batch} does not split into {self.world} processes; "
                              f"give a multiple of {self.world} (the global batch)")
+        from .config import check_regularizers
+
+        check_regularizers(run.regularizers, batch // self.world,
+                           per_process=f"each of the {self.world} processes trains on a shard of")
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if dist.get_world_size() != self.world:

@@ -54,7 +54,7 @@ def low_posterior_latents(built: Any, prior_name: str, n: int, candidates: int, 
     prior = built.model.prior
     if not isinstance(prior, LowPosteriorSampler):
         names = [c.name for c in state().registry.all("priors") if _has_lp(c)]
-        raise UsageError(f"prior '{prior_name}' has no low-posterior sampling (LP-Gen of seed 004 samples the "
+        raise UsageError(f"prior '{prior_name}' has no low-posterior sampling (dpVAE's LP-Gen samples the "
                          f"decoupled prior); priors that have it: {', '.join(names) or '(none)'}")
     g = torch.Generator().manual_seed(seed)
     mu, logvar = _encode(built, _points(built, POSTERIOR_POINTS, g, split="train"))
@@ -132,9 +132,9 @@ def paths_figure(built: Any, paths: list[np.ndarray], titles: list[str], seed: i
 
 def _write(built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles: list[str], seed: int) -> Path:
     x = built.model.decode(z).cpu()
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix != ".png":
         raise UsageError(f"unknown output type '{out.suffix}' for {out}; known: .png")
+    out.parent.mkdir(parents=True, exist_ok=True)
     if built.dataset.kind == "image":
         from .plots import save_image_grid
 

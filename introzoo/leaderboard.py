@@ -19,18 +19,22 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import UsageError
 from .paths import check_output_file
 from .readers import ReadError, read_json
-from .run_store import Record, code_of, collect, strings as _strings
+from .references import plain, warmup_dominates
+from .run_store import Record, collect
 from .spec import format_spec
 
 PREFERRED_SORT = ("kl", "fid_gen", "gnelbo")
@@ -56,6 +60,8 @@ class Row:
     verdicts: dict[str, tuple[str, float | None]] = field(default_factory=dict)  # metric -> (verdict, p)
     stats: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     code: set[str] = field(default_factory=set)  # code_of() of each of its runs
+    iterations: set[int] = field(default_factory=set)  # training iterations of its runs
+    warmup_heavy: bool = False  # some run spent half its iterations or more in the plain-VAE warm-up
 
     def summarise(self) -> None:
         for m, vals in self.values.items():
@@ -97,18 +103,25 @@ def _label(comp: dict[str, Any] | None, varying: dict[str, set[str]]) -> str:
     return format_spec(comp["name"], {k: v for k, v in comp["options"].items() if k in keys})
 
 
-def axis_labels(configs: list[dict[str, Any]]) -> list[dict[str, str]]:
+def axis_labels(configs: list[dict[str, Any]], shown: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """Per run config (``config.json``), a label per axis (data, objective, prior, backbone): the
     component's name and the options that vary among ``configs``; ``objective`` also names the
-    regularizers and training options where those vary, so that every axis that varies is visible."""
+    regularizers and training options where those vary, so that every axis that varies is visible.
+    ``shown`` (:func:`written_options`): per axis, component name -> options shown even where they do not
+    vary (those the sweep wrote: they define the row), and ``regularizers``: name them in every row."""
     varying = {a: _varying(configs, a) for a in AXES}
+    for a in AXES:
+        for name, keys in ((shown or {}).get(a) or {}).items():
+            varying[a][name] = varying[a].get(name, set()) | set(keys)
     regs = {json.dumps(c.get("regularizers") or [], sort_keys=True) for c in configs}
-    train_vary = sorted({k for c in configs for k in c.get("train") or {}
-                         if len({json.dumps((o.get("train") or {}).get(k)) for o in configs}) > 1})
+    name_regs = len(regs) > 1 or bool((shown or {}).get("regularizers"))  # varying, or written in the sweep
+    train_keys = {k for c in configs for k in c.get("train") or {}}
+    train_vary = sorted(k for k in train_keys
+                        if len({json.dumps((o.get("train") or {}).get(k)) for o in configs}) > 1)
     out = []
     for c in configs:
         labels = {a: _label(c.get(a), varying[a]) for a in AXES}
-        if len(regs) > 1:
+        if name_regs:
             names = [format_spec(r["name"], r["options"]) for r in c.get("regularizers") or []]
             labels["objective"] += " + " + (" + ".join(names) or "no regularizer")
         if train_vary:
@@ -117,16 +130,65 @@ def axis_labels(configs: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def build_rows(records: list[Record]) -> tuple[list[Row], dict[str, str]]:
+_KINDS = {"data": "datasets", "objective": "objectives", "prior": "priors", "backbone": "backbones"}
+
+
+def written_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a sweep wrote (its manifest's ``spec``), as :func:`axis_labels` shows it: per axis, component
+    name -> the option names its grid sets (``:value`` as the component's primary option), and
+    ``regularizers``: whether every run adds the sweep's regularizers. Those options define the rows, so a
+    row names them even where they do not vary (``vae,beta_rec=0.05,beta_kl=1.0`` of a one-VAE sweep)."""
+    from .spec import parse_spec
+    from .sweep import expand_axis
+
+    out: dict[str, Any] = {"regularizers": bool(spec.get("regularizers"))}
+    for axis, kind in _KINDS.items():
+        items = spec.get(axis) or []
+        for text in [items] if isinstance(items, str) else items:
+            try:
+                parsed = [parse_spec(one, kind) for one in expand_axis(str(text))]
+            except Exception:  # noqa: BLE001 - a manifest written by other code: label what can be read
+                continue
+            for p in parsed:
+                keys = set(p.options) - {":"}
+                if ":" in p.options:
+                    keys.add(_primary(kind, p.name) or ":")
+                out.setdefault(axis, {}).setdefault(p.name, set()).update(keys)
+    return out
+
+
+def _primary(kind: str, name: str) -> str | None:
+    from .plugins import registry
+
+    try:
+        return getattr(registry().get(kind, name).config, "primary", None)
+    except Exception:  # noqa: BLE001 - a component of a plugin that is not installed here
+        return None
+
+
+def settings_line(spec: dict[str, Any]) -> str | None:
+    """The training options a sweep sets for every run (``batch_size=256``), as one line."""
+    from .options import train_option_names
+
+    given = [f"{k}={spec[k]}" for k in train_option_names() if spec.get(k) is not None]
+    return ("sweep settings: " + ", ".join(given)) if given else None
+
+
+def build_rows(records: list[Record], shown: dict[str, Any] | None = None) -> tuple[list[Row], dict[str, str]]:
     if not records:
         return [], {}
     rows: dict[str, Row] = {}
     directions: dict[str, str] = {}
-    for r, labels in zip(records, axis_labels([r.config for r in records])):
+    for r, labels in zip(records, axis_labels([r.config for r in records], shown)):
         row = rows.setdefault(r.key, Row(r.key, labels["data"], r.config["objective"]["name"], labels["objective"],
                                          labels["prior"], labels["backbone"]))
         row.n_runs += 1
         row.code.add(r.code)
+        train = r.config.get("train")
+        if isinstance(train, dict) and isinstance(train.get("iterations"), int):
+            row.iterations.add(train["iterations"])
+            options = r.config["objective"].get("options") or {}
+            row.warmup_heavy |= warmup_dominates(options.get("num_vae"), train["iterations"])
         if r.status == "finished":
             row.finished += 1
             for m, v in r.metrics.items():
@@ -167,6 +229,36 @@ def rank(rows: list[Row], directions: dict[str, str], sort: str | None, group_by
             r.rank = i if sort in r.stats else None
     rows.sort(key=lambda r: (group(r), r.rank is None, r.rank or 0, r.published, r.label))
     return sort
+
+
+def _regularizers(label: str) -> list[str]:
+    """The regularizer names of a row label (``vae + tcvae,beta=4 [lr=0.001]`` -> ``["tcvae"]``)."""
+    return [part.split(",")[0].split(":")[0].strip() for part in label.split(" [")[0].split(" (")[0].split(" + ")[1:]]
+
+
+def _matches(ref: Row, row: Row) -> bool:
+    """Whether reference row ``ref`` is judged against our ``row``: same data, objective and (where the
+    reference names them, ``"vae + tcvae @ flow"``) regularizers and prior."""
+    regs = _regularizers(ref.label)
+    return (row.data == ref.data and row.objective == ref.objective
+            and (not ref.prior or _prior_name(row.prior) == ref.prior)
+            and (not regs or _regularizers(row.label) == regs))
+
+
+def interleave(rows: list[Row], group_by: str) -> None:
+    """Each reference row right after the first (best ranked) row of ours it matches, in that row's group;
+    references that match none of ours end their group. ``rows``: ranked (:func:`rank`), in place."""
+    order = list(dict.fromkeys(group_key(r, group_by) for r in rows))
+    refs = sorted((r for r in rows if r.published), key=lambda r: r.column != REPORTED)  # the paper's first
+    out: list[Row] = []
+    for g in order:
+        left = [r for r in refs if group_key(r, group_by) == g]
+        for row in (r for r in rows if not r.published and group_key(r, group_by) == g):
+            out.append(row)
+            out += [r for r in left if _matches(r, row)]
+            left = [r for r in left if not _matches(r, row)]
+        out += left
+    rows[:] = out
 
 
 def best_values(rows: list[Row], directions: dict[str, str], group_by: str) -> dict[tuple[Any, str], float]:
@@ -246,13 +338,12 @@ def _prior_name(label: str) -> str:
 
 def judge(rows: list[Row]) -> dict[str, dict[str, Any]]:
     """Each reference row's verdict per metric against the one row of ours with its dataset, objective
-    (and prior, where the reference names one); per column, how many (dataset, objective) cells agree in
+    (and prior and regularizers, where the reference names them: :func:`_matches`); per column, how many (dataset, objective) cells agree in
     every metric that could be tested."""
     ours = [r for r in rows if not r.published]
     summary: dict[str, dict[str, Any]] = {}
     for ref in (r for r in rows if r.published):
-        match = [r for r in ours if r.data == ref.data and r.objective == ref.objective
-                 and (not ref.prior or _prior_name(r.prior) == ref.prior)]
+        match = [r for r in ours if _matches(ref, r)]
         if len(match) != 1:
             continue
         for m, stat in ref.stats.items():
@@ -276,7 +367,7 @@ def verdict_text(row: Row) -> str:
 
 
 def summary_lines(summary: dict[str, dict[str, Any]], spec: dict[str, Any]) -> list[str]:
-    sources = {name: src for name, _, src, _ in reference_columns(spec)}
+    sources = {name: plain(src) for name, _, src, _ in reference_columns(spec)}
     return [f"{s['agree']} of {s['cells']} cells agree with {name}" + (f" ({sources[name]})" if sources.get(name) else "")
             + f" (Welch's t-test, two-sided, {ALPHA:.0%})" for name, s in summary.items()]
 
@@ -292,13 +383,75 @@ def metric_direction(name: str) -> str:
         return "max"
 
 
-def fmt_stat(stat: tuple[float, float, int] | None, digits: int = 3) -> str:
+def column_decimals(stats: list[tuple[float, float, int]]) -> int:
+    """Decimal places of one metric column, the same for every row: down to the first significant digit of
+    the column's smallest std (two digits when it starts with 1: ``1.25 ± 0.11``); without stds (single
+    seeds), two significant digits of the spread of the means, or three of a lone value."""
+    stds = [sd for _, sd, n in stats if n != 1 and math.isfinite(sd) and sd > 0]
+    means = [m for m, _, _ in stats if math.isfinite(m)]
+    if stds:
+        sd = min(stds)
+        exp = math.floor(math.log10(sd))
+        places = -exp + (1 if int(round(sd / 10 ** exp, 6)) == 1 else 0)
+    elif len(set(means)) > 1:
+        places = 1 - math.floor(math.log10(max(means) - min(means)))
+    elif means and means[0] != 0:
+        places = 2 - math.floor(math.log10(abs(means[0])))
+    else:
+        places = 0
+    return max(0, min(places, 8))
+
+
+def fmt_stat(stat: tuple[float, float, int] | None, digits: int = 3, places: int | None = None) -> str:
+    """``mean ± std``: with ``places`` (:func:`column_decimals`) both to that many decimals, the std left
+    out for a single seed; else ``digits`` significant digits (the std two)."""
     if stat is None:
         return "-"
-    mean, std, _ = stat
+    mean, std, n = stat
+    if places is not None:
+        if math.isnan(std) or n == 1 or not math.isfinite(mean):
+            return f"{mean:.{places}f}"
+        return f"{mean:.{places}f} ± {std:.{places}f}"
     if math.isnan(std):
         return f"{mean:.{digits}g}"
     return f"{mean:.{digits}g} ± {std:.2g}"
+
+
+def iterations_text(row: Row) -> str:
+    """The row's training length beside the protocol's: ``3,000 / 30,000`` when shorter than the papers'
+    protocol (:func:`introzoo.references.protocol_iterations`), else ``30,000``; a reference row shows
+    the protocol's."""
+    from .references import protocol_iterations
+
+    protocol = protocol_iterations(row.data)
+    if row.published:
+        return f"{protocol:,}" if protocol else ""
+    if not row.iterations:
+        return ""
+    lo, hi = min(row.iterations), max(row.iterations)
+    text = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+    return text + (f" / {protocol:,}" if protocol and hi < protocol else "") + (" †" if row.warmup_heavy else "")
+
+
+def warmup_heavy_note(rows: list[Row]) -> str | None:
+    """A line explaining ``†`` in the iterations column (:func:`introzoo.references.warmup_dominates`)."""
+    n = sum(1 for r in rows if r.warmup_heavy and not r.published)
+    if not n:
+        return None
+    return (f"†: {n} row(s) spent half their iterations or more in the objective's plain-VAE warm-up (num_vae): "
+            "they describe a VAE more than the objective; train longer")
+
+
+def short_of_protocol(rows: list[Row]) -> str | None:
+    """A line explaining ``a / b`` in the iterations column, when some row trained less than the protocol."""
+    from .references import protocol_iterations
+
+    short = [r for r in rows if not r.published and r.iterations and protocol_iterations(r.data)
+             and max(r.iterations) < protocol_iterations(r.data)]
+    if not short:
+        return None
+    return (f"iterations a / b: {len(short)} row(s) trained a iterations, shorter than the papers' protocol (b): "
+            "their numbers are not comparable with the published ones")
 
 
 def code_label(row: Row) -> str:
@@ -315,18 +468,19 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
     metrics = list(directions)
     best = best_values(rows, directions, group_by)
     judged = any(r.verdicts for r in rows)
-    header = ["rank", "data", "objective", "prior", "backbone", "n"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
+    places = {m: column_decimals([r.stats[m] for r in rows if m in r.stats]) for m in metrics}
+    header = ["rank", "data", "objective", "prior", "backbone", "n", "iterations"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
     header += ["verdict"] if judged else []
     header += ["code"] if versions else []
     body, marks = [], []
     for r in rows:
         g = group_key(r, group_by)
         cells = ["" if r.rank is None else str(r.rank), r.data, r.label, r.prior, r.backbone,
-                 "paper" if r.published else f"{r.finished}/{r.n_runs}"]
+                 "paper" if r.published else f"{r.finished}/{r.n_runs}", iterations_text(r)]
         flags = [False] * len(cells)
         for m in metrics:
             stat = r.stats.get(m)
-            cells.append(fmt_stat(stat))
+            cells.append(fmt_stat(stat, places=places[m]))
             flags.append(bool(stat) and not r.published and math.isclose(stat[0], best.get((g, m), math.nan)))
         cells += ["" if r.published else str(r.diverged), "" if r.published else str(r.failed + r.unfinished)]
         flags += [False, False]
@@ -341,12 +495,19 @@ def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
     return header, body, marks
 
 
+def _protocol(row: Row) -> int | None:
+    from .references import protocol_iterations
+
+    return protocol_iterations(row.data)
+
+
 def to_json(rows: list[Row], directions: dict[str, str], sort: str | None,
             summary: dict[str, dict[str, Any]] | None = None) -> str:
     out = []
     for r in rows:
         row = {"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "backbone": r.backbone, "published": r.published,
                "n": r.finished, "runs": r.n_runs, "diverged": r.diverged, "failed": r.failed, "unfinished": r.unfinished,
+               "iterations": sorted(r.iterations), "protocol_iterations": _protocol(r), "warmup_heavy": r.warmup_heavy,
                "code": sorted(r.code), "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}}
         if r.published:
             row["column"] = r.column
@@ -356,6 +517,114 @@ def to_json(rows: list[Row], directions: dict[str, str], sort: str | None,
     if summary is not None:
         body["summary"] = {"test": f"Welch's t-test, two-sided, alpha {ALPHA}", **summary}
     return json.dumps(body, indent=2)
+
+
+#: the widest the terminal table may be (its natural width: it never wraps in a 120-column terminal)
+TABLE_WIDTH = 118
+#: the narrowest a label may be cut to (its first part and a legend key) to fit TABLE_WIDTH
+LABEL_WIDTH = 16
+#: label columns that leave the terminal table for one line when equal in every row
+_UNIFORM = ("data", "prior", "backbone")
+
+
+def compact(rows: list[Row], header: list[str], body: list[list[str]],
+            marks: list[list[bool]]) -> tuple[list[str], list[list[str]], list[list[bool]], list[str]]:
+    """The table for a terminal and for LaTeX, within about 120 columns: the data, prior and backbone
+    columns leave it when equal in every row (one line says ``every row: prior sg``), the diverged and
+    failed columns when every count is 0; a label longer than :data:`LABEL_WIDTH` becomes its first part
+    and a key (``soft [1]``) that a legend line under the table spells out, the longest first, until the
+    table fits :data:`TABLE_WIDTH`; the verdict is one word, and ``*`` marks each metric of a reference row
+    that differs from ours. Returns the table and its lines."""
+    body = [list(cells) for cells in body]
+    lines: list[str] = []
+    if "verdict" in header:
+        v = header.index("verdict")
+        for row, cells in zip(rows, body):
+            verdicts = row.verdicts
+            differs = [m for m, (x, _) in verdicts.items() if x == "differs"]
+            cells[v] = "differs" if differs else ("agrees" if any(x == "agrees" for x, _ in verdicts.values())
+                                                  else ("untested" if verdicts else ""))
+            for m in differs:
+                i = next((i for i, h in enumerate(header) if h.rsplit(" ", 1)[0] == m), None)
+                if i is not None:
+                    cells[i] += "*"
+        if any("*" in c for cells in body for c in cells):
+            lines.append("* differs from our row above it (Welch's t-test, two-sided, p < 0.05; "
+                         "p-values: --format md or json)")
+    drop, same = set(), []
+    for i, h in enumerate(header):
+        column = {cells[i] for cells in body}
+        ours = {cells[i] for row, cells in zip(rows, body) if not row.published}
+        refs = {cells[i] for row, cells in zip(rows, body) if row.published}
+        if h in _UNIFORM and len(body) > 1 and len(ours) <= 1 and refs <= ours | {""}:  # a reference names no prior: any
+            drop.add(i)
+            if ours - {""}:
+                same.append(f"{h} {ours.pop()}")
+        elif h in ("diverged", "failed") and column <= {"", "0"}:
+            drop.add(i)
+    if same:
+        lines.insert(0, "every row: " + ", ".join(same))
+    keep = [i for i in range(len(header)) if i not in drop]
+    labels = [i for i in keep if header[i] in AXES + ("code",)]
+
+    def width(limit: int) -> int:  # the table's natural width with labels cut at ``limit``
+        return sum(max([len(header[i])] + [min(len(c[i]), limit) if i in labels else len(c[i]) for c in body])
+                   for i in keep) + 2 * (len(keep) - 1)
+
+    longest = max([len(c[i]) for c in body for i in labels] + [LABEL_WIDTH])
+    limit = next((n for n in range(longest, LABEL_WIDTH - 1, -1) if width(n) <= TABLE_WIDTH), LABEL_WIDTH)
+    legend: dict[str, str] = {}
+    for i in labels:
+        for cells in body:
+            text = cells[i]
+            if len(text) > limit:
+                key = legend.setdefault(text, str(len(legend) + 1))
+                head = text
+                for sep in (",", " (", " + ", " [", ";"):
+                    head = head.split(sep)[0]
+                cells[i] = f"{head[:limit - len(key) - 3]} [{key}]"
+    lines += [f"[{key}] {text}" for text, key in legend.items()]
+    return ([header[i] for i in keep], [[cells[i] for i in keep] for cells in body],
+            [[flags[i] for i in keep] for flags in marks], lines)
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "↓": r"$\downarrow$", "↑": r"$\uparrow$",
+        "±": r"$\pm$", "–": "--", "<": r"$<$", ">": r"$>$", "|": r"$|$"}
+_STAT = re.compile(r"(-?[\d.]+) ± ([\d.]+)(\*?)")
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX.get(c, c) for c in text)
+
+
+def _tex_cell(text: str, bold: bool) -> str:
+    m = _STAT.fullmatch(text)
+    if m:  # mean ± std in math mode, a differing reference value starred
+        value = rf"{m.group(1)} \pm {m.group(2)}"
+        return (rf"$\mathbf{{{value}}}" if bold else f"${value}") + ("^*$" if m.group(3) else "$")
+    if text.endswith("*"):
+        return (rf"\textbf{{{_tex(text[:-1])}}}" if bold else _tex(text[:-1])) + "$^*$"
+    return rf"\textbf{{{_tex(text)}}}" if bold and text else _tex(text)
+
+
+def to_latex(header: list[str], body: list[list[str]], marks: list[list[bool]], groups: list[Any], title: str,
+             notes: list[str] = ()) -> str:
+    """A booktabs table (``\\usepackage{booktabs}``): mean $\\pm$ std, the best value per group in bold, a
+    ``\\midrule`` between groups, the notes under the table."""
+    align = "".join("l" if h in AXES else "r" for h in header)
+    lines = ["% introzoo leaderboard; needs \\usepackage{booktabs}", r"\begin{table}", r"\centering",
+             rf"\caption{{{_tex(title)}}}", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    for i, (cells, flags) in enumerate(zip(body, marks)):
+        if i and groups[i] != groups[i - 1]:
+            lines.append(r"\midrule")
+        lines.append(" & ".join(_tex_cell(c, f) for c, f in zip(cells, flags)) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        lines.append(r"\par\smallskip{\footnotesize " + "\n".join(_tex(n) + r"\par" for n in notes) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
 
 
 def to_markdown(header, body, marks) -> str:
@@ -369,7 +638,8 @@ def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     metrics = list(directions)
-    w.writerow(["rank", "data", "objective", "prior", "backbone", "published", "n", "runs", "diverged", "failed", "unfinished"]
+    w.writerow(["rank", "data", "objective", "prior", "backbone", "published", "n", "runs", "diverged", "failed", "unfinished",
+                "iterations", "protocol_iterations"]
                + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["column", "verdict", "code"])
     for r in rows:
         vals = []
@@ -377,7 +647,8 @@ def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
             s = r.stats.get(m)
             vals += [s[0], s[1]] if s else ["", ""]
         w.writerow([r.rank or "", r.data, r.label, r.prior, r.backbone, r.published, r.finished, r.n_runs, r.diverged, r.failed,
-                    r.unfinished] + vals + [r.column, verdict_text(r), code_label(r)])
+                    r.unfinished, ";".join(str(i) for i in sorted(r.iterations)), _protocol(r) or ""]
+                   + vals + [r.column, verdict_text(r), code_label(r)])
     return buf.getvalue()
 
 
@@ -433,49 +704,69 @@ def render_leaderboard(console: Console, sweep_dir: Path, *, fmt: str, sort: str
             raise ReadError("sweep selection", selection, "has no 'keys' list of configuration keys")
         keys = set(chosen["keys"])
         records = [r for r in records if r.key in keys]
-    if skipped:
+    if skipped and records:  # with no readable run, the error line below names them instead
         Console(stderr=True).print(f"warning: {len(skipped)} unreadable run(s) left out of the leaderboard: "
                                    + "; ".join(reason for _, reason in skipped), highlight=False, soft_wrap=True,
                                    markup=False)
-    rows, directions = build_rows(records)
+    spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+    rows, directions = build_rows(records, written_options(spec) if spec else None)
     if not rows:
-        raise UsageError(f"no runs in '{sweep_dir}' yet" + (f" ({len(skipped)} unreadable)" if skipped else ""))
+        raise UsageError(f"no runs in '{sweep_dir}' yet" + (f" ({len(skipped)} unreadable: "
+                                                            + "; ".join(reason for _, reason in skipped) + ")" if skipped else ""))
     summary = None
     if published:
-        rows += published_rows(manifest.get("spec", {}), {r.data for r in rows})
+        refs = published_rows(spec, {r.data for r in rows})
+        if not refs:  # one line, beside whatever format goes to stdout
+            Console(stderr=True).print(no_published(spec, rows), highlight=False, soft_wrap=True, markup=False)
+        rows += refs
         for m in sorted({m for r in rows if r.published for m in r.stats} - set(directions)):
             directions[m] = metric_direction(m)  # a published metric none of the runs reports
         summary = judge(rows)
-    notes = summary_lines(summary, manifest.get("spec", {})) if summary else []
+    notes = summary_lines(summary, spec) if summary else []
     sort_metric = rank(rows, directions, sort, group_by)
+    interleave(rows, group_by)
     header, body, marks = table_data(rows, directions, group_by, versions=versions)
     title = f"leaderboard: {sweep_dir.name} (ranked by {sort_metric} within {group_by}; mean ± std over seeds)"
+    src = plain(str(spec.get("published_source") or "")) if published and any(r.published for r in rows) else ""
+    legend: list[str] = []
+    if fmt in ("table", "latex"):
+        header, body, marks, legend = compact(rows, header, body, marks)
+    lines = ([f"published: {src}"] if src else []) + legend + [x for x in (settings_line(spec), short_of_protocol(rows), warmup_heavy_note(rows)) if x]
+    mixed = mixed_code(rows)
+    if mixed and not versions and fmt == "table":
+        notes = notes + [f"note: {len(mixed)} row(s) mix runs made by different code (introzoo or plugin "
+                         "versions); see them with --versions"]
     if fmt == "table":
-        table = Table(title=title)
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                      show_edge=False)
         for h in header:
-            table.add_column(h, justify="left" if h in AXES else "right")
+            table.add_column("#" if h == "rank" else h, justify="left" if h in AXES else "right", no_wrap=True)
         for cells, flags in zip(body, marks):
-            table.add_row(*[f"[bold green]{c}[/]" if f else c for c, f in zip(cells, flags)])
-        if out:
-            with open(out, "w") as f:
-                Console(file=f, width=200).print(table)
-        else:
-            console.print(table)
-            src = manifest.get("spec", {}).get("published_source")
-            if published and src:
-                console.print(f"published: {src}", highlight=False)
-            for line in notes:
-                console.print(line, highlight=False)
-            mixed = mixed_code(rows)
-            if mixed and not versions:
-                console.print(f"note: {len(mixed)} row(s) mix runs made by different code (introzoo or plugin "
-                              "versions); see them with --versions", highlight=False)
+            table.add_row(*[f"[bold green]{escape(c)}[/]" if f else escape(c) for c, f in zip(cells, flags)])
+        target = Console(file=open(out, "w"), width=200) if out else console
+        try:
+            target.print(table)
+            for line in lines + notes:
+                target.print(line, highlight=False, markup=False, soft_wrap=True)
+        finally:
+            if out:
+                target.file.close()
         return
-    text = {"md": lambda: f"**{title}**\n\n" + to_markdown(header, body, marks) + "\n" + "".join(f"\n{x}\n" for x in notes),
+    text = {"md": lambda: f"**{title}**\n\n" + to_markdown(header, body, marks) + "\n" + "".join(f"\n{x}\n" for x in lines + notes),
             "csv": lambda: to_csv(rows, directions),
             "json": lambda: to_json(rows, directions, sort_metric, summary) + "\n",
-            "html": lambda: to_html(header, body, marks, title, notes)}[fmt]()
+            "html": lambda: to_html(header, body, marks, title, lines + notes),
+            "latex": lambda: to_latex(header, body, marks, [group_key(r, group_by) for r in rows], title, lines + notes)}[fmt]()
     if out:
         out.write_text(text)
     else:
         console.file.write(text)
+
+
+def no_published(spec: dict[str, Any], rows: list[Row]) -> str:
+    """The line ``--published`` prints when there is nothing to put beside the sweep's rows."""
+    if not reference_columns(spec):
+        return ("note: no published numbers for this sweep: its sweep file has no [published] or [references.*] "
+                "table (those with paper tables: benchmarks/toy2d_best.toml, benchmarks/toy2d.toml, benchmarks/dpvae.toml)")
+    return ("note: no published numbers for the datasets of this sweep ("
+            + ", ".join(sorted({r.data for r in rows})) + "); its sweep file has some for other datasets")

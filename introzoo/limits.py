@@ -8,8 +8,9 @@ estimates). Then one forward pass and one KL evaluation on a batch of ``batch_si
 device, and the largest single intermediate tensor they make must fit too (a lower bound on the
 working memory: a mixture prior's KL holds a ``(batch_size * kl_samples) x K`` matrix).
 
-The limit is the device's memory (physical memory on the CPU, the GPU's memory on CUDA), or
-``INTROZOO_MEMORY_LIMIT`` (bytes, or a number with a K/M/G/T suffix, powers of 1024: ``8G``).
+The limit is the device's memory (on the CPU the physical memory or, when lower, the process's own
+limit: its cgroup's ``memory.max`` (v1: ``memory.limit_in_bytes``), or ``ulimit -v``; the GPU's memory on
+CUDA), or ``INTROZOO_MEMORY_LIMIT`` (bytes, or a number with a K/M/G/T suffix, powers of 1024: ``8G``).
 :func:`check_sample` does the same for the draws of ``introzoo sample`` (a meta copy of the model).
 A component that cannot be built on the meta device is not estimated; its real build reports.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -35,6 +37,11 @@ TRAINABLE_FACTOR = 4
 #: coupling layers); the deepest built-in configurations in the papers have a few hundred
 MAX_MODULES = 50_000
 _UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+#: where the cgroup file systems are mounted, and the file naming this process's cgroups
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+#: cgroup v1 writes "no limit" as a number near 2^63
+_NO_LIMIT = 2 ** 60
 
 
 def parse_size(text: str) -> int:
@@ -62,7 +69,54 @@ def memory_limit(device: torch.device | str = "cpu") -> tuple[int, str]:
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_properties(device).total_memory, f"the memory of {device}; {ENV} overrides it"
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), f"physical memory; {ENV} overrides it"
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limits = [(physical, "physical memory")] + _process_limits()
+    limit, what = min(limits, key=lambda found: found[0])
+    if limit < physical:
+        what += f", below the physical memory of {format_size(physical)}"
+    return limit, f"{what}; {ENV} overrides it"
+
+
+def _process_limits() -> list[tuple[int, str]]:
+    """The memory limits of this process, each with where it is set: the lowest of its cgroups' (v2
+    ``memory.max``, v1 ``memory.limit_in_bytes``, its own cgroup's and every one above it) and the
+    address-space limit (``ulimit -v``)."""
+    found: list[tuple[int, str]] = []
+    try:
+        lines = PROC_CGROUP.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[1] == "":  # cgroup v2
+            base, name = CGROUP_ROOT, "memory.max"
+        elif "memory" in parts[1].split(","):
+            base, name = CGROUP_ROOT / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        d = base / parts[2].strip().lstrip("/")
+        while True:
+            try:
+                value = int((d / name).read_text().strip())  # "max": no limit (ValueError)
+            except (OSError, ValueError, UnicodeDecodeError):
+                value = None
+            if value is not None and 0 < value < _NO_LIMIT:
+                found.append((value, f"the cgroup limit {d / name}"))
+            if d == base or base not in d.parents:
+                break
+            d = d.parent
+    limits = [min(found, key=lambda f: f[0])] if found else []
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append((soft, "the address-space limit of the process (ulimit -v)"))
+    except (ImportError, OSError, ValueError):
+        pass
+    return limits
 
 
 class _Exceeded(Exception):

@@ -2,10 +2,16 @@
 
 - Built-ins register through the same hooks as third-party plugins.
 - A plugin is registered all or nothing. An installed plugin that fails (its import raises, a hook
-  raises, a name clashes with another plugin's, a hook name is misspelled) is reported in one line
-  with its name and error and skipped; the rest of introzoo keeps working.
-- Built-ins and plugins registered by tests (``extra_plugins``) are strict: the same problems raise
-  :class:`~introzoo.errors.RegistryError`, so that a plugin's own tests fail loudly.
+  raises, it registers one name twice, a hook name is misspelled) is reported in one line with its
+  name and error and skipped; the rest of introzoo keeps working.
+- A plugin's component whose name is taken already (by a built-in, or by a plugin loaded before it)
+  is not a failure: it is registered as ``plugin:name`` (:mod:`introzoo.registry`), the plugin's
+  other components as usual, and :attr:`PluginState.clashes` holds one warning line per such plugin
+  naming every clash (the command line prints it; for plugins registered by tests it is also a
+  :class:`PluginClashWarning`).
+- Built-ins and plugins registered by tests (``extra_plugins``) are strict: the failures above raise
+  :class:`~introzoo.errors.RegistryError`, so that a plugin's own tests fail loudly; a built-in whose
+  name another built-in has raises too.
 - ``INTROZOO_DISABLE_PLUGINS=name1,name2`` skips those entry points; ``=all`` (or ``*``) skips every
   third-party plugin (``introzoo --no-plugins`` sets it for one command and its sweep workers).
 - :class:`RunHooks` calls the run-lifecycle hooks for the trainer; a failing one is reported, never fatal.
@@ -16,6 +22,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -64,6 +71,26 @@ class PluginState:
     plugins: list[PluginInfo]
     failures: list[tuple[str, str]]  # (plugin name, one-line error) for plugins that could not be loaded
     disabled: list[str] = field(default_factory=list)  # installed plugins skipped by INTROZOO_DISABLE_PLUGINS
+    #: (plugin name, one warning line) for plugins with components registered as ``plugin:name``
+    clashes: list[tuple[str, str]] = field(default_factory=list)
+
+
+class PluginClashWarning(UserWarning):
+    """A plugin registered by a test has components whose names were taken: they are ``plugin:name``."""
+
+
+def clash_message(plugin: str, clashed: list[Component], registry: Registry) -> str:
+    """One line naming every component of ``plugin`` registered as ``plugin:name`` because the name was
+    taken, with the plugin that has it."""
+    from .registry import SINGULAR
+
+    parts = []
+    for c in clashed:
+        owner = registry.get(c.kind, c.base_name).plugin
+        parts.append(f"{SINGULAR[c.kind]} '{c.base_name}' (taken by {owner})")
+    names = ", ".join(f"{plugin}:{c.base_name}" for c in clashed)
+    return (f"plugin '{plugin}' registers names that are taken: {', '.join(parts)}; its own are selected as "
+            f"{names} (its other components load as usual)")
 
 
 def _disabled() -> set[str]:
@@ -95,6 +122,7 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
     strict: set[str] = set()
     failures: list[tuple[str, str]] = []
     skipped: list[str] = []
+    clashes: list[tuple[str, str]] = []
 
     def fail(name: str, error: str) -> None:
         if name in strict:
@@ -144,7 +172,7 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
                 for impl in getattr(pm.hook, f"introzoo_register_{kind}").get_hookimpls():
                     if impl.plugin_name == name:
                         impl.function(register=registry.register_callable(kind, info.name, info.version, staged))
-            registry.add_all(staged)
+            staged = registry.add_all(staged, qualify_clashes=not info.builtin)
         except RegistryError as exc:
             fail(name, str(exc))
             continue
@@ -157,6 +185,11 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
             names = sorted(c.name for c in staged if c.kind == kind)
             if names:
                 info.registers.setdefault(kind, []).extend(names)
+        clashed = [c for c in staged if c.qualified]
+        if clashed:
+            clashes.append((info.name, clash_message(info.name, clashed, registry)))
+            if name in strict:  # a plugin's own tests: pytest shows it among the warnings
+                warnings.warn(PluginClashWarning(clashes[-1][1]), stacklevel=2)
 
     merged: dict[str, PluginInfo] = {}
     for info in infos.values():  # built-in modules show as one plugin, "introzoo"
@@ -166,7 +199,7 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
             m.registers.setdefault(kind, []).extend(names)
         if info.builtin:
             m.module = "introzoo"
-    return PluginState(pm, registry, list(merged.values()), failures, skipped)
+    return PluginState(pm, registry, list(merged.values()), failures, skipped, clashes)
 
 
 _STATE: PluginState | None = None

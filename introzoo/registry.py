@@ -3,12 +3,17 @@
 Filled once from the plugin manager (:mod:`introzoo.plugins`): every hook implementation, built-in or
 third-party, is called with a ``register`` callable bound to its plugin, so each component knows which
 plugin (and which version of it) supplied it.
+
+A plugin's component whose name is taken already (by a built-in, or by a plugin registered before it)
+is registered under its qualified name ``plugin:name`` (``myplugin:soft-boot``); the bare name keeps
+selecting the component that had it first. Any component can be looked up qualified
+(``example:laplace``, ``introzoo:soft``): :meth:`Registry.find`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, get_args, get_origin
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Callable, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -30,12 +35,15 @@ SINGULAR = {
 
 def _type_name(ann: Any) -> str:
     args = get_args(ann)
+    if get_origin(ann) is Annotated:  # a constrained type (PositiveInt): the type it constrains
+        return _type_name(args[0])
     if get_origin(ann) is Literal:
         return "|".join(str(a) for a in args)
     if args:
-        inner = ", ".join(_type_name(a) for a in args if a is not type(None))
         name = getattr(get_origin(ann), "__name__", "")
-        return f"{name}[{inner}]" if name and name not in ("Union", "UnionType") else inner + (" | None" if type(None) in args else "")
+        union = not name or name in ("Union", "UnionType")
+        inner = (" | " if union else ", ").join(_type_name(a) for a in args if a is not type(None))
+        return inner + (" | None" if type(None) in args else "") if union else f"{name}[{inner}]"
     return getattr(ann, "__name__", str(ann))
 
 
@@ -48,6 +56,13 @@ class Component:
     doc: str
     plugin: str
     version: str
+    #: registered as ``plugin:name`` because another plugin had the name first (``name`` holds both)
+    qualified: bool = False
+
+    @property
+    def base_name(self) -> str:
+        """The name the plugin registered (``soft-boot`` for ``myplugin:soft-boot``)."""
+        return self.name.split(":", 1)[1] if self.qualified else self.name
 
     def build(self, config: BaseModel, **context: Any) -> Any:
         return self.factory(config, **context)
@@ -88,21 +103,38 @@ class Registry:
                 f"{SINGULAR[component.kind]} '{component.name}' from plugin '{component.plugin}': "
                 "config must be a pydantic BaseModel subclass"
             )
-        existing = self._components[component.kind].get(component.name) or pending.get((component.kind, component.name))
+        existing = pending.get((component.kind, component.name))
         if existing is not None:
             raise RegistryError(
                 f"{SINGULAR[component.kind]} '{component.name}' is registered twice: by plugin "
                 f"'{existing.plugin}' and by plugin '{component.plugin}'"
             )
 
-    def add_all(self, components: list[Component]) -> None:
-        """Add all of ``components`` or, if any of them is invalid or clashes, none."""
+    def add_all(self, components: list[Component], qualify_clashes: bool = False) -> list[Component]:
+        """Add all of ``components`` or, if any of them is invalid or clashes, none; returns them as added.
+
+        A name registered already clashes. With ``qualify_clashes`` (third-party plugins) such a
+        component is added under ``plugin:name`` instead (``qualified``), the bare name staying with the
+        component that had it; without (introzoo's built-ins), a clash raises :class:`RegistryError`.
+        Two components of one kind and one name in ``components`` always raise."""
         pending: dict[tuple[str, str], Component] = {}
+        added: list[Component] = []
         for c in components:
             self._check(c, pending)
             pending[(c.kind, c.name)] = c
-        for c in components:
+            existing = self._components[c.kind].get(c.name)
+            if existing is not None and qualify_clashes:
+                c = replace(c, name=f"{c.plugin}:{c.name}", qualified=True)
+                existing = self._components[c.kind].get(c.name)
+            if existing is not None:
+                raise RegistryError(
+                    f"{SINGULAR[c.kind]} '{c.name}' is registered twice: by plugin "
+                    f"'{existing.plugin}' and by plugin '{c.plugin}'"
+                )
+            added.append(c)
+        for c in added:
             self._components[c.kind][c.name] = c
+        return added
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[kind])
@@ -110,11 +142,26 @@ class Registry:
     def all(self, kind: str) -> list[Component]:
         return [self._components[kind][n] for n in self.names(kind)]
 
+    def find(self, kind: str, name: str) -> Component | None:
+        """The component ``name`` of ``kind``, or ``None``. ``name`` may be qualified by the plugin that
+        registered it: ``plugin:name`` (``example:laplace``, ``introzoo:soft``, and for a component whose
+        name another plugin had first the only way, ``myplugin:soft-boot``)."""
+        comps = self._components[kind]
+        if name in comps:
+            return comps[name]
+        plugin, sep, base = name.partition(":")
+        c = comps.get(base) if sep else None
+        return c if c is not None and c.plugin == plugin else None
+
+    def plugins(self) -> set[str]:
+        """The names of the plugins that registered at least one component."""
+        return {c.plugin for comps in self._components.values() for c in comps.values()}
+
     def get(self, kind: str, name: str) -> Component:
-        try:
-            return self._components[kind][name]
-        except KeyError:
-            raise UsageError(unknown(SINGULAR[kind], name, self.names(kind))) from None
+        comp = self.find(kind, name)
+        if comp is None:
+            raise UsageError(unknown(SINGULAR[kind], name, self.names(kind)))
+        return comp
 
     def register_callable(self, kind: str, plugin: str, version: str,
                           into: list[Component]) -> Callable[..., None]:

@@ -11,8 +11,11 @@ training, when :attr:`Resumable.requested` is set (e.g. by a signal handler) and
 
 A later :func:`introzoo.train.train` with a ``Resumable`` finds ``resume.pt`` (if it was written for the
 same configuration hash) and continues from it: the result equals an uninterrupted run's. A finished run
-removes ``resume.pt``. The data stream continues from the saved generator state, or is replayed from the
-seed where it keeps state between batches (see :func:`stream_at`).
+removes ``resume.pt``. A resume point written for this run's hash that does not hold a run's state (keys
+missing, of the wrong type, or not matching the model) is refused with a :class:`UsageError` naming the
+file (one checked from the file alone is refused before anything in the run directory changes); removing
+it trains the run from the start. The data stream continues from the saved generator state, or is
+replayed from the seed where it keeps state between batches (see :func:`stream_at`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 
 from .data.base import Dataset
+from .errors import UsageError
 from .runs import RunDir, atomic_write_bytes
 
 FORMAT = 1
@@ -91,7 +95,35 @@ def load(rd: RunDir, run_hash: str) -> dict[str, Any] | None:
         return None
     if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("hash") != run_hash:
         return None
+    problem = _malformed(state)
+    if problem:
+        raise damaged(rd, problem)
     return state
+
+
+def damaged(rd: RunDir, why: str) -> UsageError:
+    """The error for a resume point of this run that cannot be continued from."""
+    return UsageError(f"resume point '{rd.resume}' cannot be used ({why}); remove it to train the run from the start")
+
+
+def _malformed(state: dict[str, Any]) -> str | None:
+    """What is wrong with the content of a resume point (as :func:`save` writes it), or ``None``."""
+    kinds = {"iteration": int, "model": dict, "objective": dict, "rng": dict, "sums": dict, "count": int,
+             "elapsed": (int, float)}
+    for key, kind in kinds.items():
+        if key not in state:
+            return f"no '{key}'"
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            return f"'{key}' is a {type(state[key]).__name__}"
+    if state["iteration"] < 0:
+        return f"'iteration' is {state['iteration']}"
+    streams = {"torch": torch.Tensor, "numpy": tuple, "random": tuple, "data": torch.Tensor}
+    for key, kind in streams.items():
+        if key not in state["rng"]:
+            return f"no random state '{key}'"
+        if not isinstance(state["rng"][key], kind):
+            return f"random state '{key}' is a {type(state['rng'][key]).__name__}"
+    return None
 
 
 def stream_at(state: dict[str, Any], dataset, batch_size: int, data_gen: torch.Generator):

@@ -95,15 +95,51 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
     return values
 
 
-def metrics_table(title: str, values: dict[str, float], directions: dict[str, str]) -> Table:
-    """metric | value | better (an arrow): the table ``run`` and ``eval`` print."""
+def metrics_table(title: str, values: dict[str, float], directions: dict[str, str],
+                  references: list[tuple[str, dict[str, list[float]]]] = ()) -> Table:
+    """metric | value | better (an arrow): the table ``run`` and ``eval`` print; ``references``: a column
+    per (name, metric -> [mean, std]) of published values (:func:`paper_comparison`)."""
+    from .references import fmt
+
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("better")
+    for name, _ in references:
+        table.add_column(name, justify="right")
     for k, v in values.items():
-        table.add_row(k, f"{v:.4g}", {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""))
+        table.add_row(k, f"{v:.4g}", {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""),
+                      *[fmt(*ref[k]) if k in ref else "-" for _, ref in references])
     return table
+
+
+def paper_comparison(resolved, iterations: int, metrics: dict[str, float]) -> tuple[list[tuple[str, dict[str, list[float]]]], list[str]]:
+    """The published values a finished run compares with (:func:`introzoo.references.for_run`), as
+    (column name, metric -> [mean, std]), and the lines to print under them: where they come from, the
+    protocol they were measured at, and whether this run is shorter than it or uses other hyperparameters."""
+    from .references import for_run, protocol_iterations
+
+    data, objective = resolved.data.component.name, resolved.objective.component.name
+    found = [(ref, values) for ref, values in for_run(data, objective, resolved.prior.component.name,
+                                                      len(resolved.regularizers)) if set(values) & set(metrics)]
+    if not found:
+        return [], []
+    protocol = protocol_iterations(data)
+    sources = "; ".join(f"{ref.name}: {ref.source}" for ref, _ in found if ref.source != ref.name
+                        and not ref.source.startswith(ref.name))
+    lines = [f"reference values: {objective} on {data} as published (mean ± std over {found[0][0].n} seeds"
+             + (f", {protocol:,} iterations" if protocol else "") + ", the paper's hyperparameters)"
+             + (f"; {sources}" if sources else "")]
+    defaults = (getattr(resolved.dataset, "objective_defaults", None) or {}).get(objective, {})
+    options = resolved.objective.config.model_dump()
+    changed = {k: options[k] for k in defaults if k in options and options[k] != defaults[k]}
+    if protocol and iterations < protocol:
+        lines.append(f"note: this run trained {iterations:,} iterations, shorter than the protocol ({protocol:,} "
+                     f"iterations on {data}): its numbers are not comparable with the reference values")
+    if changed:
+        lines.append("note: this run's hyperparameters differ from the paper's ("
+                     + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")")
+    return [(ref.name, values) for ref, values in found], lines
 
 
 def _as_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

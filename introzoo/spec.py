@@ -1,8 +1,15 @@
-"""Spec strings: ``name[:value][,key=value...]`` -> a component's closed pydantic config.
+"""Spec strings: ``[plugin:]name[:value][,key=value...]`` -> a component's closed pydantic config.
 
 Examples: ``mog:100`` (``K=100``, the prior's primary option), ``soft,beta_neg=0.9``,
 ``mog:64,learn_weights=true``, ``resnet,channels=[64,128]``. Values are converted by pydantic
 (``true``/``false``, numbers, ``[a,b]`` lists); commas inside brackets do not split options.
+
+A name may be qualified by the plugin that registered it: ``myplugin:soft-boot`` selects the plugin's
+``soft-boot`` where a built-in has the bare name (the only way to select it then), ``example:laplace``
+the same as ``laplace``, ``introzoo:soft`` the built-in. The rule that keeps this apart from the
+primary option's ``name:value``: ``a:b`` is a qualified name when ``a`` is the name of a loaded plugin
+that registered a component ``b`` of the kind parsed; otherwise ``b`` is the value of ``a``'s primary
+option (``mog:100``, ``student-t:3``). ``myplugin:mog:100`` is both.
 """
 
 from __future__ import annotations
@@ -24,9 +31,15 @@ class Spec:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: the spec string as the user wrote it (messages echo it unchanged: ``mog:0``, not ``mog,K=0``)
+    text: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return format_spec(self.name, self.options)
+        if self.text:
+            return self.text
+        options = dict(self.options)
+        primary = options.pop(":", None)
+        return format_spec(self.name if primary is None else f"{self.name}:{primary}", options)
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -57,8 +70,21 @@ def _value(raw: str) -> Any:
     return raw
 
 
-def parse_spec(text: str, kind: str) -> Spec:
-    """Split a spec string; raises :class:`UsageError` on malformed input."""
+def _qualified(registry: Registry | None, kind: str, plugin: str, name: str) -> str | None:
+    """The registered name of ``plugin``'s component ``name`` of ``kind``, if there is one."""
+    if registry is None:
+        from .plugins import registry as current
+
+        registry = current()
+    comp = registry.find(kind, f"{plugin}:{name}") if plugin and name else None
+    return comp.name if comp is not None else None
+
+
+def parse_spec(text: str, kind: str, registry: Registry | None = None) -> Spec:
+    """Split a spec string; raises :class:`UsageError` on malformed input. ``registry`` (default: the
+    process-wide one) tells a plugin-qualified name (``myplugin:soft-boot``) from ``name:value``; the
+    spec's name is then the component's registered name (``myplugin:soft-boot``, or ``laplace`` for
+    ``example:laplace``)."""
     what = SINGULAR[kind]
     text = text.strip()
     if not text:
@@ -70,7 +96,11 @@ def parse_spec(text: str, kind: str) -> Spec:
     name, primary = head, None
     if ":" in head:
         name, primary = head.split(":", 1)
-        if not primary.strip():
+        base, sep, value = primary.partition(":")
+        qualified = _qualified(registry, kind, name.strip(), base.strip())
+        if qualified is not None:
+            name, primary = qualified, (value if sep else None)
+        if primary is not None and not primary.strip():
             raise UsageError(f"malformed {what} spec '{text}': nothing after ':'")
     name = name.strip()
     if not name:
@@ -88,7 +118,7 @@ def parse_spec(text: str, kind: str) -> Spec:
         if key in options:
             raise UsageError(f"malformed {what} spec '{text}': option '{key}' given twice")
         options[key] = _value(val)
-    return Spec(name, options)
+    return Spec(name, options, text)
 
 
 def format_spec(name: str, options: dict[str, Any]) -> str:
@@ -179,7 +209,11 @@ def resolve(registry: Registry, kind: str, text: str | Spec, defaults: dict[str,
     user's options; keys the config does not declare are ignored. ``overrides`` (options given as
     values, e.g. the ``sweep`` command's ``--workers``) win over the spec string's.
     """
-    spec = text if isinstance(text, Spec) else parse_spec(text, kind)
+    spec = text if isinstance(text, Spec) else parse_spec(text, kind, registry)
+    if ":" in spec.options and registry.find(kind, spec.name) is None and spec.name in registry.plugins():
+        mine = [c.base_name for c in registry.all(kind) if c.plugin == spec.name]
+        raise UsageError(f"plugin '{spec.name}' registers no {SINGULAR[kind]} '{spec.options[':']}' (in '{text}'); "
+                         f"its {kind}: {', '.join(mine) or 'none'}")
     comp = registry.get(kind, spec.name)
     user = _resolve_primary(comp, spec.options, str(text))
     merged = {k: v for k, v in (defaults or {}).items() if k in comp.config.model_fields}

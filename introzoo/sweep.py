@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from .config import RunConfig, from_json, resolve
 from .errors import UsageError, first_error
@@ -124,6 +125,17 @@ class SweepSpec(TrainOverrides):
             return v
         raise ValueError(f"give a pack size from 1 to {PACK_LIMIT} or 'auto'")
 
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _list_or_table(cls, v: Any) -> Any:
+        def specs(x: Any) -> bool:
+            return isinstance(x, list) and all(isinstance(s, str) for s in x)
+
+        if v is None or specs(v) or (isinstance(v, dict) and all(specs(x) for x in v.values())):
+            return v
+        raise PydanticCustomError("metrics", "must be a list of metric specs for every run (metrics = [\"kl\", \"jsd\"]) or a "
+                                             "table of dataset name -> list ([sweep.metrics] with 8gaussians = [\"kl\"])")
+
     @field_validator("seed_start")
     @classmethod
     def _seeds_below_2_32(cls, start: int, info: ValidationInfo) -> int:
@@ -205,6 +217,7 @@ class Task:
     hash: str  # config["hash"], the run directory's name
     key: str  # configuration id without the seed
     pack_key: str | None = None  # runs with the same key can train in one pack (introzoo.sweep_pack); None: alone
+    reports: tuple[str, ...] = ()  # the metric values the run reports (its metrics' directions)
 
 
 def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir: Path | None = None) -> list[Task]:
@@ -218,7 +231,7 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
         size *= len(axes[a])
     if size > MAX_RUNS:
         raise UsageError(f"the grid has {size} runs; introzoo refuses sweeps of more than {MAX_RUNS} runs")
-    tasks, seen = [], set()
+    tasks, seen, fits_checked = [], set(), set()
     regs = [s for text in spec.regularizer for s in expand_axis(text, "regularizer")] or ["none"]
     if isinstance(spec.metrics, dict):
         names = {data_name(d) for d in axes["data"]}
@@ -235,15 +248,20 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
         if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
             continue
         if resolved.dataset is not None:  # a model too large for memory is refused before anything trains
-            check_fits(resolved, resolved.dataset.shape, int(resolved.train["zdim"]))
+            fit = (json.dumps([resolved.backbone.to_json(), resolved.prior.to_json()], sort_keys=True, default=str),
+                   tuple(resolved.dataset.shape), int(resolved.train["zdim"]), int(resolved.train["batch_size"]))
+            if fit not in fits_checked:  # the same networks and batch fit once for every objective option
+                check_fits(resolved, resolved.dataset.shape, int(resolved.train["zdim"]))
+                fits_checked.add(fit)
         key = pack_key(resolved)
+        reports = tuple(name for metric in resolved.built_metrics or () for name in metric.directions)
         for seed in seeds if seeds is not None else spec.seed_list():
             record = replace(resolved, seed=seed, dataset=None, built_metrics=None, _record=None).record()
             if record["hash"] in seen:  # e.g. an option given explicitly at its default value
                 continue
             seen.add(record["hash"])
             tasks.append(Task((sweep_dir or Path(".")) / "runs" / record["hash"], record, record["hash"],
-                              record["config_key"], key))
+                              record["config_key"], key, reports))
     return tasks
 
 

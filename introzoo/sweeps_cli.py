@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from . import leaderboard as lb
-from .errors import UsageError, first_error, unknown
+from .errors import UsageError, first_error, suggest, unknown
 from .options import train_option_names
 from .inputs import check_device
 from .paths import check_output_dir
@@ -61,6 +61,14 @@ def default_dir(spec: SweepSpec, file: Path | None) -> Path:
     if not body.get("regularizer"):  # the regularizer axis, when unused, keeps older directory names
         body.pop("regularizer", None)
     return Path("sweeps") / f"sweep-{hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]}"
+
+
+def check_select(metric: str, tasks: list[Task], given_as: str) -> None:
+    """Before anything trains: the selection metric must be one that runs of the grid report."""
+    reported = list(dict.fromkeys(m for t in tasks for m in t.reports))
+    if tasks and metric not in reported:
+        raise UsageError(f"{given_as} '{metric}': no run of this sweep reports it{suggest(metric, reported) or ';'} "
+                         f"its metrics: {', '.join(reported) or '(none)'}")
 
 
 def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int | None):
@@ -158,6 +166,24 @@ def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, 
     return progress.counts
 
 
+def warmup_note(tasks: list[Task]) -> str | None:
+    """A warning when some runs spend half their iterations or more in the objective's plain-VAE warm-up
+    (:func:`introzoo.references.warmup_dominates`): their rows describe a VAE, not the objective."""
+    from .references import warmup_dominates
+
+    short = [t for t in tasks if warmup_dominates(t.config["objective"]["options"].get("num_vae"),
+                                                  t.config["train"]["iterations"])]
+    if not short:
+        return None
+    t = short[0]
+    warm, n = t.config["objective"]["options"]["num_vae"], t.config["train"]["iterations"]
+    names = sorted({x.config["objective"]["name"] for x in short})
+    return (f"{len(short)} of {len(tasks)} runs ({', '.join(names)}) spend half their iterations or more in the "
+            f"plain-VAE warm-up (e.g. num_vae={warm} of {n:,} iterations): their results describe a VAE, not the "
+            f"objective; give at least {2 * warm:,} iterations (-n) or a shorter warm-up (num_vae=N); the "
+            "leaderboard marks their rows with †")
+
+
 def print_grid(console: Console, tasks: list[Task], finished: set[str]) -> None:
     table = Table(title=f"grid: {len(tasks)} runs ({len(finished)} finished earlier)")
     for col in (*lb.AXES, "seed", "run", "state"):
@@ -178,8 +204,13 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
     n_workers = getattr(executor, "workers", 1)
     stage1_seeds = [spec.seed_start] if spec.select else None
     tasks = expand(spec, registry, seeds=stage1_seeds, sweep_dir=sweep_dir)
+    if spec.select:
+        check_select(spec.select, tasks, "--select" if cli.get("select") else "the sweep file's select")
     finished, todo = pending(tasks)
     size = pack_size(spec, tasks, n_workers)
+    note = warmup_note(tasks)
+    if note:  # with --dry-run and without, before anything trains
+        err_console.print(f"warning: {note}", highlight=False, soft_wrap=True)
     if dry_run:
         print_grid(console, tasks, {t.hash for t in finished})
         if spec.select:
@@ -216,7 +247,9 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
     if not quiet:
         console.print(f"done in {elapsed:.0f} s: {counts['finished']} finished, {counts['diverged']} diverged, "
                       f"{counts['failed']} failed (this invocation)", highlight=False)
+    ended = counts["finished"] + counts["diverged"] + len(finished)
+    if ended or not quiet:  # -q hides the progress, not the results
         lb.render_leaderboard(console, sweep_dir, fmt="table", sort=spec.select, group_by="data", published=False,
-                           show_all=False, out=None)
+                              show_all=False, out=None)
     return EXIT_FAILED_RUNS if counts["failed"] else 0
 

@@ -21,7 +21,7 @@ import torch
 
 from . import kernels, resume
 from .config import ResolvedRun
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .limits import check_fits
 from .metrics.base import EvalContext
 from .metrics.stream import timed
@@ -168,8 +168,9 @@ def evaluate(metrics: list[Any], ctx: EvalContext) -> tuple[dict[str, float], di
     values: dict[str, float] = {}
     directions: dict[str, str] = {}
     for metric in metrics:
-        values.update(timed(metric, ctx))
-        directions.update(metric.directions)
+        reported = timed(metric, ctx)
+        values.update(reported)
+        directions.update({k: d for k, d in metric.directions.items() if k in reported})  # what it reported
     return values, directions
 
 
@@ -220,7 +221,10 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         progress.plan.append(f"kernels {kernel_path} ({why})")
     config = {**run.record(), "device_used": str(built.device), "kernels_used": kernel_path}  # the hash names the run directory
     saved = resume.load(rd, config["hash"]) if resumable is not None else None
-    batches = resume.stream_at(saved, built.dataset, batch_size, data_gen) if saved is not None else None
+    try:
+        batches = resume.stream_at(saved, built.dataset, batch_size, data_gen) if saved is not None else None
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise resume.damaged(rd, first_line(exc, with_type=True)) from None
     if batches is None:  # from the start
         saved = None
         rd.reset()
@@ -233,7 +237,10 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
     start, elapsed_before = 0, 0.0
     if saved is not None:
-        resume.restore(built, saved)
+        try:
+            resume.restore(built, saved)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            raise resume.damaged(rd, first_line(exc, with_type=True)) from None
         resume.truncate_history(rd, saved["iteration"])
         for p in (rd.metrics, rd.checkpoint):
             p.unlink(missing_ok=True)

@@ -18,6 +18,22 @@ os.environ.setdefault("INTROZOO_KERNELS", "aten")
 pytest_plugins = ["introzoo.testing"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run the slow tests too (end-to-end sweeps, golden values, installs): the selection CI runs")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without ``--full`` (or an explicit ``-m``), tests marked ``slow`` are left out: the default run is
+    the quick one for working on the code; CI runs ``--full``."""
+    if config.getoption("--full") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.hook.pytest_deselected(items=slow)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugin_state(monkeypatch):
     """Each test starts from a registry of the built-ins only: installed plugins are switched off (here

@@ -5,7 +5,14 @@ run and sweep copies the case corrupts and its output targets, is the same befor
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,6 +98,23 @@ def _runs_as_file(w: Path) -> None:
     (w / "sweep" / "runs").write_text("x")
 
 
+def _resume_point_without_state(w: Path) -> None:
+    """An interrupted run (no metrics.json, no checkpoint) whose resume.pt has the run's hash and nothing else."""
+    run = w / "run"
+    run_hash = json.loads((run / "config.json").read_text())["hash"]
+    for name in ("metrics.json", "checkpoint.pt"):
+        (run / name).unlink()
+    torch.save({"format": 1, "hash": run_hash}, run / "resume.pt")
+
+
+# regularizers = every run's, regularizer = an axis: each run would get two replacements of the KL term
+TWO_KL_SWEEP = """[sweep]
+objective = ["vae"]
+regularizers = ["beta-h"]
+regularizer = ["tcvae", "none"]
+iterations = 1
+metrics = ["kl,n_samples=200"]
+"""
 FILE = _write("afile", "not a directory")
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
@@ -126,6 +150,13 @@ CASES = [
     ("run-option-not-a-number", "run -o soft,beta_kl=abc -n 1 --out {w}/o", None, ["beta_kl", "abc"]),
     ("run-unknown-option", "run -o soft,beta_kll=1 -n 1 --out {w}/o", None, ["beta_kll"]),
     ("run-iterations-not-int", "run -n ten --out {w}/o", None, ["--iterations"]),
+    ("run-resume-every-negative", "run --resume-every -5 -n 1 --out {w}/o", None, ["--resume-every", "-5"]),
+    ("run-resume-every-nan", "run --resume-every nan -n 1 --out {w}/o", None, ["--resume-every", "nan"]),
+    ("run-resume-point-without-state", "run -n 5 --threads 1 -q -m kl,n_samples=200 --resume-every 60 --out {w}/run",
+     _resume_point_without_state, ["{w}/run/resume.pt", "cannot be used", "remove it"]),
+    ("run-tcvae-batch-1", "run -o vae --reg tcvae --batch-size 1 -n 1 --out {w}/o", None, ["'tcvae'", "at least 2", "1"]),
+    ("run-info-unbiased-batch-1", "run -o vae --reg info,estimator=unbiased --batch-size 1 -n 1 --out {w}/o", None,
+     ["'info'", "at least 2"]),
     # sweep: sweep files someone else wrote, paths, numbers
     ("sweep-file-not-utf8", "sweep {w}/s.toml --dry-run", _write("s.toml", b"\xff\xfe[sweep]\n"), ["s.toml", "UTF-8"]),
     ("sweep-file-string-table", "sweep {w}/s.toml --dry-run", _write("s.toml", 'sweep = "x"\n'), ["s.toml", "'sweep'", "table"]),
@@ -138,6 +169,14 @@ CASES = [
     ("sweep-file-executor-string", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\n[executor]\nlocal = 1\n"), ["s.toml", "local"]),
     ("sweep-file-seed-past-2^32", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nseeds = 2\nseed_start = 4294967295\n"), ["s.toml", "4294967296"]),
     ("sweep-file-beta-inf", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nlr = inf\n"), ["s.toml", "lr"]),
+    ("sweep-file-metrics-number", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nmetrics = 3\n"),
+     ["s.toml", "metrics", "list of metric specs", "table"]),
+    ("sweep-file-metrics-table-string", "sweep {w}/s.toml --dry-run",
+     _write("s.toml", '[sweep.metrics]\n8gaussians = "kl"\n'), ["s.toml", "metrics", "list of metric specs", "table"]),
+    ("sweep-file-regularizers-and-axis", "sweep {w}/s.toml --workers 1 --threads 1 -q --out {w}/sw",
+     _write("s.toml", TWO_KL_SWEEP), ["beta-h", "tcvae", "replace the KL term"]),
+    ("sweep-select-unknown", "sweep -o vae -n 1 -m kl,n_samples=200 --select nosuch --workers 1 --threads 1 -q --out {w}/sw",
+     None, ["--select", "nosuch", "kl"]),
     ("sweep-out-is-file", "sweep -n 1 --out {w}/afile", FILE, ["afile", "exists as a file"]),
     ("sweep-out-under-file", "sweep -n 1 --out {w}/afile/x", FILE, ["afile", "is a file"]),
     ("sweep-out-proc", "sweep -n 1 --out /proc/introzoo-sweep", None, ["/proc/introzoo-sweep", "virtual"]),
@@ -201,6 +240,10 @@ CASES = [
     ("traverse-device", "traverse {w}/run --device tpu --out {w}/t.png", None, ["tpu"]),
     ("interpolate-seed-negative", "interpolate {w}/run --seed -1 --out {w}/i.png", None, ["--seed", "-1"]),
     ("interpolate-device", "interpolate {w}/run --device tpu --out {w}/i.png", None, ["tpu"]),
+    ("traverse-range-nan", "traverse {w}/run --range nan --out {w}/t.png", None, ["--range", "nan"]),
+    ("traverse-range-inf", "traverse {w}/run --range inf --out {w}/t.png", None, ["--range", "inf"]),
+    ("traverse-out-type-in-new-dir", "traverse {w}/run --out {w}/sub/t.txt", None, ["t.txt", ".png"]),
+    ("interpolate-out-type-in-new-dir", "interpolate {w}/run --out {w}/sub/i.txt", None, ["i.txt", ".png"]),
     ("sample-out-proc", "sample {w}/run --out /proc/s.png", None, ["/proc/s.png", "virtual"]),
     ("sample-out-directory", "sample {w}/run --out {w}/d.png", _mkdir("d.png"), ["d.png", "is a directory"]),
     ("sample-device-tpu", "sample {w}/run --device tpu --out {w}/s.npy", None, ["tpu", "devices here"]),
@@ -256,6 +299,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(name, command, setup, w
     assert "Traceback" not in text
     errors = [line for line in cap.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, cap.err
+    assert len(cap.err.strip().splitlines()) == 1, cap.err  # nothing but the error line
     for word in words:
         assert word.replace("{w}", str(w)) in cap.err, f"{word!r} not in {cap.err!r}"
     assert _snapshot(w) == before, "a bad input wrote or changed files"
@@ -324,3 +368,170 @@ def test_allocation_and_os_failures_are_one_line_exit_2(exc, words, monkeypatch,
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     for word in words:
         assert word in err
+
+
+# --- bad input the corpus cannot spell: an environment, an empty argument -------------------------
+
+RUN_1 = ["run", "-o", "vae", "-n", "1", "-m", "kl,n_samples=200", "--threads", "1", "-q"]
+SWEEP_1 = ["sweep", "-o", "vae", "-n", "1", "-m", "kl,n_samples=200", "--workers", "1", "--threads", "1", "-q"]
+
+
+@pytest.fixture
+def workdir(finished_run, sweep_store, tmp_path, monkeypatch) -> Path:
+    """A working directory (the current one) holding copies of the finished run and the sweep store."""
+    w = tmp_path / "w"
+    w.mkdir()
+    shutil.copytree(finished_run, w / "run")
+    shutil.copytree(sweep_store, w / "sweep")
+    monkeypatch.chdir(w)
+    monkeypatch.setenv("INTROZOO_DEBUG", "")
+    return w
+
+
+def _refused(argv: list[str], w: Path, capsys, words: list[str]) -> None:
+    """``argv`` exits 2 with one ``error:`` line holding ``words``, nothing else on stderr, and leaves
+    ``w`` as it was."""
+    before = _snapshot(w)
+    capsys.readouterr()
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+    assert _snapshot(w) == before, "a bad input wrote or changed files"
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"WORLD_SIZE": "0"}, ["WORLD_SIZE=0", "torchrun"]),
+    ({"RANK": "x"}, ["RANK='x'", "whole number"]),
+    ({"WORLD_SIZE": "2", "MASTER_ADDR": None}, ["MASTER_ADDR", "torchrun"]),
+    ({"MASTER_PORT": "abc"}, ["MASTER_PORT='abc'", "whole number"]),
+], ids=["world-size-0", "rank-x", "no-master-addr", "master-port-abc"])
+def test_ddp_with_a_malformed_launch_environment_is_one_line_exit_2(env, words, workdir, monkeypatch, capsys):
+    launch = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
+              **env}
+    for key, value in launch.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    _refused([*RUN_1, "--ddp", "--out", str(workdir / "o")], workdir, capsys, words)
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+@pytest.mark.parametrize("value,missing,words", [
+    ("nosuch", False, ["INTROZOO_LOG", "unknown logger 'nosuch'", "known: tensorboard"]),
+    ("tensorboard", True, ["INTROZOO_LOG=tensorboard", "pip install 'introzoo[tensorboard]'"]),
+], ids=["unknown", "not-installed"])
+def test_introzoo_log_is_checked_as_log_is(command, value, missing, words, workdir, monkeypatch, capsys):
+    monkeypatch.setenv("INTROZOO_LOG", value)
+    if missing:
+        monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    argv = [*(RUN_1 if command == "run" else SWEEP_1), "--out", str(workdir / "o")]
+    _refused(argv, workdir, capsys, words)
+
+
+@pytest.mark.parametrize("argv", [
+    [*RUN_1, "--out", ""],
+    [*SWEEP_1, "--out", ""],
+    ["sample", "{w}/run", "--out", ""],
+    ["traverse", "{w}/run", "--out", ""],
+    ["interpolate", "{w}/run", "--out", ""],
+    ["leaderboard", "{w}/sweep", "-f", "md", "--out", ""],
+], ids=["run", "sweep", "sample", "traverse", "interpolate", "leaderboard"])
+def test_empty_out_is_refused_not_the_current_directory(argv, workdir, capsys):
+    _refused([a.replace("{w}", str(workdir)) for a in argv], workdir, capsys, ["--out", "empty path"])
+
+
+# --- Ctrl-C -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("resume_every", [None, "600"], ids=["no-resume-points", "resume-points"])
+def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(resume_every, tmp_path):
+    """SIGINT to a training ``introzoo run``: exit 130 and one line with the iteration and how to go on;
+    with resume points the run stops at an iteration boundary, with a resume point written there."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "introzoo", *RUN_1[:4], "1000000", *RUN_1[5:], "--log-every", "1", "--out", str(out),
+           *(["--resume-every", resume_every] if resume_every else [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "INTROZOO_DEBUG": ""},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if ignored here
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "history.jsonl").exists():  # training has started
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    stopped = re.search(r"interrupted at iteration (\d+) of 1000000; ", lines[0])
+    assert stopped, lines[0]
+    if resume_every:
+        state = torch.load(out / "resume.pt", map_location="cpu", weights_only=False)
+        assert state["iteration"] == int(stopped.group(1))
+        assert f"rerun the same command to continue from iteration {state['iteration']}" in lines[0]
+    else:
+        assert not (out / "resume.pt").exists()
+        assert "no resume point" in lines[0] and "from the start" in lines[0] and "--resume-every" in lines[0]
+
+
+# --- messages ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["v2", "v1"])
+def test_memory_limit_is_the_cgroup_limit_when_lower_and_says_so(layout, tmp_path, monkeypatch, capsys):
+    from introzoo import cli, limits
+
+    limit = 64 * 1024 ** 2
+    root = tmp_path / "cgroup"
+    if layout == "v2":  # the limit on the parent of the process's cgroup
+        (root / "jobs" / "job1").mkdir(parents=True)
+        (root / "memory.max").write_text("max\n")
+        (root / "jobs" / "memory.max").write_text(f"{limit}\n")
+        (root / "jobs" / "job1" / "memory.max").write_text("max\n")
+        cgroups, where = "0::/jobs/job1\n", root / "jobs" / "memory.max"
+    else:
+        (root / "memory" / "job1").mkdir(parents=True)
+        (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+        (root / "memory" / "job1" / "memory.limit_in_bytes").write_text(f"{limit}\n")
+        cgroups, where = "5:pids:/job1\n4:memory:/job1\n0::/\n", root / "memory" / "job1" / "memory.limit_in_bytes"
+    (tmp_path / "self-cgroup").write_text(cgroups)
+    monkeypatch.setattr(limits, "CGROUP_ROOT", root)
+    monkeypatch.setattr(limits, "PROC_CGROUP", tmp_path / "self-cgroup")
+    monkeypatch.delenv(limits.ENV, raising=False)
+    found, source = limits.memory_limit()
+    assert found == limit and str(where) in source and "below the physical memory" in source
+
+    def fail(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(cli, "registry", fail)
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "out of memory" in err
+    assert "the memory limit is 64.0 MB (the cgroup limit" in err and str(where) in err
+
+
+def test_atomic_writes_honour_the_umask(finished_run, tmp_path):
+    from introzoo.runs import atomic_write_json
+
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        previous = os.umask(mask)
+        try:
+            atomic_write_json(tmp_path / f"umask{mask:03o}.json", {"a": 1})
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE((tmp_path / f"umask{mask:03o}.json").stat().st_mode) == mode
+        assert json.loads((tmp_path / f"umask{mask:03o}.json").read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["umask002.json", "umask022.json", "umask077.json"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("config.json", "metrics.json"):  # a run's files, written under this process's umask
+        assert stat.S_IMODE((finished_run / name).stat().st_mode) == 0o666 & ~umask, name

@@ -58,6 +58,7 @@ def _run(objective: str, kernel: str, **extra):
 
 @pytest.mark.parametrize("objective,extra", [("soft,num_vae=0", {}), ("intro,num_vae=0", {}),
                                              ("soft-prior,num_vae=0", {"prior": "mog:8"})])
+@pytest.mark.slow
 def test_each_of_fifty_steps_on_onednn_agrees_with_aten_to_float32_rounding(objective, extra):
     """Along 50 steps of a run on the default path, each step is also taken on oneDNN from the same
     state and the same random draws: the losses and the encoder's gradients (the first player's, from
@@ -136,6 +137,7 @@ def test_auto_picks_a_path_by_timing_a_copy_without_touching_the_run(tmp_path, m
     assert strip(hist[0]) == strip(hist[1])
 
 
+@pytest.mark.slow
 def test_packs_on_onednn_equal_their_solo_runs_bit_for_bit(tmp_path):
     reg = plugins.registry()
     runs = [resolve(RunConfig(objective=f"soft,num_vae={w}", data="8gaussians", iterations=40, log_every=5,

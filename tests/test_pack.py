@@ -42,6 +42,7 @@ def test_soft_pack_equals_solo_runs(tmp_path, float64):
     assert statuses.count("diverged") == 1 and statuses[-1] == "diverged"
 
 
+@pytest.mark.slow
 def test_intro_pack_equals_solo_runs(tmp_path, float64):
     members = [
         dict(seed=0, opts="m=5,beta_kl=0.5,num_vae=0"),

@@ -15,6 +15,9 @@ from introzoo.config import RunConfig, resolve
 from introzoo.objectives.members import MemberOption
 from introzoo.testing.checks_pack import compare_pack
 
+# bit-for-bit checks at the default network size: minutes each (run with --full, as CI does)
+pytestmark = pytest.mark.slow
+
 DEFAULT = dict(data="8gaussians", iterations=200, log_every=10, device="cpu",
                metrics=["kl,n_samples=2000", "jsd,n_samples=2000", "gnelbo,grid=64,n_data=1000"])
 

@@ -66,6 +66,7 @@ def test_intro_conv_pack_equals_solo_runs(tmp_path, float64):
     assert compare_pack(_runs("intro", "conv,channels=[8,16]", members), tmp_path, 1e-10) == ["finished"] * 3
 
 
+@pytest.mark.slow
 def test_resnet_pack_equals_solo_runs_batchnorm_included(tmp_path, float64):
     members = [
         dict(seed=0, opts="beta_kl=0.5,num_vae=5"),  # iterations 0-4 and 20-29: the whole pack in one

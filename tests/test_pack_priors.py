@@ -35,6 +35,7 @@ def _runs(objective: str, prior: str, regs: list[str], data: str, iterations: in
                               iterations=iterations, **{**SMALL, **m}), reg) for m in members]
 
 
+@pytest.mark.slow
 def test_soft_prior_mog_clip_logvar_pack_equals_solo_runs(tmp_path, float64):
     """soft-prior + mog:8 + clip-logvar: each member fixes its clipping range at its own warm-up end."""
     members = [

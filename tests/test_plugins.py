@@ -15,10 +15,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+from typing import ClassVar
+
 import pytest
 
 from introzoo import hookspecs, plugins
 from introzoo.cli import main
+from introzoo.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "plugins" / "introzoo-example"
@@ -94,21 +97,23 @@ def test_failing_plugins_are_reported_in_one_line_each_and_the_rest_works(many, 
     st = plugins.build()
     assert dict(st.failures) == {
         "broken": "RuntimeError: boom",
-        "clash": "prior 'sg' is registered twice: by plugin 'introzoo' and by plugin 'clash'",
         "typo": "unknown hook 'introzoo_register_prior'; did you mean 'introzoo_register_priors'? known: "
                 + ", ".join(hookspecs.HOOKS),
         "raises": "KeyError: 'no such thing'",
     }
     assert st.registry.get("priors", "good-prior").plugin == "good"
-    assert st.registry.get("priors", "sg").plugin == "introzoo"  # the clash did not replace the built-in
-    assert [p.name for p in st.plugins] == ["introzoo", "good"]  # installed others are switched off
+    assert st.registry.get("priors", "sg").plugin == "introzoo"  # the clash did not replace the built-in ...
+    assert st.registry.get("priors", "clash:sg").plugin == "clash"  # ... and is there qualified
+    assert sorted(p.name for p in st.plugins) == ["clash", "good", "introzoo"]  # installed others are switched off
 
     assert main(["list", "priors"]) == 0
     out, err = capsys.readouterr()
-    assert "good-prior" in out and "good 2.5.1" in out
+    assert "good-prior" in out and "good 2.5.1" in out and "clash:sg" in out
     lines = err.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("warning: plugin '") for line in lines)
     assert "warning: plugin 'broken' failed to load and was skipped: RuntimeError: boom" in lines
+    assert ("warning: plugin 'clash' registers names that are taken: prior 'sg' (taken by introzoo); its own are "
+            "selected as clash:sg (its other components load as usual)") in lines
 
 
 def test_plugins_command_shows_versions_packages_failures_and_disabled(many, monkeypatch, capsys):
@@ -120,7 +125,8 @@ def test_plugins_command_shows_versions_packages_failures_and_disabled(many, mon
     assert good == {"name": "good", "version": "2.5.1", "module": "izt_good", "builtin": False,
                     "package": "izt-plugins", "registers": {"priors": ["good-prior"]}}
     assert sorted(set(data["disabled"]) - _others(others)) == ["raises", "typo"]
-    assert sorted(f["name"] for f in data["failed"]) == ["broken", "clash"]
+    assert sorted(f["name"] for f in data["failed"]) == ["broken"]
+    assert {p["name"]: p for p in data["plugins"]}["clash"]["registers"] == {"priors": ["clash:sg"]}
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "good (izt-plugins)" in out and "2.5.1" in out and "failed to load" in out and "disabled" in out
@@ -136,6 +142,117 @@ def test_no_plugins_switch_holds_for_one_command(many, capsys):
     assert main(["--no-plugins", "run", "-p", "good-prior"]) == 2  # not there with --no-plugins ...
     assert "unknown prior 'good-prior'" in capsys.readouterr().err
     assert "good-prior" in plugins.registry().names("priors")  # ... and back afterwards
+
+
+MINE = '''
+from pydantic import BaseModel, ConfigDict
+from introzoo import hookimpl
+from introzoo.data.toy2d import Toy2D
+from introzoo.objectives.vae import VAEConfig, VAEObjective
+from introzoo.priors.gaussian import StandardGaussian
+
+class Empty(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+class Boot(VAEObjective):
+    name = "soft-boot"
+
+class Moons(Toy2D):
+    def __init__(self):
+        super().__init__("8gaussians")
+
+@hookimpl
+def introzoo_register_objectives(register):
+    register("soft-boot", lambda c, model, regularizers=None, train=None: Boot(c, model, regularizers, train),
+             VAEConfig, "This plugin's soft-boot (a plain VAE).")
+
+@hookimpl
+def introzoo_register_datasets(register):
+    register("moons", lambda c: Moons(), Empty, "This plugin's moons (eight Gaussians).")
+
+@hookimpl
+def introzoo_register_priors(register):
+    register("mine-prior", lambda c, zdim: StandardGaussian(zdim), Empty, "A prior no one else has.")
+'''
+
+
+def test_plugin_with_taken_names_loads_the_rest_warns_once_and_is_selected_qualified(site, tmp_path, capsys):
+    from introzoo.spec import parse_spec, resolve
+
+    install(site, "izt-mine", "1.2", {"izt_mine": MINE}, {"mine": "izt_mine"})
+    st = plugins.build()
+    assert st.failures == []
+    reg = st.registry
+    assert reg.get("priors", "mine-prior").plugin == "mine"  # the component without a clash, as usual
+    assert reg.get("objectives", "soft-boot").plugin == reg.get("datasets", "moons").plugin == "introzoo"
+    assert reg.get("objectives", "mine:soft-boot").plugin == reg.get("datasets", "mine:moons").plugin == "mine"
+    assert [info.registers for info in st.plugins if info.name == "mine"] == [
+        {"objectives": ["mine:soft-boot"], "priors": ["mine-prior"], "datasets": ["mine:moons"]}]
+
+    line = ("plugin 'mine' registers names that are taken: objective 'soft-boot' (taken by introzoo), dataset "
+            "'moons' (taken by introzoo); its own are selected as mine:soft-boot, mine:moons (its other components "
+            "load as usual)")
+    assert st.clashes == [("mine", line)]
+    assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [f"warning: {line}"]  # every clash, one line
+    assert "mine:soft-boot" in out and "mine:moons" in out and "mine-prior" in out
+    assert main(["plugins", "--json"]) == 0
+    mine = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}["mine"]
+    assert mine["registers"] == {"objectives": ["mine:soft-boot"], "priors": ["mine-prior"], "datasets": ["mine:moons"]}
+
+    with plugins.using(st):  # the qualified name selects the plugin's component, the bare one the built-in
+        assert resolve(reg, "objectives", "mine:soft-boot,beta_kl=0.5")[0].plugin == "mine"
+        assert resolve(reg, "objectives", "soft-boot")[0].plugin == "introzoo"
+        assert resolve(reg, "objectives", "introzoo:soft-boot")[0].plugin == "introzoo"
+        assert resolve(reg, "priors", "mine:mine-prior")[0].name == "mine-prior"  # qualified without a clash too
+        assert parse_spec("mog:3", "priors").options == {":": "3"}  # name:value where 'mog' is no plugin
+        with pytest.raises(UsageError, match=r"plugin 'mine' registers no objective 'soft' \(in 'mine:soft'\); its "
+                                             "objectives: soft-boot"):
+            resolve(reg, "objectives", "mine:soft")
+
+    out = tmp_path / "run"
+    assert main(["run", "-o", "mine:soft-boot", "-d", "mine:moons", "-n", "20", "--out", str(out), *FAST]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["objective"]["name"] == "mine:soft-boot" and config["objective"]["plugin"] == "mine"
+    assert config["data"]["name"] == "mine:moons" and config["data"]["plugin"] == "mine"
+
+
+def test_a_qualified_name_and_a_primary_value_stay_apart(register_plugin):
+    """A plugin named like a component: 'mog:3' is still the built-in with K = 3, 'mog:mog' the plugin's
+    prior and 'mog:mog:3' that prior with its primary option 3."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from introzoo import hookimpl
+    from introzoo.priors.gaussian import StandardGaussian
+    from introzoo.spec import resolve
+    from introzoo.testing import check_component, components_of
+
+    class Scale(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        primary: ClassVar[str] = "n"
+        n: int = Field(1, description="an option")
+
+    class Mog:
+        __name__ = "mog"
+
+        @staticmethod
+        @hookimpl
+        def introzoo_register_priors(register):
+            register("mog", lambda c, zdim: StandardGaussian(zdim), Scale, "Not a mixture.")
+
+    with pytest.warns(plugins.PluginClashWarning, match="prior 'mog' .taken by introzoo."):
+        params = components_of(Mog())
+    assert [p.values for p in params] == [("priors", "mog:mog")]
+    with pytest.warns(plugins.PluginClashWarning, match="its own are selected as mog:mog"):
+        reg = register_plugin(Mog()).registry
+    comp, cfg = resolve(reg, "priors", "mog:3")
+    assert comp.plugin == "introzoo" and cfg.K == 3
+    comp, cfg = resolve(reg, "priors", "mog:mog")
+    assert comp.plugin == "mog" and cfg.n == 1
+    comp, cfg = resolve(reg, "priors", "mog:mog:3")
+    assert comp.plugin == "mog" and cfg.n == 3
+    check_component("priors", "mog:mog")  # the contract checks take the qualified name
 
 
 def test_installed_example_plugin_is_listed_and_recorded_in_config_json(site, tmp_path, capsys):
@@ -220,12 +337,13 @@ def _run(root: Path, h: str, key: str, seed: int, prior_version: str) -> None:
 
 def test_leaderboard_says_which_code_made_each_row(tmp_path, capsys):
     from introzoo import leaderboard as lb
+    from introzoo.run_store import code_of
 
     _run(tmp_path, "a0", "A", 0, "0.1.0")
     _run(tmp_path, "a1", "A", 1, "0.2.0")  # the plugin was upgraded between the seeds
     _run(tmp_path, "b0", "B", 0, "0.2.0")
     old, new = "introzoo 0.1.0 + example 0.1.0 + zz 3", "introzoo 0.1.0 + example 0.2.0 + zz 3"
-    assert lb.code_of(json.loads((tmp_path / "runs" / "a0" / "config.json").read_text())) == old
+    assert code_of(json.loads((tmp_path / "runs" / "a0" / "config.json").read_text())) == old
     rows = {r["runs"]: r for r in json.loads(lb.to_json(*lb.build_rows(lb.collect(tmp_path)), "kl"))["rows"]}
     assert rows[2]["code"] == [old, new] and rows[1]["code"] == [new]
 

@@ -56,14 +56,27 @@ def test_plugin_component_is_attributed_and_built():
     assert info.registers == {"priors": ["fakemog"]}
 
 
-def test_duplicate_name_is_an_error_naming_both_plugins():
+def test_a_taken_name_is_registered_qualified_and_a_name_given_twice_is_an_error():
     class Dup:
         @hookimpl
         def introzoo_register_priors(self, register):
             register("sg", lambda c, zdim: None, KConfig, "another sg")
 
-    with pytest.raises(RegistryError, match="'sg' is registered twice: by plugin 'introzoo' and by plugin 'dup'"):
-        plugins.build(extra_plugins=[("dup", Dup())], load_entry_points=False)
+    with pytest.warns(plugins.PluginClashWarning, match="plugin 'dup' registers names that are taken: prior 'sg'"):
+        st = plugins.build(extra_plugins=[("dup", Dup())], load_entry_points=False)
+    assert st.registry.get("priors", "sg").plugin == "introzoo" and st.registry.get("priors", "dup:sg").plugin == "dup"
+
+    class Twice:
+        @hookimpl
+        def introzoo_register_priors(self, register):
+            register("fakemog", lambda c, zdim: None, KConfig, "one")
+            register("fakemog", lambda c, zdim: None, KConfig, "two")
+
+    with pytest.raises(RegistryError, match="'fakemog' is registered twice: by plugin 'twice' and by plugin 'twice'"):
+        plugins.build(extra_plugins=[("twice", Twice())], load_entry_points=False)
+    reg = plugins.build(load_entry_points=False).registry  # built-ins never take a qualified name
+    with pytest.raises(RegistryError, match="'sg' is registered twice: by plugin 'introzoo' and by plugin 'introzoo'"):
+        reg.add_all([reg.get("priors", "sg")])
 
 
 def test_misspelled_hook_is_caught():

@@ -29,6 +29,7 @@ def _statuses(store: Path) -> dict[str, str]:
     return {p.parent.name: json.loads(p.read_text())["status"] for p in (store / "runs").glob("*/metrics.json")}
 
 
+@pytest.mark.slow
 def test_two_sweeps_at_once_train_each_run_once(tmp_path):
     store = tmp_path / "store"
     cmd = [sys.executable, "-m", "introzoo.cli", "sweep", "-o", "vae", "--seeds", "4", "--workers", "1",
@@ -57,6 +58,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_mid_run_keeps_finished_runs_and_a_rerun_completes(small_disk, capsys):
     store = small_disk / "store"
     base = ["sweep", "-o", "vae", "--workers", "1", "--out", str(store), *SMALL]

@@ -152,7 +152,8 @@ def test_leaderboard_aggregates_ranks_and_counts(tmp_path):
     assert by["A"].label == "soft,beta_kl=0.1"  # only the options that vary within soft
     header, body, marks = lb.table_data(rows, directions, "data")
     row_b = body[[r.key for r in rows].index("B")]
-    assert row_b[header.index("kl ↓")] == "1.5 ± 0"
+    assert row_b[header.index("kl ↓")] == "1.5"  # one seed: no "± 0"; the column's precision from A's std of 1.0
+    assert body[[r.key for r in rows].index("A")][header.index("kl ↓")] == "2.0 ± 1.0"
     assert marks[[r.key for r in rows].index("B")][header.index("acc ↑")]  # best acc within rings
     assert lb.rank(rows, directions, "acc", "data") == "acc" and by["B"].rank == 1
     with pytest.raises(UsageError, match="unknown metric 'fid'"):

@@ -16,12 +16,14 @@ from introzoo import hookimpl, plugins
 from introzoo.backbones.mlp import MLPConfig, build as build_mlp
 from introzoo.data.toy2d import Toy2D
 from introzoo.errors import RegistryError, UsageError
+from introzoo.plugins import PluginClashWarning
 from introzoo.metrics.base import Metric
 from introzoo.objectives.vae import VAEObjective
 from introzoo.priors.base import Prior
 from introzoo.priors.gaussian import StandardGaussian
 from introzoo.regularizers import Regularizer
 from introzoo.testing import check_component, components_of
+from introzoo.testing.checks_model import check_objective
 
 
 class Empty(BaseModel):
@@ -191,17 +193,64 @@ def _fixed_mog(zdim):
     return MixturePrior(zdim, 3, learn_means=False, learn_logvars=False)
 
 
+class BacksPropagatesItself(VAEObjective):
+    """Steps through self.step_optimizers but calls loss.backward() itself: in fp32 the same step, under
+    --precision fp16 unscaled gradients (a crash in GradScaler at the first step)."""
+
+    def step(self, x, iteration):
+        mu, logvar = self.model.encode(x)
+        loss = self.model.kl(mu, logvar).mean() + ((self.model.decode(self.model.reparameterize(mu, logvar)) - x) ** 2).sum(1).mean()
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.step_optimizers(*self.optimizers)
+        return {"loss": loss.detach()}
+
+
+class StepsItself(BacksPropagatesItself):
+    """loss.backward() and optimizer.step(), as a plain PyTorch loop writes them: in fp32 the same steps
+    with or without a loss scale, since neither side of it is used; fp16 then fails at once."""
+
+    def step_optimizers(self, *names):
+        for name in names:
+            self.optimizers[name].step()
+
+
+class ScalesButStepsItself(VAEObjective):
+    """self.backward, then optimizer.step() itself: the gradients stay scaled."""
+
+    def step_optimizers(self, *names):
+        for name in names:
+            self.optimizers[name].step()
+
+
 @pytest.mark.parametrize("cls,prior,match", [
     (TouchesFixedPrior, "fixed-mog", "changed what it has no optimiser for: param prior.mu"),
     (ForgetsOptimiserState, None, "does not continue identically"),
     (AttachedLosses, None, "still carries a graph"),
     (EncoderOnly, None, "did not change the decoder"),
+    (BacksPropagatesItself, None, r"scaled by 2\*\*12 .* change the parameters differently .*never loss.backward\(\)"),
+    (ScalesButStepsItself, None, r"scaled by 2\*\*12 .* change the parameters differently .*self.step_optimizers"),
+    (StepsItself, None, (r"under --precision fp16 .* train_step raised AssertionError: .*never loss.backward\(\) or "
+                         r"optimizer.step\(\) directly")),
 ])
 def test_objective_checks_catch(register_plugin, cls, prior, match):
     register_plugin(plugin("objectives", "bad", lambda c, model, regularizers=None, train=None:
                            cls(c, model, regularizers, train), VAEOptions))
     register_plugin(plugin("priors", "fixed-mog", lambda c, zdim: _fixed_mog(zdim)))
     fails("objectives", "bad", match, prior=prior)
+
+
+@pytest.mark.parametrize("cls", [BacksPropagatesItself, StepsItself])
+def test_objective_that_bypasses_the_loss_scale_fails_under_fp16(register_plugin, cls):
+    """Both pass every step check where no loss is scaled (bf16); under --precision fp16 they fail with
+    the reason, not with GradScaler's internal error alone."""
+    register_plugin(plugin("objectives", "bad", lambda c, model, regularizers=None, train=None:
+                           cls(c, model, regularizers, train), VAEOptions))
+    check_objective("bad", precisions=("bf16",))  # the steps themselves, without the routing check ...
+    with pytest.raises(AssertionError, match=r"under --precision fp16 with prior 'sg', train_step at iteration 0: "
+                                             r"train_step raised AssertionError: Attempted .*self.backward\(loss"):
+        check_objective("bad", precisions=("fp16",))  # ... crash under fp16
 
 
 # -- regularizers --------------------------------------------------------------------------------------
@@ -241,6 +290,85 @@ class NotJSON(Regularizer):
 def test_regularizer_checks_catch(register_plugin, cls, match):
     register_plugin(plugin("regularizers", "bad", lambda c: cls()))
     fails("regularizers", "bad", match)
+
+
+class CountsInAnInt(Regularizer):
+    """An encoder term whose weight grows with the iterations seen, counted in a plain int: the default
+    state_dict (its tensor attributes) leaves the count out, so a resumed run starts again from 0."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def encoder_loss(self, model, mu, logvar, z):
+        return 0.1 * (1 + min(self.seen, 10)) * mu.square().mean()
+
+    def after_step(self, model, x, iteration):
+        self.seen += 1
+
+
+class CountsInState(CountsInAnInt):
+    """The same, with the count in its state_dict."""
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+
+class EmptyState(Regularizer):
+    """A moving average of the batch's mean |mu|^2 (a tensor) as the encoder's target, with a state_dict
+    that returns {}."""
+
+    def __init__(self):
+        self.target = torch.zeros(())
+
+    def encoder_loss(self, model, mu, logvar, z):
+        return (mu.square().sum(1).mean() - self.target).square()
+
+    def after_step(self, model, x, iteration):
+        with torch.no_grad():
+            self.target = 0.5 * self.target + 0.5 * model.encode(x)[0].square().sum(1).mean() + 0.1
+        return {"target": self.target.clone()}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+@pytest.mark.parametrize("cls,match", [
+    (CountsInAnInt, (r"its state is lost in a checkpoint: after 4 iterations.*encoder_loss gives .* \(differing: "
+                     r"attribute seen: 4 vs 0\)")),
+    (EmptyState, (r"its state is lost in a checkpoint: after 4 iterations.*encoder_loss gives .* \(differing: "
+                  r"attribute target: ")),
+])
+def test_regularizer_state_must_survive_a_checkpoint(register_plugin, cls, match):
+    register_plugin(plugin("regularizers", "bad", lambda c: cls()))
+    fails("regularizers", "bad", match)
+
+
+@pytest.mark.parametrize("cls,problem", [
+    (CountsInAnInt, "attribute seen: 6 vs 2"),
+    (EmptyState, "attribute target: "),
+])
+def test_regularizer_resume_compares_every_attribute(register_plugin, cls, problem, monkeypatch):
+    """Even where the hooks' outputs right after restoring agree, the continued state is compared."""
+    from introzoo.testing import checks_model
+
+    register_plugin(plugin("regularizers", "bad", lambda c: cls()))
+    monkeypatch.setattr(checks_model, "_diff", _without_hook_outputs(checks_model._diff))
+    with pytest.raises(AssertionError, match="do not continue as without the checkpoint: .*" + problem):
+        check_component("regularizers", "bad")
+
+
+def _without_hook_outputs(diff):
+    def only_after_training(a, b, where, depth=0):
+        return [] if where == "" else diff(a, b, where, depth)  # "" = encoder_loss / kl_term just after restoring
+    return only_after_training
+
+
+def test_regularizer_with_its_count_in_state_dict_passes(register_plugin):
+    register_plugin(plugin("regularizers", "counts", lambda c: CountsInState()))
+    check_component("regularizers", "counts")
 
 
 def test_regularizer_without_effect_on_the_step_is_caught(register_plugin):
@@ -389,7 +517,7 @@ def test_metric_is_computed_on_the_first_dataset_that_is_available(register_plug
     register_plugin(plugin("datasets", "0lazy", lambda c: Lazy(c.download), DownloadOption))
     register_plugin(plugin("metrics", "on-lazy", lambda c: OnLazy()))
     check_component("metrics", "on-lazy")
-    assert seen == ["2spirals", "2spirals"]  # "0lazy" comes first but is not available offline
+    assert seen == ["2spirals"] * 4  # "0lazy" comes first but is not available offline; untrained, then trained
 
 
 # -- metrics -------------------------------------------------------------------------------------------
@@ -418,7 +546,25 @@ class NoData(Noisy):
     kinds = frozenset({"no-such-kind"})
 
 
+class WellReconstructed(Metric):
+    """The fraction of data points reconstructed within squared distance 0.05, through one posterior
+    draw taken from torch's global RNG (not inside ctx.seeded): an untrained model reconstructs none,
+    whatever the draw, so only a trained one shows the randomness."""
+
+    directions = {"well_reconstructed": "max"}
+    kinds = frozenset({"2d"})
+
+    def compute(self, ctx):
+        x = ctx.dataset.sample(1024, ctx.generator("well")).to(ctx.dtype)
+        ctx.model.eval()
+        with torch.no_grad():
+            mu, logvar = ctx.model.encode(x)
+            err = (ctx.model.decode(ctx.model.reparameterize(mu, logvar)) - x).square().sum(1)
+        return {"well_reconstructed": float((err < 0.05).double().mean())}
+
+
 @pytest.mark.parametrize("cls,match", [
+    (WellReconstructed, r"the model trained 30 iterations \(vae\): the same seed gives different values"),
     (Noisy, "the same seed gives different values"),
     (Undirected, "reports 'b' but directions has no entry for it"),
 ])
@@ -436,11 +582,23 @@ def test_metric_compute_is_skipped_with_a_reason(register_plugin, cls, match):
 
 # -- the fixture and the parameter list ----------------------------------------------------------------
 
+def _twice(register):
+    register("extra", lambda c, zdim: StandardGaussian(zdim), Empty, "one")
+    register("extra", lambda c, zdim: StandardGaussian(zdim), Empty, "two")
+
+
 def test_register_plugin_is_strict_and_restores_the_registry(register_plugin):
-    with pytest.raises(RegistryError, match="'sg' is registered twice"):
-        register_plugin(plugin("priors", "sg", lambda c, zdim: StandardGaussian(zdim)))
+    twice = type("Twice", (), {"introzoo_register_priors": staticmethod(hookimpl(_twice))})()
+    with pytest.raises(RegistryError, match="'extra' is registered twice"):
+        register_plugin(twice)
     st = register_plugin(plugin("priors", "extra", lambda c, zdim: StandardGaussian(zdim)), name="mine")
     assert plugins.registry() is st.registry and plugins.registry().get("priors", "extra").plugin == "mine"
+    with pytest.warns(PluginClashWarning, match=r"plugin 'priors-sg' registers names that are taken: prior 'sg' "
+                                                r"\(taken by introzoo\); its own are selected as priors-sg:sg"):
+        st = register_plugin(plugin("priors", "sg", lambda c, zdim: Shifted(zdim)))  # not an error: qualified
+    assert plugins.registry() is st.registry and st.registry.get("priors", "sg").plugin == "introzoo"
+    assert st.registry.get("priors", "priors-sg:sg").plugin == "priors-sg"
+    assert st.registry.get("priors", "extra").plugin == "mine"
 
 
 def test_the_registry_is_back_to_built_ins():

@@ -8,5 +8,5 @@ from . import conv, mlp, resnet
 def introzoo_register_backbones(register):
     register("mlp", mlp.build, mlp.MLPConfig, "MLP encoder/decoder for vector data (2D benchmarks), 3x256 ReLU.")
     register("resnet", resnet.build, resnet.ResNetConfig,
-             "IntroVAE-style residual conv encoder/decoder for images (SPEC §5); channels, norm as options.")
+             "IntroVAE-style residual conv encoder/decoder for images (Soft-IntroVAE Table 6); channels, norm as options.")
     register("conv", conv.build, conv.ConvConfig, "Small plain conv encoder/decoder for tiny images (8x8 digits).")

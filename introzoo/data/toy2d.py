@@ -129,14 +129,14 @@ class MoonsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    noise: float = Field(MOONS_NOISE, ge=0, description="std of the Gaussian noise (seed 004 states none)")
+    noise: float = Field(MOONS_NOISE, ge=0, description="std of the Gaussian noise (the dpVAE paper states none)")
 
 
 # Seed 004 §3: lr 1e-4 and 100,000 iterations for every experiment; it gives no batch size for the two
 # moons, so introzoo's 2D batch (512) is kept. Its 2D network: 100 and 50 units, mirrored, zdim 2.
 MOONS_TRAIN_DEFAULTS: dict[str, Any] = {"iterations": 100_000, "batch_size": 512, "lr": 1e-4,
                                         "lr_milestones": [], "zdim": 2}
-MOONS_DOC = "Two moons (seed 004's toy data, scikit-learn's make_moons), centred; metric range [-2, 2]^2."
+MOONS_DOC = "Two moons (dpVAE's toy data, scikit-learn's make_moons), centred; metric range [-2, 2]^2."
 
 
 class Toy2D(Dataset):

@@ -36,17 +36,23 @@ def available() -> list[str]:
 
 def select(names: list[str]) -> None:
     """Check ``--log`` names (unknown ones, a missing package: one line, exit code 2) and set them for
-    this process and the processes it starts."""
+    this process and the processes it starts. Without names, the loggers :data:`LOG_ENV` asks for are
+    checked the same way (the message names the variable)."""
+    source = "--log"
     if not names:
-        return
+        names = [n.strip() for n in os.environ.get(LOG_ENV, "").split(",") if n.strip()]
+        source = LOG_ENV
+        if not names:
+            return
     valid = available()
     for name in names:
         if name not in valid:
-            raise UsageError(unknown("logger", name, valid))
+            raise UsageError(("" if source == "--log" else f"{LOG_ENV}: ") + unknown("logger", name, valid))
         package = BUILTIN.get(name)
         if package is not None:
             try:
                 __import__(package)
             except ImportError:
-                raise UsageError(f"--log {name} needs the {package} package: pip install 'introzoo[{name}]'") from None
+                given = f"--log {name}" if source == "--log" else f"{LOG_ENV}={name}"
+                raise UsageError(f"{given} needs the {package} package: pip install 'introzoo[{name}]'") from None
     os.environ[LOG_ENV] = ",".join(dict.fromkeys(names))

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..options import EVAL_CHUNK
+from ..options import EVAL_CHUNK as EVAL_CHUNK  # re-exported: the metrics' chunk default
 
 #: posterior noise is drawn in blocks of this many samples per image (fixed: the values never depend on it
 #: being a divisor of anything the user chooses)
@@ -74,11 +74,13 @@ def posterior_noise(key: int, indices: Sequence[int], start: int, count: int, zd
 
 
 def timed(metric, ctx) -> dict[str, float]:
-    """``metric.compute(ctx)``, its wall time recorded under the metric's first value name."""
+    """``metric.compute(ctx)``, its wall time recorded under the metric's first value name; a metric that
+    reports nothing for this model (``resp_entropy`` without a mixture prior) is neither timed nor shown."""
     name = next(iter(metric.directions), type(metric).__name__)
     t0 = time.perf_counter()
     values = metric.compute(ctx)
     seconds = time.perf_counter() - t0
-    ctx.times[name] = round(seconds, 3)
-    ctx.progress.timed(name, seconds)
+    if values:
+        ctx.times[name] = round(seconds, 3)
+        ctx.progress.timed(name, seconds)
     return values

@@ -50,7 +50,7 @@ class IntroConfig(BaseModel):
     beta_neg: float = Field(1.0, ge=0, description="weight of the fakes' KL terms")
     hinge: Literal["batch", "sample"] = Field("batch", description="hinge on the batch-mean KL or per sample")
     decoder_kl_weight: Literal["beta_neg", "beta_kl", "introvae"] = Field(
-        "beta_neg", description="fakes' KL weights: beta_neg (seed 002), beta_kl (decoder only), "
+        "beta_neg", description="fakes' KL weights: beta_neg (Soft-IntroVAE Eq. 7), beta_kl (decoder only), "
                                 "introvae (original code: hinge x beta_kl*beta_neg, decoder x beta_kl)")
     num_vae: int = Field(0, ge=0, description="iterations of plain VAE warm-up")
 

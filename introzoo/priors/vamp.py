@@ -33,7 +33,7 @@ class VampConfig(BaseModel):
 
     K: int = Field(10, gt=0, description="number of pseudo-inputs")
     clamp: bool | None = Field(None, description="clamp pseudo-inputs to [0, 1] (default: for image data)")
-    to_mog: bool = Field(False, description="freeze E(u_k) into a MoG when the warm-up ends (seed 003 protocol)")
+    to_mog: bool = Field(False, description="freeze E(u_k) into a MoG when the warm-up ends (the protocol of Prior Learning in Introspective VAEs)")
     mog_learnable: bool = Field(True, description="after to_mog: the MoG's means and log-variances are learnable")
     kl_samples: int = Field(100, gt=0, description="Monte Carlo samples for KL(q || p)")
 

@@ -9,6 +9,8 @@
 - :meth:`Regularizer.after_step`: called after every training step (a regularizer's own optimiser steps
   here); returns named scalars for the history.
 - :meth:`Regularizer.on_warmup_end`: called once when the VAE warm-up ends (e.g. to fix a range).
+- :attr:`Regularizer.min_batch`: the smallest batch its terms can be computed on (beta-TCVAE's
+  estimator: 2); a run with a smaller batch is refused before it starts.
 - :meth:`Regularizer.parameters`, :meth:`Regularizer.state_dict`, :meth:`Regularizer.load_state_dict`:
   its own trainable parameters (never in the model's parameter groups) and its checkpoint state, which
   the objective's ``state_dict`` holds.
@@ -39,6 +41,10 @@ class Regularizer:
     #: dataset's ``n_train``, or for a generator the points a run draws (iterations x batch size); set by
     #: the trainer before the objective is built, 0 when unknown (an objective built by hand)
     data_size: int = 0
+    #: the smallest batch the regularizer's terms can be computed on (an estimate from the batch's
+    #: samples); a run with a smaller batch is refused before anything is written
+    #: (:func:`introzoo.config.check_regularizers`)
+    min_batch: int = 1
 
     def check(self, prior) -> None:
         """Raise :class:`introzoo.errors.UsageError` if this regularizer cannot act on ``prior``."""

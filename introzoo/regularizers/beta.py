@@ -39,7 +39,7 @@ class BetaHConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     primary: ClassVar[str] = "beta"
 
-    beta: float = Field(4.0, ge=0, description="weight of KL(q(z|x) || p(z)) (seed 004 Table 1: 4)")
+    beta: float = Field(4.0, ge=0, description="weight of KL(q(z|x) || p(z)) (dpVAE Table 1: 4)")
 
 
 class BetaBConfig(BaseModel):
@@ -48,9 +48,9 @@ class BetaBConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     primary: ClassVar[str] = "gamma"
 
-    gamma: float = Field(15.0, ge=0, description="weight of |KL - C(t)| (seed 004 Table 1: 15)")
-    C_max: float = Field(25.0, ge=0, description="final capacity C in nats (seed 004 Table 1: 25)")
-    C_stop: int = Field(100_000, gt=0, description="iteration at which C reaches C_max (seed 004 Table 1: 100,000)")
+    gamma: float = Field(15.0, ge=0, description="weight of |KL - C(t)| (dpVAE Table 1: 15)")
+    C_max: float = Field(25.0, ge=0, description="final capacity C in nats (dpVAE Table 1: 25)")
+    C_stop: int = Field(100_000, gt=0, description="iteration at which C reaches C_max (dpVAE Table 1: 100,000)")
 
 
 def capacity(iteration: int, C_max: float, C_stop: int) -> float:

@@ -40,9 +40,9 @@ class FactorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     primary: ClassVar[str] = "gamma"
 
-    gamma: float = Field(1000.0, ge=0, description="weight of the total correlation (seed 004 Table 1: 1000)")
-    layers: int = Field(5, gt=0, description="hidden layers of the discriminator (seed 004: 5)")
-    hidden: int = Field(1000, gt=0, description="units per discriminator layer (seed 004: 1000)")
+    gamma: float = Field(1000.0, ge=0, description="weight of the total correlation (dpVAE Table 1: 1000)")
+    layers: int = Field(5, gt=0, description="hidden layers of the discriminator (dpVAE: 5)")
+    hidden: int = Field(1000, gt=0, description="units per discriminator layer (dpVAE: 1000)")
     lr: float = Field(1e-4, gt=0, description="discriminator Adam learning rate (Kim & Mnih: 1e-4)")
     beta1: float = Field(0.5, ge=0, lt=1, description="discriminator Adam beta1 (Kim & Mnih: 0.5)")
     beta2: float = Field(0.9, ge=0, lt=1, description="discriminator Adam beta2 (Kim & Mnih: 0.9)")

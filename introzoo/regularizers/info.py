@@ -40,8 +40,8 @@ class InfoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     primary: ClassVar[str] = "lam"
 
-    alpha: float = Field(0.0, le=1, description="KL weight is 1 - alpha (seed 004 Table 1: 0)")
-    lam: float = Field(1000.0, ge=0, description="lambda; MMD weight is alpha + lambda - 1 (seed 004 Table 1: 1000)")
+    alpha: float = Field(0.0, le=1, description="KL weight is 1 - alpha (dpVAE Table 1: 0)")
+    lam: float = Field(1000.0, ge=0, description="lambda; MMD weight is alpha + lambda - 1 (dpVAE Table 1: 1000)")
     kernel: Literal["rbf", "imq"] = Field("rbf", description="rbf exp(-|a-b|^2/c) or imq c/(c + |a-b|^2)")
     c: float | None = Field(None, gt=0, description="kernel scale (default: zdim^2 for rbf, 2*zdim for imq)")
     estimator: Literal["biased", "unbiased"] = Field("biased", description="MMD^2 with (Zhao et al.) or without the diagonals")
@@ -77,6 +77,11 @@ class Info(Regularizer):
     def __init__(self, config: InfoConfig) -> None:
         self.config = config
         self._logs: dict[str, torch.Tensor] = {}
+
+    @property
+    def min_batch(self) -> int:
+        """The unbiased estimator divides by ``B(B - 1)``: it needs two samples."""
+        return 2 if self.config.estimator == "unbiased" else 1
 
     def kl_term(self, model, mu, logvar, z, iteration):
         c = self.config

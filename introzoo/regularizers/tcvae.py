@@ -55,9 +55,9 @@ class TCVAEConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alpha: float = Field(1.0, ge=0, description="weight of the index-code mutual information (seed 004 Table 1: 1)")
-    beta: float = Field(4.0, ge=0, description="weight of the total correlation (seed 004 Table 1: 4)")
-    gamma: float = Field(15.0, ge=0, description="weight of the dimension-wise KL (seed 004 Table 1: 15)")
+    alpha: float = Field(1.0, ge=0, description="weight of the index-code mutual information (dpVAE Table 1: 1)")
+    beta: float = Field(4.0, ge=0, description="weight of the total correlation (dpVAE Table 1: 4)")
+    gamma: float = Field(15.0, ge=0, description="weight of the dimension-wise KL (dpVAE Table 1: 15)")
     estimator: Literal["mws", "mss"] = Field("mws", description="minibatch weighted (mws) or stratified (mss) sampling")
     dataset_size: int = Field(0, ge=0, description="N of the estimator; 0 = the run's training-set size")
     #: options added after runs were recorded, at the value those runs had (left out of the run hash)
@@ -102,6 +102,7 @@ def decompose(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, log_pz: t
 class TCVAE(Regularizer):
     name = "tcvae"
     replaces_kl = True
+    min_batch = 2  # the estimator of q(z) uses the batch's other samples
 
     def __init__(self, config: TCVAEConfig) -> None:
         self.config = config

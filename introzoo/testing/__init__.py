@@ -3,11 +3,13 @@
 - :func:`register_plugin`: a pytest fixture that registers a plugin (a module or an object with hook
   implementations) for the duration of one test, installed or not.
 - :func:`components_of`: the ``(kind, name)`` of every component a plugin registers (or of every
-  built-in), as pytest parameters.
+  built-in), as pytest parameters; a component whose name is a built-in's has its qualified name
+  (``myplugin:soft-boot``), which every helper here accepts.
 - :func:`check_component`: the contract checks of :mod:`introzoo.testing.checks` for one registered
   component, on tiny random data; they raise ``AssertionError`` saying what is wrong. A component that
   declares ``packable = True`` also gets :func:`check_packs` ("packed == one by one",
-  :mod:`introzoo.testing.checks_pack`).
+  :mod:`introzoo.testing.checks_pack`: in float64 on a tiny network, then in float32 on the dataset's
+  default network and batch size, bit for bit; it runs on one torch thread).
 
 A plugin's tests use them like this (the template is ``plugins/introzoo-example``)::
 
@@ -76,7 +78,10 @@ def register_plugin():
     contract checks use) holds the built-ins and every plugin registered so far in this test; installed
     plugins are left out, so the test sees the same components whether or not the plugin is installed.
     Returns the new :class:`~introzoo.plugins.PluginState`. The previous state is restored after the test.
-    A plugin that clashes or misspells a hook raises :class:`~introzoo.errors.RegistryError` here.
+    A plugin that misspells a hook or registers one name twice raises
+    :class:`~introzoo.errors.RegistryError` here; one whose component has a name that is taken (a
+    built-in's) gets it as ``plugin:name`` (``name`` as given here) with a
+    :class:`~introzoo.plugins.PluginClashWarning` naming every clash.
     """
     added: list[tuple[str, Any]] = []
     old = plugins.current()
@@ -109,8 +114,10 @@ def components_of(*plugin_objects: Any, names: list[str] | None = None) -> list:
 
 def check_component(kind: str, name: str, **kwargs: Any) -> None:
     """Run every contract check that applies to the registered component ``kind``/``name``: the
-    registration checks for any kind, then the kind's own (``kwargs`` go to it, e.g. ``options={...}``).
-    A kind without checks of its own (a new hook) gets the registration checks only."""
+    registration checks for any kind, then the kind's own (``kwargs`` go to it, e.g. ``options={...}``),
+    then for a component declaring ``packable = True`` :func:`check_packs` (both its float64 and its
+    float32 default-network comparison). A kind without checks of its own (a new hook) gets the
+    registration checks only."""
     comp = plugins.registry().get(kind, name)
     check_registration(comp)
     check = CHECKS.get(kind)

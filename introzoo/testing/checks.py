@@ -14,15 +14,20 @@ declares ``heavy = True``. The checks (details in each docstring and in ``docs/p
   and capabilities it declares (``Mixture`` components reproduce ``log_prob``, ...);
 - objective: finite detached losses; one step changes the encoder and the decoder and nothing the
   objective has no optimiser for, nor the batch; a checkpoint loaded into a fresh build continues
-  identically;
+  identically; all of it under ``--precision`` fp32, bf16 and fp16, and the losses go through
+  ``self.backward`` and the optimisers through ``self.step_optimizers`` (a loss scale of 2^12 changes
+  no step);
 - regularizer: refuses priors with ``UsageError`` only; an encoder term (and a KL replacement when it
   declares ``replaces_kl``) that reaches the encoder only and changes a training step; its own
   parameters are not the model's; its ``state_dict`` round trip; ``on_warmup_end`` and ``report`` work;
+  its state survives a checkpoint and resume (hooks, losses, model, report and attributes agree with a
+  run without the break);
 - backbone: encoder output ``(B, 2*zdim)``, decoder output ``(B, *data_shape)`` for the data shapes it
   declares (``data_shapes`` on its config class) or the first of :data:`DEFAULT_SHAPES` it runs for;
   every parameter gets a gradient; state round trip;
 - dataset: declared shape and kind, seeded samples reproducible, paper defaults naming real options;
-- metric: directions, finite values for names with a direction, same seed same values;
+- metric: directions, finite values for names with a direction, same seed same values, on an untrained
+  and on a briefly trained model;
 - executor: builds and has ``run(tasks, sweep_dir, on_done)``.
 
 The checks live in :mod:`~introzoo.testing.checks_base` (shared helpers, registration),

@@ -121,7 +121,7 @@ def check_registration(comp: Component) -> None:
     line, a name usable in spec strings and sweeps, and (when nothing is required) a default config
     that ``config.json`` recreates exactly."""
     what, cls = _what(comp), comp.config
-    _expect(not _SPEC_CHARS.search(comp.name) and comp.name,
+    _expect(not _SPEC_CHARS.search(comp.base_name) and comp.base_name,
             f"{what}: the name must not contain spaces or any of , : = [ ] ( ) | (spec-string syntax)")
     _expect(cls.model_config.get("extra") == "forbid",
             f"{what}: its config must refuse unknown options: model_config = ConfigDict(extra=\"forbid\")")

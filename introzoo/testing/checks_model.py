@@ -15,6 +15,7 @@ from torch import nn
 
 from .. import plugins
 from ..errors import UsageError
+from ..precision import PRECISIONS, Precision
 from ..priors.base import Prior
 from .checks_base import (_build_prior, _changed, _check_losses, _component, _expect, _finite, _offline,
                           _snapshot, _what, component_config, tiny_model)
@@ -174,16 +175,63 @@ def _data(data: str | None, n: int, seed: int = 0) -> tuple[Any, torch.Tensor]:
     return ds, ds.sample(n, torch.Generator().manual_seed(seed)).float()
 
 
+#: the precisions (``--precision``) every objective is checked under, each on the CPU
+OBJECTIVE_PRECISIONS: tuple[str, ...] = PRECISIONS
+#: the loss scale of the routing check: a power of two, so that scaling and unscaling are exact
+EXACT_SCALE = 2.0 ** 12
+_ROUTING = ("back-propagate each loss with self.backward(loss, ...) and step with self.step_optimizers(...), "
+            "never loss.backward() or optimizer.step() directly: that is where --precision fp16 scales the "
+            "losses and unscales the gradients (introzoo/precision.py)")
+
+
+class ExactScale(Precision):
+    """fp32 with a loss scale of :data:`EXACT_SCALE` (what ``--precision fp16``'s ``GradScaler`` does,
+    without its rounding): ``scale`` multiplies a loss by it, ``step`` divides the gradients by it before
+    the optimiser steps. Powers of two scale exactly, so an objective that back-propagates through
+    ``Objective.backward`` and steps through ``Objective.step_optimizers`` takes bit for bit the steps it
+    takes in fp32; one that calls ``loss.backward()`` or ``optimizer.step()`` itself does not."""
+
+    def __init__(self, factor: float = EXACT_SCALE) -> None:
+        super().__init__("fp32")
+        self.factor = factor
+
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss * self.factor
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.div_(self.factor)
+        optimizer.step()
+
+
+def _available(precision: str) -> bool:
+    try:
+        Precision(precision, "cpu")
+    except UsageError:
+        return False
+    return True
+
+
 def check_objective(name: str, options: dict[str, Any] | None = None, prior: str | None = None,
-                    data: str | None = "8gaussians", batch: int = 64) -> None:
+                    data: str | None = "8gaussians", batch: int = 64,
+                    precisions: tuple[str, ...] = OBJECTIVE_PRECISIONS) -> None:
     """Built as a run builds it (``data``'s paper defaults, those of the objective it declares
     ``defaults_from`` included, < ``options``), on a tiny MLP VAE with
-    ``prior`` (default ``sg``, else the first registered prior it accepts):
+    ``prior`` (default ``sg``, else the first registered prior it accepts), under each of
+    ``precisions`` (``fp32``, ``bf16``, ``fp16``: ``--precision``, on the CPU; one the CPU cannot run is
+    left out):
 
     - a step at iteration 0 and one at the first iteration after the VAE warm-up (``num_vae``) return
       finite, detached scalar losses, leave the batch untouched, change the encoder and the decoder,
       and change no parameter or buffer outside the objective's optimisers;
     - the model's and the objective's ``state_dict`` loaded into a fresh build give the same next step.
+
+    And in fp32 with the losses scaled by :data:`EXACT_SCALE` and the gradients unscaled before each
+    optimiser step (:class:`ExactScale`), the same two steps change the model bit for bit as without:
+    the objective back-propagates through ``self.backward`` and steps through ``self.step_optimizers``.
     """
     from ..objectives.base import TrainSettings
     from ..objectives.defaults import declared_defaults_from, objective_defaults
@@ -198,10 +246,10 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
     defaults = objective_defaults(ds, plugins.registry(), name) if ds is not None else None
     cfg = component_config(comp, options, defaults)
 
-    def make(prior_name: str, seed: int):
+    def make(prior_name: str, seed: int, precision: str = "fp32"):
         p = _build_prior(prior_name, seed=seed)
         model = tiny_model(p, seed=seed)
-        return model, comp.build(cfg, model=model, regularizers=[], train=TrainSettings())
+        return model, comp.build(cfg, model=model, regularizers=[], train=TrainSettings(precision=precision))
 
     candidates = [prior] if prior else ["sg"] + [p for p in plugins.registry().names("priors") if p != "sg"]
     refused = []
@@ -216,11 +264,34 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
     _expect(callable(getattr(obj, "train_step", None)), f"{what}: the factory's object has no train_step(x, iteration)")
 
     warm = int(getattr(obj, "num_vae", 0) or getattr(cfg, "num_vae", 0) or 0)
+    for precision in precisions:
+        if precision == "fp32":
+            _objective_steps(what, prior_name, model, obj, lambda seed: make(prior_name, seed), x, warm)
+            _loss_scale_routing(what, prior_name, make, x, warm)
+        elif _available(precision):
+            m, o = make(prior_name, 0, precision)
+            _objective_steps(f"{what} under --precision {precision}", prior_name, m, o,
+                             lambda seed, p=precision: make(prior_name, seed, p), x, warm, precision)
+
+
+def _train_step(obj, x: torch.Tensor, it: int, where: str, precision: str) -> dict[str, Any]:
+    if precision == "fp32":
+        return obj.train_step(x, it)
+    try:
+        return obj.train_step(x, it)
+    except Exception as exc:  # noqa: BLE001 - e.g. GradScaler's "Attempted step but _scale is None"
+        raise AssertionError(f"{where}: train_step raised {type(exc).__name__}: {str(exc).strip()}; "
+                             f"{_ROUTING}") from None
+
+
+def _objective_steps(what: str, prior_name: str, model, obj, make, x: torch.Tensor, warm: int,
+                     precision: str = "fp32") -> None:
+    """The step and checkpoint checks of :func:`check_objective` for one built objective."""
     for it in (0, max(warm, 1)):
         where = f"{what} with prior '{prior_name}', train_step at iteration {it}"
         before, x_before = _snapshot(model), x.clone()
         torch.manual_seed(100 + it)
-        _check_losses(obj.train_step(x, it), where)
+        _check_losses(_train_step(obj, x, it, where, precision), where)
         _expect(torch.equal(x, x_before), f"{where}: modified the batch in place")
         changed = _changed(before, model)
         for part in ("encoder", "decoder"):
@@ -236,14 +307,15 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
         _expect(not stray, f"{where}: changed what it has no optimiser for: {', '.join(stray)}")
 
     state_model, state_obj = copy.deepcopy(model.state_dict()), copy.deepcopy(obj.state_dict())
-    model2, obj2 = make(prior_name, 1)
+    model2, obj2 = make(1)
     model2.load_state_dict(state_model)
     obj2.load_state_dict(state_obj)
     it = max(warm, 1) + 1
+    where = f"{what} with prior '{prior_name}', train_step at iteration {it}"
     torch.manual_seed(7)
-    a = obj.train_step(x.clone(), it)
+    a = _train_step(obj, x.clone(), it, where, precision)
     torch.manual_seed(7)
-    b = obj2.train_step(x.clone(), it)
+    b = _train_step(obj2, x.clone(), it, where + " after loading a checkpoint", precision)
     same = a.keys() == b.keys() and all(torch.allclose(torch.as_tensor(a[k]), torch.as_tensor(b[k]), rtol=1e-6, atol=1e-7) for k in a)
     p1, p2 = dict(model.named_parameters()), dict(model2.named_parameters())
     diff = sorted(k for k in p1 if k in p2 and not torch.allclose(p1[k], p2[k], rtol=1e-6, atol=1e-7))
@@ -252,16 +324,44 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
                                f"{', '.join(diff) or 'none'}); does state_dict() hold all the objective's state?")
 
 
+def _loss_scale_routing(what: str, prior_name: str, make, x: torch.Tensor, warm: int) -> None:
+    """The objective's two checked steps in fp32 and with :class:`ExactScale`: the same parameters."""
+    runs = []
+    for scaled in (False, True):
+        model, obj = make(prior_name, 0)
+        if scaled:
+            obj.precision = ExactScale()
+        for it in (0, max(warm, 1)):
+            torch.manual_seed(100 + it)
+            obj.train_step(x.clone(), it)
+        runs.append(dict(model.named_parameters()))
+    plain, scaled = runs
+    diff = sorted(k for k in plain if not torch.equal(plain[k], scaled[k]))
+    _expect(not diff, f"{what} with prior '{prior_name}': with the losses scaled by 2**{int(math.log2(EXACT_SCALE))} "
+                      "in self.backward and the gradients unscaled in self.step_optimizers (as --precision fp16 "
+                      f"does) two steps change the parameters differently ({', '.join(diff)}); {_ROUTING}")
+
+
 # -- regularizers ------------------------------------------------------------------------------------
 
 def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: str | None = None,
-                      objective: str = "vae", batch: int = 64) -> None:
+                      objective: str = "vae", batch: int = 64,
+                      resume_objectives: tuple[str, ...] = ("soft",)) -> None:
     """``check(prior)`` accepts or raises ``UsageError`` for every registered prior; on an accepted prior
     (``prior``, else ``sg``, else the first accepted): ``encoder_loss`` and, when ``replaces_kl``,
     ``kl_term`` are ``None`` or finite scalars that reach the encoder but not the decoder and change a
     training step of ``objective``; its own ``parameters()`` are none of the model's; its ``state_dict``
     survives ``torch.save`` and loads into a fresh build; ``on_warmup_end`` leaves a working model;
-    ``report`` returns a JSON-serialisable dict."""
+    ``report`` returns a JSON-serialisable dict.
+
+    Then it survives a checkpoint and resume (:func:`_check_resume`), with ``objective`` and each of
+    ``resume_objectives`` that is registered and accepts it (``soft`` with a warm-up of 2 iterations,
+    so that ``on_warmup_end`` happens before the checkpoint): trained 4 iterations, saved, restored into
+    a fresh build as ``introzoo resume`` restores a run, then both trained 2 more iterations with the
+    same random numbers: the restored ``state_dict`` equals the saved one, and afterwards the losses
+    (``after_step``'s entries included), ``encoder_loss`` / ``kl_term``, the model's parameters,
+    ``report`` and every attribute of the regularizer (plain numbers too: a step counter kept as an
+    ``int`` outside ``state_dict`` is lost on resume) agree with the run that was not interrupted."""
     from ..objectives.base import TrainSettings
 
     comp = _component("regularizers", name)
@@ -354,6 +454,127 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
         json.dumps(report)
     except TypeError as exc:
         raise AssertionError(f"{where}: report(model) is not JSON-serialisable (metrics.json keeps it): {exc}") from None
+
+    for obj_name in dict.fromkeys((objective, *resume_objectives)):
+        if obj_name in plugins.registry().names("objectives"):
+            _check_resume(comp, cfg, prior_name, obj_name, x, where)
+
+
+#: iterations before the checkpoint and after it in the resume check of regularizers
+RESUME_STEPS = (4, 2)
+
+
+def _check_resume(comp, cfg, prior_name: str, objective: str, x: torch.Tensor, where: str) -> None:
+    """A regularizer through a checkpoint, as ``introzoo resume`` takes a run through one (see
+    :func:`check_regularizer`). An objective that refuses the regularizer (``UsageError``) is left out."""
+    from ..objectives.base import TrainSettings
+
+    obj_comp = _component("objectives", objective)
+    before, after = RESUME_STEPS
+    warm = {"num_vae": before // 2} if "num_vae" in obj_comp.config.model_fields else {}
+    try:
+        obj_cfg = component_config(obj_comp, warm)
+    except pytest.skip.Exception:  # the objective has required options
+        return
+    where = f"{where}, objective '{objective}'" + (f" (num_vae={warm['num_vae']})" if warm else "")
+
+    def make(seed: int):
+        m = tiny_model(_build_prior(prior_name, seed=seed), seed=seed)
+        return m, obj_comp.build(obj_cfg, model=m, regularizers=[comp.build(cfg)], train=TrainSettings())
+
+    def train(obj, iterations) -> list[dict[str, torch.Tensor]]:
+        out = []
+        for it in iterations:
+            torch.manual_seed(1_000 + it)
+            out.append({k: torch.as_tensor(v).detach().clone() for k, v in obj.train_step(x.clone(), it).items()})
+        return out
+
+    try:
+        model, obj = make(0)
+    except UsageError:
+        return
+    train(obj, range(before))
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "objective": obj.state_dict()}, buf)
+    model2, obj2 = make(1)
+    state = torch.load(io.BytesIO(buf.getvalue()), weights_only=False)
+    if state["objective"].get("warm") and not obj2._warm:  # as introzoo resume restores a run
+        obj2.in_warmup(obj2.num_vae)
+    model2.load_state_dict(state["model"])
+    obj2.load_state_dict(state["objective"])
+    r, r2 = obj.regularizers[0], obj2.regularizers[0]
+    lost = f"is lost in a checkpoint: after {before} iterations, saving and restoring into a fresh build " \
+           f"(model and objective state_dict, as introzoo resume does)"
+    hint = "keep every piece of state that changes during training in state_dict() and restore it in load_state_dict()"
+    _expect(_same_state(r2.state_dict(), r.state_dict()),
+            f"{where}: its state {lost}, state_dict() differs from the one saved; {hint}")
+
+    mu, logvar = model.encode(x)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(3), dtype=mu.dtype)
+    for hook in ("encoder_loss", "kl_term") if getattr(r, "replaces_kl", False) else ("encoder_loss",):
+        outs = []
+        for reg, m in ((r, model), (r2, model2)):
+            mu, logvar = m.encode(x)
+            z = mu + eps * torch.exp(0.5 * logvar)
+            args = (m, mu, logvar, z) + ((before,) if hook == "kl_term" else ())
+            torch.manual_seed(5)
+            t = getattr(reg, hook)(*args)
+            outs.append(None if t is None else t.detach())
+        if _diff(outs[0], outs[1], ""):
+            attrs = [d for k in sorted(set(vars(r)) | set(vars(r2)))
+                     for d in _diff(vars(r).get(k), vars(r2).get(k), f"attribute {k}")]
+            raise AssertionError(f"{where}: its state {lost}, {hook} gives {outs[0]} without the checkpoint and "
+                                 f"{outs[1]} after it (differing: {'; '.join(attrs[:6]) or 'no attribute'}); {hint}")
+
+    a, b = train(obj, range(before, before + after)), train(obj2, range(before, before + after))
+    problems = []  # the regularizer's own attributes first: they name the state that was lost
+    for k in sorted(set(vars(r)) | set(vars(r2))):
+        problems += _diff(vars(r).get(k), vars(r2).get(k), f"attribute {k}")
+    problems += _diff(r.report(model), r2.report(model2), "report") + _diff(a, b, "losses")
+    problems += _diff(dict(model.named_parameters()), dict(model2.named_parameters()), "model")
+    _expect(not problems, f"{where}: its state {lost}, then {after} more iterations do not continue as without the "
+                          f"checkpoint: {'; '.join(problems[:6])}; {hint}")
+
+
+def _diff(a: Any, b: Any, where: str, depth: int = 0) -> list[str]:
+    """Where ``a`` (without a checkpoint) and ``b`` (restored from one) differ: numbers and tensors to
+    rtol 1e-6, modules and optimisers by their state_dict; objects of other types are not compared."""
+    if a is b or depth > 8:
+        return []
+    if isinstance(a, (nn.Module, torch.optim.Optimizer)) and type(a) is type(b):
+        return _diff(a.state_dict(), b.state_dict(), where, depth + 1)
+    if isinstance(a, torch.Generator) and isinstance(b, torch.Generator):
+        return [] if torch.equal(a.get_state(), b.get_state()) else [f"{where}: generator states differ"]
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+            return [f"{where}: {_short(a)} vs {_short(b)}"]
+        if a.is_floating_point() or a.is_complex():
+            same = torch.allclose(a.detach(), b.detach().to(a.dtype), rtol=1e-6, atol=1e-7, equal_nan=True)
+        else:
+            same = torch.equal(a, b)
+        return [] if same else [f"{where}: {_short(a)} vs {_short(b)}"]
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None or isinstance(a, (str, bytes)):
+        return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        close = math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7) or (math.isnan(a) and math.isnan(b))
+        return [] if close else [f"{where}: {a!r} vs {b!r}"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{where}: keys {sorted(map(str, a))} vs {sorted(map(str, b))}"]
+        return [d for k in a for d in _diff(a[k], b[k], f"{where}.{k}" if where else str(k), depth + 1)]
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{where}: {len(a)} items vs {len(b)}"]
+        return [d for j, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{where}[{j}]", depth + 1)]
+    if type(a) is not type(b) and (isinstance(a, (int, float, dict, list, tuple)) or isinstance(b, (int, float, dict, list, tuple))):
+        return [f"{where}: {_short(a)} vs {_short(b)}"]
+    return []
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, torch.Tensor):
+        return repr(v.detach().flatten()[:4].tolist()) + ("..." if v.numel() > 4 else "")
+    return repr(v)[:80]
 
 
 def _same_state(a: Any, b: Any) -> bool:

@@ -125,6 +125,18 @@ def _reports_close(res: dict, ref: dict, tol: float) -> bool:
 
 
 @contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside the block: the check's many small runs are many times faster so (a
+    float32 pack check took 6-8 s on one thread where it took minutes with a thread per core)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextmanager
 def float64() -> Iterator[None]:
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -193,13 +205,13 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
     members trained as one pack and each alone agree in every history line, metric and checkpoint
     tensor, twice: in float64 on a tiny network to ``tolerance``, and in float32 on the dataset's
     default network and batch size **bit for bit** (a pack computes each member with its solo kernels,
-    docs/packing.md; any other arithmetic shows up here as a difference)."""
+    docs/packing.md; any other arithmetic shows up here as a difference). Runs on one torch thread."""
     comp = _component(kind, name)
     if not getattr(comp.factory, "packable", False):
         pytest.skip(f"{_what(comp)} does not declare packable = True")
     options = dict(options or {})
     no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
-    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots):  # packs too
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), one_thread():
         for n, settings in enumerate(_candidates(kind, name, options)):
             with float64(), mock.patch.object(ImageDataset, "to_float", _to_float):
                 try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from typing import Any
@@ -143,6 +144,11 @@ def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
 
 # -- metrics -----------------------------------------------------------------------------------------
 
+#: the training of the model a metric is checked on after the untrained one: iterations of ``vae``,
+#: batch size and learning rate
+METRIC_TRAINING = {"iterations": 30, "batch": 64, "lr": 1e-2}
+
+
 def check_metric(name: str, options: dict[str, Any] | None = None, data: str | None = None,
                  prior: str | None = None) -> None:
     """``directions`` maps names to ``min``/``max``; ``applies_to`` answers. Unless the metric declares
@@ -150,8 +156,11 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     on an untrained tiny model, on ``data`` or the first registered dataset available here (downloads
     off) that it applies to, with ``prior`` (default ``sg``, or the first registered prior for which it reports
     something), torch's global RNG in a different state each time: finite numbers, each with a
-    direction, identical both times."""
+    direction, identical both times. Then the same on that model trained a few iterations
+    (:data:`METRIC_TRAINING`, objective ``vae``): a metric whose values are reproducible only while the
+    model has learnt nothing (all samples in one place, every count zero) fails here."""
     from ..metrics.base import EvalContext
+    from ..objectives.base import TrainSettings
 
     comp = _component("metrics", name)
     cfg = component_config(comp, options)
@@ -206,9 +215,33 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
         _expect(key in dirs, f"{where}: reports '{key}' but directions has no entry for it ({', '.join(dirs)})")
         _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                 f"{where}: '{key}' = {value!r} is not a finite number")
+    hint = "draw random data from ctx.generator(name) and the model's draws inside with ctx.seeded(name)"
     again = compute(prior_name)
-    _expect(again == values, f"{where}: the same seed gives different values ({values} vs {again}); draw random "
-                             "data from ctx.generator(name) and the model's draws inside with ctx.seeded(name)")
+    _expect(again == values, f"{where}: the same seed gives different values ({values} vs {again}); {hint}")
+
+    obj_comp = reg.get("objectives", "vae")
+    model = tiny_model(_build_prior(prior_name), data_shape=tuple(ds.shape))
+    t = METRIC_TRAINING
+    obj = obj_comp.build(component_config(obj_comp), model=model, regularizers=[], train=TrainSettings(lr=t["lr"]))
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    for it in range(t["iterations"]):
+        obj.train_step(ds.sample(t["batch"], g).to(torch.get_default_dtype()), it)
+    model.eval()
+
+    def compute_trained() -> dict[str, Any]:
+        torch.manual_seed(2_000 + next(calls))
+        return comp.build(cfg).compute(EvalContext(copy.deepcopy(model), ds, torch.device("cpu"), seed=0))
+
+    where = f"{where}, the model trained {t['iterations']} iterations ({obj_comp.name})"
+    values = compute_trained()
+    _expect(isinstance(values, dict), f"{where}: compute(ctx) must return a dict of name -> number")
+    for key, value in values.items():
+        _expect(key in dirs, f"{where}: reports '{key}' but directions has no entry for it ({', '.join(dirs)})")
+        _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                f"{where}: '{key}' = {value!r} is not a finite number")
+    again = compute_trained()
+    _expect(again == values, f"{where}: the same seed gives different values ({values} vs {again}); {hint}")
 
 
 # -- executors ---------------------------------------------------------------------------------------

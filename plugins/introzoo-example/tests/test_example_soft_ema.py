@@ -1,7 +1,6 @@
 """soft-ema: the moving average of the target decoder by hand, no gradient to the target, the losses of
 introzoo's soft-boot given the same target, and a dataset's soft defaults."""
 
-import pytest
 import torch
 
 from introzoo import plugins
