@@ -204,6 +204,9 @@ def time_loop(role: str, iterations: int, batch_size: int, device: torch.device)
         precision = "bf16" if role == "introzoo-bf16" else "fp32"
         model = make_model(device)
         if role == "introzoo-compile":  # inductor: the encoder's and decoder's forward and backward fused
+            import torch._functorch.config as functorch_config
+
+            functorch_config.donated_buffer = False  # the step's backward passes retain graphs
             model.encoder, model.decoder = torch.compile(model.encoder), torch.compile(model.decoder)
         ours = SoftIntroVAE(c, model, train=TrainSettings(lr=2e-4, precision=precision))
         path = "onednn" if role == "introzoo-onednn" else "aten"
