@@ -436,8 +436,10 @@ OOD_EPILOG = (
     "Examples:\n\n"
     "  introzoo ood runs/fmnist-soft runs/fmnist-vae --against mnist\n\n"
     "  introzoo ood runs/cifar-soft --against svhn --score iw --k 100\n\n"
+    "  introzoo ood runs/fmnist-soft runs/fmnist-vae --against mnist --out roc.png\n\n"
     "Datasets of another image size or channel count are converted (grey <-> RGB, bilinear resize); the "
-    "table says so."
+    "table says so. The ROC curves (AUROC in the legend) go to RUN/ood_<against>_<score>_s<seed>.png, one "
+    "figure per run, or with --out into one figure."
 )
 
 
@@ -449,6 +451,7 @@ def ood(
     k: int = typer.Option(100, "--k", help="importance samples for --score iw"),
     n: int = typer.Option(5000, "--n", help="test images from each side"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the posterior draws"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png: one ROC figure with every run's curve (default: RUN/ood_<against>_<score>_s<seed>.png per run)"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
     chunk: int = chunk_option(),
@@ -456,16 +459,22 @@ def ood(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Out-of-distribution detection: AUROC of in-distribution test images vs another dataset's."""
+    """Out-of-distribution detection: AUROC of in-distribution test images vs another dataset's, and the ROC curves as a figure."""
     from .saved_cli import ood as do_ood
 
     if k < 1 or n < 1:
         raise UsageError("--k and --n must be at least 1")
     check_seed(seed)
     apply_execution(device, threads, chunk)
+    if out is not None:
+        check_output_file(out, suffixes=(".png",), create_parents=True)
+    else:
+        for run_dir in runs:
+            if Path(run_dir).is_dir():
+                check_output_dir(run_dir, "run directory")
     set_data_root(data_root)
     do_ood(console, list(runs), against, score, k, n, seed, device, as_json, chunk=chunk,
-           progress=RichPhases(enabled=not quiet and not as_json))
+           progress=RichPhases(enabled=not quiet and not as_json), out=out)
 
 
 @app.callback(invoke_without_command=True)

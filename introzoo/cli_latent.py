@@ -19,8 +19,9 @@ TRAVERSE_EPILOG = (
     "  introzoo traverse runs/first\n\n"
     "  introzoo traverse runs/fmnist-soft --range 2 --steps 8 --around test --index 3 --out trav.png\n\n"
     "One row per latent dimension: that dimension moves over centre ± RANGE, the others stay at the centre "
-    "(the prior mean, or the latent mean of a test point). Images: a PNG grid; 2D data: the decoded points "
-    "over the data, one panel per dimension."
+    "(the prior mean, or the latent mean of a test point). Images: a PNG grid, a label per row; 2D data: the "
+    "decoded points over the data, one panel per dimension with labelled axes; a caption names the run and the "
+    "traversal."
 )
 
 
@@ -56,7 +57,8 @@ INTERPOLATE_EPILOG = (
     "  introzoo interpolate runs/first\n\n"
     "  introzoo interpolate runs/fmnist-soft --pairs 6 --steps 8 --mode linear --seed 2 --out interp.png\n\n"
     "Each row goes from the latent mean of one test point to another's (both ends included), as Soft-IntroVAE "
-    "Fig. 5; spherical follows the great circle between the two codes."
+    "Fig. 5; spherical follows the great circle between the two codes. A caption names the run and the "
+    "interpolation."
 )
 
 

@@ -1,9 +1,10 @@
-"""Compact annotated figures, drawn with Pillow: scatter and heat-map panels with small axis ticks, a colour
-bar for densities, row labels for image grids, and a caption with the run's information.
+"""Compact annotated figures, drawn with Pillow: scatter, heat-map and curve panels with small axis ticks and
+axis labels, a colour bar for densities, a legend for curves, row labels for image grids, and a caption with
+the run's information.
 
 A figure is first described (:class:`Panel` and :class:`Figure`, :class:`ImageRows`: titles, tick values,
-colour-bar range, row labels, caption), then drawn by ``render()``; the description is what the tests
-inspect. :mod:`introzoo.plots` builds the run's figures from these.
+axis labels, colour-bar range, legend, row labels, caption), then drawn by ``render()``; the description is
+what the tests inspect. :mod:`introzoo.plots` builds the run's figures from these.
 """
 
 from __future__ import annotations
@@ -73,16 +74,29 @@ def jet(v: np.ndarray) -> np.ndarray:
 @dataclass
 class Panel:
     """One square plot: ``image`` covers ``[-extent, extent]^2`` (ticks on both axes when ``extent`` is
-    given); ``colorbar``: the (low, high) values the heat map's colours stand for."""
+    given), or ``limits`` = (low, high) on both axes; ``colorbar``: the (low, high) values the heat map's
+    colours stand for; ``xlabel`` / ``ylabel``: what the axes measure; ``legend``: (label, colour) per
+    curve, drawn in the lower right corner."""
 
     title: str
     image: Image.Image
     extent: float | None = None
     colorbar: tuple[float, float] | None = None
+    limits: tuple[float, float] | None = None
+    xlabel: str = ""
+    ylabel: str = ""
+    legend: list[tuple[str, tuple[int, int, int]]] = field(default_factory=list)
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """The axes' (low, high): ``limits``, else ``(-extent, extent)``; None without ticks."""
+        if self.limits is not None:
+            return self.limits
+        return (-self.extent, self.extent) if self.extent else None
 
     @property
     def ticks(self) -> list[float]:
-        return nice_ticks(-self.extent, self.extent) if self.extent else []
+        return nice_ticks(*self.bounds) if self.bounds else []
 
     @property
     def tick_labels(self) -> list[str]:
@@ -95,14 +109,44 @@ class Panel:
 
 def _draw_ticks(draw: ImageDraw.ImageDraw, p: Panel, x0: int, y0: int) -> None:
     w, h = p.image.size
+    lo, hi = p.bounds
     for t, label in zip(p.ticks, p.tick_labels):
-        f = (t + p.extent) / (2 * p.extent)
+        f = (t - lo) / (hi - lo)
         px, py = x0 + f * (w - 1), y0 + (1 - f) * (h - 1)
         draw.line([px, y0 + h, px, y0 + h + TICK], fill="black")            # x axis, below
         tw, th = text_size(label)
         draw.text((px - tw / 2, y0 + h + TICK + 1), label, fill="black", font=font())
         draw.line([x0 - TICK - 1, py, x0 - 1, py], fill="black")            # y axis, left
         draw.text((x0 - TICK - 3 - tw, py - th / 2 - 1), label, fill="black", font=font())
+
+
+def _draw_axis_labels(canvas: Image.Image, draw: ImageDraw.ImageDraw, p: Panel, x_left: int, x0: int, y0: int,
+                      bottom: int) -> None:
+    """``xlabel`` centred under the x axis, ``ylabel`` turned upright at the panel's left edge."""
+    w, h = p.image.size
+    if p.xlabel:
+        tw, _ = text_size(p.xlabel)
+        draw.text((x0 + (w - tw) / 2, y0 + h + bottom - FONT_SIZE - 2), p.xlabel, fill="black", font=font())
+    if p.ylabel:
+        tw, _ = text_size(p.ylabel)
+        label = Image.new("RGB", (tw + 2, FONT_SIZE + 3), "white")
+        ImageDraw.Draw(label).text((1, 0), p.ylabel, fill="black", font=font())
+        label = label.rotate(90, expand=True)
+        canvas.paste(label, (x_left, int(y0 + (h - label.height) / 2)))
+
+
+def _draw_legend(draw: ImageDraw.ImageDraw, p: Panel, x0: int, y0: int) -> None:
+    """A white box in the panel's lower right corner: a short line in each curve's colour and its label."""
+    w, h = p.image.size
+    line_h = FONT_SIZE + 4
+    box_w = 22 + max(text_size(label)[0] for label, _ in p.legend) + 2 * PAD
+    box_h = line_h * len(p.legend) + PAD
+    bx, by = x0 + w - box_w - PAD, y0 + h - box_h - PAD
+    draw.rectangle([bx, by, bx + box_w, by + box_h], fill="white", outline="gray")
+    for i, (label, colour) in enumerate(p.legend):
+        y = by + PAD // 2 + i * line_h + line_h / 2
+        draw.line([bx + PAD, y, bx + PAD + 16, y], fill=colour, width=2)
+        draw.text((bx + PAD + 22, y - FONT_SIZE / 2 - 1), label, fill="black", font=font())
 
 
 def _draw_colorbar(canvas: Image.Image, draw: ImageDraw.ImageDraw, p: Panel, x0: int, y0: int) -> None:
@@ -124,7 +168,9 @@ class Figure:
 
     def _margins(self, p: Panel) -> tuple[int, int, int]:
         left = (TICK + 4 + max(text_size(t)[0] for t in p.tick_labels)) if p.ticks else 0
+        left += FONT_SIZE + 6 if p.ylabel else 0
         bottom = TICK + FONT_SIZE + 3 if p.ticks else 0
+        bottom += FONT_SIZE + 4 if p.xlabel else 0
         right = (BAR_W + 5 + max(text_size(t)[0] for t in p.colorbar_labels)) if p.colorbar else 0
         return left, bottom, right
 
@@ -140,7 +186,7 @@ class Figure:
             draw.text((PAD, PAD // 2 + 1), self.caption, fill=(60, 60, 60), font=font())
         x = PAD
         for p, width in zip(self.panels, widths):
-            left, _, _ = self._margins(p)
+            left, bottom, _ = self._margins(p)
             y0 = cap_h + PAD + title_h
             draw.text((x + left, cap_h + PAD), p.title, fill="black", font=font())
             canvas.paste(p.image, (x + left, y0))
@@ -149,6 +195,10 @@ class Figure:
                 _draw_ticks(draw, p, x + left, y0)
             if p.colorbar:
                 _draw_colorbar(canvas, draw, p, x + left + p.image.width + 4, y0)
+            if p.xlabel or p.ylabel:
+                _draw_axis_labels(canvas, draw, p, x, x + left, y0, bottom)
+            if p.legend:
+                _draw_legend(draw, p, x + left, y0)
             x += width + PAD
         return canvas
 

@@ -3,9 +3,10 @@ and interpolations between encoded test points (seed 001 Fig. 5). The bodies beh
 --low-posterior``, ``introzoo traverse`` and ``introzoo interpolate``; :func:`save_latent_figures` also
 leaves them in a finished run's directory.
 
-Images give PNG grids (torchvision's ``make_grid``); 2D data gives scatter plots of the decoded points
-over the data (grey), one panel per latent dimension (traverse) or per pair (interpolate), coloured from
-blue (start) to red (end).
+Images give PNG grids with a label per row (:class:`introzoo.figure.ImageRows`); 2D data gives scatter plots
+of the decoded points over the data (grey), one panel per latent dimension (traverse) or per pair
+(interpolate), coloured from blue (start) to red (end), with ticks over the data's range and labelled axes.
+Every picture is captioned with the run (objective, data, prior, seed, iteration) and what it shows.
 """
 
 from __future__ import annotations
@@ -108,9 +109,11 @@ def _colour(i: int, n: int) -> tuple[int, int, int]:
     return int(40 + 200 * f), 60, int(220 - 180 * f)
 
 
-def paths_figure(built: Any, paths: list[np.ndarray], titles: list[str], seed: int):
-    """One panel per path: the data (grey) and the path's decoded points, blue -> red."""
-    from .plots import scatter_panel, titled
+def paths_figure(built: Any, paths: list[np.ndarray], titles: list[str], seed: int, caption: str = ""):
+    """One panel per path: the data (grey) and the path's decoded points, blue -> red, with ticks over the
+    data's range and the axes labelled; ``caption`` above them."""
+    from .figure import Figure, Panel
+    from .plots import DATA_AXES, scatter_panel
 
     ds = built.dataset
     real = ds.sample(1000, torch.Generator().manual_seed(seed)).numpy()
@@ -126,28 +129,35 @@ def paths_figure(built: Any, paths: list[np.ndarray], titles: list[str], seed: i
             if i:
                 draw.line([px[i - 1], py[i - 1], x, y], fill=(120, 120, 120), width=1)
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=_colour(i, len(pts)))
-        panels.append((title, img))
-    return titled(panels)
+        panels.append(Panel(title, img, half, xlabel=DATA_AXES[0], ylabel=DATA_AXES[1]))
+    return Figure(panels, caption)
 
 
-def _write(built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles: list[str], seed: int) -> Path:
+def _write(built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles: list[str], seed: int,
+           caption: str = "") -> Path:
+    """Decode ``z`` (``rows`` x ``steps`` codes) into ``out``: an image grid with ``titles`` as row labels, or
+    one 2D panel per row titled by them; ``caption`` above either."""
+    from .figure import ImageRows
+
     x = built.model.decode(z).cpu()
     if out.suffix != ".png":
         raise UsageError(f"unknown output type '{out.suffix}' for {out}; known: .png")
     out.parent.mkdir(parents=True, exist_ok=True)
     if built.dataset.kind == "image":
-        from .plots import save_image_grid
-
-        save_image_grid(out, x, nrow=steps)
+        ImageRows(list(zip(titles, x.split(steps))), caption).save(out)
     else:
         pts = x.reshape(rows, steps, -1).numpy()
-        paths_figure(built, list(pts), titles, seed).save(out)
+        paths_figure(built, list(pts), titles, seed, caption).save(out)
     return out
 
 
 @torch.no_grad()
-def traverse_run(built: Any, out: Path, span: float, steps: int, around: str, index: int, seed: int) -> Path:
-    """Traversal grid of a loaded run around the prior mean or the encoding (mean) of test point ``index``."""
+def traverse_run(built: Any, out: Path, span: float, steps: int, around: str, index: int, seed: int,
+                 run: Any = None) -> Path:
+    """Traversal grid of a loaded run around the prior mean or the encoding (mean) of test point ``index``,
+    captioned with ``run`` (:func:`introzoo.plots.saved_caption`) and the traversal."""
+    from .plots import saved_caption
+
     if around not in TRAVERSE_AROUND:
         raise UsageError(f"unknown centre '{around}'; known: {', '.join(TRAVERSE_AROUND)}")
     if around == "prior":
@@ -163,12 +173,17 @@ def traverse_run(built: Any, out: Path, span: float, steps: int, around: str, in
         centre = _encode(built, x)[0][0]
     z = traversal_latents(centre, span, steps)
     d = centre.shape[0]
-    return _write(built, z, d, steps, out, [f"latent dim {i}: {-span:g} .. {span:g}" for i in range(d)], seed)
+    where = "the prior mean" if around == "prior" else f"test point {index}"
+    caption = saved_caption(run, built, f"latent traversal around {where}: each dim over ±{span:g}, {steps} steps")
+    return _write(built, z, d, steps, out, [f"latent dim {i}" for i in range(d)], seed, caption)
 
 
 @torch.no_grad()
-def interpolate_run(built: Any, out: Path, pairs: int, steps: int, mode: str, seed: int) -> Path:
-    """Interpolations between the latent means of ``pairs`` pairs of test points drawn by ``seed``."""
+def interpolate_run(built: Any, out: Path, pairs: int, steps: int, mode: str, seed: int, run: Any = None) -> Path:
+    """Interpolations between the latent means of ``pairs`` pairs of test points drawn by ``seed``, captioned
+    with ``run`` (:func:`introzoo.plots.saved_caption`) and the interpolation."""
+    from .plots import saved_caption
+
     if mode not in INTERPOLATION_MODES:
         raise UsageError(f"unknown interpolation '{mode}'; known: {', '.join(INTERPOLATION_MODES)}")
     x = _points(built, 2 * pairs, torch.Generator().manual_seed(seed))
@@ -176,7 +191,8 @@ def interpolate_run(built: Any, out: Path, pairs: int, steps: int, mode: str, se
         raise UsageError(f"--pairs {pairs} needs {2 * pairs} test points; the test split has {len(x)}")
     mu = _encode(built, x)[0]
     z = interpolation_latents(mu[:pairs], mu[pairs:], steps, mode)
-    return _write(built, z, pairs, steps, out, [f"{mode} pair {i}" for i in range(pairs)], seed)
+    caption = saved_caption(run, built, f"{mode} interpolation between test points (seed {seed}), {steps} steps")
+    return _write(built, z, pairs, steps, out, [f"pair {i}" for i in range(pairs)], seed, caption)
 
 
 def _load(run_dir: Path, device: str | None):
@@ -189,7 +205,7 @@ def traverse(console, run_dir: Path, out: Path | None, span: float, steps: int, 
              seed: int, device: str | None) -> Path:
     run, built = _load(run_dir, device)
     out = out or Path(run_dir) / f"traverse_{around}.png"
-    traverse_run(built, out, span, steps, around, index, seed)
+    traverse_run(built, out, span, steps, around, index, seed, run)
     console.print(f"traversal ({built.model.zdim} dims x {steps} steps, ±{span:g} around the {around}) -> {out}",
                   highlight=False)
     return out
@@ -199,7 +215,7 @@ def interpolate(console, run_dir: Path, out: Path | None, pairs: int, steps: int
                 device: str | None) -> Path:
     run, built = _load(run_dir, device)
     out = out or Path(run_dir) / f"interpolate_{mode}_s{seed}.png"
-    interpolate_run(built, out, pairs, steps, mode, seed)
+    interpolate_run(built, out, pairs, steps, mode, seed, run)
     console.print(f"{pairs} {mode} interpolations x {steps} steps -> {out}", highlight=False)
     return out
 
@@ -207,23 +223,24 @@ def interpolate(console, run_dir: Path, out: Path | None, pairs: int, steps: int
 @torch.no_grad()
 def save_latent_figures(run: Any, built: Any, out: Path, seed: int) -> list[str]:
     """What a finished run leaves besides its samples: ``traverse.png`` (around the prior mean, ±3) and,
-    for a prior with low-posterior sampling, ``lp_samples.png`` (64 LP-Gen samples)."""
+    for a prior with low-posterior sampling, ``lp_samples.png`` (64 LP-Gen samples), both captioned."""
+    from .plots import saved_caption
+
     built.model.eval()
-    files = [traverse_run(built, out / "traverse.png", 3.0, 10, "prior", 0, seed).name]
+    files = [traverse_run(built, out / "traverse.png", 3.0, 10, "prior", 0, seed, run).name]
     if isinstance(built.model.prior, LowPosteriorSampler):
-        z = low_posterior_latents(built, run.prior.component.name, 64 if built.dataset.kind == "image" else 512,
-                                  10, seed)
-        files.append(write_samples(built, built.model.decode(z).cpu(), out / "lp_samples.png").name)
+        n = 64 if built.dataset.kind == "image" else 512
+        z = low_posterior_latents(built, run.prior.component.name, n, 10, seed)
+        caption = saved_caption(run, built, f"{n} low-posterior samples (LP-Gen, lowest of 10 x {n})")
+        files.append(write_samples(built, built.model.decode(z).cpu(), out / "lp_samples.png", caption).name)
     return files
 
 
-def write_samples(built: Any, x: torch.Tensor, out: Path) -> Path:
-    """Decoded samples as a PNG: an image grid, or a 2D scatter over the metric range."""
-    from .plots import save_image_grid, scatter_panel
+def write_samples(built: Any, x: torch.Tensor, out: Path, caption: str = "") -> Path:
+    """Decoded samples as a captioned PNG (:func:`introzoo.plots.samples_figure`): an image grid, or a 2D
+    scatter with axes over the metric range."""
+    from .plots import samples_figure
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    if built.dataset.kind == "image":
-        save_image_grid(out, x, nrow=max(1, int(len(x) ** 0.5)))
-    else:
-        scatter_panel(x.numpy(), built.dataset.metric_range or float(x.abs().max()) * 1.1).save(out)
+    samples_figure(built, x, caption).save(out)
     return out

@@ -7,7 +7,9 @@ the image grids, and a caption with the run's information (objective, data, prio
 - images: prior samples, reconstructions, and the per-epoch progress grids (rows: data,
   reconstruction, samples; the caption gives the iteration and epoch);
 - both: a latent traversal (``traverse.png``) and, for a prior that has them, low-posterior samples
-  (``lp_samples.png``), from :mod:`introzoo.latent_cli`.
+  (``lp_samples.png``), from :mod:`introzoo.latent_cli`;
+- the saved-run commands' pictures: samples (:func:`samples_figure`), traversals and interpolations, and
+  the ROC curves of ``ood`` (:func:`roc_figure`), captioned by :func:`saved_caption`.
 
 :func:`save_plots` is what the trainer calls after evaluation; the panel functions are used on their own
 by the saved-run commands.
@@ -33,11 +35,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .train import Built
 
 PANEL = 384
+#: the axis labels of a 2D data panel
+DATA_AXES = ("x1", "x2")
 
 
 __all__ = ["jet", "run_caption", "scatter_panel", "density_panel", "titled", "two_d_figures", "save_2d_figures",
            "latent_panel", "save_latent_figure", "save_image_grid", "progress_rows", "save_image_progress",
-           "save_image_figures", "save_plots", "latent_half_range", "save_latent_plot"]
+           "save_image_figures", "save_plots", "latent_half_range", "save_latent_plot", "saved_caption",
+           "samples_figure", "roc_figure"]
 
 
 def run_caption(run: ResolvedRun | None, iteration: int | None = None, steps_per_epoch: int | None = None) -> str:
@@ -52,6 +57,15 @@ def run_caption(run: ResolvedRun | None, iteration: int | None = None, steps_per
             it += f", epoch {iteration / steps_per_epoch:.3g}"
         parts.append(it)
     return " | ".join(parts)
+
+
+def saved_caption(run: ResolvedRun | None, built: Built, what: str) -> str:
+    """The caption of a picture drawn from a saved run: :func:`run_caption` at the run's last iteration (and
+    epoch, for images), then what the picture shows (``... | iteration 30000 | 500 prior samples, ...``)."""
+    if run is None:
+        return what
+    steps = built.dataset.steps_per_epoch(int(run.train["batch_size"])) if built.dataset.kind == "image" else None
+    return " | ".join(p for p in (run_caption(run, int(run.train["iterations"]), steps), what) if p)
 
 
 def scatter_panel(points: np.ndarray, half_range: float, color=(40, 120, 200), size: int = PANEL) -> Image.Image:
@@ -139,6 +153,39 @@ def save_image_grid(path, images, nrow: int = 8) -> str:
         x = torch.nn.functional.interpolate(x, scale_factor=f, mode="nearest")
     save_image(x, str(path), nrow=nrow, padding=2, pad_value=1.0)
     return str(path.name if hasattr(path, "name") else path)
+
+
+def samples_figure(built: Built, x: torch.Tensor, caption: str = "") -> Figure | ImageRows:
+    """Decoded samples ``x`` (on the CPU) under ``caption``: images as an (about square) grid; 2D points as a
+    scatter with ticks over the data's range (its metric range) and the axes labelled ``x1``, ``x2``."""
+    if built.dataset.kind == "image":
+        per_row = max(1, int(len(x) ** 0.5))
+        return ImageRows([("", x[i:i + per_row]) for i in range(0, len(x), per_row)], caption)
+    pts = x.numpy()
+    half = built.dataset.metric_range or float(np.abs(pts).max()) * 1.1
+    return Figure([Panel(f"{len(pts)} decoded samples, data range ±{half:g}", scatter_panel(pts, half), half,
+                         xlabel=DATA_AXES[0], ylabel=DATA_AXES[1])], caption)
+
+
+#: the colours of the curves of a ROC figure, one per run
+CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
+
+
+def roc_figure(curves: list[tuple[str, np.ndarray, np.ndarray, float]], title: str, caption: str = "",
+               size: int = PANEL) -> Figure:
+    """ROC curves (label, false positive rates, true positive rates, AUROC) on [0, 1]^2 with the chance
+    diagonal (grey), the axes labelled and each curve's AUROC in the legend (``label: AUROC 0.873``)."""
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    draw.line([0, size - 1, size - 1, 0], fill=(190, 190, 190), width=1)
+    legend = []
+    for i, (label, fpr, tpr, auc) in enumerate(curves):
+        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        pts = [(float(f) * (size - 1), (1 - float(t)) * (size - 1)) for f, t in zip(fpr, tpr)]
+        draw.line(pts, fill=colour, width=2)
+        legend.append((f"{label}: AUROC {auc:.3f}", colour))
+    return Figure([Panel(title, img, limits=(0.0, 1.0), xlabel="false positive rate", ylabel="true positive rate",
+                         legend=legend)], caption)
 
 
 # -- the run's figures ----------------------------------------------------------------------------

@@ -21,11 +21,12 @@ from .train import evaluate as evaluate_metrics, load
 
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None,
            low_posterior: bool = False, candidates: int = 10) -> Path:
-    """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter for 2D
-    data; ``.pt`` / ``.npy`` outputs hold the tensor instead (images clamped to the data range [0, 1], as
-    in the PNG). The prior's latents are decoded ``EVAL_CHUNK`` at a time. ``low_posterior``: the prior's
-    low-posterior samples (LP-Gen, seed 004), the lowest of ``candidates * n`` under the aggregate
-    posterior; a prior without them is refused."""
+    """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter with axes over
+    the data's range for 2D data, both captioned with the run and what was drawn
+    (:func:`introzoo.plots.samples_figure`); ``.pt`` / ``.npy`` outputs hold the tensor instead (images clamped
+    to the data range [0, 1], as in the PNG). The prior's latents are decoded ``EVAL_CHUNK`` at a time.
+    ``low_posterior``: the prior's low-posterior samples (LP-Gen, seed 004), the lowest of ``candidates * n``
+    under the aggregate posterior; a prior without them is refused."""
     from .limits import check_sample
 
     run, built = load(run_dir, device=device)
@@ -39,8 +40,7 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
         else:
             z = built.model.prior.sample(n)
         x = torch.cat([built.model.decode(c).cpu() for c in z.split(EVAL_CHUNK)])  # bounded passes
-    image = built.dataset.kind == "image"
-    if image:  # the data's range, as the PNG grids show them
+    if built.dataset.kind == "image":  # the data's range, as the PNG grids show them
         x = x.clamp(0, 1)
     out = out or Path(run_dir) / f"{'lp_' if low_posterior else ''}samples_n{n}_s{seed}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,14 +51,11 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
 
         np.save(out, x.numpy())
     elif out.suffix == ".png":
-        if image:
-            from .plots import save_image_grid
+        from .plots import samples_figure, saved_caption
 
-            save_image_grid(out, x, nrow=max(1, int(n ** 0.5)))
-        else:
-            from .plots import scatter_panel
-
-            scatter_panel(x.numpy(), built.dataset.metric_range or float(x.abs().max()) * 1.1).save(out)
+        what = (f"{n} low-posterior samples (LP-Gen, lowest of {candidates} x {n})" if low_posterior
+                else f"{n} prior samples") + f", sampling seed {seed}"
+        samples_figure(built, x, saved_caption(run, built, what)).save(out)
     else:
         raise UsageError(f"unknown output type '{out.suffix}' for {out}; known: .png, .pt, .npy")
     console.print(f"{n} {'low-posterior ' if low_posterior else ''}samples -> {out}", highlight=False)
@@ -154,10 +151,14 @@ def _as_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n: int, seed: int,
-        device: str | None, as_json: bool, chunk: int = EVAL_CHUNK, progress: Phases | None = None) -> list[dict[str, Any]]:
+        device: str | None, as_json: bool, chunk: int = EVAL_CHUNK, progress: Phases | None = None,
+        out: Path | None = None) -> list[dict[str, Any]]:
     """AUROC of telling each run's test images from ``against``'s test images by ``score`` (seed 001 Table 7),
-    at most ``chunk`` images (importance samples included) per pass."""
-    from .metrics.likelihood import auroc, scores
+    at most ``chunk`` images (importance samples included) per pass; the ROC curves as captioned figures
+    (AUROC in the legend): one per run in its directory (``RUN/ood_<against>_<score>_s<seed>.png``), or
+    every run's curve in the one figure ``out``. Each row names its figure (``figure``)."""
+    from .metrics.likelihood import auroc, roc, scores
+    from .plots import roc_figure, saved_caption
     from .plugins import state
     from .spec import resolve
 
@@ -168,7 +169,8 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
     other = comp.build(cfg)
     if getattr(other, "kind", "") != "image":
         raise UsageError(f"--against needs an image dataset; '{comp.name}' is a {other.kind} dataset")
-    rows = []
+    how = f"{score} score" + (f", k {k}" if score == "iw" else "")
+    rows, curves, captions = [], [], []  # the table's rows; per run its ROC curve and caption
     for run_dir in runs:
         run, built = load(run_dir, registry, device=device)
         ds = built.dataset
@@ -191,6 +193,21 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
                      "data": ds.name, "against": comp.name, "score": score, "k": k if score == "iw" else 1,
                      "n_in": len(s_in), "n_out": len(s_out), "auroc": auroc(s_in, s_out),
                      "mean_score_in": float(s_in.mean()), "mean_score_out": float(s_out.mean()), "note": note})
+        curves.append((*roc(s_in, s_out), rows[-1]["auroc"]))
+        captions.append(saved_caption(run, built, f"OOD: {ds.name} test vs {comp.name} test, {how}, "
+                                                  f"{len(s_in)} + {len(s_out)} images, seed {seed}"))
+    title = f"ROC: in-distribution test data (positive) vs {comp.name}, {score} score"
+    if out is None:  # one figure per run, in its directory
+        for run_dir, r, curve, caption in zip(runs, rows, curves, captions):
+            r["figure"] = str(Path(run_dir) / f"ood_{comp.name}_{score}_s{seed}.png")
+            roc_figure([(f"{r['objective']}, prior {r['prior']}", *curve)], title, caption).save(r["figure"])
+    else:  # every run's curve in one figure
+        out.parent.mkdir(parents=True, exist_ok=True)
+        caption = captions[0] if len(rows) == 1 else f"OOD: test data vs {comp.name} test, {how}, seed {seed}"
+        roc_figure([(f"{Path(r['run']).name} ({r['objective']}, prior {r['prior']})", *curve)
+                    for r, curve in zip(rows, curves)], title, caption).save(out)
+        for r in rows:
+            r["figure"] = str(out)
     if as_json:
         console.print_json(json.dumps(rows))
         return rows
@@ -203,4 +220,6 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
     console.print(table)
     for note in sorted({r["note"] for r in rows if r["note"]}):
         console.print(f"note: {note}", highlight=False)
+    for figure in dict.fromkeys(r["figure"] for r in rows):
+        console.print(f"ROC curves -> {figure}", highlight=False)
     return rows

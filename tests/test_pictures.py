@@ -1,8 +1,12 @@
 """The run's pictures (introzoo/figure.py, introzoo/plots.py): 2D panels with ticks, a colour bar beside each
 density and a caption naming the run and iteration; image grids with row labels and the epoch; compact.
-The figures' descriptions are inspected, not their pixels. ``.npy`` samples are clamped like the PNGs."""
+The figures' descriptions are inspected, not their pixels. ``.npy`` samples are clamped like the PNGs. The
+pictures of ``sample``, ``traverse``, ``interpolate`` and ``ood`` (ROC curves) are captioned with the run and
+what they show, with labelled axes; they are caught where their description is saved."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,12 +26,17 @@ def test_nice_ticks_are_round_and_inside_the_range():
 
 
 @pytest.fixture(scope="module")
-def run_2d(tmp_path_factory):
+def g8_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "g8"
     assert main(["run", "-d", "8gaussians", "-n", "20", "--metric", "kl,n_samples=100", "--out", str(out), "-q"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_2d(g8_dir):
     from introzoo.train import load
 
-    return load(out)
+    return load(g8_dir)
 
 
 def test_2d_figures_have_ticks_a_density_colour_bar_and_the_run(run_2d):
@@ -117,3 +126,100 @@ def test_npy_samples_are_clamped_to_the_data_range(tmp_path, monkeypatch):
     raw = built.model.sample(64)
     assert raw.min() < 0 or raw.max() > 1  # the decoder has no output activation: clamping did something
     assert np.allclose(x, raw.clamp(0, 1).numpy(), atol=1e-6)
+
+
+# -- the saved-run commands' pictures: captioned like the run's own, axes labelled ---------------------------
+
+G8_RUN = "soft | 8gaussians | prior sg | seed 0 | iteration 20"
+
+
+@pytest.fixture
+def saved(monkeypatch):
+    """The figures the commands write, by file name: the description (:class:`Figure`, :class:`ImageRows`)
+    whose ``save`` wrote it."""
+    figures = {}
+    for cls in (Figure, ImageRows):
+        def save(self, path, _real=cls.save):
+            figures[Path(path).name] = self
+            _real(self, path)
+
+        monkeypatch.setattr(cls, "save", save)
+    return figures
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INTROZOO_CACHE", str(tmp_path_factory.mktemp("cache")))
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    assert main(["run", "-d", "digits", "-n", "3", "--metric", "knn5", "--out", str(out), "-q"]) == 0
+    yield out
+    mp.undo()
+
+
+def _has_data_axes(panel: Panel, half: float) -> bool:
+    return (panel.xlabel, panel.ylabel) == ("x1", "x2") and panel.bounds == (-half, half) and bool(panel.ticks)
+
+
+def test_render_reserves_room_for_axis_labels_and_draws_a_legend():
+    from PIL import Image
+
+    base = Panel("t", Image.new("RGB", (100, 100), "white"), 1.0)
+    labelled = Panel("t", base.image, 1.0, xlabel="x1", ylabel="x2", legend=[("a: AUROC 0.500", (255, 0, 0))])
+    bare, big = Figure([base]).render(), Figure([labelled]).render()
+    assert big.width > bare.width and big.height > bare.height
+    assert Panel("roc", base.image, limits=(0.0, 1.0)).tick_labels == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
+
+
+def test_sample_scatter_is_captioned_with_axes_over_the_data_range(g8_dir, tmp_path, saved):
+    assert main(["sample", str(g8_dir), "--n", "50", "--seed", "3", "--out", str(tmp_path / "s.png")]) == 0
+    fig = saved["s.png"]
+    assert isinstance(fig, Figure) and fig.caption == f"{G8_RUN} | 50 prior samples, sampling seed 3"
+    (panel,) = fig.panels
+    assert _has_data_axes(panel, 2.0) and panel.tick_labels == ["-2", "-1", "0", "1", "2"]
+    assert "data range ±2" in panel.title and (tmp_path / "s.png").is_file()
+
+
+def test_traverse_and_interpolate_of_2d_data_are_captioned_with_labelled_axes(g8_dir, tmp_path, saved):
+    assert main(["traverse", str(g8_dir), "--range", "2", "--steps", "5", "--out", str(tmp_path / "t.png")]) == 0
+    assert main(["interpolate", str(g8_dir), "--pairs", "2", "--steps", "4", "--mode", "linear", "--seed", "1",
+                 "--out", str(tmp_path / "i.png")]) == 0
+    trav, interp = saved["t.png"], saved["i.png"]
+    assert trav.caption == f"{G8_RUN} | latent traversal around the prior mean: each dim over ±2, 5 steps"
+    assert [p.title for p in trav.panels] == ["latent dim 0", "latent dim 1"]
+    assert interp.caption == f"{G8_RUN} | linear interpolation between test points (seed 1), 4 steps"
+    assert [p.title for p in interp.panels] == ["pair 0", "pair 1"]
+    assert all(_has_data_axes(p, 2.0) for p in trav.panels + interp.panels)
+
+
+def test_image_commands_caption_the_run_and_label_their_rows(digits_dir, tmp_path, saved):
+    run = "soft | digits | prior sg | seed 0 | iteration 3, epoch"
+    assert main(["sample", str(digits_dir), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["traverse", str(digits_dir), "--steps", "3", "--out", str(tmp_path / "t.png")]) == 0
+    assert main(["interpolate", str(digits_dir), "--pairs", "2", "--steps", "3", "--out", str(tmp_path / "i.png")]) == 0
+    grid, trav, interp = saved["s.png"], saved["t.png"], saved["i.png"]
+    assert all(isinstance(f, ImageRows) and f.caption.startswith(run) for f in (grid, trav, interp))
+    assert grid.caption.endswith("| 16 prior samples, sampling seed 0") and len(grid.rows) == 4
+    assert trav.row_labels == [f"latent dim {i}" for i in range(16)] and "around the prior mean" in trav.caption
+    assert interp.row_labels == ["pair 0", "pair 1"] and "spherical interpolation" in interp.caption
+
+
+def test_ood_draws_captioned_roc_curves_with_the_auroc_in_the_legend(digits_dir, tmp_path, saved, capsys):
+    import json
+
+    assert main(["ood", str(digits_dir), "--against", "digits", "--n", "20", "--json", "-q"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["figure"] == str(digits_dir / "ood_digits_elbo_s0.png") and (digits_dir / "ood_digits_elbo_s0.png").is_file()
+    fig = saved["ood_digits_elbo_s0.png"]
+    assert fig.caption.startswith("soft | digits | prior sg | seed 0 | iteration 3, epoch")
+    assert fig.caption.endswith("| OOD: digits test vs digits test, elbo score, 20 + 20 images, seed 0")
+    (panel,) = fig.panels
+    assert (panel.xlabel, panel.ylabel, panel.bounds) == ("false positive rate", "true positive rate", (0.0, 1.0))
+    assert [label for label, _ in panel.legend] == [f"soft, prior sg: AUROC {row['auroc']:.3f}"]
+
+    out = tmp_path / "roc.png"  # --out: every run's curve in one figure
+    assert main(["ood", str(digits_dir), str(digits_dir), "--against", "digits", "--n", "20", "-q", "--out", str(out)]) == 0
+    assert f"ROCcurves->{out}" in "".join(capsys.readouterr().out.split()) and out.is_file()  # lines may wrap
+    (panel,) = saved["roc.png"].panels
+    assert len(panel.legend) == 2 and all(label.startswith("digits (soft, prior sg): AUROC ") for label, _ in panel.legend)
+    assert saved["roc.png"].caption == "OOD: test data vs digits test, elbo score, seed 0"

@@ -117,6 +117,16 @@ def auroc(in_scores: torch.Tensor, out_scores: torch.Tensor) -> float:
     return float(roc_auc_score(y, torch.cat([in_scores, out_scores]).numpy()))
 
 
+def roc(in_scores: torch.Tensor, out_scores: torch.Tensor):
+    """The ROC curve of :func:`auroc`'s task: (false positive rates, true positive rates), numpy arrays from
+    (0, 0) to (1, 1) over every threshold."""
+    from sklearn.metrics import roc_curve
+
+    y = torch.cat([torch.ones(len(in_scores)), torch.zeros(len(out_scores))]).numpy()
+    fpr, tpr, _ = roc_curve(y, torch.cat([in_scores, out_scores]).numpy())
+    return fpr, tpr
+
+
 class NLLConfig(BaseModel):
     """Options of ``nll``."""
 
