@@ -185,12 +185,11 @@ def train(*, out: str | Path | None = None, threads: int | None = None, resume_e
             raise UsageError("threads must be at least 1")
         torch.set_num_threads(threads)
     run = resolve_run(**options)
-    from .references import warmup_dominates, warmup_text
+    from .references import warmup_warning
 
-    warm = getattr(run.objective.config, "num_vae", None)
-    if warmup_dominates(warm, run.train["iterations"]):
-        warnings.warn(warmup_text(run.objective.component.name, int(warm), int(run.train["iterations"])),
-                      UserWarning, stacklevel=_caller_level())
+    note = warmup_warning(run)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=_caller_level())
     path = Path(out) if out is not None else run.default_dir()
     if progress is True:
         from .cli_common import RichProgress

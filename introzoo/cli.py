@@ -18,10 +18,10 @@ from rich.table import Table
 from . import __version__, cli_latent, cli_sweep
 from .cli_common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
                          default_threads, kernels_option, output_path,
-                         print_plan, registry, set_data_root, threads_option, train_options, warmup_warning,
-                         warn_failures)
+                         print_plan, registry, set_data_root, threads_option, train_options, warn_failures)
 from .cli_errors import DEBUG_ENV, report
 from .errors import IntrozooError, UsageError, first_error, unknown
+from .references import warmup_warning
 from .hookspecs import KINDS
 from .inputs import check_resume_every, check_seed
 from .loggers import LOG_ENV

@@ -255,12 +255,3 @@ def print_plan(resolved, out) -> None:
                   + f" batch {train['batch_size']}, seed {resolved.seed} -> {out}", highlight=False)
 
 
-def warmup_warning(resolved) -> str | None:
-    """A warning when the objective's plain-VAE warm-up (``num_vae``) takes half the run or more
-    (:func:`introzoo.references.warmup_dominates`), else ``None``."""
-    from .references import warmup_dominates, warmup_text
-
-    warm, iterations = getattr(resolved.objective.config, "num_vae", None), int(resolved.train["iterations"])
-    if not warmup_dominates(warm, iterations):
-        return None
-    return warmup_text(resolved.objective.component.name, int(warm), iterations)

@@ -33,7 +33,7 @@ from rich.table import Table
 from .errors import UsageError
 from .paths import check_output_file
 from .readers import ReadError, read_json
-from .references import plain, warmup_dominates
+from .references import plain, recorded_warmup_dominates
 from .run_store import Record, collect
 from .spec import format_spec
 
@@ -187,8 +187,7 @@ def build_rows(records: list[Record], shown: dict[str, Any] | None = None) -> tu
         train = r.config.get("train")
         if isinstance(train, dict) and isinstance(train.get("iterations"), int):
             row.iterations.add(train["iterations"])
-            options = r.config["objective"].get("options") or {}
-            row.warmup_heavy |= warmup_dominates(options.get("num_vae"), train["iterations"])
+            row.warmup_heavy |= recorded_warmup_dominates(r.config)
         if r.status == "finished":
             row.finished += 1
             for m, v in r.metrics.items():
@@ -434,7 +433,7 @@ def iterations_text(row: Row) -> str:
 
 
 def warmup_heavy_note(rows: list[Row]) -> str | None:
-    """A line explaining ``†`` in the iterations column (:func:`introzoo.references.warmup_dominates`)."""
+    """A line explaining ``†`` in the iterations column (:func:`introzoo.references.recorded_warmup_dominates`)."""
     n = sum(1 for r in rows if r.warmup_heavy and not r.published)
     if not n:
         return None

@@ -137,6 +137,21 @@ def warmup_dominates(num_vae: Any, iterations: Any) -> bool:
     return warm > 0 and total - warm < warm
 
 
+def recorded_warmup_dominates(config: dict[str, Any]) -> bool:
+    """:func:`warmup_dominates` for a run's recorded configuration (``config.json``, a sweep task's record)."""
+    options = (config.get("objective") or {}).get("options") or {}
+    return warmup_dominates(options.get("num_vae"), (config.get("train") or {}).get("iterations"))
+
+
+def warmup_warning(run: Any) -> str | None:
+    """The warning for a resolved run (:class:`introzoo.config.ResolvedRun`) whose warm-up takes half its
+    iterations or more, else ``None``: what ``introzoo run`` prints and ``introzoo.train`` warns."""
+    warm, iterations = getattr(run.objective.config, "num_vae", None), run.train["iterations"]
+    if not warmup_dominates(warm, iterations):
+        return None
+    return warmup_text(run.objective.component.name, int(warm), int(iterations))
+
+
 def warmup_text(name: str, num_vae: int, iterations: int) -> str:
     """The warning of :func:`warmup_dominates`, with what to do."""
     if num_vae >= iterations:

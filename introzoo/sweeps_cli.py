@@ -169,10 +169,9 @@ def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, 
 def warmup_note(tasks: list[Task]) -> str | None:
     """A warning when some runs spend half their iterations or more in the objective's plain-VAE warm-up
     (:func:`introzoo.references.warmup_dominates`): their rows describe a VAE, not the objective."""
-    from .references import warmup_dominates
+    from .references import recorded_warmup_dominates
 
-    short = [t for t in tasks if warmup_dominates(t.config["objective"]["options"].get("num_vae"),
-                                                  t.config["train"]["iterations"])]
+    short = [t for t in tasks if recorded_warmup_dominates(t.config)]
     if not short:
         return None
     t = short[0]

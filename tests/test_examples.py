@@ -21,6 +21,7 @@ import typer
 
 from introzoo.cli import app, main
 from introzoo.references import warmup_dominates, warmup_text
+from test_docs import examples  # the docs' command lines, as test_docs.py reads them
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md", ROOT / "plugins" / "introzoo-example" / "README.md"]
@@ -29,14 +30,7 @@ CLI = typer.main.get_command(app)
 
 def _lines(text: str) -> list[str]:
     """The ``introzoo run`` / ``introzoo sweep`` command lines of the ```bash blocks of a markdown text."""
-    out = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            for part in line.split("&&"):
-                words = shlex.split(part, comments=True)
-                if words[:2] in (["introzoo", "run"], ["introzoo", "sweep"]):
-                    out.append(shlex.join(words))
-    return out
+    return [line for line in examples(text) if line.split()[1:2] in (["run"], ["sweep"])]
 
 
 def _help_lines() -> list[str]:
