@@ -17,6 +17,7 @@ SWEEP_EPILOG = (
     "  introzoo sweep --objective vae,soft,intro,m=2 --data 8gaussians,rings --seeds 5 --iterations 4000\n\n"
     "  introzoo sweep -o 'soft,beta_kl=0.1|0.3|0.5' -d rings --seeds 3 --dry-run\n\n"
     "  introzoo sweep benchmarks/toy2d_smoke.toml --workers 2\n\n"
+    "  introzoo sweep benchmarks/toy2d_best.toml --threads 1 --resume-every 300\n\n"
     "  introzoo sweep benchmarks/toy2d_smoke.toml --pack 16\n\n"
     "  introzoo sweep benchmarks/toy2d.toml --device cuda --pack auto\n\n"
     "  introzoo sweep benchmarks/toy2d.toml --select kl --seeds 5\n\n"
@@ -42,6 +43,7 @@ def sweep(
     executor: Optional[str] = typer.Option(None, "--executor", "-e", help="executor spec, e.g. 'local' or 'submitit,partition=gpu'"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="local executor: runs in parallel (the machine's cores)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (1)"),
+    resume_every: Optional[float] = typer.Option(None, "--resume-every", help="local executor: seconds between resume points of each run (0: none); rerunning an interrupted sweep continues its unfinished runs from them"),
     pack: Optional[str] = typer.Option(None, "--pack", help="train compatible runs together in packs of at most N (docs/packing.md); 'auto': as many as fit the GPU's free memory (the default with --device cuda); 1: no packing (the CPU default)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda: where every run trains (cpu)"),
     kernels: Optional[str] = kernels_option(None),
@@ -52,13 +54,15 @@ def sweep(
 ) -> None:
     """Run a grid of configurations x seeds x datasets, resumably, and print its leaderboard."""
     from .loggers import select as select_loggers
+    from .inputs import check_resume_every
     from .sweeps_cli import run_sweep
 
+    check_resume_every(resume_every)
     select_loggers([])  # the loggers INTROZOO_LOG names, which every run of the sweep starts
 
     raise typer.Exit(run_sweep(console, err_console, registry(), file=file, objective=objective, data=data,
                                prior=prior, backbone=backbone, reg=reg, seeds=seeds, metric=metric, select=select,
-                               executor=executor, workers=workers, threads=threads, pack=pack, device=device,
+                               executor=executor, workers=workers, threads=threads, resume_every=resume_every, pack=pack, device=device,
                                kernels=kernels, out=out, dry_run=dry_run,
                                quiet=quiet, **given(train_opts)))
 

@@ -1,7 +1,8 @@
 """Sweep executors: where the runs of a sweep train. Registered components, like everything else.
 
 - ``local``: N runs (or packs of runs, ``introzoo sweep --pack``) in parallel as separate processes
-  (spawned), one torch thread each by default.
+  (spawned), one torch thread each by default; with ``resume_every`` (``--resume-every``) each run
+  trained alone writes resume points, and rerunning an interrupted sweep continues from them.
 - ``submitit``: Slurm job arrays through the ``submitit`` package (``pip install 'introzoo[slurm]'``);
   ``cluster=local`` runs the same code path through submitit's local executor. Runs write resume points
   and react to Slurm's signals (requeue when preempted; end and resume on rerun when cancelled or at
@@ -27,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import hookimpl
 from .executors_slurm import Callback, SubmititConfig, SubmititExecutor, _record_failure
+from .resume import Resumable
 from .runs import RunDir
-from .sweep import STATUS_BUSY, Task, execute
+from .sweep import STATUS_BUSY, Task, _log, execute
 from .sweep_pack import PackTask, execute_pack, members
 
 
@@ -57,6 +59,18 @@ def _died_in(task: Task) -> dict | None:
         return _record_failure(task, "worker process died (killed or crashed)")
 
 
+class _LocalResumable(Resumable):
+    """Resume points of a run the local executor trains: a continued run is noted in the sweep's
+    ``events.jsonl`` (``{"event": "resumed", "run": ..., "iteration": N}``)."""
+
+    def __init__(self, every_s: float, sweep_dir: str, run: str) -> None:
+        super().__init__(every_s)
+        self.sweep_dir, self.run = sweep_dir, run
+
+    def resumed(self, iteration: int) -> None:
+        _log(self.sweep_dir, event="resumed", run=self.run, iteration=iteration)
+
+
 class LocalConfig(BaseModel):
     """Options of the ``local`` executor."""
 
@@ -64,6 +78,9 @@ class LocalConfig(BaseModel):
 
     workers: int | None = Field(None, gt=0, description="runs in parallel (default: the machine's cores)")
     threads: int = Field(1, gt=0, description="torch threads per run")
+    resume_every: float = Field(0.0, ge=0, allow_inf_nan=False,
+                                description="seconds between resume points of each run trained alone (0: none); "
+                                            "rerunning an interrupted sweep continues its unfinished runs from them")
 
 
 class LocalExecutor:
@@ -119,7 +136,10 @@ class LocalExecutor:
         if isinstance(unit, PackTask):
             return pool.submit(execute_pack, [str(t.run_dir) for t in unit.members], [t.config for t in unit.members],
                                self.config.threads, str(sweep_dir), wait=wait)
-        return pool.submit(execute, str(unit.run_dir), unit.config, self.config.threads, str(sweep_dir), wait=wait)
+        every = self.config.resume_every
+        resumable = _LocalResumable(every, str(sweep_dir), unit.run_dir.name) if every > 0 else None
+        return pool.submit(execute, str(unit.run_dir), unit.config, self.config.threads, str(sweep_dir),
+                           resumable=resumable, wait=wait)
 
 
 @hookimpl

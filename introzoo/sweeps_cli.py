@@ -71,18 +71,24 @@ def check_select(metric: str, tasks: list[Task], given_as: str) -> None:
                          f"its metrics: {', '.join(reported) or '(none)'}")
 
 
-def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int | None):
+def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int | None,
+                  resume_every: float | None = None):
     """The executor of ``spec.executor`` (a spec string) with the sweep file's ``[executor.NAME]`` options
-    under it and ``--workers`` / ``--threads`` over it (``-e local,workers=2 --workers 4``: 4 workers)."""
+    under it and ``--workers`` / ``--threads`` / ``--resume-every`` over it (``-e local,workers=2
+    --workers 4``: 4 workers)."""
     name = parse_spec(spec.executor, "executors").name
     options: dict[str, Any] = {}
     if name == "local":
         check_device(spec.device)  # the runs train on this machine
         if workers is None and spec.device == "cuda":
             workers = 1  # one process (one CUDA context) holds the GPU; packs fill it
-        options.update({k: v for k, v in (("workers", workers), ("threads", threads)) if v is not None})
+        options.update({k: v for k, v in (("workers", workers), ("threads", threads),
+                                          ("resume_every", resume_every)) if v is not None})
     elif workers is not None:
         raise UsageError(f"--workers applies to the local executor, not '{name}'")
+    elif resume_every is not None:
+        raise UsageError(f"--resume-every applies to the local executor, not '{name}' "
+                         "(submitit: its checkpoint option)")
     elif threads is not None and name == "submitit":
         options["cpus"] = threads
     comp, cfg = resolve_spec(registry, "executors", spec.executor,
@@ -193,13 +199,14 @@ def print_grid(console: Console, tasks: list[Task], finished: set[str]) -> None:
     console.print(table)
 
 
-def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, workers, threads, **cli) -> int:
+def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, workers, threads, resume_every=None,
+              **cli) -> int:
     spec = build_spec(file, **cli)
     sweep_dir = check_output_dir(out or default_dir(spec, file), "--out" if out else "sweep directory")
     if (sweep_dir / "runs").exists() and not (sweep_dir / "runs").is_dir():
         raise UsageError(f"sweep directory '{sweep_dir}': '{sweep_dir / 'runs'}' exists as a file; the run "
                          "store is a directory")
-    executor, ex_cfg = make_executor(registry, spec, workers, threads)
+    executor, ex_cfg = make_executor(registry, spec, workers, threads, resume_every)
     n_workers = getattr(executor, "workers", 1)
     stage1_seeds = [spec.seed_start] if spec.select else None
     tasks = expand(spec, registry, seeds=stage1_seeds, sweep_dir=sweep_dir)

@@ -264,3 +264,29 @@ def test_select_protocol_reruns_the_best_with_all_seeds(tmp_path, capsys):
             seed0[cfg["config_key"]] = json.loads(p.read_text())["metrics"]["kl"]
     assert seed0[selection["keys"][0]] == min(seed0.values())
     assert chosen["objective"] != other["objective"]
+
+
+@pytest.mark.slow
+def test_resume_every_continues_an_interrupted_run(tmp_path):
+    """``--resume-every``: a sweep killed mid-run continues that run from its last resume point (noted in
+    events.jsonl) and ends with the result of an uninterrupted sweep."""
+    cmd = lambda out, *extra: [sys.executable, "-m", "introzoo.cli", "sweep", "-o", "soft", "-d", "rings",  # noqa: E731
+                               "--seeds", "1", "-n", "600", "--batch-size", "64", *CHEAP, "--workers", "1", "--threads", "1",
+                               "--out", str(out), "-q", *extra]
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    subprocess.run(cmd(ref), check=True, capture_output=True)
+    proc = subprocess.Popen(cmd(cut, "--resume-every", "0.05"), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(cut.glob("runs/*/resume.pt")):
+        time.sleep(0.05)
+    time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(cut.glob("runs/*/resume.pt")) and not list(cut.glob("runs/*/metrics.json"))
+    subprocess.run(cmd(cut, "--resume-every", "0.05"), check=True, capture_output=True)
+    events = [json.loads(line) for line in (cut / "events.jsonl").read_text().splitlines()]
+    resumed = [e for e in events if e["event"] == "resumed"]
+    assert len(resumed) == 1 and 0 < resumed[0]["iteration"] < 600
+    assert not list(cut.glob("runs/*/resume.pt"))
+    assert _leaderboard(cut) == _leaderboard(ref)
