@@ -144,6 +144,8 @@ def written_options(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"regularizers": bool(spec.get("regularizers"))}
     for axis, kind in _KINDS.items():
         items = spec.get(axis) or []
+        if isinstance(items, dict):  # a per-dataset table: dataset name -> list
+            items = [t for v in items.values() for t in ([v] if isinstance(v, str) else v or [])]
         for text in [items] if isinstance(items, str) else items:
             try:
                 parsed = [parse_spec(one, kind) for one in expand_axis(str(text))]

@@ -8,6 +8,14 @@ Sweep syntax for a component axis (``--objective``, ``--prior``, ``--data``, ``-
   ``soft,beta_kl=0.1|0.3,beta_neg=0.5|1`` is four configurations; ``mog:10|100`` two priors.
 - brackets keep commas together: ``resnet,channels=[64,128]|[32,64]``.
 
+In a sweep file, ``objective``, ``prior`` and ``metrics`` are a list for every dataset or a table of
+dataset name -> list (``[sweep.objective]`` with ``rings = ["soft,beta_kl=0.2"]``): each dataset is
+crossed with its own alternatives only. An ``objective`` table names every dataset of the sweep; a
+dataset a ``prior`` table leaves out takes ``sg``, one a ``metrics`` table leaves out every metric that
+applies. ``constraints`` test the objective's options and the components' names (``objective``,
+``prior``, ``regularizer``, ``data``), which pair components that go together:
+``"(objective == 'soft-prior') == (regularizer == 'clip-logvar')"``.
+
 The store: every run lives in ``SWEEP_DIR/runs/<hash>/`` where the hash covers its resolved
 configuration (seed included), so rerunning the same sweep finds finished runs (their ``metrics.json``)
 and skips them; unfinished ones are redone from scratch. ``sweep.json`` records the grid.
@@ -93,8 +101,14 @@ class SweepSpec(TrainOverrides):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "sweep"
-    objective: list[str] = Field(default_factory=lambda: ["soft"])
-    prior: list[str] = Field(default_factory=lambda: ["sg"])
+    objective: list[str] | dict[str, list[str]] = Field(
+        default_factory=lambda: ["soft"],
+        description="objectives (sweep syntax) of every dataset, or dataset name -> objectives, from a "
+                    "[sweep.objective] table (every dataset of the sweep must be named)")
+    prior: list[str] | dict[str, list[str]] = Field(
+        default_factory=lambda: ["sg"],
+        description="priors (sweep syntax) of every dataset, or dataset name -> priors, from a [sweep.prior] "
+                    "table (a dataset not named: sg)")
     backbone: list[str] = Field(default_factory=list, description="empty: each dataset's default backbone")
     data: list[str] = Field(default_factory=lambda: ["8gaussians"])
     regularizers: list[str] = Field(default_factory=list)
@@ -110,7 +124,7 @@ class SweepSpec(TrainOverrides):
         None, description="train compatible runs in packs of at most this many (introzoo.pack); 'auto': as many as fit "
                           "in the GPU's free memory; default: auto on a GPU, 1 (no packing) on the CPU")
     executor_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="executor name -> options, from the file's [executor.NAME] tables")
-    constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl'; skipped where an option is absent")
+    constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl' (skipped where an option is absent), and on the components' names (objective, prior, regularizer, data), e.g. \"objective != 'vae' or prior == 'sg'\"")
     published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> row -> metric -> [mean, std]; a row is 'objective[ + regularizer...][ @ prior]'")
     published_source: str = ""
     published_n: int | None = Field(None, gt=0, description="seeds behind each published mean ± std (the verdict's n)")
@@ -125,16 +139,23 @@ class SweepSpec(TrainOverrides):
             return v
         raise ValueError(f"give a pack size from 1 to {PACK_LIMIT} or 'auto'")
 
-    @field_validator("metrics", mode="before")
+    @field_validator("metrics", "objective", "prior", mode="before")
     @classmethod
-    def _list_or_table(cls, v: Any) -> Any:
+    def _list_or_table(cls, v: Any, info: ValidationInfo) -> Any:
         def specs(x: Any) -> bool:
             return isinstance(x, list) and all(isinstance(s, str) for s in x)
 
-        if v is None or specs(v) or (isinstance(v, dict) and all(specs(x) for x in v.values())):
+        if info.field_name != "metrics" and isinstance(v, dict):  # a table's dataset may give one string
+            v = {k: [x] if isinstance(x, str) else x for k, x in v.items()}
+        if (v is None and info.field_name == "metrics") or specs(v) or (isinstance(v, dict) and all(specs(x) for x in v.values())):
             return v
-        raise PydanticCustomError("metrics", "must be a list of metric specs for every run (metrics = [\"kl\", \"jsd\"]) or a "
-                                             "table of dataset name -> list ([sweep.metrics] with 8gaussians = [\"kl\"])")
+        if info.field_name == "metrics":
+            raise PydanticCustomError("metrics", "must be a list of metric specs for every run (metrics = [\"kl\", \"jsd\"]) or a "
+                                                 "table of dataset name -> list ([sweep.metrics] with 8gaussians = [\"kl\"])")
+        axis = info.field_name
+        example = "soft,beta_kl=0.3" if axis == "objective" else "mog:64"
+        raise PydanticCustomError(axis, f"must be a list of {axis} specs for every dataset ({axis} = [\"{example}\"]) or a table of "
+                                        f"dataset name -> list ([sweep.{axis}] with 8gaussians = [\"{example}\"])")
 
     @field_validator("seed_start")
     @classmethod
@@ -153,10 +174,53 @@ class SweepSpec(TrainOverrides):
             return self.metrics
         return self.metrics.get(data_name(data))
 
+    def axis_for(self, axis: str, data: str) -> list[str]:
+        """The ``objective`` or ``prior`` alternatives (sweep syntax) of the runs on ``data`` (a data spec;
+        a table is keyed by dataset name): the list, or the table's entry; a dataset a ``prior`` table
+        does not name takes ``sg``, one an ``objective`` table does not name is an error."""
+        value = getattr(self, axis)
+        if not isinstance(value, dict):
+            return value
+        name = data_name(data)
+        if name in value:
+            return value[name]
+        if axis == "prior":
+            return ["sg"]
+        raise UsageError(f"the sweep's [sweep.{axis}] table has no entry for dataset '{name}' (it names "
+                         f"{', '.join(value) or 'none'}); add one, or give --{axis}")
+
+    def check_tables(self) -> None:
+        """Every per-dataset table (``objective``, ``prior``, ``metrics``) names datasets of the sweep only,
+        and an ``objective`` table names each of them; :class:`UsageError` otherwise."""
+        datasets = [d for text in self.data for d in expand_axis(text, "data")]
+        names = list(dict.fromkeys(data_name(d) for d in datasets))
+        for axis in ("objective", "prior", "metrics"):
+            table = getattr(self, axis)
+            if not isinstance(table, dict):
+                continue
+            stray = [k for k in table if k not in names]
+            if stray:
+                what = "metrics name" if axis == "metrics" else f"[sweep.{axis}] table names"
+                raise UsageError(f"the sweep's {what} dataset '{stray[0]}', which is not in its data; "
+                                 f"valid: {', '.join(sorted(names))}")
+        for d in datasets:
+            self.axis_for("objective", d)
+
+    def restricted_to(self, data: list[str]) -> dict[str, Any]:
+        """The per-dataset tables (``objective``, ``prior``, ``metrics``) cut to the datasets of ``data``
+        (a command line's ``--data`` over a sweep file): field -> table, for the tables there are."""
+        names = {data_name(d) for text in data for d in expand_axis(text, "data")}
+        return {axis: {k: v for k, v in table.items() if k in names}
+                for axis in ("objective", "prior", "metrics") if isinstance(table := getattr(self, axis), dict)}
+
 
 def data_name(spec: str) -> str:
     """The dataset name of a data spec: ``"fashion-mnist,subset=100"`` -> ``"fashion-mnist"``."""
     return split_top_level(spec)[0].partition(":")[0].strip()
+
+
+#: the component name of any spec string: ``"mog:64,learn_weights=true"`` -> ``"mog"``
+spec_name = data_name
 
 
 _TOML_KINDS = {str: "string", int: "number", float: "number", bool: "boolean", list: "list"}
@@ -188,14 +252,21 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
         if isinstance(body.get(axis), str):
             body[axis] = [body[axis]]
     try:
-        return SweepSpec(**body)
+        spec = SweepSpec(**body)
     except Exception as exc:  # pydantic
         raise UsageError(f"sweep file '{path}': {first_error(exc)}") from None
+    try:
+        spec.check_tables()
+    except UsageError as exc:
+        raise UsageError(f"sweep file '{path}': {exc}") from None
+    return spec
 
 
 def satisfies(constraints: list[str], options: dict[str, Any]) -> bool:
     """Evaluate each constraint with the objective's options as variables (arithmetic and comparisons
-    only); a constraint naming an option the objective does not have does not apply."""
+    only); a constraint naming an option the objective does not have does not apply. :func:`expand` adds
+    the run's component names (:func:`component_names`) to the options; an objective option of the same
+    name shadows one."""
     for text in constraints:
         try:
             code = compile(text, "<constraint>", "eval")
@@ -206,6 +277,14 @@ def satisfies(constraints: list[str], options: dict[str, Any]) -> bool:
         if not eval(code, {"__builtins__": {}}, dict(options)):
             return False
     return True
+
+
+def component_names(objective: str, prior: str, regularizer: str, data: str) -> dict[str, str]:
+    """The variables a constraint can test besides the objective's options: each axis's component name
+    (``objective``, ``prior``, ``data``) and ``regularizer``, the name of the run's alternative of the
+    ``regularizer`` axis (``"none"`` without one), e.g. ``"objective != 'vae' or prior == 'sg'"``."""
+    return {"objective": spec_name(objective), "prior": spec_name(prior), "data": spec_name(data),
+            "regularizer": spec_name(regularizer)}
 
 
 @dataclass
@@ -223,29 +302,32 @@ class Task:
 def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir: Path | None = None) -> list[Task]:
     """All runs of the grid, validated and resolved (once per configuration; each seed is a copy), in
     a stable order."""
-    axes = {a: [s for text in getattr(spec, a) for s in expand_axis(text, a)] for a in AXES}
-    axes["backbone"] = axes["backbone"] or [None]  # the dataset's default
+    def alternatives(texts: list[str], axis: str) -> list[str]:
+        return [s for text in texts for s in expand_axis(text, axis)]
+
+    datasets = alternatives(spec.data, "data")
+    spec.check_tables()
+    # per dataset, the objective and prior alternatives: a list crosses every dataset, a table its own
+    per_data = {a: {d: alternatives(spec.axis_for(a, d), a) for d in datasets} for a in ("objective", "prior")}
+    backbones = alternatives(spec.backbone, "backbone") or [None]  # None: the dataset's default
     train = {k: getattr(spec, k) for k in train_option_names()}
-    size = len(seeds) if seeds is not None else spec.seeds
-    for a in AXES:
-        size *= len(axes[a])
+    regs = [s for text in spec.regularizer for s in expand_axis(text, "regularizer")] or ["none"]
+    size = (len(seeds) if seeds is not None else spec.seeds) * len(backbones) * len(regs)
+    size *= sum(len(per_data["objective"][d]) * len(per_data["prior"][d]) for d in datasets)
     if size > MAX_RUNS:
         raise UsageError(f"the grid has {size} runs; introzoo refuses sweeps of more than {MAX_RUNS} runs")
     tasks, seen, fits_checked = [], set(), set()
-    regs = [s for text in spec.regularizer for s in expand_axis(text, "regularizer")] or ["none"]
-    if isinstance(spec.metrics, dict):
-        names = {data_name(d) for d in axes["data"]}
-        stray = sorted(set(spec.metrics) - names)
-        if stray:
-            raise UsageError(f"the sweep's metrics name dataset '{stray[0]}', which is not in its data; "
-                             f"valid: {', '.join(sorted(names))}")
-    for data, objective, prior, backbone, reg in itertools.product(axes["data"], axes["objective"], axes["prior"],
-                                                                   axes["backbone"], regs):
+    grid = ((d, o, p, b, r) for d in datasets for o, p, b, r in itertools.product(
+        per_data["objective"][d], per_data["prior"][d], backbones, regs))
+    for data, objective, prior, backbone, reg in grid:
+        names = component_names(objective, prior, reg, data)
+        if not satisfies([c for c in spec.constraints if _names_only(c, names)], names):
+            continue  # e.g. a prior one objective does not take: refused before it is resolved
         cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics_for(data),
                         device=spec.device, kernels=spec.kernels,
                         regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]), **train)
         resolved = resolve(cfg, registry)
-        if not satisfies(spec.constraints, resolved.objective.config.model_dump()):
+        if not satisfies(spec.constraints, {**names, **resolved.objective.config.model_dump()}):
             continue
         if resolved.dataset is not None:  # a model too large for memory is refused before anything trains
             fit = (json.dumps([resolved.backbone.to_json(), resolved.prior.to_json()], sort_keys=True, default=str),
@@ -263,6 +345,15 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
             tasks.append(Task((sweep_dir or Path(".")) / "runs" / record["hash"], record, record["hash"],
                               record["config_key"], key, reports))
     return tasks
+
+
+def _names_only(constraint: str, names: dict[str, str]) -> bool:
+    """Whether a constraint tests component names only (it can be decided before a run is resolved)."""
+    try:
+        code = compile(constraint, "<constraint>", "eval")
+    except SyntaxError:
+        raise UsageError(f"constraint '{constraint}' is not a valid expression") from None
+    return all(name in names for name in code.co_names)
 
 
 def pending(tasks: list[Task]) -> tuple[list[Task], list[Task]]:

@@ -21,7 +21,7 @@ from .inputs import check_device
 from .paths import check_output_dir
 from .runs import atomic_write_json
 from .spec import parse_spec, resolve as resolve_spec
-from .sweep import SweepSpec, Task, expand, load_sweep_file, pending, write_manifest
+from .sweep import SweepSpec, Task, expand, expand_axis, load_sweep_file, pending, write_manifest
 from .sweep_pack import PackTask, auto_pack_size, pack_units
 
 EXIT_FAILED_RUNS = 4
@@ -32,7 +32,12 @@ def build_spec(file: Path | None, **cli: Any) -> SweepSpec:
     :class:`~introzoo.options.TrainOptions` names)."""
     spec = load_sweep_file(file) if file else SweepSpec(name="sweep")
     updates: dict[str, Any] = {}
-    for key in ("objective", "data", "prior", "backbone"):
+    if cli.get("data"):  # the file's per-dataset tables keep the datasets the command line names
+        if not cli.get("objective"):  # each of them needs the table's entry
+            for d in (d for text in cli["data"] for d in expand_axis(text, "data")):
+                spec.axis_for("objective", d)
+        updates.update(spec.restricted_to(list(cli["data"])))
+    for key in ("objective", "data", "prior", "backbone"):  # over the file's list or table
         if cli.get(key):
             updates[key] = list(cli[key])
     if cli.get("reg"):

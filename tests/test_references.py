@@ -32,6 +32,26 @@ def test_the_package_table_is_the_benchmark_files_table():
     assert tables["published"] == best["published"] and set(tables["references"]) == {"official_reproduced"}
 
 
+def test_the_prior_learning_papers_columns_are_the_benchmark_files_tables():
+    replicated = _toml("toy2d_replicated.toml")["references"][references.REPLICATED.column]
+    assert {k: v for k, v in replicated.items() if isinstance(v, dict)} == references.REPLICATED.values
+    assert replicated["n"] == references.REPLICATED.n and replicated["source"] == references.REPLICATED.source
+    prior = _toml("toy2d_prior.toml")
+    assert prior["published"] == references.TABLE1.values
+    assert prior["sweep"]["published_n"] == references.TABLE1.n
+    assert prior["sweep"]["published_source"] == references.TABLE1.source
+    # Table 1's column 2 (S-IntroVAE, SG) is Table 4's column 5 (replicated)
+    assert {d: rows["soft @ sg"] for d, rows in references.TABLE1.values.items()} == \
+        {d: rows["soft"] for d, rows in references.REPLICATED.values.items()}
+    # the sweep files' hyperparameters are Table 3's
+    for data, (beta_rec, beta_kl, beta_neg) in references.TABLE3.items():
+        soft = f"soft,beta_rec={beta_rec},beta_kl={beta_kl},beta_neg={beta_neg}"
+        assert _toml("toy2d_replicated.toml")["sweep"]["objective"][data] == [soft]
+        assert soft in prior["sweep"]["objective"][data]
+    # neither column is printed by `introzoo run` (other hyperparameters or priors than its defaults)
+    assert references.REPLICATED not in references.REFERENCES and references.TABLE1 not in references.REFERENCES
+
+
 def test_the_protocol_length_is_the_datasets_default():
     reg = registry()
     for data, iterations in references.PROTOCOL_ITERATIONS.items():
