@@ -1,13 +1,14 @@
 """Training speed of ``soft`` on 2D data against a loop that makes the passes in the official order.
 
 Both train the same networks (MLP 3x256, zdim 2, batch 512, 8 Gaussians, Adam 2e-4) with the losses of
-SPEC §2. The reference loop is written out here as the authors' 2D script does it: requires_grad toggled
+``soft`` (docs/conventions.md, "Objectives"). The reference loop is written out here as the authors' 2D script does it: requires_grad toggled
 per player, separate passes for fakes and reconstructions, ``D(z_p)`` and ``D(z)`` recomputed for the
 decoder step, and the extra ``E(x) -> D(mu)`` pass made only for logging.
 
 First it checks that both compute the same losses given the same noise draws (a value-based
 reparameterisation noise and a fixed ``z_p``). Then it times them in alternating blocks, each block in
-a fresh process, and prints iterations/s, ratios and peak memory, with SPEC §8's reference figure:
+a fresh process, and prints iterations/s, ratios and peak memory, with the official loop's reference
+figure (docs/packing.md, "Speed (CPU)"):
 
 - ``introzoo``: the ``soft`` objective's step as ``introzoo run`` executes it (allocator tuned, see
   :mod:`introzoo.perf`);
@@ -47,7 +48,7 @@ from introzoo.objectives.base import TrainSettings
 from introzoo.objectives.soft import SoftConfig, SoftIntroVAE
 from introzoo.priors.gaussian import StandardGaussian
 
-SPEC_REFERENCE_IT_S = 18.0  # SPEC §8: official loop, idle 2-core CPU machine
+SPEC_REFERENCE_IT_S = 18.0  # the official loop, idle 2-core CPU machine (docs/packing.md, "Speed (CPU)")
 
 
 def rec_loss(x, y, reduction="mean"):

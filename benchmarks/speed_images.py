@@ -2,7 +2,7 @@
 official image training step's order of passes.
 
 The step timed is the ``soft`` objective's, as ``introzoo run -o soft -d fashion-mnist`` executes it: the
-IntroVAE residual networks with the Fashion-MNIST/MNIST settings of SPEC §5 (channels (64, 128), zdim 32,
+IntroVAE residual networks with the Fashion-MNIST/MNIST settings (docs/conventions.md, "Backbones": channels (64, 128), zdim 32,
 BatchNorm), batch 128, Adam 2e-4, betas (1, 1, 256). Batches are Fashion-MNIST images when the Debian
 package is installed, random images otherwise (speed does not depend on pixel values). It prints
 iterations/s, images/s and peak memory for each device given (CPU always, CUDA when present): peak

@@ -9,7 +9,7 @@ runs/hour (30,000-iteration runs), the ratio to one by one, peak memory per memb
 process's baseline on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU), and the projected
 training wall time of the full seed 001 Table 2 2D grid of ``benchmarks/toy2d.toml`` (its runs
 counted: the grid at the first seed plus the selected configurations' other seeds) beside the
-reference figures of SPEC.md (the official 2D loop: about 18 it/s on an idle 2-core CPU, 13.6 loaded).
+reference figures of the official 2D loop (docs/packing.md, "Speed (CPU)": about 18 it/s on an idle 2-core CPU, 13.6 loaded).
 
     python benchmarks/speed_pack.py --sizes 1 4 16 64 --iterations 5 --threads 2
     python benchmarks/speed_pack.py --device cuda --sizes 16 64 256 --iterations 50
@@ -32,7 +32,7 @@ from introzoo.perf import tune_allocator
 from introzoo.train import build
 
 ITERATIONS = 30_000  # per run of the grid (seed 001 protocol)
-SPEC_IT_S = {"idle": 18.0, "loaded": 13.6}  # SPEC.md "Speed reference", one official run
+SPEC_IT_S = {"idle": 18.0, "loaded": 13.6}  # the official 2D loop, one run (docs/packing.md, "Speed (CPU)")
 GOAL_RUNS, GOAL_HOURS = 840, 1.0  # the goal: the paper's 840-run grid in under one GPU-hour
 TOML = Path(__file__).resolve().parent / "toy2d.toml"
 

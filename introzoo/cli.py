@@ -119,7 +119,7 @@ def run(
     except ValidationError as exc:
         raise UsageError(first_error(exc, flag=True)) from None
     resolved = resolve(cfg, components)
-    getattr(resolved.dataset, "ensure_available", lambda: None)()  # a missing dataset stops here
+    resolved.dataset.ensure_available()  # a missing dataset stops here
     out = out or check_output_dir(resolved.default_dir(), "run directory")
     if dry_run:
         print_plan(resolved, out)

@@ -1,4 +1,4 @@
-"""Per-sample loss terms shared by the objectives and metrics (SPEC §1).
+"""Per-sample loss terms shared by the objectives and metrics (docs/conventions.md, "Shared terms").
 
 - ``rec(x, y)``: per-sample **sum** of squared errors over all data dimensions (no 1/2, no log 2π).
 - ``kl_standard_normal(mu, logvar)``: ``-0.5 * sum_j (1 + logvar - mu^2 - exp(logvar))`` per sample.
@@ -16,13 +16,15 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def rec(x: torch.Tensor, y: torch.Tensor, lead: int = 0) -> torch.Tensor:
-    """REC(x, y) = sum over data dimensions of (x - y)^2, one value per sample (SPEC §1). ``lead``:
-    leading dimensions before the batch dimension (1 for a pack of members, see :mod:`introzoo.packed`)."""
+    """REC(x, y) = sum over data dimensions of (x - y)^2, one value per sample (docs/conventions.md,
+    "Shared terms"). ``lead``: leading dimensions before the batch dimension (1 for a pack of members,
+    see :mod:`introzoo.packed`)."""
     return (x - y).pow(2).reshape(tuple(x.shape[:lead + 1]) + (-1,)).sum(-1)
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dims (SPEC §1)."""
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dims
+    (docs/conventions.md, "Shared terms")."""
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
 
 

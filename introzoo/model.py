@@ -1,4 +1,4 @@
-"""The VAE that every objective trains: backbone encoder/decoder plus a prior (SPEC §1).
+"""The VAE that every objective trains: backbone encoder/decoder plus a prior (docs/conventions.md, "Shared terms").
 
 ``E(x) -> (mu, logvar)`` (the encoder's ``2*zdim`` outputs split in half), ``z = mu + exp(0.5 logvar) eps``,
 ``D(z) -> x_hat``. ``kl(mu, logvar)`` is KL(q(z|x) || p(z)) per sample, delegated to the prior.
@@ -34,11 +34,15 @@ class DataShaped:
 
     @property
     def s(self) -> float:
-        """The normalising factor s = 1 / input_dim of Soft-IntroVAE (SPEC §1)."""
+        """The normalising factor s = 1 / input_dim of Soft-IntroVAE (docs/conventions.md, "Shared terms")."""
         return 1.0 / self.input_dim
 
 
 class VAE(DataShaped, nn.Module):
+    #: leading member dimensions of the model's tensors: 0, ``(B, ...)``; a pack's view of its members
+    #: has 1, ``(k, B, ...)`` (:mod:`introzoo.objectives.members` reads it)
+    lead: int = 0
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior,
                  data_shape: tuple[int, ...], zdim: int) -> None:
         super().__init__()
@@ -65,7 +69,7 @@ class VAE(DataShaped, nn.Module):
         return torch.randn_like(like)
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        if getattr(type(self.prior), "pack_view", None) is None:  # a pack runs it member by member: group
+        if type(self.prior).pack_view is None:  # a pack runs it member by member: group
             mu, logvar = grouped(mu, logvar)
         return self.prior.kl(mu, logvar)
 

@@ -23,7 +23,8 @@ EVAL_CHUNK = 256
 
 
 class TrainOptions(BaseModel):
-    """Training options with introzoo's defaults (a dataset's protocol overrides them, SPEC §8)."""
+    """Training options with introzoo's defaults (a dataset's protocol overrides them:
+    docs/conventions.md, "Where defaults come from")."""
 
     model_config = ConfigDict(extra="forbid")
 

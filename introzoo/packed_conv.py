@@ -20,7 +20,8 @@ Member axis into channels: a pack's images ``(k, B, C, H, W)`` are laid out as `
 solo module names; so its parameters come in the solo order and names (the pack's Adam state maps onto
 member i's optimiser one to one) and :meth:`PackedConvNet.unstack` copies member i's tensors by name.
 
-The contract an image backbone declares with ``build.packable = True`` (``conv``, ``resnet``): the
+The contract an image backbone declares with ``build.packable = True`` (``conv``, ``resnet``): its
+encoder and decoder have the members of :class:`~introzoo.backbones.base.ConvNet`; the
 encoder computes ``fc(main(x).flatten(1))`` and the decoder ``main(fc(z).view(B, *feature_shape))``,
 and ``main``'s modules act per channel (no channel concatenation, reshaping or random draws) apart from
 the four layer types above. Any other layer with parameters or buffers makes the pack refuse the
@@ -35,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbones.base import ConvNet
 from .errors import UsageError
 from .kernels import Linear, linear
 
@@ -181,9 +183,9 @@ class PackedConvNet(nn.Module):
     def __init__(self, modules: list[nn.Module], role: str) -> None:
         super().__init__()
         m0 = modules[0]
-        for attr in ("main", "fc", "feature_shape"):
-            if not hasattr(m0, attr):
-                raise UsageError(f"the backbone's {role} has no '{attr}'; it does not pack")
+        if not isinstance(m0, ConvNet):
+            attr = next(a for a in ConvNet.__annotations__ if not hasattr(m0, a))
+            raise UsageError(f"the backbone's {role} has no '{attr}'; it does not pack")
         self.role, self.feature_shape = role, tuple(m0.feature_shape)
         self.members = _Members()
         net = copy.deepcopy(m0)

@@ -1,4 +1,4 @@
-"""Statistical tests of the four 2D generators against their SPEC §6 definitions.
+"""Statistical tests of the four 2D generators against their definitions (docs/conventions.md, "Data").
 
 Every test draws from an explicitly seeded ``torch.Generator`` (so results are reproducible) with
 n = 20,000-50,000; tolerances are a few (>= 5) standard errors of the quantity checked, so the tests
@@ -86,7 +86,7 @@ def test_8gaussians_within_mode_std_and_mean():
 # --------------------------------------------------------------------------------------------------
 
 def _spirals_reference(n: int, rng: np.random.Generator, noise: bool = True) -> np.ndarray:
-    """Independent numpy implementation of the SPEC formula (not the code under test)."""
+    """Independent numpy implementation of the documented formula (not the code under test)."""
     h = n // 2
     t = np.sqrt(rng.random(h)) * 3 * np.pi
     a = np.stack([-np.cos(t) * t + 0.5 * rng.random(h), np.sin(t) * t + 0.5 * rng.random(h)], axis=1)
@@ -283,7 +283,8 @@ def test_odd_n(name, n):
 
 
 # --------------------------------------------------------------------------------------------------
-# The Toy2D dataset declarations, SPEC §6 / §8 (table written out here independently)
+# The Toy2D dataset declarations (docs/conventions.md, "Data";
+# docs/conventions.md, "2D protocol and defaults (Soft-IntroVAE Table 5)"; table written out here independently)
 # --------------------------------------------------------------------------------------------------
 
 TABLE = {
@@ -319,7 +320,7 @@ def test_toy2d_defaults_match_spec_table(name):
     assert {k: d_soft[k] for k in ("beta_rec", "beta_kl", "beta_neg")} == dict(
         zip(("beta_rec", "beta_kl", "beta_neg"), soft))
     assert "m" not in d_soft
-    # The only other key allowed is the 2D VAE warm-up of SPEC §2/§8 (2,000 iterations).
+    # The only other key allowed is the 2D VAE warm-up (2,000 iterations).
     for d, keys in ((d_vae, {"beta_rec", "beta_kl"}), (d_intro, {"beta_rec", "beta_kl", "beta_neg", "m"}),
                     (d_soft, {"beta_rec", "beta_kl", "beta_neg"})):
         extra = set(d) - keys

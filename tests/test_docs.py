@@ -162,6 +162,7 @@ def members(cls_name: str) -> set[str]:
     import torch
     from torch import nn
 
+    from introzoo.backbones.base import ConvNet
     from introzoo.data.base import Dataset, Factors, Images
     from introzoo.metrics.base import EvalContext, Metric
     from introzoo.model import VAE
@@ -183,8 +184,8 @@ def members(cls_name: str) -> set[str]:
         return ((public(dir(Prior)) | public(vars(Prior(2)))) - module_names) | public(vars(Prior))
     if cls_name == "Dataset":
         return public(dir(Dataset)) | public(vars(Dataset()))
-    if cls_name in ("Images", "Factors"):
-        cls = {"Images": Images, "Factors": Factors}[cls_name]
+    if cls_name in ("Images", "Factors", "ConvNet"):
+        cls = {"Images": Images, "Factors": Factors, "ConvNet": ConvNet}[cls_name]
         return (public(dir(cls)) | set(cls.__annotations__)) - public(dir(Protocol))
     if cls_name == "Metric":
         return public(dir(Metric))
@@ -193,7 +194,8 @@ def members(cls_name: str) -> set[str]:
     raise KeyError(cls_name)
 
 
-TABLED = ["Objective", "SoftIntroVAE", "VAE", "Prior", "Dataset", "Images", "Factors", "Metric", "EvalContext"]
+TABLED = ["Objective", "SoftIntroVAE", "VAE", "Prior", "Dataset", "Images", "Factors", "Metric", "EvalContext",
+          "ConvNet"]
 
 
 @pytest.mark.parametrize("cls_name", TABLED)
@@ -210,3 +212,55 @@ def test_member_table_parser_sees_drift(monkeypatch):
     monkeypatch.setattr(Metric, "threshold", 0.5, raising=False)
     assert "threshold" in members("Metric") - documented_members("Metric")
     assert {"applies_to", "why_not", "heavy"} <= documented_members("Metric")
+
+
+# -- references a reader of the repository can follow -----------------------------------------------
+
+#: what a reader of the code and docs reads; none of it may cite a document outside the repository
+READER_FILES = sorted((ROOT / "introzoo").rglob("*.py")) + sorted(DOCS.glob("*.md")) + \
+    [ROOT / "README.md", ROOT / "CONTRIBUTING.md"] + sorted((ROOT / "benchmarks").glob("*.py"))
+#: the specification the code was first written from lives outside the repository
+OUTSIDE = re.compile(r"SPEC §|SPEC\.md")
+#: a section of a page of the docs, as docstrings and comments cite it: docs/conventions.md, "Shared terms"
+DOC_SECTION = re.compile(r'docs/([\w.-]+\.md),\s+"([^"]+)"')
+
+
+def doc_sections(text: str) -> list[tuple[str, str]]:
+    """The ``(page, heading)`` pairs cited in ``text``; a heading wrapped over lines (a docstring, a
+    comment) is read with its line breaks, indentation and comment marks as single spaces."""
+    return [(page, re.sub(r"\s*\n\s*(?:#\s*)?", " ", heading).strip()) for page, heading in DOC_SECTION.findall(text)]
+
+
+def headings(page: str) -> set[str]:
+    path = DOCS / page
+    return set(re.findall(r"^#{1,6} (.+?)\s*$", path.read_text(), flags=re.M)) if path.is_file() else set()
+
+
+def unresolved(text: str) -> list[tuple[str, str]]:
+    return [(page, h) for page, h in doc_sections(text) if h not in headings(page)]
+
+
+@pytest.mark.parametrize("path", READER_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_reference_to_a_document_outside_the_repository(path):
+    found = [(i + 1, line.strip()) for i, line in enumerate(path.read_text().splitlines()) if OUTSIDE.search(line)]
+    assert not found, f"{path.relative_to(ROOT)} cites the outside specification (cite docs/conventions.md instead): {found}"
+
+
+CITING_FILES = READER_FILES + sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "tests").rglob("*.md"))
+
+
+@pytest.mark.parametrize("path", CITING_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_cited_doc_section_exists(path):
+    bad = unresolved(path.read_text())
+    assert not bad, f"{path.relative_to(ROOT)} cites sections that docs/ does not have: {bad}"
+
+
+def test_cited_sections_are_found_and_checked():
+    """The parser sees the citations (the code has dozens), wrapped ones too, and a wrong one fails."""
+    cited = [c for path in READER_FILES for c in doc_sections(path.read_text())]
+    assert len(cited) > 30 and ("conventions.md", "Shared terms") in cited
+    assert doc_sections('(docs/conventions.md,\n    "Where defaults\n    # come from")') == [("conventions.md", "Where defaults come from")]
+    cite = "docs/{}, " + '"{}"'  # written so that this file cites nothing itself
+    assert unresolved("see " + cite.format("conventions.md", "No such section")) == [("conventions.md", "No such section")]
+    assert unresolved(cite.format("nowhere.md", "Shared terms")) == [("nowhere.md", "Shared terms")]
+    assert OUTSIDE.search("as in " + "SPEC" + " §2") and OUTSIDE.search("SPEC" + ".md")

@@ -1,4 +1,4 @@
-"""The 2D metrics (SPEC §7): histogram KL / official 'JSD', the histogram and grid helpers, gnELBO, and
+"""The 2D metrics (docs/conventions.md, "2D metrics"): histogram KL / official 'JSD', the histogram and grid helpers, gnELBO, and
 the golden values of the authors' code for two trained models (/work/shared/golden)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Each objective's encoder and decoder losses and gradients against the SPEC §2 formulas, written out
+"""Each objective's encoder and decoder losses and gradients against their formulas (docs/conventions.md, "Objectives"), written out
 independently here with one pass per term (the official loop's structure), on tiny fixed networks
 with deterministic noise (see conftest)."""
 
@@ -44,7 +44,7 @@ def assert_close_list(a, b, tol=1e-10):
 
 
 def soft_reference_encoder_loss(m, x, z_p, c, detach_rec_target=False, redecode=None):
-    """SPEC §2 soft, encoder step, with separate passes as in seed 002 Algorithm 2 (``redecode``: the
+    """``soft``, encoder step, with separate passes as in seed 002 Algorithm 2 (``redecode``: the
     decoder of the re-decoded terms, the model's own by default)."""
     s = 1.0 / 3
     redecode = redecode or m.decode

@@ -140,7 +140,7 @@ def test_flow_density_integrates_to_one():
 
 
 def test_flow_kl_estimate_is_unbiased_for_the_mc_kl():
-    """SPEC's per-sample form (entropy term in closed form) and the plain MC log-ratio agree in mean,
+    """The per-sample form of dpVAE Eq. 18 (entropy term in closed form) and the plain MC log-ratio agree in mean,
     within their Monte Carlo standard errors."""
     from introzoo.losses import gaussian_log_prob
 

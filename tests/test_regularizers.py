@@ -1,4 +1,5 @@
-"""clip-logvar and resp-entropy against the SPEC §4 formulas and hand-worked values."""
+"""clip-logvar and resp-entropy against their formulas (docs/conventions.md, "Prior learning") and
+hand-worked values."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from introzoo.regularizers.resp_entropy import RespEntropy, RespEntropyConfig, n
 
 
 def spec_clip(l, lo, hi, K):
-    """SPEC §4 written out with numpy (float64, log1p(exp(.)) via logaddexp for stability), with the seed 003
+    """The clipping function written out with numpy (float64, log1p(exp(.)) via logaddexp for stability), with the seed 003
     official code's sharpness b = K/(|hi - lo| + 1e-8)."""
     b = K / (np.abs(hi - lo) + 1e-8)
     return l - np.logaddexp(0, b * (l - hi)) / b + np.logaddexp(0, b * (lo - l)) / b

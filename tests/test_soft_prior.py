@@ -1,4 +1,4 @@
-"""soft-prior (three-player Soft-IntroVAE) against SPEC §2 / seed 003 Algorithm 1 written out here, with
+"""soft-prior (three-player Soft-IntroVAE) against seed 003 Algorithm 1 (docs/conventions.md, "Prior learning") written out here, with
 deterministic noise; gradient routing between encoder, decoder and prior."""
 
 from __future__ import annotations

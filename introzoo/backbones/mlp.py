@@ -1,4 +1,4 @@
-"""``mlp``: the 2D backbone of the papers (SPEC §5).
+"""``mlp``: the 2D backbone of the papers (docs/conventions.md, "Backbones").
 
 Encoder: Linear(in, h)-ReLU, ``layers`` x [Linear(h, h)-ReLU], Linear(h, 2*zdim) -> (mu, logvar).
 Decoder mirrored: Linear(zdim, h)-ReLU, ``layers`` x [Linear(h, h)-ReLU], Linear(h, in).

@@ -1,4 +1,5 @@
-"""``resnet``: the IntroVAE-style residual encoder/decoder for images (SPEC §5; seed 002 Table 6).
+"""``resnet``: the IntroVAE-style residual encoder/decoder for images (seed 002 Table 6;
+docs/conventions.md, "Backbones").
 
 Encoder: Conv5x5(C -> c0)-Norm-LReLU(0.2)-AvgPool2, then for each further channel count c_i a residual
 block (c_{i-1} -> c_i) + AvgPool2, a final residual block, and FC to ``2*zdim`` (mu, logvar).
@@ -14,8 +15,8 @@ network's mode (train: batch statistics; eval: running averages); the official c
 train mode, which is a documented complaint. introzoo's metrics evaluate in eval mode by default and the
 FID metrics record the mode they used (``bn_mode``); ``norm=none`` removes the dependence altogether.
 
-Defaults per dataset (set by the datasets, SPEC §5): channels (64, 128) for 28x28 (MNIST/Fashion-MNIST,
-zdim 32), (64, 128, 256) for 32x32 (CIFAR-10/SVHN, zdim 128).
+Defaults per dataset (set by the datasets; docs/conventions.md, "Backbones"): channels (64, 128) for 28x28
+(MNIST/Fashion-MNIST, zdim 32), (64, 128, 256) for 32x32 (CIFAR-10/SVHN, zdim 128).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class ResNetDecoder(nn.Module):
 
 
 def default_channels(data_shape: tuple[int, ...]) -> list[int]:
-    """SPEC §5: (64, 128, 256) for 32x32 and larger images divisible by 8, (64, 128) for 28x28, else (64,)."""
+    """The papers' channels: (64, 128, 256) for 32x32 and larger images divisible by 8, (64, 128) for 28x28, else (64,)."""
     size = min(data_shape[-2:]) if len(data_shape) == 3 else 0
     if size >= 32 and size % 8 == 0:
         return [64, 128, 256]

@@ -33,8 +33,9 @@ class Dataset:
     - ``shape``: shape of one sample (``(2,)`` for 2D data, ``(C, H, W)`` for images).
     - ``kind``: ``"2d"`` or ``"image"``; metrics declare which kinds they apply to.
     - ``metric_range``: *half-width* ``r`` of the square ``[-r, r]^2`` the 2D metrics' histograms and
-      grids and the 2D plots use (SPEC §6), else ``None``.
-    - ``objective_defaults``: objective name -> the paper's best options on this dataset (SPEC §8);
+      grids and the 2D plots use (docs/conventions.md, "Data"), else ``None``.
+    - ``objective_defaults``: objective name -> the paper's best options on this dataset (docs/conventions.md,
+      "Where defaults come from");
       values may be :class:`Epochs`. An objective may inherit another's (``defaults_from``).
     - ``train_defaults``: the paper's training protocol, keys of ``introzoo.options.TRAIN_DEFAULTS``
       (``iterations``, ``epochs``, ``batch_size``, ``lr``, ``lr_milestones``, ``lr_gamma``, ``zdim``).
@@ -74,6 +75,12 @@ class Dataset:
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:  # pragma: no cover
         """``n`` points ``(n, *shape)``, drawn from ``generator`` only."""
         raise NotImplementedError
+
+    def ensure_available(self) -> None:
+        """Make sure the data can be read, loading (or downloading) it now, and raise
+        :class:`~introzoo.errors.UsageError` with the cause when it cannot: ``introzoo run`` calls it before
+        it writes anything. By default nothing (a generator needs no files); a dataset that loads files
+        overrides it (the image datasets load both splits)."""
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
         """An endless stream of training batches; by default ``sample(batch_size, generator)`` each time

@@ -1,4 +1,5 @@
-"""Image datasets through torchvision's real loaders, plus scikit-learn's bundled 8x8 ``digits`` (SPEC §6).
+"""Image datasets through torchvision's real loaders, plus scikit-learn's bundled 8x8 ``digits``
+(docs/conventions.md, "Data"; docs/images.md, "Datasets").
 
 - ``mnist``, ``fashion-mnist``, ``cifar10``, ``svhn``: torchvision's ``MNIST``, ``FashionMNIST``,
   ``CIFAR10``, ``SVHN`` with the official splits (60k/10k, 60k/10k, 50k/10k, 73,257/26,032), pixels in
@@ -276,7 +277,7 @@ class Digits(ImageDataset):
         return (x[:cut], y[:cut]) if train else (x[cut:], y[cut:])
 
 
-# The papers' protocol per dataset (SPEC §5, §8; official README): epochs, batch size, latent size,
+# The papers' protocol per dataset (docs/images.md, "Datasets"; the official README): epochs, batch size, latent size,
 # backbone channels, beta_neg (beta_kl 1, lr 2e-4 unless given). SVHN has no published epoch count; it
 # uses CIFAR-10's. ``digits`` is not a paper dataset: its settings are MNIST's loss balance carried over to
 # 64 pixels (docs/images.md). REC sums over pixels, so with beta_rec = 1 an 8x8 image's reconstruction

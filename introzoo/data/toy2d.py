@@ -1,4 +1,5 @@
-"""The four 2D benchmarks, generated exactly as the official code does (SPEC §6), and seed 004's two moons.
+"""The four 2D benchmarks, generated exactly as the official code does (docs/conventions.md, "Data"), and
+seed 004's two moons.
 
 Each call draws a fresh batch from a ``torch.Generator`` so that a seed fixes the whole data stream
 independently of model initialisation.
@@ -14,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import Dataset
 
-# SPEC §8: 2D protocol and the best hyperparameters per dataset (seed 002 Table 5).
+# 2D protocol and the best hyperparameters per dataset (seed 002 Table 5;
+# docs/conventions.md, "2D protocol and defaults (Soft-IntroVAE Table 5)").
 TRAIN_DEFAULTS: dict[str, Any] = {
     "iterations": 30_000,
     "batch_size": 512,
@@ -31,9 +33,9 @@ BEST = {
     "rings": {"vae": (0.8, 0.05), "intro": (0.8, 0.5, 0.5, 5.0), "soft": (0.2, 0.2, 1.0)},
 }
 
-# Prior options of the seed 003 2D configurations (SPEC §8; the official ``get_config`` has
+# Prior options of the seed 003 2D configurations (the official ``get_config`` has
 # ``init_mode="data"``): a mixture starts at the encoder's posteriors of K training points.
-# ``mog:K,init=random`` overrides it.
+# ``mog:K,init=random`` overrides it (docs/conventions.md, "Where the authors' code differs from the formulas").
 PRIOR_DEFAULTS: dict[str, dict[str, Any]] = {"mog": {"init": "data"}}
 
 

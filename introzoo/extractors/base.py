@@ -1,4 +1,4 @@
-"""The feature-extractor contract for the FID metrics (SPEC §7).
+"""The feature-extractor contract for the FID metrics (docs/conventions.md, "Image metrics").
 
 ``factory(config, dataset, device)`` returns an :class:`Extractor`: an ``nn.Module`` in eval mode mapping
 float images ``(B, C, H, W)`` in [0, 1] to features ``(B, num_features)``, with ``info`` (what the metric

@@ -118,6 +118,9 @@ class Metric:
     kinds: frozenset[str] = frozenset()
     #: needs large downloads, a GPU or minutes: the contract checks do not compute it
     heavy: bool = False
+    #: the validated options (an instance of the registered config class) when the metric keeps them, as
+    #: the built-ins do (``self.config = config``); ``None`` otherwise
+    config: Any = None
 
     def applies_to(self, dataset: Dataset) -> bool:
         """Whether the metric can be computed on ``dataset``; by default, ``dataset.kind in kinds``."""

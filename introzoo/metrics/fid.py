@@ -1,4 +1,5 @@
-r"""FID of samples and of reconstructions (SPEC §7; seed 003 §5.2 "FID(GEN)" and "FID(REC)").
+r"""FID of samples and of reconstructions (seed 003 §5.2 "FID(GEN)" and "FID(REC)";
+docs/conventions.md, "Image metrics").
 
 ``FID = ||m_r - m_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^{1/2})`` between the feature statistics of ``n`` real
 training images and of ``n`` generated images, computed by torchmetrics' ``FrechetInceptionDistance``

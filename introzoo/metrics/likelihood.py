@@ -1,8 +1,8 @@
-r"""Likelihoods of images under a trained model (SPEC §7; seed 001 §6.5 and Table 7).
+r"""Likelihoods of images under a trained model (seed 001 §6.5 and Table 7; docs/conventions.md, "Image metrics").
 
 The decoder's observation model is the Gaussian whose negative log-likelihood is the training loss REC:
 ``p(x|z) = N(x; D(z), (1/2) I)``, so ``log p(x|z) = -REC(x, D(z)) - (d/2) log(pi)`` with ``d`` the number of
-pixels (SPEC §1: REC has no 1/2 and no log 2*pi; this is the density it implies).
+pixels (REC has no 1/2 and no log 2*pi, docs/conventions.md, "Shared terms"; this is the density it implies).
 
 - ELBO: ``log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z))``, estimated with one posterior sample
   per image (``elbo``) — the OOD score of seed 001 Table 7.

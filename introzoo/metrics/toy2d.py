@@ -1,4 +1,5 @@
-"""The 2D metrics with the official conventions (SPEC §7), checked against the golden values.
+"""The 2D metrics with the official conventions (docs/conventions.md, "2D metrics"), checked against the
+golden values.
 
 - ``gnelbo``: negELBO(x) = KL(q(z|x) || p) + REC(x, D(mu)) (z = mu, betas 1) on a 1024 x 1024 grid over
   the metric range and on 12,800 data points; gnELBO = mean over data of negELBO / (sum over grid + sum
@@ -53,9 +54,9 @@ EVAL_KL_SAMPLES = 10
 
 @torch.no_grad()
 def neg_elbo(model, x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
-    """negELBO(x) = KL(q(z|x) || p) + REC(x, D(mu)) per point (SPEC §7), evaluated in chunks. For a prior
-    without closed-form KL (mixtures, flows) the KL is a Monte Carlo estimate with ``EVAL_KL_SAMPLES``
-    draws."""
+    """negELBO(x) = KL(q(z|x) || p) + REC(x, D(mu)) per point (docs/conventions.md, "2D metrics"),
+    evaluated in chunks. For a prior without closed-form KL (mixtures, flows) the KL is a Monte Carlo
+    estimate with ``EVAL_KL_SAMPLES`` draws."""
     model.eval()
     prior = model.prior if isinstance(model, VAE) else None  # other models: their own kl, left as it is
     monte_carlo = prior is not None and not prior.closed_form_kl

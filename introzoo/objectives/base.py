@@ -1,4 +1,4 @@
-"""The objective contract: an objective owns its optimisers and its training step (SPEC §2).
+"""The objective contract: an objective owns its optimisers and its training step (docs/conventions.md, "Objectives").
 
 Separate Adam optimisers for encoder, decoder and (if learnable) prior, lr 2e-4 by default, each with
 the multi-step schedule of the training settings. :meth:`Objective.train_step` performs one iteration
@@ -158,9 +158,9 @@ class Objective:
     def vae_step(self, x: torch.Tensor, beta_rec: float, beta_kl: float,
                  regularize: bool = False) -> dict[str, torch.Tensor]:
         """One joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)`` over every parameter group, the prior
-        included when learnable (SPEC §2 ``vae``; also the warm-up of the introspective objectives; no
-        ``s`` scaling). ``regularize``: the regularizers' KL replacement and encoder terms (the ``vae``
-        objective)."""
+        included when learnable (``vae`` in docs/conventions.md, "Objectives"; also the warm-up of the
+        introspective objectives; no ``s`` scaling). ``regularize``: the regularizers' KL replacement and
+        encoder terms (the ``vae`` objective)."""
         m = self.model
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)

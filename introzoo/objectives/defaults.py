@@ -1,7 +1,7 @@
 """Which of a dataset's objective defaults an objective takes (``defaults_from``).
 
-A dataset's ``objective_defaults`` are keyed by objective name (SPEC §8). An objective that is a
-variant of another declares whose defaults it inherits with ``defaults_from = "soft"``, on its config
+A dataset's ``objective_defaults`` are keyed by objective name (docs/conventions.md, "Where defaults come
+from"). An objective that is a variant of another declares whose defaults it inherits with ``defaults_from = "soft"``, on its config
 class (``defaults_from: ClassVar[str] = "soft"``) or as an attribute of its factory (the objective class,
 when the class itself is registered). Its defaults on a dataset are then the inherited objective's,
 updated by any the dataset gives under its own name; the inherited objective may declare

@@ -1,4 +1,4 @@
-r"""``intro``: IntroVAE with the hard-margin hinge (seed 002 Eq. "IntroVAE"; SPEC §2).
+r"""``intro``: IntroVAE with the hard-margin hinge (seed 002 Eq. "IntroVAE"; docs/conventions.md, "Objectives").
 
 With fakes ``x_f = D(z_p)``, ``z_p ~ p(z)``, and reconstructions ``x_r = D(z)``, ``z ~ q(z|x)`` (as in the
 official code, both count as fake data and their terms are averaged), no ``s`` scaling::
@@ -9,7 +9,8 @@ official code, both count as fake data and their terms are averaged), no ``s`` s
 
 - ``hinge="batch"`` (default, official code): ``[m - mean_batch KL]_+``; ``hinge="sample"`` (paper form):
   ``mean_batch [m - KL]_+``.
-- ``decoder_kl_weight`` chooses the weights of the fakes' KL terms (SPEC §2):
+- ``decoder_kl_weight`` chooses the weights of the fakes' KL terms (docs/conventions.md, "Where the authors' code
+  differs from the formulas"):
 
   - ``"beta_neg"`` (default): the equations above, ``w = beta_neg``; the form of seed 002's Eq. 7
     ("IntroVAE") used in its 2D comparison.

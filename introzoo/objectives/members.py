@@ -13,7 +13,8 @@ import torch
 
 
 def lead(model) -> int:
-    """Leading member dimensions of the model's tensors (0 for a single model)."""
+    """Leading member dimensions of the model's tensors (``model.lead``: 0 for a single model; a model
+    without the attribute counts as one)."""
     return getattr(model, "lead", 0)
 
 

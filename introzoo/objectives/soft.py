@@ -1,4 +1,5 @@
-r"""``soft``: Soft-IntroVAE (seed 002 Algorithm 2 and Eq. 7; SPEC §2), following the official code.
+r"""``soft``: Soft-IntroVAE (seed 002 Algorithm 2 and Eq. 7; docs/conventions.md, "Objectives"),
+following the official code.
 
 Per iteration, with one noise draw ``z_p ~ p(z)`` shared by both players and ``s = 1/input_dim``:
 

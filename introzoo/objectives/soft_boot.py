@@ -4,8 +4,8 @@ not used in the papers).
 
 The objective holds a *target decoder* ``D_t``, a copy of the decoder that is never trained: its
 parameters are copied from the decoder after every ``copy_every``-th iteration (``load_state_dict``).
-``D_t`` produces the re-decoded terms of both players; everything else is ``soft``'s (SPEC §2, seed 002
-Eq. 7), with ``s = 1/input_dim`` and ``z_p ~ p(z)`` shared by both players::
+``D_t`` produces the re-decoded terms of both players; everything else is ``soft``'s (seed 002 Eq. 7;
+docs/conventions.md, "Objectives"), with ``s = 1/input_dim`` and ``z_p ~ p(z)`` shared by both players::
 
     elbo_neg(v) = beta_rec*REC(v, D_t(E(v))) + beta_neg*KL(v)       for v in {x_f.detach(), x_r.detach()}
     L_E = s*(beta_rec*REC(x, x_r) + beta_kl*KL(x)) + 0.25*(mean exp(-2s*elbo_neg(x_f)) + mean exp(-2s*elbo_neg(x_r)))

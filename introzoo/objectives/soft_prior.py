@@ -1,4 +1,5 @@
-r"""``soft-prior``: the three-player Soft-IntroVAE (seed 003 Algorithm 1, Eq. 9, Eq. 52; SPEC §2).
+r"""``soft-prior``: the three-player Soft-IntroVAE (seed 003 Algorithm 1, Eq. 9, Eq. 52;
+docs/conventions.md, "Prior learning").
 
 The encoder plays against the decoder and a learnable prior, which cooperate. With ``s = 1/input_dim``:
 

@@ -1,4 +1,5 @@
-"""``vae``: the plain (beta-)VAE, one joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)`` (SPEC §2)."""
+"""``vae``: the plain (beta-)VAE, one joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)``
+(docs/conventions.md, "Objectives")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-r"""The prior contract (SPEC §3) and the capabilities a prior may declare.
+r"""The prior contract (docs/conventions.md, "Priors"; docs/hooks.md) and the capabilities a prior may
+declare.
 
 Every prior subclasses :class:`Prior`: ``sample(n)``, ``log_prob(z)``, ``kl(mu, logvar)`` and the flags
 and lifecycle methods below, all with defaults, so that the model, the objectives and the trainer call
@@ -26,7 +27,7 @@ Two capabilities are structural and optional; a regularizer or metric that needs
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Optional, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -36,8 +37,8 @@ class Prior(nn.Module):
     """A latent prior p(z). Objectives never ask which prior they hold.
 
     Subclasses implement :meth:`sample` and :meth:`log_prob`; :meth:`kl` defaults to the Monte Carlo
-    estimate ``mean_t[log q(z_t|x) - log p(z_t)]`` with ``z_t ~ q(z|x)`` (SPEC §1) and is overridden
-    where a closed form exists.
+    estimate ``mean_t[log q(z_t|x) - log p(z_t)]`` with ``z_t ~ q(z|x)`` (docs/conventions.md, "Shared terms")
+    and is overridden where a closed form exists.
     """
 
     #: whether the prior has parameters an objective may train
@@ -48,6 +49,10 @@ class Prior(nn.Module):
     closed_form_kl: bool = False
     #: training points whose posteriors :meth:`init_from_posterior` receives before training (0: none)
     data_init_points: int = 0
+    #: a batched form for a pack (:mod:`introzoo.packed`): a classmethod ``pack_view(view)`` returning an
+    #: object with the prior's interface over the view's members (``sg``); ``None``: a pack runs each
+    #: member's own prior object, member by member (:mod:`introzoo.packed_members`)
+    pack_view: ClassVar[Optional[Callable[[Any], Any]]] = None
 
     def __init__(self, zdim: int) -> None:
         super().__init__()

@@ -1,4 +1,5 @@
-r"""``flow:L``: the dpVAE decoupled prior (seed 004; SPEC §3), an affine-coupling bijection ``g``.
+r"""``flow:L``: the dpVAE decoupled prior (seed 004; docs/conventions.md, "Priors"), an affine-coupling
+bijection ``g``.
 
 ``g: z -> z0`` with ``z0 ~ N(0, I)``: L affine coupling layers with alternating binary half-masks ``m``::
 

@@ -1,4 +1,4 @@
-"""``sg``: the standard Gaussian prior N(0, I) (SPEC §3), with the closed-form KL of SPEC §1."""
+"""``sg``: the standard Gaussian prior N(0, I), with the closed-form KL (docs/conventions.md, "Shared terms")."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class SGConfig(BaseModel):
 
 
 class StandardGaussian(Prior):
-    """p(z) = N(0, I). ``kl`` is ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))`` (SPEC §1)."""
+    """p(z) = N(0, I). ``kl`` is ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``."""
 
     learnable = False
     closed_form_kl = True

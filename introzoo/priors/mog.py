@@ -1,4 +1,4 @@
-r"""``mog:K``: mixture of Gaussians prior (SPEC §3; seed 003 §3).
+r"""``mog:K``: mixture of Gaussians prior (seed 003 §3; docs/conventions.md, "Priors").
 
     p(z) = sum_k w_k N(z; mu_k, diag(exp(logvar_k))),   log p(z) = logsumexp_k(log w_k + log N(z; mu_k, s_k^2))
 
@@ -7,7 +7,8 @@ r"""``mog:K``: mixture of Gaussians prior (SPEC §3; seed 003 §3).
 - initialisation ``random`` (mu ~ N(0, 1)/sqrt(K d), logvar ~ N(0, 1)) or ``data`` (the encoder's
   (mu, logvar) of K training points: ``data_init_points = K``, set by :meth:`init_from_posterior`
   before training);
-- ``kl(mu, logvar)``: Monte Carlo ``mean_t[log q(z_t|x) - log p(z_t)]``, ``kl_samples`` draws (SPEC §1);
+- ``kl(mu, logvar)``: Monte Carlo ``mean_t[log q(z_t|x) - log p(z_t)]``, ``kl_samples`` draws
+  (docs/conventions.md, "Shared terms");
 - ``responsibilities(z)``: ``softmax_k(log w_k + log N(z; mu_k, s_k^2))`` (seed 003 Eq. 11, §C.3);
 - ``sample(n, with_grad=True)`` is reparameterised per component (gradient to means and log-variances;
   the component choice itself is discrete).

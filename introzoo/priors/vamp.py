@@ -1,5 +1,5 @@
-r"""``vamp:K``: the VampPrior (Tomczak & Welling 2018; SPEC §3), a mixture of the encoder's posteriors at
-K learnable pseudo-inputs ``u_k``::
+r"""``vamp:K``: the VampPrior (Tomczak & Welling 2018; docs/conventions.md, "Priors"), a mixture of the
+encoder's posteriors at K learnable pseudo-inputs ``u_k``::
 
     p(z) = (1/K) sum_k q(z | u_k)
 

@@ -1,5 +1,5 @@
 r"""``clip-logvar``: adaptive soft clipping of the prior's log-variances (seed 003 §4.2.2, Eq. 10, §C.1;
-SPEC §4). For each latent dimension j::
+docs/conventions.md, "Prior learning"). For each latent dimension j::
 
     f(l) = l - (1/b_j) log(1 + exp(b_j (l - hi_j))) + (1/b_j) log(1 + exp(b_j (lo_j - l))),
     b_j = K / (|hi_j - lo_j| + 1e-8)
@@ -7,7 +7,7 @@ SPEC §4). For each latent dimension j::
 ``[lo_j, hi_j]`` is the min/max over components of the prior's log-variance in dimension j at the end of
 the VAE warm-up; ``K = 10`` keeps at least 85% of the range (each side loses ``log(2)/K`` of it).
 
-Where this follows the seed 003 official code rather than SPEC §4's formula (which writes
+Where this follows the seed 003 official code rather than its Eq. 10 (which writes
 ``b_j = K/(hi_j - lo_j)``): the sharpness carries the official ``+1e-8`` (``get_prior_params`` in the
 official ``models_build.py``: ``beta = 10/(delta + 1e-8)``, ``delta = |max - min|``), and a dimension with
 ``lo_j == hi_j`` is frozen at ``hi_j`` (the official ``torch.where(max == min, max, ...)``).
@@ -42,7 +42,7 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 def soft_clip(l: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, K: float) -> torch.Tensor:
-    """The clipping function f of SPEC §4 with the official ``b = K/(|hi - lo| + 1e-8)``, element-wise;
+    """The clipping function f above (Eq. 10) with the official ``b = K/(|hi - lo| + 1e-8)``, element-wise;
     dimensions with lo == hi are frozen at hi."""
     b = K / ((hi - lo).abs() + 1e-8)
     # f itself, rearranged with softplus(x) = x + softplus(-x) so that no term grows with |l|: above the

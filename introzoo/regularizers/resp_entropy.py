@@ -1,4 +1,5 @@
-r"""``resp-entropy``: responsibility-entropy regularisation (seed 003 §4.2.3, Eq. 11, §C.3; SPEC §4).
+r"""``resp-entropy``: responsibility-entropy regularisation (seed 003 §4.2.3, Eq. 11, §C.3;
+docs/conventions.md, "Prior learning").
 
 Eq. 11: ``c_k = E_x E_{z~q(z|x)}[w_k N(z; mu_k, s_k^2) / sum_l w_l N(z; mu_l, s_l^2)]`` and
 ``H_n = -sum_k c_k log(c_k + 1e-8) / log K``. The encoder maximises it: ``-s * r_entropy * H_n`` is added
@@ -13,7 +14,7 @@ Two choices follow the seed 003 official code (the 2D and image training scripts
   them. ``samples=0`` uses the batch's single training sample ``z`` instead (same expectation, noisier).
 - ``normalize="official"`` (default): the entropy is divided by ``log K`` only when ``log K > 1``, i.e.
   for K >= 3 (the official ``if torch.log(K) > 1``); for K = 2 it is not normalised.
-  ``normalize="always"`` divides by ``log K`` for every K, as the paper's footnote to §4.2.3 and SPEC §4
+  ``normalize="always"`` divides by ``log K`` for every K, as the paper's footnote to §4.2.3 and Eq. 11
   write it. The two agree for every K >= 3.
 """
 
