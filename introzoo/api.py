@@ -200,8 +200,12 @@ def train(*, out: str | Path | None = None, threads: int | None = None, resume_e
         progress = None
     from .resume import Resumable
 
-    result = _loop.train(run, path, progress, resumable=Resumable(every_s=resume_every) if resume_every > 0 else None)
-    built = _loop.load(path)[1] if result["status"] == STATUS_FINISHED else None
+    result, built = _loop.train_built(run, path, progress,
+                                      resumable=Resumable(every_s=resume_every) if resume_every > 0 else None)
+    if result["status"] == STATUS_FINISHED:
+        built.model.eval()  # as load_run gives it: the trained model, not rebuilt from disk
+    else:
+        built = None
     return Run(run, built, path, result)
 
 

@@ -1,9 +1,10 @@
 """RunConfig: what the user asked for, and :func:`resolve`, which turns it into every option spelled out.
 
 Precedence for a component's options: its config's defaults < the dataset's paper defaults for it
-(SPEC §8) < the user's spec string. For training settings: introzoo's defaults < the dataset's protocol
-< its protocol for each chosen regularizer (``regularizer_defaults``) < explicit options. The resolved
-form is what ``config.json`` records and what a run's hash covers.
+< the user's spec string. For training settings: introzoo's defaults < the dataset's protocol < its
+protocol for each chosen regularizer (``regularizer_defaults``) < explicit options (docs/conventions.md,
+"Where defaults come from"). The resolved form is what ``config.json`` records and what a run's hash
+covers.
 """
 
 from __future__ import annotations
@@ -182,7 +183,29 @@ def resolve_train(cfg: RunConfig, dataset: Any, registry: Registry | None = None
             train["iterations"] = int(train["epochs"]) * steps
         else:
             train["epochs"] = round(train["iterations"] / steps, 3)
+    _check_merged(train, dataset, cfg)
     return train
+
+
+def _check_merged(train: dict[str, Any], dataset: Any, cfg: RunConfig) -> None:
+    """The merged training options pass :class:`~introzoo.options.TrainOptions`' checks, whichever source
+    gave them (a dataset's protocol or a regularizer's, from a plugin, is checked here: the user's own
+    options were checked when given). The values are left as merged, so run hashes do not change."""
+    from pydantic import ValidationError
+
+    from .options import TrainOptions
+
+    checked = {k: (None if k == "epochs" and not isinstance(v, int) else v) for k, v in train.items()}
+    try:
+        TrainOptions.model_validate(checked)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        source = f"dataset '{getattr(dataset, 'name', cfg.data)}' protocol"
+        if cfg.regularizers:
+            source += " (or its protocol for the chosen regularizers)"
+        raise UsageError(f"training option '{key}' = {train.get(key, '?')!r} from the {source}: {err['msg']}; "
+                         f"the valid options: {', '.join(TrainOptions.model_fields)}") from None
 
 
 def check_regularizers(choices: list[Choice], batch_size: int, per_process: str = "") -> None:

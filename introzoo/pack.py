@@ -18,7 +18,6 @@ backbone's ``build``); anything else raises :class:`~introzoo.errors.UsageError`
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,13 +29,12 @@ from . import kernels
 from . import train as solo
 from .config import ResolvedRun
 from .errors import UsageError
-from .metrics.base import EvalContext
 from .objectives.members import MemberOption
 from .packed import MaskedAdam, MembersOptimizer, PackedVAE
 from .packed_members import MembersAdam, MemberRegularizer
+from .lifecycle import RunRecorder
 from .perf import tune_allocator
 from .plots import save_image_progress
-from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
 #: options that may differ between members (the rest must be equal)
 MEMBER_TRAIN_OPTIONS = ("lr", "lr_milestones", "lr_gamma")
@@ -68,8 +66,8 @@ def check_packable(runs: list[ResolvedRun]) -> None:
             raise UsageError("runs of a pack share their regularizers and their options")
         if r.train.get("precision", "fp32") != "fp32":
             raise UsageError(f"precision '{r.train['precision']}' does not pack (fp32 only); it runs unpacked")
-        if r.data.component.name != r0.data.component.name:
-            raise UsageError("runs of a pack share their dataset")
+        if r.data.component.name != r0.data.component.name or r.data.config != r0.data.config:
+            raise UsageError("runs of a pack share their dataset and its options")
         for kind in ("objective", "prior", "backbone"):
             a, b = getattr(r, kind), getattr(r0, kind)
             if a.component.name != b.component.name:
@@ -112,6 +110,7 @@ class Pack:
         self.configs = [b.objective.config for b in builts]
         self.num_vae = [b.objective.num_vae for b in builts]
         self.warmed = [False] * len(runs)  # whether member i's warm-up end has been called
+        self._bound: dict[bool, tuple[tuple, Any]] = {}  # phase -> (members, bound objective)
 
     def _bind(self, members: list[int]) -> tuple[dict, dict]:
         """The parameter groups and optimisers an objective sees for ``members``."""
@@ -140,7 +139,17 @@ class Pack:
                 reg.on_warmup_end(member)
 
     def _objective(self, members: list[int], warm: bool):
-        """The objective's own step code, bound to a view of ``members`` (all in, or all past, warm-up)."""
+        """The objective's own step code, bound to a view of ``members`` (all in, or all past, warm-up):
+        built once per set of members and phase, and reused while that set trains."""
+        key = (tuple(members), warm)
+        cached = self._bound.get(warm)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        obj = self._bind_objective(members, warm)
+        self._bound[warm] = (key, obj)
+        return obj
+
+    def _bind_objective(self, members: list[int], warm: bool):
         view = self.model.view(members)
         regs = [MemberRegularizer(view, [self.builts[i].objective.regularizers[r] for i in members])
                 for r in range(len(self.builts[members[0]].objective.regularizers))]
@@ -169,7 +178,7 @@ class Pack:
             x = xs if len(members) == self.model.size else xs[torch.tensor(members)]
             losses = self._objective(members, warm).train_step(x, it)
             for j, i in enumerate(members):
-                out[i] = {k: v.reshape(len(members))[j] for k, v in losses.items()}
+                out[i] = {k: v.detach().reshape(len(members))[j] for k, v in losses.items()}
         for i in active:  # the MultiStepLR schedule, stepped once per iteration
             hits = self.runs[i].train["lr_milestones"].count(it + 1)
             if hits:
@@ -180,14 +189,17 @@ class Pack:
                     o["lr"] = self.lr[i]
         return out
 
-    def progress_grid(self, i: int, x: torch.Tensor, path: Path, iteration: int) -> None:
+    def progress_grid(self, i: int, x: torch.Tensor, path: Path, iteration: int, keep_rng: bool = False) -> None:
         """Member i's image progress grid (:func:`introzoo.plots.save_image_progress`, as its solo run
-        writes it every ``image_every`` iterations): drawn by member i's solo model, given the pack's
-        current weights, in member i's random stream (the grid's prior samples advance it, as alone)."""
+        writes it): drawn by member i's solo model, given the pack's current weights, in member i's
+        random stream (the grid's prior samples advance it, as alone; ``keep_rng``: they do not)."""
         built = self.builts[i]
         self.model.unstack(i, built.model)
+        kept = self.model.generators[i].get_state() if keep_rng else None
         with self.model.rng(i):
             save_image_progress(built, x, path, self.runs[i], iteration)
+        if kept is not None:
+            self.model.generators[i].set_state(kept)
         built.model.prior.attach(self.model.members[i])  # back on the pack's member model
 
     def export(self, i: int, done: int) -> solo.Built:
@@ -210,46 +222,42 @@ class Pack:
 
 def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torch.device | None = None
                ) -> list[dict[str, Any]]:
-    """Train ``runs`` as one pack; returns each member's ``metrics.json`` content."""
+    """Train ``runs`` as one pack; returns each member's ``metrics.json`` content. The members share one
+    dataset object (one image split in memory); each member's run directory, history, divergence check,
+    hooks, progress grids and final record are those of its solo run: one
+    :class:`~introzoo.lifecycle.RunRecorder` per member, as :func:`introzoo.train.train` uses one."""
     check_packable(runs)
     tune_allocator()  # as the solo trainer: freed activation buffers are reused (introzoo.perf)
     if len(out_dirs) != len(runs):
         raise UsageError("train_pack needs one output directory per run")
+    shared = runs[0].dataset if runs[0].dataset is not None else runs[0].data.component.build(runs[0].data.config)
     builts, gens = [], []
     for r in runs:
+        r.dataset = shared  # one dataset per pack: the members share its configuration (check_packable)
         builts.append(solo.build(r, device))
         g = torch.Generator()
         g.set_state(torch.get_rng_state())  # the global stream the solo run draws its noise from
         gens.append(g)
-    kind = builts[0].dataset.kind
-    if kind not in PACK_DATA:
+    if shared.kind not in PACK_DATA:
         raise UsageError(f"dataset '{runs[0].data.component.name}' does not pack (2D and image datasets only); "
                          "it runs unpacked")
-    getattr(builts[0].dataset, "ensure_available", lambda: None)()  # a missing dataset stops before any file
+    shared.ensure_available()  # a missing dataset stops before any file
     pack = Pack(runs, builts, gens)
     kernel_path = solo.choose_kernels(runs[0], builts[0])[0]  # one path for all: each member's solo choice
     dev, dtype = builts[0].device, pack.model.dtype
-    iterations, batch_size = int(runs[0].train["iterations"]), int(runs[0].train["batch_size"])
-    streams, rds, configs = [], [], []
-    for r, b, out in zip(runs, builts, out_dirs):
-        rd = RunDir(out)
-        rd.create()
-        rd.reset()
-        rds.append(rd)
-        streams.append(b.dataset.batches(batch_size, torch.Generator().manual_seed(r.seed)))
+    recs, streams = [], []
+    for i, (r, b, out) in enumerate(zip(runs, builts, out_dirs)):
         config = {**r.record(), "device_used": str(b.device), "kernels_used": kernel_path}
-        atomic_write_json(rd.config, config)
-        configs.append(config)
+        rec = RunRecorder(r, b, out, config, lr=lambda i=i: pack.lr[i],
+                          grid=lambda x, path, it, keep, i=i: pack.progress_grid(i, x, path, it, keep))
+        streams.append(rec.begin(torch.Generator().manual_seed(r.seed)))
+        recs.append(rec)
 
     n = len(runs)
-    sums: list[dict[str, Any]] = [{} for _ in range(n)]
-    count, diverged_at = [0] * n, [None] * n
     active = list(range(n))
     t0 = time.perf_counter()
-    image_every = [r.image_every or b.dataset.steps_per_epoch(batch_size) if kind == "image" else 0
-                   for r, b in zip(runs, builts)]
     with kernels.use(kernel_path):
-        for it in range(iterations):
+        for it in range(recs[0].iterations):
             if not active:
                 break
             drawn = {i: next(streams[i]) for i in active}  # an epoch's last batch may be smaller: same for all
@@ -257,50 +265,10 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
             xs = torch.stack([drawn[i] if i in drawn else torch.zeros(size) for i in range(n)]).to(dev, dtype)
             losses = pack.step(xs, active, it)
             for i in list(active):
-                for k, v in losses[i].items():
-                    sums[i][k] = sums[i].get(k, 0.0) + v.detach()
-                count[i] += 1
-                bad = not all(math.isfinite(float(v)) for v in losses[i].values())
-                if bad:
-                    diverged_at[i] = it
-                if (it + 1) % runs[i].log_every == 0 or it + 1 == iterations or bad:
-                    record = {"iteration": it + 1, **{k: float(v) / count[i] for k, v in sums[i].items()},
-                              "lr": pack.lr[i], "time_s": round(time.perf_counter() - t0, 3)}
-                    rds[i].append_history(record)
-                    sums[i], count[i] = {}, 0
-                    if not bad and not all(math.isfinite(v) for v in record.values()):
-                        diverged_at[i], bad = it, True
-                if bad:
+                if recs[i].after_step(it, losses[i], xs[i]):
                     active.remove(i)
-                elif image_every[i] and ((it + 1) % image_every[i] == 0 or it + 1 == iterations):
-                    pack.progress_grid(i, xs[i], rds[i].path / "progress" / f"iter_{it + 1:07d}.png", it + 1)
     elapsed = time.perf_counter() - t0
-    return _finish(runs, pack, rds, configs, diverged_at, iterations, elapsed)
-
-
-def _finish(runs, pack: Pack, rds: list[RunDir], configs, diverged_at, iterations: int, elapsed: float):
-    """Each member's checkpoint and ``metrics.json`` (written last, atomically, member by member); a
-    finished member is evaluated as its solo run evaluates itself (:func:`introzoo.train.evaluate_run` on
-    its own model: the same kernels, so the same values)."""
-    results: list[dict[str, Any]] = []
-    for i, run in enumerate(runs):
-        at = diverged_at[i]
-        done = at + 1 if at is not None else iterations
-        result: dict[str, Any] = {"status": STATUS_DIVERGED if at is not None else STATUS_FINISHED,
-                                  "iterations": done, "train_time_s": round(elapsed, 3),
-                                  "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None, "packed": pack.model.size}
-        results.append(result)
-        if at is not None:
-            result.update(diverged_at=at, reason=f"non-finite loss at iteration {at}", metrics={})
-            atomic_write_json(rds[i].metrics, result)
-            continue
-        built = pack.export(i, done)
-        reports = {r.name or type(r).__name__: r.report(built.model) for r in built.objective.regularizers}
-        if any(reports.values()):
-            result["regularizers"] = reports
-        torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
-                    "iterations": done, "config": configs[i]}, rds[i].checkpoint)
-        ctx = EvalContext(built.model, built.dataset, built.device, run.seed)
-        result.update(solo.evaluate_run(run, built, rds[i].path, ctx))
-        atomic_write_json(rds[i].metrics, result)
-    return results
+    # each member's checkpoint, evaluation (on its own solo model: the same kernels, so the same values)
+    # and metrics.json, written last, member by member
+    return [rec.finish(elapsed, None if rec.stopped else pack.export(i, rec.done), packed=n)
+            for i, rec in enumerate(recs)]

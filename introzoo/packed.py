@@ -77,7 +77,7 @@ class PackView:
         self.pack, self.members = pack, list(members)
         full = self.members == list(range(pack.size))
         self.idx = None if full else torch.tensor(self.members, device=pack.device)
-        batched = getattr(type(pack.priors[0]), "pack_view", None)  # a prior's own batched form (sg)
+        batched = type(pack.priors[0]).pack_view  # a prior's own batched form (sg), else None
         self.prior = batched(self) if batched is not None else MemberPriors(self)
         self.s = 1.0 / math.prod(pack.data_shape)
 
@@ -186,13 +186,17 @@ class MaskedAdam:
         size = [(-(self.lr[i] / (1 - b1 ** self.steps[i]))) for i in members]
         bc2 = [(1 - b2 ** self.steps[i]) ** 0.5 for i in members]
         full = list(members) == list(range(len(self.lr)))
-        idx = torch.tensor(members, device=self.params[0].device)
+        dev = self.params[0].device
+        idx = torch.tensor(members, device=dev)
+        per_dtype: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}  # one host-to-device copy per step
         for p, m1, m2 in zip(self.params, self.exp_avg, self.exp_avg_sq):
             if p.grad is None:
                 continue
+            if p.dtype not in per_dtype:
+                per_dtype[p.dtype] = (torch.tensor(size, dtype=p.dtype, device=dev),
+                                      torch.tensor(bc2, dtype=p.dtype, device=dev))
             shape = (len(members),) + (1,) * (p.dim() - 1)
-            step_size = torch.tensor(size, dtype=p.dtype, device=p.device).reshape(shape)
-            denom_c = torch.tensor(bc2, dtype=p.dtype, device=p.device).reshape(shape)
+            step_size, denom_c = (t.reshape(shape) for t in per_dtype[p.dtype])
             g = p.grad if full else p.grad[idx]
             a = m1 if full else m1[idx]
             s = m2 if full else m2[idx]

@@ -16,7 +16,8 @@ from .metrics.stream import Phases, noise_key
 from .options import EVAL_CHUNK
 from .errors import UsageError
 from .runs import RunDir, atomic_write_json
-from .train import evaluate as evaluate_metrics, load
+from .lifecycle import evaluate as evaluate_metrics
+from .train import load
 
 
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None,

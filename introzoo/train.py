@@ -7,7 +7,6 @@ it and leaves a run directory (see :mod:`introzoo.runs`). ``metrics.json`` is wr
 from __future__ import annotations
 
 import copy
-import math
 import random
 import sys
 import time
@@ -21,17 +20,13 @@ import torch
 
 from . import kernels, resume
 from .config import ResolvedRun
-from .errors import UsageError, first_line
+from .errors import UsageError
+from .lifecycle import RunRecorder
 from .limits import check_fits
-from .metrics.base import EvalContext
-from .metrics.stream import timed
 from .model import VAE
 from .objectives.base import Objective, TrainSettings
-from .options import EVAL_CHUNK
 from .perf import tune_allocator
-from .plots import save_image_progress, save_plots
-from .plugins import RunHooks
-from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
+from .runs import RunDir
 
 #: exit code of ``introzoo run`` when training diverged (non-finite loss)
 EXIT_DIVERGED = 3
@@ -151,47 +146,10 @@ def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
         torch.set_rng_state(state)
 
 
-def _finite(losses: dict[str, torch.Tensor]) -> bool:
-    return all(math.isfinite(float(v)) for v in losses.values())
-
-
-def run_metrics(run: ResolvedRun) -> list[Any]:
-    """The run's metrics: those :func:`~introzoo.config.resolve` built, else built now (a rebuilt run)."""
-    if run.built_metrics is not None:
-        return run.built_metrics
-    return [m.component.build(m.config) for m in run.metrics]
-
-
-def evaluate(metrics: list[Any], ctx: EvalContext) -> tuple[dict[str, float], dict[str, str]]:
-    """(values, directions) of built metrics on one evaluation context (training's end and ``eval``); each
-    metric's time goes to ``ctx.times`` and its reporter."""
-    values: dict[str, float] = {}
-    directions: dict[str, str] = {}
-    for metric in metrics:
-        reported = timed(metric, ctx)
-        values.update(reported)
-        directions.update({k: d for k, d in metric.directions.items() if k in reported})  # what it reported
-    return values, directions
-
-
-def evaluate_run(run: ResolvedRun, built: Built, path: Path, ctx: EvalContext) -> dict[str, Any]:
-    """A finished run's evaluation, as ``metrics.json`` records it: ``metrics``, ``directions``, each
-    metric's time (``eval_times_s``), ``metric_info`` if any, the plots and the total ``eval_time_s``
-    (a solo run and each member of a pack, :mod:`introzoo.pack`)."""
-    t1 = time.perf_counter()
-    out: dict[str, Any] = {}
-    out["metrics"], out["directions"] = evaluate(run_metrics(run), ctx)
-    out["eval_times_s"] = ctx.times
-    if ctx.info:
-        out["metric_info"] = ctx.info
-    out["plots"] = save_plots(run, built, path, ctx)
-    out["eval_time_s"] = round(time.perf_counter() - t1, 3)
-    return out
-
-
 def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
           resumable: resume.Resumable | None = None, eval_chunk: int | None = None, ddp: Any = None) -> dict[str, Any]:
-    """Train and evaluate one run; returns the content of ``metrics.json``.
+    """Train and evaluate one run; returns the content of ``metrics.json`` (:func:`train_built` also
+    returns the trained model).
 
     ``progress``: an object with ``start(total)``, ``update(iteration, losses)`` and ``stop()`` (the CLI
     passes a rich progress bar), or ``None``. ``resumable``: write resume points and continue from the
@@ -201,6 +159,14 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     ``ddp``: this process's :class:`introzoo.distributed.DataParallel` (``introzoo run --ddp``): it trains
     its shard of each batch; only process 0 writes ``out_dir`` and evaluates.
     """
+    return train_built(run, out_dir, progress, resumable, eval_chunk, ddp)[0]
+
+
+def train_built(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
+                resumable: resume.Resumable | None = None, eval_chunk: int | None = None,
+                ddp: Any = None) -> tuple[dict[str, Any], Built]:
+    """:func:`train`, returning ``(metrics.json content, the trained Built)``. The step is the
+    objective's; everything around it is the run's :class:`~introzoo.lifecycle.RunRecorder`."""
     tune_allocator()
     main = ddp is None or ddp.main
     if ddp is not None:
@@ -208,112 +174,33 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
         device = ddp.device(run.device)
         ddp.start(run, device)
     built = build(run, device if ddp is not None else None)
-    getattr(built.dataset, "ensure_available", lambda: None)()  # a missing dataset stops before any file
+    built.dataset.ensure_available()  # a missing dataset stops before any file
     if ddp is not None:
         ddp.attach(built)
-    rd = RunDir(out_dir if main else ddp.scratch())
-    rd.create()
-    iterations, batch_size = int(run.train["iterations"]), int(run.train["batch_size"])
-    data_gen = torch.Generator()
-    data_gen.manual_seed(run.seed)
     kernel_path, why = choose_kernels(run, built, ddp=ddp is not None)
     if progress is not None and isinstance(getattr(progress, "plan", None), list):
         progress.plan.append(f"kernels {kernel_path} ({why})")
     config = {**run.record(), "device_used": str(built.device), "kernels_used": kernel_path}  # the hash names the run directory
-    saved = resume.load(rd, config["hash"]) if resumable is not None else None
-    try:
-        batches = resume.stream_at(saved, built.dataset, batch_size, data_gen) if saved is not None else None
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-        raise resume.damaged(rd, first_line(exc, with_type=True)) from None
-    if batches is None:  # from the start
-        saved = None
-        rd.reset()
-        batches = built.dataset.batches(batch_size, data_gen)
-    atomic_write_json(rd.config, config)
-    hooks = RunHooks(run) if main else None  # the plugins' run-lifecycle hooks (loggers)
-    if hooks:
-        hooks.start(rd.path)
-
-    status, diverged_at, sums, count = STATUS_FINISHED, None, {}, 0
-    start, elapsed_before = 0, 0.0
-    if saved is not None:
-        try:
-            resume.restore(built, saved)
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
-            raise resume.damaged(rd, first_line(exc, with_type=True)) from None
-        resume.truncate_history(rd, saved["iteration"])
-        for p in (rd.metrics, rd.checkpoint):
-            p.unlink(missing_ok=True)
-        start, sums, count, elapsed_before = saved["iteration"], saved["sums"], saved["count"], saved["elapsed"]
-        resumable.resumed(start)
-    check_every = 1 if built.device.type == "cpu" else run.log_every
-    image_every = 0
-    if built.dataset.kind == "image":  # a progress grid once per epoch (or --image-every)
-        image_every = run.image_every or built.dataset.steps_per_epoch(batch_size)
-
-    t0 = time.perf_counter() - elapsed_before
-    if progress and main:
-        progress.start(iterations)
+    rec = RunRecorder(run, built, out_dir if main else ddp.scratch(), config, hooks=main, resumable=resumable,
+                      progress=progress if main else None)
+    data_gen = torch.Generator()
+    data_gen.manual_seed(run.seed)
+    batches = rec.begin(data_gen)
     with kernels.use(kernel_path):  # --kernels: the Linear products' CPU kernels (introzoo.kernels)
-        for it in range(start, iterations):
+        for it in range(rec.start_iteration, rec.iterations):
             x = next(batches).to(built.device, non_blocking=True)
             losses = ddp.train_step(built, x, it) if ddp is not None else built.objective.train_step(x, it)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            count += 1
-            if (it + 1) % check_every == 0 and not _finite(losses):
-                status, diverged_at = STATUS_DIVERGED, it
-            last = it + 1 == iterations or status == STATUS_DIVERGED
-            if (it + 1) % run.log_every == 0 or last:
-                record = {"iteration": it + 1, **{k: float(v) / count for k, v in sums.items()},
-                          "lr": built.objective.optimizers["encoder"].param_groups[0]["lr"],
-                          "time_s": round(time.perf_counter() - t0, 3)}
-                rd.append_history(record)
-                if hooks:
-                    hooks.log(it + 1, record)
-                sums, count = {}, 0
-                if status == STATUS_FINISHED and not all(math.isfinite(v) for v in record.values()):
-                    status, diverged_at = STATUS_DIVERGED, it  # found at a coarser check (GPU)
-            if progress and main:
-                progress.update(it + 1, losses)
-            if status == STATUS_DIVERGED:
+            if rec.after_step(it, losses, x):
                 break
-            if image_every and ((it + 1) % image_every == 0 or it + 1 == iterations):
-                save_image_progress(built, x, rd.path / "progress" / f"iter_{it + 1:07d}.png", run, it + 1)
-            if resumable is not None and (it + 1 == iterations or resumable.due()):
-                resume.save(rd, config["hash"], built, it + 1, data_gen, sums, count, time.perf_counter() - t0)
-                resumable.mark_saved()
-                resumable.saved(it + 1)
-    if progress and main:
-        progress.stop()
-    elapsed = time.perf_counter() - t0
-    done = (diverged_at + 1) if diverged_at is not None else iterations
     if not main:  # data parallel: process 0 saves, evaluates and reports
+        if rec.progress:
+            rec.progress.stop()
         ddp.close()
-        return {"status": status, "iterations": done, "rank": ddp.rank}
-
-    result: dict[str, Any] = {"status": status, "iterations": done, "train_time_s": round(elapsed, 3),
-                              "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None}
-    if status == STATUS_DIVERGED:
-        result["diverged_at"] = diverged_at
-        result["reason"] = f"non-finite loss at iteration {diverged_at}"
-        result["metrics"] = {}
-    else:
-        reports = {r.name or type(r).__name__: r.report(built.model) for r in built.objective.regularizers}
-        if any(reports.values()):
-            result["regularizers"] = reports
-        torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
-                    "iterations": done, "config": config}, rd.checkpoint)
-        ctx = EvalContext(built.model, built.dataset, built.device, run.seed, chunk=eval_chunk or EVAL_CHUNK)
-        if getattr(progress, "eval_phases", None) is not None:
-            ctx.progress = progress.eval_phases
-        result.update(evaluate_run(run, built, rd.path, ctx))
-    atomic_write_json(rd.metrics, result)
-    rd.resume.unlink(missing_ok=True)
-    hooks.end(result)
+        return {"status": rec.status, "iterations": rec.done, "rank": ddp.rank}, built
+    result = rec.finish(eval_chunk=eval_chunk)
     if ddp is not None:
         ddp.close()
-    return result
+    return result, built
 
 
 class _CallableModule(types.ModuleType):

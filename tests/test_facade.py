@@ -228,3 +228,36 @@ def test_a_plugin_command_may_not_take_a_builtin_name(register_plugin, capsys):
     err = capsys.readouterr().err
     assert "warning: plugin 'clash': introzoo_register_commands raised ValueError: 'run' is a built-in command" in err
     assert "No such command 'extra'" in err
+
+
+def test_train_returns_the_model_it_trained_without_rebuilding_it(tmp_path, monkeypatch):
+    """``introzoo.train()`` hands back the trained model it holds (not a copy rebuilt from disk), in
+    eval mode, equal to the saved checkpoint."""
+    import introzoo.train as loop
+
+    def no_rebuild(*a, **k):
+        raise AssertionError("the run was rebuilt from disk")
+
+    monkeypatch.setattr(loop, "load", no_rebuild)
+    torch.set_num_threads(1)
+    run = introzoo.train(iterations=30, metric=["kl,n_samples=100"], out=tmp_path / "r", progress=False,
+                         precision="bf16", lr_gamma=0.5, lr_milestones=[10])
+    assert run.result["status"] == "finished" and not run.model.training
+    saved = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in run.model.state_dict().items())
+
+
+def test_merged_training_defaults_are_validated(monkeypatch):
+    """A dataset's protocol (e.g. from a plugin) that gives an impossible training option is refused when
+    the run is resolved, naming the option and where it came from."""
+    from types import SimpleNamespace
+
+    from introzoo.config import RunConfig, resolve_train
+
+    bad = SimpleNamespace(name="fake", train_defaults={"batch_size": 0}, regularizer_defaults={},
+                          steps_per_epoch=lambda b: 1)
+    with pytest.raises(UsageError, match=r"'batch_size' = 0 from the dataset 'fake' protocol"):
+        resolve_train(RunConfig(), bad)
+    good = SimpleNamespace(name="fake", train_defaults={"batch_size": 7}, regularizer_defaults={},
+                           steps_per_epoch=lambda b: 1)
+    assert resolve_train(RunConfig(), good)["batch_size"] == 7

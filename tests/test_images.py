@@ -91,7 +91,7 @@ def test_resnet_shapes_and_structure(shape, channels):
     x = torch.rand(3, *shape)
     assert enc(x).shape == (3, 32)
     assert dec(torch.randn(3, 16)).shape == (3, *shape)
-    # SPEC §5: Conv5x5 first, one AvgPool per stage, one residual block per further stage + a final one
+    # docs/conventions.md, "Backbones": Conv5x5 first, one AvgPool per stage, one residual block per further stage + a final one
     first = enc.main[0]
     assert isinstance(first, nn.Conv2d) and first.kernel_size == (5, 5)
     assert sum(isinstance(m, nn.AvgPool2d) for m in enc.main) == len(channels)
@@ -327,7 +327,27 @@ def test_image_run_leaves_grids_checkpoint_and_image_metrics(digits_run):
     assert cfg["backbone"]["name"] == "conv" and cfg["train"]["epochs"] == 2 and cfg["train"]["iterations"] == 2 * 45  # batch 32
     for f in ("samples.png", "reconstructions.png", "checkpoint.pt"):
         assert (digits_run / f).is_file()
-    assert len(list((digits_run / "progress").glob("iter_*.png"))) == 2  # one grid per epoch
+    names = sorted(p.name for p in (digits_run / "progress").glob("iter_*.png"))
+    assert names == ["iter_0000025.png", "iter_0000045.png", "iter_0000090.png"]  # an early grid, then one per epoch
+
+
+def test_the_early_progress_grid_leaves_the_run_unchanged(tmp_path, monkeypatch):
+    """The early grid (iteration 25, within minutes on a CPU) draws without touching the run's random
+    streams: the run's history and weights equal a run without it, bit for bit."""
+    from introzoo import lifecycle
+
+    base = ["run", "-d", "digits", "-o", "soft,beta_neg=64", "-n", "40", "--log-every", "5", "--metric", "knn5",
+            "--threads", "1", "-q"]
+    assert main([*base, "--out", str(tmp_path / "early")]) == 0
+    monkeypatch.setattr(lifecycle, "EARLY_GRID", 0)
+    assert main([*base, "--out", str(tmp_path / "none")]) == 0
+    assert sorted(p.name for p in (tmp_path / "early" / "progress").iterdir()) == ["iter_0000025.png", "iter_0000040.png"]
+    assert sorted(p.name for p in (tmp_path / "none" / "progress").iterdir()) == ["iter_0000040.png"]
+    hist = [[{k: v for k, v in json.loads(line).items() if k != "time_s"}
+             for line in (tmp_path / d / "history.jsonl").read_text().splitlines()] for d in ("early", "none")]
+    assert hist[0] == hist[1]
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True)["model"] for d in ("early", "none"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_saved_run_reloads_to_identical_outputs(digits_run, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from introzoo import plugins
+from introzoo import hookimpl, plugins
 from introzoo.config import RunConfig, resolve
 from introzoo.errors import UsageError
 from introzoo.pack import check_packable
@@ -99,3 +99,47 @@ def test_components_that_do_not_pack_say_so():
     assert reg.get("objectives", "soft").describe()["packable"]
     assert reg.get("regularizers", "clip-logvar").describe()["packable"]
     assert not reg.get("regularizers", "factor").describe()["packable"]
+
+
+class _Logger:
+    """A logger plugin: every run-lifecycle hook call, by run (its hash) and attempt (packed first)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[list]] = {}
+
+    @hookimpl
+    def introzoo_run_start(self, run, out_dir):
+        self.calls.setdefault(run.hash(), []).append([("start", out_dir.name)])
+
+    @hookimpl
+    def introzoo_run_log(self, run, iteration, record):
+        self.calls[run.hash()][-1].append(("log", iteration, {k: v for k, v in record.items() if k != "time_s"}))
+
+    @hookimpl
+    def introzoo_run_end(self, run, result):
+        self.calls[run.hash()][-1].append(("end", result["status"], result.get("diverged_at"), sorted(result["metrics"])))
+
+
+def test_a_logger_plugin_sees_each_packed_member_as_its_solo_run(tmp_path, float64, register_plugin):
+    """One training loop: a packed member calls the run hooks as its solo run does (records, divergence
+    and end), and writes the same metrics.json keys; one member diverges."""
+    from introzoo.pack import train_pack
+    from introzoo.train import train
+
+    logger = _Logger()
+    register_plugin(logger, name="logger")
+    members = [dict(seed=0, opts="beta_kl=0.3,num_vae=20", iterations=60),
+               dict(seed=5, opts="beta_rec=1e4,beta_neg=1e-3,num_vae=40", lr=50.0, iterations=60)]
+    runs = _runs("soft", "8gaussians", members)
+    packed = train_pack(runs, [tmp_path / f"p{i}" for i in range(2)])
+    alone = [train(r, tmp_path / f"s{i}") for i, r in enumerate(runs)]
+    assert [r["status"] for r in packed] == [r["status"] for r in alone] == ["finished", "diverged"]
+    for i in range(2):
+        p, s = logger.calls[runs[i].hash()]
+        assert p[0] == ("start", f"p{i}") and s[0] == ("start", f"s{i}")
+        assert [c[:2] for c in p[1:]] == [c[:2] for c in s[1:]] and p[-1] == s[-1]
+        for a, b in zip(p[1:-1], s[1:-1]):
+            assert a[2].keys() == b[2].keys()
+            assert all(a[2][k] == pytest.approx(b[2][k], rel=1e-9, nan_ok=True) for k in a[2])
+        assert set(packed[i]) - {"packed"} == set(alone[i])
+    assert logger.calls[runs[1].hash()][0][-1][2] == alone[1]["diverged_at"] < 59

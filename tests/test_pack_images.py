@@ -112,3 +112,25 @@ def test_layers_that_do_not_pack_say_so():
 
     with pytest.raises(UsageError, match="'main.1' \\(Dropout\\) of the backbone does not pack"):
         PackedConvNet([Dropping(), Dropping()], "encoder")
+
+
+def test_a_pack_holds_one_image_split_whatever_its_size(tmp_path, monkeypatch):
+    """A pack shares one dataset: 16 members load the training split once, so the pack's data takes one
+    member's memory (the same tensor storage), where one load per member took 16 times it."""
+    from introzoo.pack import train_pack
+
+    runs = _runs("vae", "conv,channels=[4]", [dict(seed=s, opts="beta_kl=1.0", iterations=2, image_every=100)
+                                              for s in range(16)])
+    cls, loads = type(runs[0].dataset), []
+    original = cls._load
+
+    def counted(self, train):
+        loads.append(train)
+        return original(self, train)
+
+    monkeypatch.setattr(cls, "_load", counted)
+    train_pack(runs, [tmp_path / f"p{i}" for i in range(16)])
+    assert loads.count(True) == 1  # one training split for 16 members
+    assert len({id(r.dataset) for r in runs}) == 1
+    storages = {r.dataset.images("train")[0].untyped_storage().data_ptr() for r in runs}
+    assert len(storages) == 1  # the pack's image data is one member's

@@ -3,7 +3,8 @@
 :func:`compare_pack` trains runs as one pack (:func:`introzoo.pack.train_pack`) and each alone
 (:func:`introzoo.train.train`) and raises ``AssertionError`` unless, member by member, the two run
 directories agree: status and divergence iteration, ``config.json`` hash, every ``history.jsonl`` line,
-the metrics, and for finished runs every tensor of the checkpoint (model parameters, the prior's
+the keys of ``metrics.json`` and the metrics, the run-lifecycle hook calls (events, iterations, records
+and the end result's status and keys), and for finished runs every tensor of the checkpoint (model parameters, the prior's
 included, and every optimiser's Adam state and learning rate, schedules, regularizer state).
 
 :func:`check_packs` is the check itself, run by :func:`introzoo.testing.check_component` for every
@@ -76,6 +77,55 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
+class _HookLog:
+    """Records the run-lifecycle hook calls (:class:`introzoo.plugins.RunHooks`) of every run trained
+    inside :meth:`recording`, by run directory: ``(event, iteration, record or result)``."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[tuple[str, Any, Any]]] = {}
+
+    @contextmanager
+    def recording(self) -> Iterator["_HookLog"]:
+        from ..plugins import RunHooks
+
+        log = self
+
+        class Recorded(RunHooks):
+            def start(self, out_dir: Any) -> None:
+                self._key = str(Path(out_dir).resolve())
+                log.calls[self._key] = [("start", None, None)]
+                super().start(out_dir)
+
+            def log(self, iteration: int, record: dict[str, Any]) -> None:
+                log.calls[self._key].append(("log", iteration, dict(record)))
+                super().log(iteration, record)
+
+            def end(self, result: dict[str, Any]) -> None:
+                log.calls[self._key].append(("end", None, dict(result)))
+                super().end(result)
+
+        with mock.patch("introzoo.lifecycle.RunHooks", Recorded):
+            yield self
+
+    def of(self, path: Path) -> list[tuple[str, Any, Any]]:
+        return self.calls.get(str(Path(path).resolve()), [])
+
+
+def _same_hook_calls(packed: list, alone: list, tol: float, m: str) -> None:
+    """A packed member's hook calls are its solo run's: the same events, iterations and records (time
+    aside), and an end result with the same status and keys (a pack's ``packed`` aside)."""
+    _expect([(e, it) for e, it, _ in packed] == [(e, it) for e, it, _ in alone],
+            f"{m}: hook calls {[(e, it) for e, it, _ in packed]} packed, {[(e, it) for e, it, _ in alone]} alone")
+    for (event, it, a), (_, _, b) in zip(packed, alone):
+        if event == "log":
+            _expect(a.keys() == b.keys() and all(k == "time_s" or _close(a[k], b[k], tol) for k in a),
+                    f"{m}: introzoo_run_log at iteration {it}: {a} packed, {b} alone")
+        elif event == "end":
+            _expect(a["status"] == b["status"] and set(a) - {"packed"} == set(b),
+                    f"{m}: introzoo_run_end: {a['status']} with keys {sorted(a)} packed, {b['status']} with "
+                    f"{sorted(b)} alone")
+
+
 def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
     """Train ``runs`` packed and alone under ``out`` (``p<i>``, ``s<i>``); ``AssertionError`` at the first
     difference. Returns the members' statuses (``finished``/``diverged``)."""
@@ -83,10 +133,12 @@ def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
     from ..train import train
 
     out = Path(out)
-    packed = train_pack(runs, [out / f"p{i}" for i in range(len(runs))])
+    hooks = _HookLog()
+    with hooks.recording():
+        packed = train_pack(runs, [out / f"p{i}" for i in range(len(runs))])
+        refs = [train(run, out / f"s{i}") for i, run in enumerate(runs)]
     statuses = []
-    for i, (run, res) in enumerate(zip(runs, packed)):
-        ref = train(run, out / f"s{i}")
+    for i, (run, res, ref) in enumerate(zip(runs, packed, refs)):
         statuses.append(ref["status"])
         m = f"member {i}"
         _expect(res["status"] == ref["status"] and res["iterations"] == ref["iterations"]
@@ -104,6 +156,7 @@ def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
                 _expect(k == "time_s" or _close(a[k], b[k], tol),
                         f"{m}, iteration {a['iteration']}: '{k}' is {a[k]!r} packed and {b[k]!r} alone")
         _expect(res["metrics"].keys() == ref["metrics"].keys(), f"{m}: metric names differ")
+        _expect(set(res) - {"packed"} == set(ref), f"{m}: metrics.json keys {sorted(res)} packed, {sorted(ref)} alone")
         for k in ref["metrics"]:
             _expect(_close(res["metrics"][k], ref["metrics"][k], tol),
                     f"{m}: metric '{k}' is {res['metrics'][k]} packed and {ref['metrics'][k]} alone")
@@ -113,6 +166,8 @@ def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
             pk, sk = (torch.load(out / f"{d}{i}" / "checkpoint.pt", weights_only=True) for d in "ps")
             _same_tensors(pk["model"], sk["model"], tol, f"{m}: model")
             _same_tensors(pk["objective"], sk["objective"], tol, f"{m}: objective")
+        _same_hook_calls(hooks.of(out / f"p{i}"), hooks.of(out / f"s{i}"), tol, m)
+        _expect(len(hooks.of(out / f"s{i}")) >= 3, f"{m}: the run hooks were not called")
     return statuses
 
 
@@ -211,7 +266,7 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
         pytest.skip(f"{_what(comp)} does not declare packable = True")
     options = dict(options or {})
     no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
-    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.train.save_plots", no_plots), one_thread():
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.lifecycle.save_plots", no_plots), one_thread():
         for n, settings in enumerate(_candidates(kind, name, options)):
             with float64(), mock.patch.object(ImageDataset, "to_float", _to_float):
                 try:
