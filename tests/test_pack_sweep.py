@@ -153,7 +153,8 @@ def test_a_pack_claims_every_member_and_skips_one_held_elsewhere(tmp_path, monke
 # ---------------------------------------------------------------- the smoke benchmark, packed
 
 #: the smoke benchmark with its default network (mlp 3x256), 400 iterations (100 past soft's warm-up)
-SMOKE = [str(ROOT / "benchmarks" / "toy2d_smoke.toml"), "-n", "400", "-q"]
+SMOKE = [str(ROOT / "benchmarks" / "toy2d_smoke.toml"), "-n", "400", "-q",  # the file's grid, smaller metrics
+         "--metric", "kl,n_samples=1000", "--metric", "jsd,n_samples=1000", "--metric", "gnelbo,grid=64,n_data=512"]
 
 
 def _sweep(out: Path, *extra: str) -> list[str]:
