@@ -34,9 +34,10 @@ def main() -> int:
     ap.add_argument("--from", dest="stores", type=Path, action="append", default=[],
                     help="a sweep directory (or its runs/ folder) holding finished runs of the file's grid")
     ap.add_argument("--name", help="results folder name (default: the sweep file's name)")
+    ap.add_argument("--dest", type=Path, help="results folder (default: benchmarks/results/<name>)")
     args = ap.parse_args()
     spec = load_sweep_file(args.sweep_file)
-    dest = HERE / (args.name or spec.name or args.sweep_file.stem)
+    dest = args.dest or HERE / (args.name or spec.name or args.sweep_file.stem)
     tasks = expand(spec, registry(), sweep_dir=dest)
     write_manifest(dest, spec, tasks, {"stage": "grid", "results": True})
     copied = 0
