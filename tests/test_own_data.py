@@ -260,3 +260,13 @@ def test_celeba_is_resized_and_cropped_with_male_labels(tmp_path, monkeypatch):
     img = Image.fromarray(faces[0].transpose(1, 2, 0)).resize((16, int(16 * 218 / 178)), Image.BILINEAR)
     top = int(round((img.size[1] - 16) / 2))
     assert np.array_equal(x[0].numpy(), np.asarray(img.crop((0, top, 16, top + 16))).transpose(2, 0, 1))
+
+
+def test_cached_classifiers_of_two_folders_differ(tmp_path):
+    from introzoo.extractors.classifier import ClassifierConfig, _key
+
+    write_images(tmp_path / "a", 4, "L", 0)
+    write_images(tmp_path / "b", 4, "L", 1)
+    a, b = dataset(f"folder:{tmp_path / 'a'}"), dataset(f"folder:{tmp_path / 'b'}")
+    assert _key(a, ClassifierConfig()) != _key(b, ClassifierConfig())
+    assert _key(a, ClassifierConfig()) == _key(dataset(f"folder:{tmp_path / 'a'}"), ClassifierConfig())

@@ -100,6 +100,8 @@ class Folder(ImageDataset):
         if not root.is_dir():
             raise UsageError(f"image folder {root} is not a folder")
         self.root = root
+        #: what tells this folder's data from another's (the cached FID classifier is keyed by it)
+        self.identity = f"{root.resolve()} {config.model_dump_json(exclude={'path'})}"
         split_dirs = (root / "train", root / "test")
         if all(d.is_dir() for d in split_dirs):
             parts = [scan(d) for d in split_dirs]
