@@ -1,7 +1,7 @@
 """Built-in datasets, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import factors, images, toy2d
+from . import factors, folder, images, points, toy2d
 
 
 @hookimpl
@@ -13,3 +13,7 @@ def introzoo_register_datasets(register):
              "Two independent discrete factors on a 2D grid + noise (ground-truth factors for factor_score).")
     for name in images.CLASSES:
         register(name, images.factory(name), images.ImageConfig, images.DOCS[name])
+    register("celeba", images.CelebA, images.CelebAConfig,
+             "CelebA aligned faces, resized and centre-cropped to 64x64 (torchvision; 162,770 train / 19,962 test).")
+    register("folder", folder.build, folder.FolderConfig, folder.DOC)
+    register("points", points.build, points.PointsConfig, points.DOC)

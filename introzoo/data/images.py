@@ -189,8 +189,57 @@ def _tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
     return data.contiguous().to(torch.uint8), torch.as_tensor(np.asarray(labels), dtype=torch.int64)
 
 
+def resize_crop(img, size: int):
+    """The shorter side resized to ``size`` (bilinear), then the centre ``size x size`` (torchvision's
+    ``Resize(size)`` and ``CenterCrop(size)`` on a PIL image)."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    img = TF.resize(img, size, interpolation=InterpolationMode.BILINEAR)
+    return TF.center_crop(img, [size, size])
+
+
+def decode(path: Path, channels: int, size: int | None) -> np.ndarray:
+    """One image as uint8 ``(C, H, W)``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            if size is not None:
+                img = resize_crop(img, size)
+            a = np.asarray(img, dtype=np.uint8)
+    except Exception as exc:
+        raise UsageError(f"cannot read image {path} ({first_line(exc)})") from None
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def small_image_defaults(shape: tuple[int, int, int]) -> dict[str, Any]:
+    """Backbone and training defaults for images of ``shape`` (docs/images.md, "Your own images"):
+    up to 16 pixels a side ``digits``' settings (``conv``, betas scaled to the pixel count), larger ones
+    the papers' ``resnet`` settings (CIFAR-10's from 32 pixels); sides that do not halve take ``mlp``."""
+    c, h, w = shape
+    side = min(h, w)
+    values = c * h * w
+    small = side <= 16
+    if h % 2 or w % 2:
+        backbone, bdefaults = "mlp", {}
+    elif small:
+        backbone = "conv"
+        bdefaults = {"conv": {"channels": [32, 64] if h % 4 == 0 and w % 4 == 0 else [32]}}
+    else:
+        backbone, bdefaults = "resnet", {}
+    # REC sums over the values: below MNIST's 784 every beta shrinks with the count (as digits does)
+    scale = min(1.0, values / 784)
+    train = ({"epochs": 60, "batch_size": 32, "zdim": 16, "lr": 1e-3} if small else
+             {"epochs": 100, "batch_size": 32, "zdim": 128 if side >= 32 else 32, "lr": 2e-4})
+    train.update(lr_milestones=[], lr_gamma=0.1)
+    return {"backbone": backbone, "backbone_defaults": bdefaults, "train": train,
+            "objectives": _objective_defaults(20, round(256.0 * scale, 4), round(scale, 4))}
+
+
 class TorchvisionDataset(ImageDataset):
-    """A dataset read by one of torchvision's loaders."""
+    """A dataset read by one of torchvision's loaders (their ``data`` arrays held in memory)."""
 
     tv_class = ""
     how_to_get = "download it once with network access (introzoo fetches it through torchvision)"
@@ -206,22 +255,69 @@ class TorchvisionDataset(ImageDataset):
     def _prepare_offline(self, root: Path) -> None:
         """Make the dataset findable offline where the machine has it (Fashion-MNIST from Debian)."""
 
+    def _tensors(self, ds) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels of the torchvision dataset ``ds``."""
+        return _tensors(ds)
+
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         root = data_root()
         self._prepare_offline(root)
         try:
-            return _tensors(self._open(root, train, download=False))
+            ds = self._open(root, train, download=False)
         except (RuntimeError, OSError):
-            pass  # not there: download if allowed
-        if not self.config.download:
-            raise self.missing(root, "download=false")
-        before = set(root.iterdir()) if root.is_dir() else None
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            return _tensors(self._open(root, train, download=True))
-        except Exception as exc:  # urllib / http / checksum errors all mean "could not get it"
-            _remove_new(root, before)
-            raise self.missing(root, download_cause(exc)) from None
+            ds = None  # not there: download if allowed
+        if ds is None:
+            if not self.config.download:
+                raise self.missing(root, "download=false")
+            before = set(root.iterdir()) if root.is_dir() else None
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                ds = self._open(root, train, download=True)
+            except Exception as exc:  # urllib / http / checksum errors all mean "could not get it"
+                _remove_new(root, before)
+                raise self.missing(root, download_cause(exc)) from None
+        return self._tensors(ds)
+
+
+class CelebAConfig(ImageConfig):
+    """Options of ``celeba``."""
+
+    size: int = Field(64, gt=0, description="resize the shorter side to SIZE and crop the centre SIZE x SIZE")
+
+
+class CelebA(TorchvisionDataset):
+    """torchvision's ``CelebA`` (aligned and cropped faces, 178x218), official splits: train 162,770, test
+    19,962. Images are decoded once with PIL, the shorter side resized to ``size`` and the centre cropped;
+    labels are the ``Male`` attribute (0/1), what the probes classify."""
+
+    name, tv_class = "celeba", "CelebA"
+    n_train, n_test = 162_770, 19_962
+    how_to_get = ("download it once with network access (torchvision fetches it from Google Drive and needs gdown; "
+                  "or put its files under <data root>/celeba/: img_align_celeba/ and the list_*.txt, "
+                  "identity_CelebA.txt files)")
+
+    def __init__(self, config: CelebAConfig | None = None) -> None:
+        config = config or CelebAConfig()
+        self.shape = (3, config.size, config.size)
+        super().__init__(config)
+        d = small_image_defaults(self.shape)
+        self.default_backbone, self.backbone_defaults = d["backbone"], d["backbone_defaults"]
+        self.train_defaults, self.objective_defaults = d["train"], d["objectives"]
+
+    def _open(self, root: Path, train: bool, download: bool):
+        import torchvision.datasets as tvd
+
+        return tvd.CelebA(str(root), split="train" if train else "test", target_type="attr", download=download)
+
+    def _tensors(self, ds) -> tuple[torch.Tensor, torch.Tensor]:
+        n = min(len(ds.filename), self.n_train) if ds.split == "train" else len(ds.filename)
+        folder = Path(ds.root) / ds.base_folder / "img_align_celeba"
+        size = self.config.size
+        x = np.empty((n, 3, size, size), dtype=np.uint8)
+        for i in range(n):
+            x[i] = decode(folder / ds.filename[i], 3, size)
+        male = ds.attr_names.index("Male")
+        return torch.from_numpy(x), ds.attr[:n, male].to(torch.int64)
 
 
 class MNIST(TorchvisionDataset):

@@ -55,6 +55,9 @@ class Classifier(Extractor):
 def _key(dataset, config: ClassifierConfig) -> str:
     d = {"dataset": dataset.name, "n_train": dataset.n_train, "shape": list(dataset.shape),
          "options": config.model_dump()}
+    identity = getattr(dataset, "identity", None)  # where the data come from (``folder``: its path)
+    if identity:
+        d["identity"] = identity
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
