@@ -1,5 +1,6 @@
-"""The commands that work on a saved run: ``sample``, ``eval`` and ``ood`` (the bodies behind cli.py);
-``traverse`` and ``interpolate`` are in :mod:`introzoo.figures.latent`."""
+"""The commands that work on a saved run: the bodies of ``sample``, ``eval``, ``ood``, ``traverse`` and
+``interpolate`` (registered in :mod:`introzoo.cli.commands` and :mod:`introzoo.cli.latent`); the latent-space
+figures themselves are :mod:`introzoo.figures.latent`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import build_metric
+from ..figures import latent
 from ..metrics.stream import Phases, noise_key
 from ..options import EVAL_CHUNK
 from ..errors import UsageError
@@ -224,3 +226,26 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
     for figure in dict.fromkeys(r["figure"] for r in rows):
         console.print(f"ROC curves -> {figure}", highlight=False)
     return rows
+
+
+def _load_run(run_dir: Path, device: str | None):
+    return load(run_dir, device=device)
+
+
+def traverse(console, run_dir: Path, out: Path | None, span: float, steps: int, around: str, index: int,
+             seed: int, device: str | None) -> Path:
+    run, built = _load_run(run_dir, device)
+    out = out or Path(run_dir) / f"traverse_{around}.png"
+    latent.traverse_run(built, out, span, steps, around, index, seed, run)
+    console.print(f"traversal ({built.model.zdim} dims x {steps} steps, ±{span:g} around the {around}) -> {out}",
+                  highlight=False)
+    return out
+
+
+def interpolate(console, run_dir: Path, out: Path | None, pairs: int, steps: int, mode: str, seed: int,
+                device: str | None) -> Path:
+    run, built = _load_run(run_dir, device)
+    out = out or Path(run_dir) / f"interpolate_{mode}_s{seed}.png"
+    latent.interpolate_run(built, out, pairs, steps, mode, seed, run)
+    console.print(f"{pairs} {mode} interpolations x {steps} steps -> {out}", highlight=False)
+    return out

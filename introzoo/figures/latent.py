@@ -195,31 +195,6 @@ def interpolate_run(built: Any, out: Path, pairs: int, steps: int, mode: str, se
     return _write(built, z, pairs, steps, out, [f"pair {i}" for i in range(pairs)], seed, caption)
 
 
-def _load(run_dir: Path, device: str | None):
-    from ..training.loop import load
-
-    return load(run_dir, device=device)
-
-
-def traverse(console, run_dir: Path, out: Path | None, span: float, steps: int, around: str, index: int,
-             seed: int, device: str | None) -> Path:
-    run, built = _load(run_dir, device)
-    out = out or Path(run_dir) / f"traverse_{around}.png"
-    traverse_run(built, out, span, steps, around, index, seed, run)
-    console.print(f"traversal ({built.model.zdim} dims x {steps} steps, ±{span:g} around the {around}) -> {out}",
-                  highlight=False)
-    return out
-
-
-def interpolate(console, run_dir: Path, out: Path | None, pairs: int, steps: int, mode: str, seed: int,
-                device: str | None) -> Path:
-    run, built = _load(run_dir, device)
-    out = out or Path(run_dir) / f"interpolate_{mode}_s{seed}.png"
-    interpolate_run(built, out, pairs, steps, mode, seed, run)
-    console.print(f"{pairs} {mode} interpolations x {steps} steps -> {out}", highlight=False)
-    return out
-
-
 @torch.no_grad()
 def save_latent_figures(run: Any, built: Any, out: Path, seed: int) -> list[str]:
     """What a finished run leaves besides its samples: ``traverse.png`` (around the prior mean, ±3) and,

@@ -11,7 +11,7 @@ the image grids, and a caption with the run's information (objective, data, prio
 - the saved-run commands' pictures: samples (:func:`samples_figure`), traversals and interpolations, and
   the ROC curves of ``ood`` (:func:`roc_figure`), captioned by :func:`saved_caption`.
 
-:func:`save_plots` is what the trainer calls after evaluation; the panel functions are used on their own
+:func:`introzoo.figures.finished.save_plots` is what the trainer calls after evaluation; the panel functions are used on their own
 by the saved-run commands.
 """
 
@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 from .layout import Figure, ImageRows, Panel, jet
 from ..metrics.base import EvalContext
-from ..metrics.toy2d import grid_neg_elbo, grid_points
+from ..metrics.toy2d import grid_points
 from ..model import VAE
 from ..priors.base import Mixture
 
@@ -41,7 +41,7 @@ DATA_AXES = ("x1", "x2")
 
 __all__ = ["jet", "run_caption", "scatter_panel", "density_panel", "titled", "two_d_figures", "save_2d_figures",
            "latent_panel", "save_latent_figure", "save_image_grid", "progress_rows", "save_image_progress",
-           "save_image_figures", "save_plots", "latent_half_range", "save_latent_plot", "saved_caption",
+           "save_image_figures", "latent_half_range", "save_latent_plot", "saved_caption",
            "samples_figure", "roc_figure"]
 
 
@@ -226,30 +226,6 @@ def save_image_figures(built: Built, out: Path, ctx: EvalContext, caption: str =
         rows += [("data", x[i:i + 8]), ("reconstruction", rec_[i:i + 8])]
     ImageRows(rows, caption).save(out / "reconstructions.png")
     return ["samples.png", "reconstructions.png"]
-
-
-def save_plots(run: ResolvedRun, built: Built, out: Path, ctx: EvalContext) -> list[str]:
-    """The figures of a finished run in ``out``, by the dataset's kind; returns the file names."""
-    from .latent import save_latent_figures
-
-    ds = built.dataset
-    if ds.kind == "image":
-        steps = ds.steps_per_epoch(int(run.train["batch_size"]))
-        caption = run_caption(run, int(run.train["iterations"]), steps)
-        return save_image_figures(built, out, ctx, caption) + save_latent_figures(run, built, out, ctx.seed)
-    if ds.kind != "2d":
-        return []
-    g = ctx.generator("plots")
-    real = ds.sample(2048, g).numpy()
-    with ctx.seeded("plots"):
-        fake = built.model.sample(2048).cpu().numpy()
-        n = 256
-        density = torch.exp(-grid_neg_elbo(ctx, n).double()).reshape(n, n).numpy()
-    caption = run_caption(run, int(run.train["iterations"]))
-    files = save_2d_figures(out, real, fake, density, ds.metric_range, caption)
-    if built.model.zdim == 2:
-        files.append(save_latent_plot(built.model, real, out, caption))
-    return files + save_latent_figures(run, built, out, ctx.seed)
 
 
 def latent_half_range(*points: torch.Tensor | None) -> float:

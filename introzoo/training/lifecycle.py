@@ -31,7 +31,8 @@ from ..errors import first_line
 from ..metrics.base import EvalContext
 from ..metrics.stream import timed
 from ..options import EVAL_CHUNK
-from ..figures.pictures import save_image_progress, save_plots
+from ..figures.finished import save_plots
+from ..figures.pictures import save_image_progress
 from ..plugins import RunHooks
 from .run_dir import STATUS_DIVERGED, STATUS_FINISHED, RunDir, atomic_write_json
 
