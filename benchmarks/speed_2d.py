@@ -11,12 +11,12 @@ a fresh process, and prints iterations/s, ratios and peak memory, with the offic
 figure (docs/packing.md, "Speed (CPU)"):
 
 - ``introzoo``: the ``soft`` objective's step as ``introzoo run`` executes it (allocator tuned, see
-  :mod:`introzoo.perf`);
+  :mod:`introzoo.training.perf`);
 - ``reference``: the official order of passes, in a process set up as the authors' script is (default
   allocator);
 - ``reference+alloc``: the same loop with introzoo's allocator settings, to separate the two gains;
 - ``introzoo-onednn``: introzoo with ``--kernels onednn`` (the Linear products through oneDNN,
-  :mod:`introzoo.kernels`); ``introzoo`` itself is ``--kernels aten`` (torch's default, MKL);
+  :mod:`introzoo.training.kernels`); ``introzoo`` itself is ``--kernels aten`` (torch's default, MKL);
 - ``introzoo-bf16``: introzoo with ``--precision bf16`` (autocast forwards, float32 master weights);
 - ``introzoo-compile`` (only with ``--compile``): introzoo with the encoder and decoder through
   ``torch.compile`` (inductor's CPU backend: fused elementwise kernels, prepacked weights).
@@ -192,7 +192,7 @@ def sync(device):
 
 def time_loop(role: str, iterations: int, batch_size: int, device: torch.device) -> dict:
     """Warm up, then time ``iterations`` steps of one loop in this process."""
-    from introzoo.perf import tune_allocator
+    from introzoo.training.perf import tune_allocator
 
     if role.startswith("introzoo") or role == "reference+alloc":
         tune_allocator()
@@ -200,7 +200,7 @@ def time_loop(role: str, iterations: int, batch_size: int, device: torch.device)
     g = torch.Generator().manual_seed(0)
     batches = [eight_gaussians(batch_size, g).to(device) for _ in range(16)]
     if role.startswith("introzoo"):
-        from introzoo import kernels
+        from introzoo.training import kernels
 
         precision = "bf16" if role == "introzoo-bf16" else "fp32"
         model = make_model(device)
@@ -254,7 +254,7 @@ def gemm_peak(device: torch.device, seconds: float = 0.3) -> dict[str, float]:
     """GFLOP/s of this machine's products at the step's shapes (x (B, 256) @ W (256, 256)^T forward, and
     the two backward products, B = 512 and 1024), per kind: float32 via MKL (``aten``) and oneDNN, and
     bfloat16; the best of repeated timings, at the current thread count."""
-    from introzoo import kernels
+    from introzoo.training import kernels
 
     out: dict[str, float] = {}
     g = torch.Generator().manual_seed(0)

@@ -39,7 +39,7 @@ from introzoo.backbones.resnet import ResNetConfig, build
 from introzoo.model import VAE
 from introzoo.objectives.base import TrainSettings
 from introzoo.objectives.soft import SoftConfig, SoftIntroVAE
-from introzoo.perf import tune_allocator
+from introzoo.training.perf import tune_allocator
 from introzoo.priors.gaussian import StandardGaussian
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,7 +80,7 @@ def _sync(device: torch.device) -> None:
 
 def _ours(device: torch.device, channels_last: bool, precision: str = "fp32", path: str = "aten"):
     """introzoo's step with a precision and a kernel path for the Linear products (the ``fc`` layers)."""
-    from introzoo import kernels
+    from introzoo.training import kernels
 
     obj = SoftIntroVAE(CONFIG, make_model(device, channels_last=channels_last), [], TrainSettings(precision=precision))
 
@@ -92,7 +92,7 @@ def _ours(device: torch.device, channels_last: bool, precision: str = "fp32", pa
 
 def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_last: bool, blocks: int = 2,
             variants: bool = True) -> dict:
-    from introzoo import kernels
+    from introzoo.training import kernels
 
     ref = ReferenceLoop(make_model(device, channels_last=channels_last), CONFIG, 2e-4, log_pass=False)
     loops = {"introzoo": _ours(device, channels_last),

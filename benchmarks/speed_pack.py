@@ -2,7 +2,7 @@
 
 Each member is the 2D protocol's ``soft`` run on 8 Gaussians (MLP 3x256, zdim 2, batch 512) with its
 own seed and beta_kl, past the warm-up (``num_vae=0``). Times ``--iterations`` steps of a pack
-(:class:`introzoo.pack.Pack`) for each size M, each in a fresh process (so that its peak memory is its
+(:class:`introzoo.packing.loop.Pack`) for each size M, each in a fresh process (so that its peak memory is its
 own), and in the same process right after it, of the first ``--solo-members`` of those runs one by one
 (the same load for both: the ratio is paired). Prints member-iterations/s,
 runs/hour (30,000-iteration runs), the ratio to one by one, peak memory per member (RSS above the
@@ -25,11 +25,13 @@ from pathlib import Path
 
 import torch
 
-from introzoo import kernels, plugins
+from introzoo import plugins
+
+from introzoo.training import kernels
 from introzoo.config import RunConfig, resolve
-from introzoo.pack import Pack
-from introzoo.perf import tune_allocator
-from introzoo.train import build
+from introzoo.packing.loop import Pack
+from introzoo.training.perf import tune_allocator
+from introzoo.training.loop import build
 
 ITERATIONS = 30_000  # per run of the grid (seed 001 protocol)
 SPEC_IT_S = {"idle": 18.0, "loaded": 13.6}  # the official 2D loop, one run (docs/packing.md, "Speed (CPU)")
@@ -40,7 +42,7 @@ TOML = Path(__file__).resolve().parent / "toy2d.toml"
 def grid_runs() -> int:
     """Runs of ``benchmarks/toy2d.toml``: the grid with one seed, then the best configuration per
     (objective, data) with the other seeds (its ``select`` protocol)."""
-    from introzoo.sweep import expand, load_sweep_file
+    from introzoo.sweeps.grid import expand, load_sweep_file
 
     spec = load_sweep_file(TOML)
     tasks = expand(spec, plugins.registry(), seeds=[spec.seed_start])
@@ -86,8 +88,8 @@ def measure(m: int, device: str, iterations: int, threads: int | None, solo_memb
             path: str = "aten") -> dict[str, float]:
     """In a fresh process: the pack of ``m`` (member-iterations per wall second and per CPU second, peak
     MiB per member), then the first ``solo_members`` of the same runs one by one, both with the Linear
-    products on the kernel path ``path`` (:mod:`introzoo.kernels`; a pack uses its members' path)."""
-    tune_allocator()  # as introzoo.train.train and introzoo.pack.train_pack do
+    products on the kernel path ``path`` (:mod:`introzoo.training.kernels`; a pack uses its members' path)."""
+    tune_allocator()  # as introzoo.training.loop.train and introzoo.packing.loop.train_pack do
     if threads:
         torch.set_num_threads(threads)
     with kernels.use(path):

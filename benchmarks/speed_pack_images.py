@@ -3,7 +3,7 @@
 Each member is ``soft`` on ``digits`` (8x8, batch 64, zdim 8, past the warm-up) with the ``conv`` or
 ``resnet`` backbone (``--channels``, default the digits default 32 64) and its own seed and beta_kl.
 For each size M, in a fresh process: ``--iterations`` timed steps of the pack
-(:class:`introzoo.pack.Pack`, grouped convolutions, :mod:`introzoo.packed_conv`), then the same M runs one
+(:class:`introzoo.packing.loop.Pack`, grouped convolutions, :mod:`introzoo.packing.conv`), then the same M runs one
 by one for as many steps each. Prints member-iterations per wall second and per CPU second of the process
 (on a shared machine the CPU-second rate is the one other processes' load does not change) and the ratio.
 
@@ -21,9 +21,9 @@ from speed_pack import Clock  # benchmarks/speed_pack.py: wall and CPU time, syn
 
 from introzoo import plugins
 from introzoo.config import RunConfig, resolve
-from introzoo.pack import Pack
-from introzoo.perf import tune_allocator
-from introzoo.train import build
+from introzoo.packing.loop import Pack
+from introzoo.training.perf import tune_allocator
+from introzoo.training.loop import build
 
 BATCH = 64
 

@@ -15,7 +15,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from introzoo.backbones.mlp import MLPConfig, build
-from introzoo.packed import PackedMLP
+from introzoo.packing.model import PackedMLP
 
 
 def rate(fn, seconds: float) -> float:

@@ -17,7 +17,7 @@ import torch
 
 from introzoo import plugins
 from introzoo.config import RunConfig, resolve
-from introzoo.train import build
+from introzoo.training.loop import build
 
 
 def make(objective: str, prior: str, regs: list[str]):

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from introzoo import plugins
-from introzoo.executors import LocalConfig, LocalExecutor
-from introzoo.sweep import SweepSpec, expand
+from introzoo.sweeps.executors import LocalConfig, LocalExecutor
+from introzoo.sweeps.grid import SweepSpec, expand
 
 
 def measure(workers: int, threads: int, runs: int, iterations: int) -> float:

@@ -29,12 +29,12 @@ from typing import Any, Sequence
 
 import torch
 
-from . import train as _loop
+from .training import loop as _loop
 from .config import ResolvedRun, RunConfig, from_json, resolve
 from .errors import UsageError
 from .inputs import check_resume_every
 from .options import train_option_names
-from .runs import STATUS_FINISHED, RunDir
+from .training.run_dir import STATUS_FINISHED, RunDir
 
 
 @dataclass
@@ -192,13 +192,13 @@ def train(*, out: str | Path | None = None, threads: int | None = None, resume_e
         warnings.warn(note, UserWarning, stacklevel=_caller_level())
     path = Path(out) if out is not None else run.default_dir()
     if progress is True:
-        from .cli_common import RichProgress
+        from .progress import RichProgress
 
         image = getattr(run.dataset, "kind", "") == "image"
         progress = RichProgress("training", batch_size=int(run.train["batch_size"]) if image else None)
     elif progress is False:
         progress = None
-    from .resume import Resumable
+    from .training.resume import Resumable
 
     result, built = _loop.train_built(run, path, progress,
                                       resumable=Resumable(every_s=resume_every) if resume_every > 0 else None)

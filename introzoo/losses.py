@@ -18,7 +18,7 @@ LOG_2PI = math.log(2 * math.pi)
 def rec(x: torch.Tensor, y: torch.Tensor, lead: int = 0) -> torch.Tensor:
     """REC(x, y) = sum over data dimensions of (x - y)^2, one value per sample (docs/conventions.md,
     "Shared terms"). ``lead``: leading dimensions before the batch dimension (1 for a pack of members,
-    see :mod:`introzoo.packed`)."""
+    see :mod:`introzoo.packing.model`)."""
     return (x - y).pow(2).reshape(tuple(x.shape[:lead + 1]) + (-1,)).sum(-1)
 
 

@@ -18,7 +18,7 @@ def grouped(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The tensors through one identity view each, so that the gradients of every use inside a call
     (a mixture prior's Monte Carlo KL uses ``mu`` twice; a regularizer may too) are summed there first
     and reach the tensor as one contribution. A pack hands each member its slice through one ``unbind``
-    (:mod:`introzoo.packed_members`), which groups the same way; with the same grouping alone and in a
+    (:mod:`introzoo.packing.members`), which groups the same way; with the same grouping alone and in a
     pack, float32 gradient sums associate alike and a packed member is its solo run bit for bit."""
     return tuple(t.view_as(t) for t in tensors)
 
@@ -65,7 +65,7 @@ class VAE(DataShaped, nn.Module):
 
     def noise(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like ``like`` (data-parallel runs draw the whole batch's and keep
-        their rows, :mod:`introzoo.distributed`)."""
+        their rows, :mod:`introzoo.training.distributed`)."""
         return torch.randn_like(like)
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Everything else is derived from its fields: :class:`TrainOverrides` (every option optional, ``None`` =
 not given) is the training part of a run's :class:`~introzoo.config.RunConfig`, of a sweep file and of
-:class:`~introzoo.sweep.SweepSpec`; the ``run`` and ``sweep`` commands build one command-line option
+:class:`~introzoo.sweeps.grid.SweepSpec`; the ``run`` and ``sweep`` commands build one command-line option
 per field (``lr_gamma`` -> ``--lr-gamma``; extra flags from ``json_schema_extra={"flags": [...]}``, help
 from the description); the resolved values (introzoo's defaults < the dataset's protocol < explicit
 options) are what ``config.json`` records under ``train`` and what an objective receives.

@@ -92,6 +92,6 @@ def check_output_file(path: str | Path, flag: str = "--out", suffixes: tuple[str
 
 def cache_dir() -> Path:
     """introzoo's cache: ``$INTROZOO_CACHE``, else ``~/.cache/introzoo`` (extractor weights, the kernel
-    measurements of :mod:`introzoo.kernels`)."""
+    measurements of :mod:`introzoo.training.kernels`)."""
     env = os.environ.get("INTROZOO_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "introzoo"

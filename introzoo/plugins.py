@@ -49,7 +49,7 @@ BUILTIN_MODULES = (
     "introzoo.data",
     "introzoo.metrics",
     "introzoo.extractors",
-    "introzoo.executors",
+    "introzoo.sweeps.executors",
     "introzoo.loggers.tensorboard",
 )
 

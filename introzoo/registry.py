@@ -86,7 +86,7 @@ class Component:
             "plugin": self.plugin,
             "version": self.version,
             "primary": getattr(self.config, "primary", None),
-            "packable": bool(getattr(self.factory, "packable", False)),  # trains in a pack (introzoo.pack)
+            "packable": bool(getattr(self.factory, "packable", False)),  # trains in a pack (introzoo.packing.loop)
             "options": options,
         }
 

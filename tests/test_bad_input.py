@@ -342,7 +342,7 @@ def test_leaderboard_leaves_out_and_names_an_unreadable_run(sweep_store, tmp_pat
 
 
 def test_internal_error_is_one_line_with_a_hint_and_a_traceback_under_debug(monkeypatch, capsys):
-    from introzoo import cli
+    from introzoo.cli import commands as cli
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("a bug")
@@ -368,7 +368,7 @@ def test_internal_error_is_one_line_with_a_hint_and_a_traceback_under_debug(monk
     (OSError(28, "No space left on device"), ["No space left on device"]),
 ])
 def test_allocation_and_os_failures_are_one_line_exit_2(exc, words, monkeypatch, capsys):
-    from introzoo import cli
+    from introzoo.cli import commands as cli
 
     def fail(*args, **kwargs):
         raise exc
@@ -498,7 +498,8 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(resume_every, tmp
 
 @pytest.mark.parametrize("layout", ["v2", "v1"])
 def test_memory_limit_is_the_cgroup_limit_when_lower_and_says_so(layout, tmp_path, monkeypatch, capsys):
-    from introzoo import cli, limits
+    from introzoo.cli import commands as cli
+    from introzoo.training import limits
 
     limit = 64 * 1024 ** 2
     root = tmp_path / "cgroup"
@@ -531,7 +532,7 @@ def test_memory_limit_is_the_cgroup_limit_when_lower_and_says_so(layout, tmp_pat
 
 
 def test_atomic_writes_honour_the_umask(finished_run, tmp_path):
-    from introzoo.runs import atomic_write_json
+    from introzoo.training.run_dir import atomic_write_json
 
     for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
         previous = os.umask(mask)

@@ -228,7 +228,7 @@ def test_a_correct_plugin_mixture_with_data_initialisation_passes_the_contract(r
 
 
 def test_latent_plot_draws_the_components_of_a_mixture(tmp_path, monkeypatch):
-    from introzoo import plots
+    from introzoo.figures import pictures as plots
 
     seen = {}
     monkeypatch.setattr(plots, "save_latent_figure", lambda out, z, dens, half, c, caption="": seen.update(c=c) or "latent.png")

@@ -1,4 +1,4 @@
-"""Data-parallel training (``introzoo run --ddp`` under torchrun, :mod:`introzoo.distributed`)."""
+"""Data-parallel training (``introzoo run --ddp`` under torchrun, :mod:`introzoo.training.distributed`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from torch import distributed as dist
 import introzoo
 from introzoo.cli import main
 from introzoo.config import RunConfig, resolve
-from introzoo.distributed import DataParallel
+from introzoo.training.distributed import DataParallel
 from introzoo.errors import UsageError
 from introzoo.plugins import registry
-from introzoo.train import train
+from introzoo.training.loop import train
 
 ROOT = Path(introzoo.__file__).resolve().parents[1]
 #: a soft run with a 5-iteration VAE warm-up: both kinds of step (one joint optimiser step; the

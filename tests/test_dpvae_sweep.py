@@ -13,7 +13,7 @@ from scipy.stats import multivariate_normal
 from introzoo import plugins
 from introzoo.errors import UsageError
 from introzoo.priors.base import aggregate_log_posterior, lowest_posterior
-from introzoo.sweep import SweepSpec, data_name, expand, load_sweep_file
+from introzoo.sweeps.grid import SweepSpec, data_name, expand, load_sweep_file
 
 DPVAE = Path(__file__).resolve().parents[1] / "benchmarks" / "dpvae.toml"
 

@@ -15,7 +15,7 @@ from introzoo.cli import main
 from introzoo.config import RunConfig, resolve
 from introzoo.data.factors import Factors2D, Factors2DConfig
 from introzoo.data.toy2d import MOONS_CENTRE, Moons, MoonsConfig, two_moons
-from introzoo.latent_cli import interpolation_latents, traversal_latents
+from introzoo.figures.latent import interpolation_latents, traversal_latents
 from introzoo.metrics.factor import FactorScoreConfig, factor_score, majority_vote_accuracy
 from introzoo.priors.base import LowPosteriorSampler, aggregate_log_posterior
 from introzoo.priors.flow import FlowPrior
@@ -197,7 +197,7 @@ def test_low_posterior_refused_for_sg(runs, capsys):
 def _fits_grid(path, rows: int, cols: int) -> bool:
     """The PNG holds a grid of ``rows`` x ``cols`` digits under a caption line, beside a label column: digits are
     8x8, enlarged x4 to 32x32; make_grid pads by 2: W = cols*34 + 2, H = rows*34 + 2."""
-    from introzoo.figure import FONT_SIZE
+    from introzoo.figures.layout import FONT_SIZE
 
     w, h = Image.open(path).size
     return h == FONT_SIZE + 6 + rows * 34 + 2 and w > cols * 34 + 2
@@ -291,7 +291,7 @@ def test_dpvae_benchmark_expands_regularizer_by_prior(capsys):
     from pathlib import Path
 
     from introzoo import plugins
-    from introzoo.sweep import expand, load_sweep_file
+    from introzoo.sweeps.grid import expand, load_sweep_file
 
     reg = plugins.registry()
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "dpvae.toml"
@@ -309,7 +309,7 @@ def test_dpvae_benchmark_expands_regularizer_by_prior(capsys):
 
 
 def test_published_rows_carry_regularizer_and_prior():
-    from introzoo.leaderboard import metric_direction, published_rows
+    from introzoo.sweeps.leaderboard import metric_direction, published_rows
 
     spec = {"published": {"mnist": {"vae + beta-h @ flow": {"factor_score": 0.85}, "soft": {"kl": [1.0, 0.1]}}}}
     rows = {r.label: r for r in published_rows(spec, {"mnist"})}

@@ -167,7 +167,7 @@ def test_every_phase_is_reported_and_every_metric_timed(ds):
     from introzoo.metrics.fid import FIDConfig, FIDGen
     from introzoo.metrics.likelihood import NLL, NLLConfig
     from introzoo.metrics.probes import ProbeConfig, knn
-    from introzoo.lifecycle import evaluate
+    from introzoo.training.lifecycle import evaluate
 
     rec = Recorder()
     ctx = ctx_for(tiny(torch.float32), ds, chunk=32, progress=rec)

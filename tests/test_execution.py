@@ -9,7 +9,7 @@ from urllib.error import URLError
 import pytest
 import torch
 
-from introzoo import train as train_module
+from introzoo.training import loop as train_module
 from introzoo.cli import main
 
 
@@ -124,7 +124,7 @@ def test_plan_shows_the_prior_options_and_a_covering_warm_up_warns(tmp_path, cap
 def test_run_without_threads_takes_one_thread_on_2d_and_says_so(tmp_path, threads, capsys, monkeypatch):
     """2D runs: one thread unless --threads says otherwise; images: torch's default capped by the cores
     the load average leaves free; the plan line says which and why."""
-    from introzoo import cli_common
+    from introzoo.cli import common as cli_common
 
     torch.set_num_threads(2)
     assert main(["run", "-n", "3", "-m", "kl,n_samples=100", "--out", str(tmp_path / "a")]) == 0

@@ -215,7 +215,7 @@ def test_2d_mog_starts_from_data_unless_asked_otherwise(data):
 
 def test_2d_mog_data_init_is_the_encoders_posterior_of_k_training_points():
     from introzoo.data.toy2d import eight_gaussians
-    from introzoo.train import build
+    from introzoo.training.loop import build
 
     cfg = RunConfig(prior="mog:8", data="8gaussians", metrics=[], seed=3, device="cpu")
     run = resolve(cfg, plugins.registry())

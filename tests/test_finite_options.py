@@ -10,7 +10,7 @@ from introzoo.cli import main
 from introzoo.errors import UsageError
 from introzoo.priors.gaussian import StandardGaussian
 from introzoo.spec import resolve
-from introzoo.sweep import SweepSpec
+from introzoo.sweeps.grid import SweepSpec
 
 
 @pytest.mark.parametrize("args,message", [

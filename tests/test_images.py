@@ -334,7 +334,7 @@ def test_image_run_leaves_grids_checkpoint_and_image_metrics(digits_run):
 def test_the_early_progress_grid_leaves_the_run_unchanged(tmp_path, monkeypatch):
     """The early grid (iteration 25, within minutes on a CPU) draws without touching the run's random
     streams: the run's history and weights equal a run without it, bit for bit."""
-    from introzoo import lifecycle
+    from introzoo.training import lifecycle
 
     base = ["run", "-d", "digits", "-o", "soft,beta_neg=64", "-n", "40", "--log-every", "5", "--metric", "knn5",
             "--threads", "1", "-q"]

@@ -1,4 +1,4 @@
-"""Kernel paths of the Linear products (``--kernels``, introzoo.kernels): the oneDNN path computes what
+"""Kernel paths of the Linear products (``--kernels``, introzoo.training.kernels): the oneDNN path computes what
 torch's default computes to float32 rounding (forward, backward, 50 training steps of soft, intro and
 soft-prior + mog), never changes a run's hash, is recorded in config.json, is chosen by measurement
 (cached) for ``auto``, and packs stay equal to their solo runs on it."""
@@ -11,10 +11,12 @@ import json
 import pytest
 import torch
 
-from introzoo import kernels, plugins
+from introzoo import plugins
+
+from introzoo.training import kernels
 from introzoo.config import RunConfig, resolve
 from introzoo.testing.checks_pack import compare_pack
-from introzoo.train import train
+from introzoo.training.loop import train
 
 pytestmark = pytest.mark.skipif(not kernels.available("onednn"), reason="torch without oneDNN")
 
@@ -68,7 +70,7 @@ def test_each_of_fifty_steps_on_onednn_agrees_with_aten_to_float32_rounding(obje
     decoder's gradients come after the encoder's Adam
     step, where a rounding-sized gradient near 0 may flip an update's sign; a whole trajectory differs
     further: the adversarial game amplifies rounding, as between two machines.)"""
-    from introzoo.train import build
+    from introzoo.training.loop import build
 
     built = build(_run(objective, "aten", **extra))
     data = built.dataset.batches(512, torch.Generator().manual_seed(0))

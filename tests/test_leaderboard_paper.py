@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from introzoo import leaderboard as lb
+from introzoo.sweeps import leaderboard as lb
 from introzoo.cli import main
-from introzoo.runs import atomic_write_json
-from introzoo.sweep import load_sweep_file
+from introzoo.training.run_dir import atomic_write_json
+from introzoo.sweeps.grid import load_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DIRECTIONS = {"kl": "min", "jsd": "min", "gnelbo": "min"}

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from introzoo import limits
+from introzoo.training import limits
 from introzoo.cli import main
 from introzoo.config import RunConfig, resolve
 from introzoo.errors import UsageError

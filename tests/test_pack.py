@@ -8,8 +8,8 @@ import torch
 from introzoo import hookimpl, plugins
 from introzoo.config import RunConfig, resolve
 from introzoo.errors import UsageError
-from introzoo.pack import check_packable
-from introzoo.packed import MaskedAdam
+from introzoo.packing.loop import check_packable
+from introzoo.packing.model import MaskedAdam
 from introzoo.testing import checks_pack
 from introzoo.testing.checks_pack import compare_pack
 
@@ -123,8 +123,8 @@ class _Logger:
 def test_a_logger_plugin_sees_each_packed_member_as_its_solo_run(tmp_path, float64, register_plugin):
     """One training loop: a packed member calls the run hooks as its solo run does (records, divergence
     and end), and writes the same metrics.json keys; one member diverges."""
-    from introzoo.pack import train_pack
-    from introzoo.train import train
+    from introzoo.packing.loop import train_pack
+    from introzoo.training.loop import train
 
     logger = _Logger()
     register_plugin(logger, name="logger")

@@ -14,8 +14,8 @@ from introzoo import plugins
 from introzoo.config import RunConfig, resolve
 from introzoo.data.images import ImageDataset
 from introzoo.errors import UsageError
-from introzoo.packed_conv import PackedConvNet
-from introzoo.sweep_pack import pack_key
+from introzoo.packing.conv import PackedConvNet
+from introzoo.sweeps.packs import pack_key
 from introzoo.testing import checks_pack
 from introzoo.testing.checks_pack import compare_pack
 
@@ -85,7 +85,7 @@ def test_resnet_pack_equals_solo_runs_batchnorm_included(tmp_path, float64):
 def test_image_runs_get_pack_keys_and_stacked_layers_keep_solo_names(float64):
     runs = _runs("soft", "resnet,channels=[8,16]", [dict(seed=0, opts="num_vae=0"), dict(seed=1, opts="beta_kl=2.0")])
     assert pack_key(runs[0]) is not None and pack_key(runs[0]) == pack_key(runs[1])
-    from introzoo.train import build
+    from introzoo.training.loop import build
 
     models = [build(r).model for r in runs]
     net = PackedConvNet([m.decoder for m in models], "decoder")
@@ -117,7 +117,7 @@ def test_layers_that_do_not_pack_say_so():
 def test_a_pack_holds_one_image_split_whatever_its_size(tmp_path, monkeypatch):
     """A pack shares one dataset: 16 members load the training split once, so the pack's data takes one
     member's memory (the same tensor storage), where one load per member took 16 times it."""
-    from introzoo.pack import train_pack
+    from introzoo.packing.loop import train_pack
 
     runs = _runs("vae", "conv,channels=[4]", [dict(seed=s, opts="beta_kl=1.0", iterations=2, image_every=100)
                                               for s in range(16)])

@@ -15,7 +15,7 @@ import torch
 
 from introzoo import plugins
 from introzoo.config import RunConfig, resolve
-from introzoo.pack import Pack
+from introzoo.packing.loop import Pack
 from introzoo.testing import checks_pack
 from introzoo.testing.checks_pack import compare_pack
 
@@ -89,7 +89,7 @@ def test_warmup_end_hooks_run_per_member_at_their_own_iteration(float64):
     """The prior's and the regularizers' warm-up end hooks run once, at member i's own ``num_vae``."""
     members = [dict(seed=s, opts=f"num_vae={n}") for s, n in ((0, 2), (1, 5))]
     runs = _runs("soft-prior", "mog:3,kl_samples=5", ["clip-logvar"], "8gaussians", 8, members)
-    from introzoo import train as solo
+    from introzoo.training import loop as solo
 
     builts, gens = [], []
     for r in runs:

@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from introzoo import plugins
-from introzoo import sweep_pack as sp
+from introzoo.sweeps import packs as sp
 from introzoo.cli import main
 from introzoo.config import RunConfig, resolve
-from introzoo.runs import RunDir
-from introzoo.sweep import SweepSpec, expand
-from introzoo.train import build
+from introzoo.training.run_dir import RunDir
+from introzoo.sweeps.grid import SweepSpec, expand
+from introzoo.training.loop import build
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(iterations=30, batch_size=32, metrics=["kl,n_samples=300"])
@@ -120,15 +120,15 @@ def test_pack_option_errors_are_one_line(capsys):
 # ---------------------------------------------------------------- claims
 
 def test_a_pack_claims_every_member_and_skips_one_held_elsewhere(tmp_path, monkeypatch):
-    import introzoo.pack
+    import introzoo.packing.loop
 
-    real = introzoo.pack.train_pack
+    real = introzoo.packing.loop.train_pack
 
     def checked(runs, dirs, *a, **k):  # while the pack trains, no other process can claim a member
         assert all(RunDir(d).claim(wait=False) is None for d in dirs)
         return real(runs, dirs, *a, **k)
 
-    monkeypatch.setattr(introzoo.pack, "train_pack", checked)
+    monkeypatch.setattr(introzoo.packing.loop, "train_pack", checked)
     reg = plugins.registry()
     tasks = expand(SweepSpec(objective=["vae,beta_kl=0.1|0.5"], seeds=2, backbone=["mlp,hidden=16,layers=1"], **TINY),
                    reg, sweep_dir=tmp_path)

@@ -1,4 +1,4 @@
-"""The run's pictures (introzoo/figure.py, introzoo/plots.py): 2D panels with ticks, a colour bar beside each
+"""The run's pictures (introzoo/figures/layout.py, introzoo/figures/pictures.py): 2D panels with ticks, a colour bar beside each
 density and a caption naming the run and iteration; image grids with row labels and the epoch; compact.
 The figures' descriptions are inspected, not their pixels. ``.npy`` samples are clamped like the PNGs. The
 pictures of ``sample``, ``traverse``, ``interpolate`` and ``ood`` (ROC curves) are captioned with the run and
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from introzoo import plots
+from introzoo.figures import pictures as plots
 from introzoo.cli import main
-from introzoo.figure import Figure, ImageRows, Panel, nice_ticks, tick_label
+from introzoo.figures.layout import Figure, ImageRows, Panel, nice_ticks, tick_label
 
 
 def test_nice_ticks_are_round_and_inside_the_range():
@@ -34,7 +34,7 @@ def g8_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run_2d(g8_dir):
-    from introzoo.train import load
+    from introzoo.training.loop import load
 
     return load(g8_dir)
 
@@ -75,7 +75,7 @@ def test_render_reserves_room_for_ticks_and_the_colour_bar():
 
 def test_image_progress_grid_has_row_labels_and_the_epoch(run_2d, tmp_path):
     from introzoo.data import images
-    from introzoo.train import Built
+    from introzoo.training.loop import Built
 
     ds = images.factory("digits")(images.ImageConfig())
     run, built = run_2d
@@ -119,7 +119,7 @@ def test_npy_samples_are_clamped_to_the_data_range(tmp_path, monkeypatch):
     assert main(["sample", str(run), "--n", "64", "--out", str(out), "--seed", "1"]) == 0
     x = np.load(out)
     assert x.shape == (64, 1, 8, 8) and x.min() >= 0.0 and x.max() <= 1.0
-    from introzoo.train import load
+    from introzoo.training.loop import load
 
     _, built = load(run)
     torch.manual_seed(1)

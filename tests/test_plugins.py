@@ -321,7 +321,7 @@ def test_pip_install_of_the_example_plugin_then_uninstall(tmp_path):
 # -- which code made each leaderboard row --------------------------------------------------------------
 
 def _run(root: Path, h: str, key: str, seed: int, prior_version: str) -> None:
-    from introzoo.runs import atomic_write_json
+    from introzoo.training.run_dir import atomic_write_json
 
     d = root / "runs" / h
     d.mkdir(parents=True)
@@ -336,8 +336,8 @@ def _run(root: Path, h: str, key: str, seed: int, prior_version: str) -> None:
 
 
 def test_leaderboard_says_which_code_made_each_row(tmp_path, capsys):
-    from introzoo import leaderboard as lb
-    from introzoo.run_store import code_of
+    from introzoo.sweeps import leaderboard as lb
+    from introzoo.sweeps.records import code_of
 
     _run(tmp_path, "a0", "A", 0, "0.1.0")
     _run(tmp_path, "a1", "A", 1, "0.2.0")  # the plugin was upgraded between the seeds

@@ -1,4 +1,4 @@
-"""Mixed precision (``--precision``, :mod:`introzoo.precision`): bf16 / fp16 track fp32, fp32 is untouched."""
+"""Mixed precision (``--precision``, :mod:`introzoo.training.precision`): bf16 / fp16 track fp32, fp32 is untouched."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from introzoo.cli import main
 from introzoo.config import RunConfig, resolve
 from introzoo.errors import UsageError
 from introzoo.plugins import registry
-from introzoo.precision import Precision, check_supported
-from introzoo.train import build
+from introzoo.training.precision import Precision, check_supported
+from introzoo.training.loop import build
 
 #: the stated tolerance: over 50 steps every logged loss of a bf16 run stays within 2% of the fp32 run's
 #: (measured on this setup: at most 0.4% for soft, 0.6% for vae)

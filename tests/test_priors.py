@@ -214,7 +214,7 @@ def test_vamp_log_variances_can_be_clipped():
 def test_latent_plot_range_follows_the_latents():
     """The latent plot's square fits the aggregate posterior and the prior: a prior concentrated on a
     small region fills the panel, a standard Gaussian gets the usual ~3 half-width."""
-    from introzoo.plots import latent_half_range
+    from introzoo.figures.pictures import latent_half_range
 
     g = torch.Generator().manual_seed(0)
     small = 0.05 * torch.randn(4000, 2, generator=g)

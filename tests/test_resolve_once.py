@@ -12,13 +12,14 @@ import pytest
 from rich.console import Console
 
 from introzoo import config as config_mod
-from introzoo import leaderboard as lb
-from introzoo import plugins, sweep
+from introzoo.sweeps import leaderboard as lb
+from introzoo import plugins
+from introzoo.sweeps import grid as sweep
 from introzoo.cli import app, main
 from introzoo.options import TrainOptions
 from introzoo.registry import Component
-from introzoo.runs import atomic_write_json
-from introzoo.sweep import SweepSpec, expand
+from introzoo.training.run_dir import atomic_write_json
+from introzoo.sweeps.grid import SweepSpec, expand
 
 CHEAP = ["kl,n_samples=300", "jsd,n_samples=300"]
 
@@ -109,7 +110,7 @@ def test_sweep_takes_lr_gamma_and_zdim_from_the_command_line(tmp_path, capsys):
 
 
 def test_workers_flag_wins_over_the_executor_spec():
-    from introzoo.sweeps_cli import build_spec, make_executor
+    from introzoo.cli.sweep_run import build_spec, make_executor
 
     reg = plugins.registry()
     executor, cfg = make_executor(reg, build_spec(None, executor="local,workers=2"), 4, None)
@@ -156,7 +157,7 @@ def test_leaderboard_rows_name_every_varying_axis(tmp_path):
 
 
 def test_dry_run_grid_has_a_backbone_column():
-    from introzoo.sweeps_cli import print_grid
+    from introzoo.cli.sweep_run import print_grid
 
     tasks = expand(SweepSpec(objective=["vae"], backbone=["mlp,hidden=32|64"], iterations=5, metrics=CHEAP),
                    plugins.registry())

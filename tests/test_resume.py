@@ -10,9 +10,9 @@ import torch
 
 from introzoo import plugins
 from introzoo.config import RunConfig, resolve
-from introzoo.resume import Resumable
-from introzoo.runs import RunDir
-from introzoo.train import train
+from introzoo.training.resume import Resumable
+from introzoo.training.run_dir import RunDir
+from introzoo.training.loop import train
 
 METRICS = ["kl,n_samples=300"]
 

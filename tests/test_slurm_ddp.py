@@ -9,10 +9,10 @@ import pytest
 
 from introzoo.config import RunConfig, resolve
 from introzoo.errors import UsageError
-from introzoo.executors_slurm import SubmititConfig, SubmititExecutor, SweepRun
+from introzoo.sweeps.slurm import SubmititConfig, SubmititExecutor, SweepRun
 from introzoo.plugins import registry
-from introzoo.sweep import SweepSpec
-from introzoo.sweeps_cli import make_executor
+from introzoo.sweeps.grid import SweepSpec
+from introzoo.cli.sweep_run import make_executor
 
 submitit = pytest.importorskip("submitit")
 from test_slurm_executor import _sbatch_script  # noqa: E402

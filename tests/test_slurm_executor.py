@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from introzoo import executors_slurm as executors, plugins
+from introzoo import plugins
+
+from introzoo.sweeps import slurm as executors
 from introzoo.cli import main
-from introzoo.executors_slurm import SubmititConfig, SubmititExecutor, _JobResumable, _parse_states, _record_end, sbatch_params
-from introzoo.runs import atomic_write_json
-from introzoo.sweep import Task
-from introzoo.sweeps_cli import build_spec, make_executor
+from introzoo.sweeps.slurm import SubmititConfig, SubmititExecutor, _JobResumable, _parse_states, _record_end, sbatch_params
+from introzoo.training.run_dir import atomic_write_json
+from introzoo.sweeps.grid import Task
+from introzoo.cli.sweep_run import build_spec, make_executor
 
 submitit = pytest.importorskip("submitit")
 

@@ -168,7 +168,7 @@ def test_official_copy_schedule_after_epochs_counted_from_zero():
 
 
 def test_a_run_on_a_dataset_with_epochs_copies_once_an_epoch():
-    from introzoo.train import build
+    from introzoo.training.loop import build
 
     run = resolve(RunConfig(objective="soft-boot", data="digits", batch_size=64, metrics=[]), plugins.registry())
     built = build(run)

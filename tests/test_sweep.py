@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from introzoo import leaderboard as lb
+from introzoo.sweeps import leaderboard as lb
 from introzoo import plugins
 from introzoo.cli import main
 from introzoo.errors import UsageError
-from introzoo.executors import LocalConfig, LocalExecutor
-from introzoo.runs import atomic_write_json
-from introzoo.sweep import SweepSpec, Task, expand, expand_axis, load_sweep_file, pending, satisfies
+from introzoo.sweeps.executors import LocalConfig, LocalExecutor
+from introzoo.training.run_dir import atomic_write_json
+from introzoo.sweeps.grid import SweepSpec, Task, expand, expand_axis, load_sweep_file, pending, satisfies
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ["--metric", "kl,n_samples=500", "--metric", "gnelbo,grid=32,n_data=256"]

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from introzoo import leaderboard as lb
+from introzoo.sweeps import leaderboard as lb
 from introzoo import plugins
 from introzoo.cli import main
 from introzoo.errors import UsageError
-from introzoo.sweep import SweepSpec, component_names, expand, load_sweep_file, satisfies
-from introzoo.sweeps_cli import build_spec
+from introzoo.sweeps.grid import SweepSpec, component_names, expand, load_sweep_file, satisfies
+from introzoo.cli.sweep_run import build_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"

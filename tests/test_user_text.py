@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from introzoo.cli import EVAL_EPILOG, app, main
+from introzoo.cli import app, main
+from introzoo.cli.commands import EVAL_EPILOG
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = typer.main.get_command(app)

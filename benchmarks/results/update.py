@@ -19,10 +19,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from introzoo.leaderboard import render_leaderboard
+from introzoo.sweeps.leaderboard import render_leaderboard
 from introzoo.plugins import registry
 from introzoo.readers import read_json
-from introzoo.sweep import expand, load_sweep_file, write_manifest
+from introzoo.sweeps.grid import expand, load_sweep_file, write_manifest
 
 FILES = ("config.json", "metrics.json", "history.jsonl")
 HERE = Path(__file__).resolve().parent

@@ -3,7 +3,7 @@
 A backbone's encoder and decoder are plain ``nn.Module``s. One capability is optional structure,
 declared by having the members (a runtime-checkable ``typing.Protocol``, like the priors' capabilities):
 
-- :class:`ConvNet`: an image encoder or decoder in the two parts a pack stacks (:mod:`introzoo.packed_conv`,
+- :class:`ConvNet`: an image encoder or decoder in the two parts a pack stacks (:mod:`introzoo.packing.conv`,
   docs/packing.md); ``conv`` and ``resnet`` have them.
 """
 

@@ -15,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from ..kernels import Linear
+from ..training.kernels import Linear
 
 
 class ConvConfig(BaseModel):
@@ -79,4 +79,4 @@ def build(config: ConvConfig, data_shape: tuple[int, ...], zdim: int) -> tuple[n
     return enc, ConvDecoder(tuple(data_shape), zdim, list(config.channels), enc.feature_shape)
 
 
-build.packable = True  # trains in a pack as grouped convolutions (introzoo.packed_conv)
+build.packable = True  # trains in a pack as grouped convolutions (introzoo.packing.conv)

@@ -20,7 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from torch import nn
 
-from ..kernels import Linear
+from ..training.kernels import Linear
 
 
 class MLPConfig(BaseModel):
@@ -77,7 +77,7 @@ def build(config: MLPConfig, data_shape: tuple[int, ...], zdim: int) -> tuple[nn
             MLPDecoder(data_shape, zdim, config.hidden, config.layers))
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)
 
 
 def load_sequential_weights(module: nn.Module, state: dict[str, torch.Tensor], prefix: str) -> None:

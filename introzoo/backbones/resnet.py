@@ -27,7 +27,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from ..kernels import Linear
+from ..training.kernels import Linear
 
 
 class ResNetConfig(BaseModel):
@@ -133,4 +133,4 @@ def build(config: ResNetConfig, data_shape: tuple[int, ...], zdim: int) -> tuple
     return enc, dec
 
 
-build.packable = True  # trains in a pack as grouped convolutions (introzoo.packed_conv)
+build.packable = True  # trains in a pack as grouped convolutions (introzoo.packing.conv)

@@ -5,8 +5,8 @@ the multi-step schedule of the training settings. :meth:`Objective.train_step` p
 and returns named scalar losses (detached) for the history.
 
 Each player's update is ``self.backward(loss, inputs=...)`` then ``self.step_optimizers(name)``: the two
-places where the run's precision (:mod:`introzoo.precision`: the fp16 loss scale) and data parallelism
-(:mod:`introzoo.distributed`: gradients averaged over processes) act; in fp32 on one process they are
+places where the run's precision (:mod:`introzoo.training.precision`: the fp16 loss scale) and data parallelism
+(:mod:`introzoo.training.distributed`: gradients averaged over processes) act; in fp32 on one process they are
 ``loss.backward(...)`` and ``optimizer.step()``.
 """
 
@@ -21,7 +21,7 @@ from ..errors import UsageError
 from ..losses import rec
 from ..model import VAE, grouped
 from ..options import TrainOptions as TrainSettings  # the resolved training options an objective receives
-from ..precision import FP32, Precision
+from ..training.precision import FP32, Precision
 from .members import backward, bmean, lead
 
 __all__ = ["Objective", "TrainSettings"]
@@ -32,12 +32,12 @@ class Objective:
 
     name = ""
     #: the training step's precision (set from ``train.precision``); class defaults serve objects made
-    #: without ``__init__`` (the members of a pack, :mod:`introzoo.pack`)
+    #: without ``__init__`` (the members of a pack, :mod:`introzoo.packing.loop`)
     precision: Precision = FP32
     #: called with an optimiser before it steps: averages its gradients over the processes of a
-    #: data-parallel run (set by :func:`introzoo.distributed.attach`); ``None`` on one process
+    #: data-parallel run (set by :func:`introzoo.training.distributed.attach`); ``None`` on one process
     reduce_grads = None
-    #: iterations per epoch of the run's dataset (set by :func:`introzoo.train.build`; ``None`` for a
+    #: iterations per epoch of the run's dataset (set by :func:`introzoo.training.loop.build`; ``None`` for a
     #: generator without epochs): for schedules counted in epochs (``soft-boot``'s copies)
     epoch_length: int | None = None
 
@@ -66,7 +66,7 @@ class Objective:
               regularizers: list | None = None, phase: Callable[[int], bool] | None = None) -> "Objective":
         """An objective whose step runs on a given model with given optimisers, building none.
 
-        This is how a pack (:mod:`introzoo.pack`) runs an objective's own :meth:`step` on a view of its
+        This is how a pack (:mod:`introzoo.packing.loop`) runs an objective's own :meth:`step` on a view of its
         members: ``model`` is the view (tensors with a leading member dimension), ``config`` holds the
         members' options (a float that differs between members as a
         :class:`~introzoo.objectives.members.MemberOption`), ``groups`` and ``optimizers`` are keyed like

@@ -109,4 +109,4 @@ def build(config: IntroConfig, model, regularizers=None, train=None) -> IntroVAE
     return IntroVAE(config, model, regularizers, train)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

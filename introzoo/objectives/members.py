@@ -1,7 +1,7 @@
 """Batch helpers that let one step's loss code serve a single model and a pack of members.
 
 A single :class:`~introzoo.model.VAE` holds tensors ``(B, ...)``; a packed model
-(:mod:`introzoo.packed`) holds ``(k, B, ...)`` with one leading member dimension and declares
+(:mod:`introzoo.packing.model`) holds ``(k, B, ...)`` with one leading member dimension and declares
 ``lead = 1``. Per-sample losses are then ``(B,)`` or ``(k, B)``; a batch mean is a scalar or a
 ``(k, 1)`` column, so that per-member options (``(k, 1)`` tensors in a pack, floats alone) broadcast
 against both per-sample terms and batch means.

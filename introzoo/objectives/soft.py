@@ -179,4 +179,4 @@ def build(config: SoftConfig, model, regularizers=None, train=None) -> SoftIntro
     return SoftIntroVAE(config, model, regularizers, train)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

@@ -84,4 +84,4 @@ def build(config: SoftPriorConfig, model, regularizers=None, train=None) -> Soft
     return SoftIntroVAEPrior(config, model, regularizers, train)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

@@ -28,4 +28,4 @@ def build(config: VAEConfig, model, regularizers=None, train=None) -> VAEObjecti
     return VAEObjective(config, model, regularizers, train)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

@@ -49,9 +49,9 @@ class Prior(nn.Module):
     closed_form_kl: bool = False
     #: training points whose posteriors :meth:`init_from_posterior` receives before training (0: none)
     data_init_points: int = 0
-    #: a batched form for a pack (:mod:`introzoo.packed`): a classmethod ``pack_view(view)`` returning an
+    #: a batched form for a pack (:mod:`introzoo.packing.model`): a classmethod ``pack_view(view)`` returning an
     #: object with the prior's interface over the view's members (``sg``); ``None``: a pack runs each
-    #: member's own prior object, member by member (:mod:`introzoo.packed_members`)
+    #: member's own prior object, member by member (:mod:`introzoo.packing.members`)
     pack_view: ClassVar[Optional[Callable[[Any], Any]]] = None
 
     def __init__(self, zdim: int) -> None:

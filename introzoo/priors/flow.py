@@ -130,4 +130,4 @@ def build(config: FlowConfig, zdim: int) -> FlowPrior:
     return FlowPrior(zdim, config.L, config.hidden, config.kl_samples)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

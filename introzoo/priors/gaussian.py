@@ -36,7 +36,7 @@ class StandardGaussian(Prior):
 
     @classmethod
     def pack_view(cls, view) -> "PackedStandardGaussian":
-        """The batched form in a pack (:mod:`introzoo.packed`): no member needs its own object."""
+        """The batched form in a pack (:mod:`introzoo.packing.model`): no member needs its own object."""
         return PackedStandardGaussian(view)
 
 
@@ -63,4 +63,4 @@ def build(config: SGConfig, zdim: int) -> StandardGaussian:
     return StandardGaussian(zdim)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

@@ -177,4 +177,4 @@ def build(config: MoGConfig, zdim: int) -> MixturePrior:
                         config.init, config.kl_samples)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

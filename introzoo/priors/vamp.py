@@ -52,7 +52,7 @@ class VampPrior(Prior, Mixture, LogvarTransformable):
 
     def attach(self, model) -> None:
         """Called by the VAE: create pseudo-inputs of the data's shape. Called again (a pack attaches
-        its member model, :mod:`introzoo.packed_members`), it only changes the encoder it reads."""
+        its member model, :mod:`introzoo.packing.members`), it only changes the encoder it reads."""
         self._model = [model]
         if self.u is not None:
             return
@@ -137,4 +137,4 @@ def build(config: VampConfig, zdim: int) -> VampPrior:
     return VampPrior(zdim, config.K, config.clamp, config.to_mog, config.mog_learnable, config.kl_samples)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

@@ -87,4 +87,4 @@ def build(config: ClipLogvarConfig) -> ClipLogvar:
     return ClipLogvar(config)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

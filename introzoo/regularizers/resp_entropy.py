@@ -77,4 +77,4 @@ def build(config: RespEntropyConfig) -> RespEntropy:
     return RespEntropy(config)
 
 
-build.packable = True  # trains in a pack (introzoo.pack)
+build.packable = True  # trains in a pack (introzoo.packing.loop)

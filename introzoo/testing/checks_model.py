@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import plugins
 from ..errors import UsageError
-from ..precision import PRECISIONS, Precision
+from ..training.precision import PRECISIONS, Precision
 from ..priors.base import Prior
 from .checks_base import (_build_prior, _changed, _check_losses, _component, _expect, _finite, _offline,
                           _snapshot, _what, component_config, tiny_model)
@@ -181,7 +181,7 @@ OBJECTIVE_PRECISIONS: tuple[str, ...] = PRECISIONS
 EXACT_SCALE = 2.0 ** 12
 _ROUTING = ("back-propagate each loss with self.backward(loss, ...) and step with self.step_optimizers(...), "
             "never loss.backward() or optimizer.step() directly: that is where --precision fp16 scales the "
-            "losses and unscales the gradients (introzoo/precision.py)")
+            "losses and unscales the gradients (introzoo/training/precision.py)")
 
 
 class ExactScale(Precision):

@@ -1,7 +1,7 @@
 """The contract check "packed == one by one" for components that declare ``packable = True``.
 
-:func:`compare_pack` trains runs as one pack (:func:`introzoo.pack.train_pack`) and each alone
-(:func:`introzoo.train.train`) and raises ``AssertionError`` unless, member by member, the two run
+:func:`compare_pack` trains runs as one pack (:func:`introzoo.packing.loop.train_pack`) and each alone
+(:func:`introzoo.training.loop.train`) and raises ``AssertionError`` unless, member by member, the two run
 directories agree: status and divergence iteration, ``config.json`` hash, every ``history.jsonl`` line,
 the keys of ``metrics.json`` and the metrics, the run-lifecycle hook calls (events, iterations, records
 and the end result's status and keys), and for finished runs every tensor of the checkpoint (model parameters, the prior's
@@ -104,7 +104,7 @@ class _HookLog:
                 log.calls[self._key].append(("end", None, dict(result)))
                 super().end(result)
 
-        with mock.patch("introzoo.lifecycle.RunHooks", Recorded):
+        with mock.patch("introzoo.training.lifecycle.RunHooks", Recorded):
             yield self
 
     def of(self, path: Path) -> list[tuple[str, Any, Any]]:
@@ -129,8 +129,8 @@ def _same_hook_calls(packed: list, alone: list, tol: float, m: str) -> None:
 def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
     """Train ``runs`` packed and alone under ``out`` (``p<i>``, ``s<i>``); ``AssertionError`` at the first
     difference. Returns the members' statuses (``finished``/``diverged``)."""
-    from ..pack import train_pack
-    from ..train import train
+    from ..packing.loop import train_pack
+    from ..training.loop import train
 
     out = Path(out)
     hooks = _HookLog()
@@ -266,12 +266,12 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
         pytest.skip(f"{_what(comp)} does not declare packable = True")
     options = dict(options or {})
     no_plots = lambda *args, **kwargs: []  # noqa: E731 - figures are not compared; they cost most of the time
-    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.lifecycle.save_plots", no_plots), one_thread():
+    with tempfile.TemporaryDirectory() as tmp, mock.patch("introzoo.training.lifecycle.save_plots", no_plots), one_thread():
         for n, settings in enumerate(_candidates(kind, name, options)):
             with float64(), mock.patch.object(ImageDataset, "to_float", _to_float):
                 try:
                     runs = _member_runs(kind, name, options, settings)
-                    from ..train import build
+                    from ..training.loop import build
                     build(runs[0])  # objective, prior and regularizers accept each other
                 except UsageError:
                     continue

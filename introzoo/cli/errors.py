@@ -5,7 +5,7 @@ stderr and an exit code.
 - OS errors (a path that cannot be read or written, a full disk): the path and the reason, exit 2;
 - load errors of a file a user gave that no reader caught (JSON, TOML, pickle, UTF-8), exit 2;
 - allocation failures (``MemoryError``, ``torch.OutOfMemoryError``, PyTorch's allocator refusing):
-  what was asked and the memory limit (:mod:`introzoo.limits`), exit 2;
+  what was asked and the memory limit (:mod:`introzoo.training.limits`), exit 2;
 - anything else is a bug in introzoo or a plugin: ``internal error: Type: message`` and a hint to
   rerun with ``--debug`` (or ``INTROZOO_DEBUG=1``), which shows the traceback; exit 1.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from .errors import IntrozooError, first_line
+from ..errors import IntrozooError, first_line
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -44,7 +44,7 @@ def _os_line(exc: OSError) -> str:
 
 
 def _memory_line(exc: BaseException) -> str:
-    from .limits import ENV, format_size, memory_limit
+    from ..training.limits import ENV, format_size, memory_limit
 
     try:
         limit, source = memory_limit()

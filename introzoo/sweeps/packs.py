@@ -3,9 +3,9 @@
 (:func:`execute_pack`).
 
 Runs go into one pack when :func:`pack_key` gives them the same key: every component packs
-(:func:`introzoo.pack.check_packable`), the dataset is 2D or of images, and they share the objective (and its options
+(:func:`introzoo.packing.loop.check_packable`), the dataset is 2D or of images, and they share the objective (and its options
 other than the floats and ``num_vae``), the prior and the backbone with their options, the dataset, the
-regularizers, the device and the training options other than :data:`introzoo.pack.MEMBER_TRAIN_OPTIONS`.
+regularizers, the device and the training options other than :data:`introzoo.packing.loop.MEMBER_TRAIN_OPTIONS`.
 Every member keeps its own hash-named run directory; a pack is one unit of work of an executor (one
 local worker job, one Slurm array task). A pack has no resume points: after a kill its unfinished
 members train again, in a new pack, from the start, and end as they would have (members are independent).
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from .errors import UsageError
-from .runs import RunDir
+from ..errors import UsageError
+from ..training.run_dir import RunDir
 
 #: the largest pack ``auto`` picks (the stacked products gain little beyond it on one GPU)
 PACK_MAX = 256
@@ -33,7 +33,7 @@ FREE_SHARE = 0.8
 
 @dataclass
 class PackTask:
-    """Several runs of a sweep (:class:`~introzoo.sweep.Task`) trained as one pack."""
+    """Several runs of a sweep (:class:`~introzoo.sweeps.grid.Task`) trained as one pack."""
 
     members: list = field(default_factory=list)
 
@@ -48,7 +48,7 @@ Unit = Union["PackTask", Any]  # a PackTask or a single Task
 
 def pack_key(run) -> str | None:
     """What members of one pack share, as a string, for a resolved run (``None``: it does not pack)."""
-    from .pack import MEMBER_TRAIN_OPTIONS, PACK_DATA, check_packable
+    from ..packing.loop import MEMBER_TRAIN_OPTIONS, PACK_DATA, check_packable
 
     try:
         check_packable([run])
@@ -105,7 +105,7 @@ def member_bytes(config: dict[str, Any], itemsize: int = 4) -> int:
     moments (4 x the parameters), and the activations kept for backward, about 16 batch-wide tensors per
     hidden layer (the introspective objectives pass the real batch, its reconstruction and the generated
     batch through both networks). An estimate: ``benchmarks/speed_pack.py`` prints the measured figure."""
-    from .backbones.mlp import widths
+    from ..backbones.mlp import widths
 
     opts = config["backbone"]["options"]
     hidden = widths(opts.get("hidden", 256), opts.get("layers", 3))
@@ -143,8 +143,8 @@ def execute_pack(run_dirs: list[str], configs: list[dict[str, Any]], threads: in
     order. Claims are taken in the order of the run directories' paths (two processes that wait for
     overlapping packs cannot deadlock). A member another process holds is reported busy (``wait``
     false) or waited for; a member that ended meanwhile is not trained again; the rest train as one
-    pack (a single one alone, as :func:`introzoo.sweep.execute` would)."""
-    from .sweep import STATUS_BUSY, _execute
+    pack (a single one alone, as :func:`introzoo.sweeps.grid.execute` would)."""
+    from .grid import STATUS_BUSY, _execute
 
     if device:
         configs = [{**c, "device": device} for c in configs]
@@ -179,13 +179,13 @@ def execute_pack(run_dirs: list[str], configs: list[dict[str, Any]], threads: in
 
 
 def _train(run_dirs: list[str], configs: list[dict[str, Any]], threads, sweep_dir) -> list[dict[str, Any]]:
-    """:func:`introzoo.pack.train_pack` on claimed runs; a failure is recorded for every member."""
+    """:func:`introzoo.packing.loop.train_pack` on claimed runs; a failure is recorded for every member."""
     import torch
 
-    from . import plugins
-    from .config import from_json
-    from .pack import train_pack
-    from .sweep import _log
+    from .. import plugins
+    from ..config import from_json
+    from ..packing.loop import train_pack
+    from .grid import _log
 
     if threads:
         torch.set_num_threads(threads)

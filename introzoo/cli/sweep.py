@@ -1,5 +1,5 @@
 """The ``sweep`` and ``leaderboard`` commands (registered on the app in :mod:`introzoo.cli`); their
-bodies are in :mod:`introzoo.sweeps_cli` and :mod:`introzoo.leaderboard`, imported when run."""
+bodies are in :mod:`introzoo.cli.sweep_run` and :mod:`introzoo.sweeps.leaderboard`, imported when run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import typer
 
-from .cli_common import console, err_console, given, kernels_option, output_path, registry, train_options
-from .errors import UsageError, unknown
+from .common import console, err_console, given, kernels_option, output_path, registry, train_options
+from ..errors import UsageError, unknown
 
 
 SWEEP_EPILOG = (
@@ -53,9 +53,9 @@ def sweep(
     **train_opts: Any,
 ) -> None:
     """Run a grid of configurations x seeds x datasets, resumably, and print its leaderboard."""
-    from .loggers import select as select_loggers
-    from .inputs import check_resume_every
-    from .sweeps_cli import run_sweep
+    from ..loggers import select as select_loggers
+    from ..inputs import check_resume_every
+    from .sweep_run import run_sweep
 
     check_resume_every(resume_every)
     select_loggers([])  # the loggers INTROZOO_LOG names, which every run of the sweep starts
@@ -88,7 +88,7 @@ def leaderboard(
     out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help="write to a file instead of the terminal"),
 ) -> None:
     """Aggregate a sweep over seeds: mean ± std, n, direction, best per group marked, rank."""
-    from .leaderboard import render_leaderboard
+    from ..sweeps.leaderboard import render_leaderboard
 
     if fmt not in ("table", "md", "csv", "json", "html", "latex"):
         raise UsageError(unknown("format", fmt, ["table", "md", "csv", "json", "html", "latex"]))

@@ -1,5 +1,5 @@
 """The ``traverse`` and ``interpolate`` commands (registered on the app in :mod:`introzoo.cli`); their
-bodies are in :mod:`introzoo.latent_cli`, imported when run."""
+bodies are in :mod:`introzoo.cli.saved`, imported when run."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Optional
 
 import typer
 
-from .cli_common import apply_execution, console, device_option, output_path, set_data_root, threads_option
-from .errors import UsageError
-from .inputs import check_seed
-from .paths import check_output_file
+from .common import apply_execution, console, device_option, output_path, set_data_root, threads_option
+from ..errors import UsageError
+from ..inputs import check_seed
+from ..paths import check_output_file
 
 TRAVERSE_EPILOG = (
     "Examples:\n\n"
@@ -38,7 +38,7 @@ def traverse(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
 ) -> None:
     """Latent traversal of a saved run: a grid with one row per latent dimension."""
-    from .latent_cli import traverse as do_traverse
+    from .saved import traverse as do_traverse
 
     if steps < 2 or span <= 0 or index < 0:
         raise UsageError("--steps must be at least 2, --range positive and --index at least 0")
@@ -74,7 +74,7 @@ def interpolate(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are"),
 ) -> None:
     """Interpolate between the encodings of test points of a saved run (PNG grid, one row per pair)."""
-    from .latent_cli import interpolate as do_interpolate
+    from .saved import interpolate as do_interpolate
 
     if steps < 2 or pairs < 1:
         raise UsageError("--steps must be at least 2 and --pairs at least 1")

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .readers import ReadError, read_json
-from .runs import RunDir
+from ..errors import UsageError
+from ..readers import ReadError, read_json
+from ..training.run_dir import RunDir
 
 
 def strings(value: Any) -> bool:

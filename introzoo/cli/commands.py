@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,19 +14,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, cli_latent, cli_sweep
-from .cli_common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
+from .. import __version__
+from . import latent as cli_latent
+from . import sweep as cli_sweep
+from .common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
                          default_threads, kernels_option, output_path,
                          print_plan, registry, set_data_root, threads_option, train_options, warn_failures)
-from .cli_errors import DEBUG_ENV, report
-from .errors import IntrozooError, UsageError, first_error, unknown
-from .references import warmup_warning
-from .hookspecs import KINDS
-from .inputs import check_resume_every, check_seed
-from .loggers import LOG_ENV
-from .paths import check_output_dir, check_output_file
-from .plugins import BUILTIN_PLUGIN, DISABLE_ENV
-from .registry import SINGULAR
+from .errors import DEBUG_ENV, report
+from ..errors import IntrozooError, UsageError, first_error, unknown
+from ..references import warmup_warning
+from ..hookspecs import KINDS
+from ..inputs import check_resume_every, check_seed
+from ..loggers import LOG_ENV
+from ..paths import check_output_dir, check_output_file
+from ..plugins import BUILTIN_PLUGIN, DISABLE_ENV
+from ..registry import SINGULAR
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C
@@ -100,8 +101,8 @@ def run(
     """
     from pydantic import ValidationError
 
-    from .config import RunConfig, resolve
-    from .train import EXIT_DIVERGED, train
+    from ..config import RunConfig, resolve
+    from ..training.loop import EXIT_DIVERGED, train
 
     apply_execution(device, threads, eval_chunk, "--eval-chunk")
     check_resume_every(resume_every)
@@ -109,7 +110,7 @@ def run(
         check_output_dir(out)
     set_data_root(data_root)
     components = registry()
-    from .loggers import select
+    from ..loggers import select
 
     select(list(log))  # --log, else the loggers INTROZOO_LOG names
     try:
@@ -140,7 +141,7 @@ def run(
         return
     dp = None
     if ddp:
-        from .distributed import DataParallel
+        from ..training.distributed import DataParallel
 
         dp = DataParallel.from_env()
         quiet = quiet or not dp.main  # process 0 reports
@@ -183,11 +184,11 @@ class _Interrupted(Exception):
 
 
 def _run_resumable(every_s: float) -> Any:
-    """The resume points of ``introzoo run`` (an :class:`introzoo.resume.Resumable`, imported with torch
+    """The resume points of ``introzoo run`` (an :class:`introzoo.training.resume.Resumable`, imported with torch
     when a run needs it): remembers the last one (written, or continued from) in ``last``; after a
     Ctrl-C during training (``stop()``) one is written at the next iteration boundary and the run stops
     there (``KeyboardInterrupt``)."""
-    from .resume import Resumable
+    from ..training.resume import Resumable
 
     class RunResumable(Resumable):
         last: int | None = None
@@ -253,7 +254,7 @@ def _interrupted_line(bar: RichProgress, resumable: Any, total: int, out: Path) 
 
 def _finished(out: Path, resolved: Any) -> dict[str, Any] | None:
     """``metrics.json`` of ``out`` when it holds this very run (same hash in its ``config.json``), finished."""
-    from .runs import STATUS_FINISHED, RunDir
+    from ..training.run_dir import STATUS_FINISHED, RunDir
 
     rd = RunDir(out)
     result = rd.read_metrics()
@@ -271,7 +272,7 @@ def _print_result(result: dict[str, Any], out: Path, resolved: Any = None) -> No
         err_console.print(f"[red]diverged[/] at iteration {result.get('diverged_at')}: {result.get('reason')}; "
                           f"history kept in {out}/history.jsonl", highlight=False, soft_wrap=True)
         return
-    from .saved_cli import metrics_table, paper_comparison
+    from .saved import metrics_table, paper_comparison
 
     refs, notes = paper_comparison(resolved, int(result["iterations"]), result["metrics"]) if resolved else ([], [])
     speed = f", {result['it_per_s']} it/s" if result.get("it_per_s") is not None else ""
@@ -328,7 +329,7 @@ PLUGINS_EPILOG = (
 @app.command(epilog=PLUGINS_EPILOG)
 def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Show installed plugins, their versions and the components each supplies; failed and disabled ones too."""
-    from .plugins import state
+    from ..plugins import state
 
     st = state()
     rows = [{"name": p.name, "version": p.version, "module": p.module, "builtin": p.builtin,
@@ -378,7 +379,7 @@ def sample(
     candidates: int = typer.Option(10, "--candidates", help="--low-posterior: keep the lowest N of candidates x N prior draws"),
 ) -> None:
     """Draw samples from a saved model (prior -> decoder)."""
-    from .saved_cli import sample as do_sample
+    from .saved import sample as do_sample
 
     if n < 1 or candidates < 1:
         raise UsageError("--n and --candidates must be at least 1")
@@ -421,7 +422,7 @@ def eval_(
 
     Every phase shows a progress bar and each metric its time; images go through the model at most --chunk at a time, so memory does not grow with a metric's sample counts.
     """
-    from .saved_cli import evaluate
+    from .saved import evaluate
 
     check_seed(seed)
     apply_execution(device, threads, chunk)
@@ -460,7 +461,7 @@ def ood(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Out-of-distribution detection: AUROC of in-distribution test images vs another dataset's, and the ROC curves as a figure."""
-    from .saved_cli import ood as do_ood
+    from .saved import ood as do_ood
 
     if k < 1 or n < 1:
         raise UsageError("--k and --n must be at least 1")
@@ -488,7 +489,7 @@ def _root(
         console.print(f"introzoo {__version__}")
         raise typer.Exit(0)
     if no_plugins:
-        from . import plugins as _plugins
+        from .. import plugins as _plugins
 
         os.environ[DISABLE_ENV] = "all"  # also for the worker processes of a sweep
         _plugins.reset()
@@ -496,7 +497,7 @@ def _root(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; whatever a command raises ends as one line and an exit code
-    (:mod:`introzoo.cli_errors`: 2 bad input, 1 an internal error, with its traceback under --debug)."""
+    (:mod:`introzoo.cli.errors`: 2 bad input, 1 an internal error, with its traceback under --debug)."""
     disable, log_env = os.environ.get(DISABLE_ENV), os.environ.get(LOG_ENV)
     try:
         from .plugin_commands import with_plugin_commands
@@ -520,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except typer.Exit as exc:
         return exc.exit_code
-    except Exception as exc:  # the one error path: one line and an exit code (see introzoo.cli_errors)
+    except Exception as exc:  # the one error path: one line and an exit code (see introzoo.cli.errors)
         return report(exc, err_console, debug=_debug[0])
     finally:
         _debug[0] = False
@@ -529,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             os.environ[LOG_ENV] = log_env
         if os.environ.get(DISABLE_ENV) != disable:  # --no-plugins holds for one command
-            from . import plugins as _plugins
+            from .. import plugins as _plugins
 
             if disable is None:
                 os.environ.pop(DISABLE_ENV, None)
@@ -540,6 +541,3 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("aborted")
     return rc if isinstance(rc, int) else 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,5 +1,5 @@
-"""What ``introzoo sweep`` does, behind the Typer command in :mod:`introzoo.cli_sweep` (the leaderboard it
-prints is :mod:`introzoo.leaderboard`)."""
+"""What ``introzoo sweep`` does, behind the Typer command in :mod:`introzoo.cli.sweep` (the leaderboard it
+prints is :mod:`introzoo.sweeps.leaderboard`)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import leaderboard as lb
-from .errors import UsageError, first_error, suggest, unknown
-from .options import train_option_names
-from .inputs import check_device
-from .paths import check_output_dir
-from .runs import atomic_write_json
-from .spec import parse_spec, resolve as resolve_spec
-from .sweep import SweepSpec, Task, expand, expand_axis, load_sweep_file, pending, write_manifest
-from .sweep_pack import PackTask, auto_pack_size, pack_units
+from ..sweeps import leaderboard as lb
+from ..errors import UsageError, first_error, suggest, unknown
+from ..options import train_option_names
+from ..inputs import check_device
+from ..paths import check_output_dir
+from ..training.run_dir import atomic_write_json
+from ..spec import parse_spec, resolve as resolve_spec
+from ..sweeps.grid import SweepSpec, Task, expand, expand_axis, load_sweep_file, pending, write_manifest
+from ..sweeps.packs import PackTask, auto_pack_size, pack_units
 
 EXIT_FAILED_RUNS = 4
 
@@ -142,7 +142,7 @@ class SweepProgress:
 
 def pack_size(spec: SweepSpec, tasks: list[Task], workers: int) -> int:
     """The sweep's pack size: ``--pack N``; ``auto`` (the default on a GPU) from the free memory
-    (:func:`introzoo.sweep_pack.auto_pack_size`); 1 (no packing) by default on the CPU."""
+    (:func:`introzoo.sweeps.packs.auto_pack_size`); 1 (no packing) by default on the CPU."""
     import torch
 
     on_gpu = spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
@@ -180,7 +180,7 @@ def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, 
 def warmup_note(tasks: list[Task]) -> str | None:
     """A warning when some runs spend half their iterations or more in the objective's plain-VAE warm-up
     (:func:`introzoo.references.warmup_dominates`): their rows describe a VAE, not the objective."""
-    from .references import recorded_warmup_dominates
+    from ..references import recorded_warmup_dominates
 
     short = [t for t in tasks if recorded_warmup_dominates(t.config)]
     if not short:

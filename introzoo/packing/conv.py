@@ -13,7 +13,7 @@ Member axis into channels: a pack's images ``(k, B, C, H, W)`` are laid out as `
 - element-wise and per-channel modules (activations, pooling, upsampling, ``Identity``) and the
   backbone's own containers (``Sequential``, ``resnet``'s residual block) run unchanged on that layout;
 - a ``Linear`` is each member's own ``F.linear`` on ``(k, B, in)`` (:func:`member_linear`, as
-  :class:`~introzoo.packed.PackedMLP`).
+  :class:`~introzoo.packing.model.PackedMLP`).
 
 :class:`PackedConvNet` is a deep copy of member 0's encoder or decoder whose ``Conv2d``,
 ``ConvTranspose2d``, ``BatchNorm2d`` and ``Linear`` layers are replaced by these stacked layers, with the
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones.base import ConvNet
-from .errors import UsageError
-from .kernels import Linear, linear
+from ..backbones.base import ConvNet
+from ..errors import UsageError
+from ..training.kernels import Linear, linear
 
 #: parameterless modules that act element-wise or per channel (run unchanged on the channel layout)
 PER_CHANNEL = (nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Tanh, nn.Sigmoid,
@@ -54,7 +54,7 @@ class _Members:
 
 def member_linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, routed: bool = True) -> torch.Tensor:
     """``(k, B, in)`` -> ``(k, B, out)``: member j's product with its own weight, as its solo layer
-    computes it: through :func:`introzoo.kernels.linear` for an :class:`introzoo.kernels.Linear`
+    computes it: through :func:`introzoo.training.kernels.linear` for an :class:`introzoo.training.kernels.Linear`
     (``routed``), ``F.linear`` for a plain ``nn.Linear`` (a batched ``baddbmm`` sums in another order
     and so rounds differently in float32)."""
     bs = [None] * len(w) if b is None else b.unbind(0)

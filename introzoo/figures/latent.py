@@ -3,7 +3,7 @@ and interpolations between encoded test points (seed 001 Fig. 5). The bodies beh
 --low-posterior``, ``introzoo traverse`` and ``introzoo interpolate``; :func:`save_latent_figures` also
 leaves them in a finished run's directory.
 
-Images give PNG grids with a label per row (:class:`introzoo.figure.ImageRows`); 2D data gives scatter plots
+Images give PNG grids with a label per row (:class:`introzoo.figures.layout.ImageRows`); 2D data gives scatter plots
 of the decoded points over the data (grey), one panel per latent dimension (traverse) or per pair
 (interpolate), coloured from blue (start) to red (end), with ticks over the data's range and labelled axes.
 Every picture is captioned with the run (objective, data, prior, seed, iteration) and what it shows.
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import ImageDraw
 
-from .errors import UsageError
-from .priors.base import LowPosteriorSampler
+from ..errors import UsageError
+from ..priors.base import LowPosteriorSampler
 
 #: encoded data points whose posteriors make the aggregate posterior of LP-Gen
 POSTERIOR_POINTS = 2000
@@ -50,7 +50,7 @@ def _encode(built: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def low_posterior_latents(built: Any, prior_name: str, n: int, candidates: int, seed: int) -> torch.Tensor:
     """LP-Gen latents of a loaded run, or a :class:`UsageError` when its prior has no such sampler."""
-    from .plugins import state
+    from ..plugins import state
 
     prior = built.model.prior
     if not isinstance(prior, LowPosteriorSampler):
@@ -112,8 +112,8 @@ def _colour(i: int, n: int) -> tuple[int, int, int]:
 def paths_figure(built: Any, paths: list[np.ndarray], titles: list[str], seed: int, caption: str = ""):
     """One panel per path: the data (grey) and the path's decoded points, blue -> red, with ticks over the
     data's range and the axes labelled; ``caption`` above them."""
-    from .figure import Figure, Panel
-    from .plots import DATA_AXES, scatter_panel
+    from .layout import Figure, Panel
+    from .pictures import DATA_AXES, scatter_panel
 
     ds = built.dataset
     real = ds.sample(1000, torch.Generator().manual_seed(seed)).numpy()
@@ -137,7 +137,7 @@ def _write(built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles
            caption: str = "") -> Path:
     """Decode ``z`` (``rows`` x ``steps`` codes) into ``out``: an image grid with ``titles`` as row labels, or
     one 2D panel per row titled by them; ``caption`` above either."""
-    from .figure import ImageRows
+    from .layout import ImageRows
 
     x = built.model.decode(z).cpu()
     if out.suffix != ".png":
@@ -155,8 +155,8 @@ def _write(built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles
 def traverse_run(built: Any, out: Path, span: float, steps: int, around: str, index: int, seed: int,
                  run: Any = None) -> Path:
     """Traversal grid of a loaded run around the prior mean or the encoding (mean) of test point ``index``,
-    captioned with ``run`` (:func:`introzoo.plots.saved_caption`) and the traversal."""
-    from .plots import saved_caption
+    captioned with ``run`` (:func:`introzoo.figures.pictures.saved_caption`) and the traversal."""
+    from .pictures import saved_caption
 
     if around not in TRAVERSE_AROUND:
         raise UsageError(f"unknown centre '{around}'; known: {', '.join(TRAVERSE_AROUND)}")
@@ -181,8 +181,8 @@ def traverse_run(built: Any, out: Path, span: float, steps: int, around: str, in
 @torch.no_grad()
 def interpolate_run(built: Any, out: Path, pairs: int, steps: int, mode: str, seed: int, run: Any = None) -> Path:
     """Interpolations between the latent means of ``pairs`` pairs of test points drawn by ``seed``, captioned
-    with ``run`` (:func:`introzoo.plots.saved_caption`) and the interpolation."""
-    from .plots import saved_caption
+    with ``run`` (:func:`introzoo.figures.pictures.saved_caption`) and the interpolation."""
+    from .pictures import saved_caption
 
     if mode not in INTERPOLATION_MODES:
         raise UsageError(f"unknown interpolation '{mode}'; known: {', '.join(INTERPOLATION_MODES)}")
@@ -195,36 +195,11 @@ def interpolate_run(built: Any, out: Path, pairs: int, steps: int, mode: str, se
     return _write(built, z, pairs, steps, out, [f"pair {i}" for i in range(pairs)], seed, caption)
 
 
-def _load(run_dir: Path, device: str | None):
-    from .train import load
-
-    return load(run_dir, device=device)
-
-
-def traverse(console, run_dir: Path, out: Path | None, span: float, steps: int, around: str, index: int,
-             seed: int, device: str | None) -> Path:
-    run, built = _load(run_dir, device)
-    out = out or Path(run_dir) / f"traverse_{around}.png"
-    traverse_run(built, out, span, steps, around, index, seed, run)
-    console.print(f"traversal ({built.model.zdim} dims x {steps} steps, ±{span:g} around the {around}) -> {out}",
-                  highlight=False)
-    return out
-
-
-def interpolate(console, run_dir: Path, out: Path | None, pairs: int, steps: int, mode: str, seed: int,
-                device: str | None) -> Path:
-    run, built = _load(run_dir, device)
-    out = out or Path(run_dir) / f"interpolate_{mode}_s{seed}.png"
-    interpolate_run(built, out, pairs, steps, mode, seed, run)
-    console.print(f"{pairs} {mode} interpolations x {steps} steps -> {out}", highlight=False)
-    return out
-
-
 @torch.no_grad()
 def save_latent_figures(run: Any, built: Any, out: Path, seed: int) -> list[str]:
     """What a finished run leaves besides its samples: ``traverse.png`` (around the prior mean, ±3) and,
     for a prior with low-posterior sampling, ``lp_samples.png`` (64 LP-Gen samples), both captioned."""
-    from .plots import saved_caption
+    from .pictures import saved_caption
 
     built.model.eval()
     files = [traverse_run(built, out / "traverse.png", 3.0, 10, "prior", 0, seed, run).name]
@@ -237,9 +212,9 @@ def save_latent_figures(run: Any, built: Any, out: Path, seed: int) -> list[str]
 
 
 def write_samples(built: Any, x: torch.Tensor, out: Path, caption: str = "") -> Path:
-    """Decoded samples as a captioned PNG (:func:`introzoo.plots.samples_figure`): an image grid, or a 2D
+    """Decoded samples as a captioned PNG (:func:`introzoo.figures.pictures.samples_figure`): an image grid, or a 2D
     scatter with axes over the metric range."""
-    from .plots import samples_figure
+    from .pictures import samples_figure
 
     out.parent.mkdir(parents=True, exist_ok=True)
     samples_figure(built, x, caption).save(out)

@@ -24,8 +24,8 @@ def _names(app: typer.Typer, start: int = 0, start_groups: int = 0) -> set[str]:
 def with_plugin_commands(app: typer.Typer, argv: list[str] | None, warn: Callable[[str], None]) -> typer.Typer:
     """``app``, or a copy of it with the plugins' commands. A hook that raises, or adds a command named
     like a built-in one, is reported through ``warn`` (one line) and its commands are left out."""
-    from .errors import first_line
-    from .plugins import state
+    from ..errors import first_line
+    from ..plugins import state
 
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)

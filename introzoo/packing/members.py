@@ -1,11 +1,11 @@
 """A pack's priors and regularizers, run member by member on each member's own objects.
 
-The backbone of a pack is batched (:class:`~introzoo.packed.PackedMLP`); a prior without a batched
+The backbone of a pack is batched (:class:`~introzoo.packing.model.PackedMLP`); a prior without a batched
 implementation, and every regularizer, runs as member i's *own* object (the one ``train.build`` made for
 member i's solo run), handed member i's slice of each tensor and a :class:`MemberModel`: member i of the
 pack with the interface of a solo :class:`~introzoo.model.VAE` (tensors ``(B, ...)``, encoder and
 decoder computed with the pack's stacked weights). Its random draws come from member i's stream:
-:meth:`~introzoo.packed.PackedVAE.rng` installs member i's generator as torch's global CPU generator
+:meth:`~introzoo.packing.model.PackedVAE.rng` installs member i's generator as torch's global CPU generator
 for the call and keeps its state afterwards, so code that draws with ``torch.randn`` and friends draws
 what it draws alone.
 
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from .model import DataShaped
+from ..model import DataShaped
 
 
 class MemberModel(DataShaped):

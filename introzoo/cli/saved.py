@@ -1,5 +1,6 @@
-"""The commands that work on a saved run: ``sample``, ``eval`` and ``ood`` (the bodies behind cli.py);
-``traverse`` and ``interpolate`` are in :mod:`introzoo.latent_cli`."""
+"""The commands that work on a saved run: the bodies of ``sample``, ``eval``, ``ood``, ``traverse`` and
+``interpolate`` (registered in :mod:`introzoo.cli.commands` and :mod:`introzoo.cli.latent`); the latent-space
+figures themselves are :mod:`introzoo.figures.latent`."""
 
 from __future__ import annotations
 
@@ -11,31 +12,32 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from .config import build_metric
-from .metrics.stream import Phases, noise_key
-from .options import EVAL_CHUNK
-from .errors import UsageError
-from .runs import RunDir, atomic_write_json
-from .lifecycle import evaluate as evaluate_metrics
-from .train import load
+from ..config import build_metric
+from ..figures import latent
+from ..metrics.stream import Phases, noise_key
+from ..options import EVAL_CHUNK
+from ..errors import UsageError
+from ..training.run_dir import RunDir, atomic_write_json
+from ..training.lifecycle import evaluate as evaluate_metrics
+from ..training.loop import load
 
 
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None,
            low_posterior: bool = False, candidates: int = 10) -> Path:
     """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter with axes over
     the data's range for 2D data, both captioned with the run and what was drawn
-    (:func:`introzoo.plots.samples_figure`); ``.pt`` / ``.npy`` outputs hold the tensor instead (images clamped
+    (:func:`introzoo.figures.pictures.samples_figure`); ``.pt`` / ``.npy`` outputs hold the tensor instead (images clamped
     to the data range [0, 1], as in the PNG). The prior's latents are decoded ``EVAL_CHUNK`` at a time.
     ``low_posterior``: the prior's low-posterior samples (LP-Gen, seed 004), the lowest of ``candidates * n``
     under the aggregate posterior; a prior without them is refused."""
-    from .limits import check_sample
+    from ..training.limits import check_sample
 
     run, built = load(run_dir, device=device)
     check_sample(built.model, n, built.device)
     torch.manual_seed(seed)
     with torch.no_grad():
         if low_posterior:
-            from .latent_cli import low_posterior_latents
+            from ..figures.latent import low_posterior_latents
 
             z = low_posterior_latents(built, run.prior.component.name, n, candidates, seed)
         else:
@@ -52,7 +54,7 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
 
         np.save(out, x.numpy())
     elif out.suffix == ".png":
-        from .plots import samples_figure, saved_caption
+        from ..figures.pictures import samples_figure, saved_caption
 
         what = (f"{n} low-posterior samples (LP-Gen, lowest of {candidates} x {n})" if low_posterior
                 else f"{n} prior samples") + f", sampling seed {seed}"
@@ -67,9 +69,9 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
              save: bool, as_json: bool, chunk: int = EVAL_CHUNK, progress: Phases | None = None) -> dict[str, Any]:
     """Compute metrics on a saved run, at most ``chunk`` images per pass, phases and timings reported to
     ``progress``; with ``save`` merge them into its metrics.json (atomically)."""
-    from .metrics.base import EvalContext
-    from .plugins import state
-    from .spec import resolve
+    from ..metrics.base import EvalContext
+    from ..plugins import state
+    from ..spec import resolve
 
     registry = state().registry
     run, built = load(run_dir, registry, device=device)
@@ -97,7 +99,7 @@ def metrics_table(title: str, values: dict[str, float], directions: dict[str, st
                   references: list[tuple[str, dict[str, list[float]]]] = ()) -> Table:
     """metric | value | better (an arrow): the table ``run`` and ``eval`` print; ``references``: a column
     per (name, metric -> [mean, std]) of published values (:func:`paper_comparison`)."""
-    from .references import fmt
+    from ..references import fmt
 
     table = Table(title=title)
     table.add_column("metric")
@@ -115,7 +117,7 @@ def paper_comparison(resolved, iterations: int, metrics: dict[str, float]) -> tu
     """The published values a finished run compares with (:func:`introzoo.references.for_run`), as
     (column name, metric -> [mean, std]), and the lines to print under them: where they come from, the
     protocol they were measured at, and whether this run is shorter than it or uses other hyperparameters."""
-    from .references import for_run, protocol_iterations
+    from ..references import for_run, protocol_iterations
 
     data, objective = resolved.data.component.name, resolved.objective.component.name
     found = [(ref, values) for ref, values in for_run(data, objective, resolved.prior.component.name,
@@ -158,10 +160,10 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
     at most ``chunk`` images (importance samples included) per pass; the ROC curves as captioned figures
     (AUROC in the legend): one per run in its directory (``RUN/ood_<against>_<score>_s<seed>.png``), or
     every run's curve in the one figure ``out``. Each row names its figure (``figure``)."""
-    from .metrics.likelihood import auroc, roc, scores
-    from .plots import roc_figure, saved_caption
-    from .plugins import state
-    from .spec import resolve
+    from ..metrics.likelihood import auroc, roc, scores
+    from ..figures.pictures import roc_figure, saved_caption
+    from ..plugins import state
+    from ..spec import resolve
 
     if score not in ("elbo", "iw"):
         raise UsageError(f"unknown score '{score}'; known: elbo, iw")
@@ -224,3 +226,26 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
     for figure in dict.fromkeys(r["figure"] for r in rows):
         console.print(f"ROC curves -> {figure}", highlight=False)
     return rows
+
+
+def _load_run(run_dir: Path, device: str | None):
+    return load(run_dir, device=device)
+
+
+def traverse(console, run_dir: Path, out: Path | None, span: float, steps: int, around: str, index: int,
+             seed: int, device: str | None) -> Path:
+    run, built = _load_run(run_dir, device)
+    out = out or Path(run_dir) / f"traverse_{around}.png"
+    latent.traverse_run(built, out, span, steps, around, index, seed, run)
+    console.print(f"traversal ({built.model.zdim} dims x {steps} steps, ±{span:g} around the {around}) -> {out}",
+                  highlight=False)
+    return out
+
+
+def interpolate(console, run_dir: Path, out: Path | None, pairs: int, steps: int, mode: str, seed: int,
+                device: str | None) -> Path:
+    run, built = _load_run(run_dir, device)
+    out = out or Path(run_dir) / f"interpolate_{mode}_s{seed}.png"
+    latent.interpolate_run(built, out, pairs, steps, mode, seed, run)
+    console.print(f"{pairs} {mode} interpolations x {steps} steps -> {out}", highlight=False)
+    return out

@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import inspect
 import os
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .errors import UsageError
-from .options import EVAL_CHUNK, TrainOptions
-
-console = Console()
-err_console = Console(stderr=True)
+from ..errors import UsageError
+from ..options import EVAL_CHUNK, TrainOptions
+from ..progress import RichPhases, RichProgress, console, err_console  # noqa: F401 (the commands' consoles)
 
 
 def _no_flag_types() -> None:
@@ -75,53 +69,6 @@ def given(train: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in train.items() if v not in (None, [], ())}
 
 
-class RichProgress:
-    """Progress bar with live losses for :func:`introzoo.train.train`."""
-
-    def __init__(self, title: str, enabled: bool = True, batch_size: int | None = None,
-                 notes: list[str | None] = ()) -> None:
-        self.title, self.enabled, self.batch_size = title, enabled, batch_size
-        self.notes = [n for n in notes if n]  # warnings, printed (even when quiet) once training starts
-        self.plan: list[str] = []  # what training chose for itself (the kernel path), printed with the bar
-        self._last = 0.0
-        self.eval_phases = RichPhases(enabled)  # the evaluation after training
-        self.done: int | None = None  # iterations done (None: training has not started)
-        self.training = False  # inside the training loop (between start and stop)
-
-    def start(self, total: int) -> None:
-        self.training = True
-        for note in self.notes:  # after every check that can stop the run (build, memory, precision)
-            err_console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
-        if not self.enabled:
-            return
-        for line in self.plan:
-            console.print(line, highlight=False, soft_wrap=True)
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"),
-                            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console)
-        self.bar.start()
-        self.task = self.bar.add_task(self.title, total=total, losses="", speed="")
-        self.t0 = time.perf_counter()
-
-    def update(self, iteration: int, losses: dict[str, Any]) -> None:
-        self.done = iteration
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self._last < 0.25 and iteration < self.bar.tasks[0].total:
-            return
-        self._last = now
-        shown = " ".join(f"{k}={float(v):.3g}" for k, v in list(losses.items())[:4])
-        rate = iteration / max(now - self.t0, 1e-9)
-        speed = f"{rate:.1f} it/s" + (f" {rate * self.batch_size:.0f} img/s" if self.batch_size else "")
-        self.bar.update(self.task, completed=iteration, losses=shown, speed=speed)
-
-    def stop(self) -> None:
-        self.training = False
-        if self.enabled and hasattr(self, "bar"):
-            self.bar.stop()
-
-
 EXECUTION = "Execution options"
 
 
@@ -132,7 +79,7 @@ def device_option(default: str | None = None) -> Any:
 
 
 def kernels_option(default: str | None = "auto") -> Any:
-    """``--kernels``: the CPU kernels of the Linear products (:mod:`introzoo.kernels`)."""
+    """``--kernels``: the CPU kernels of the Linear products (:mod:`introzoo.training.kernels`)."""
     return typer.Option(default, "--kernels", rich_help_panel=EXECUTION,
                         help="auto | aten | onednn: CPU kernels of the Linear layers' products (auto: the faster here, "
                              "measured once and cached); recorded in config.json, not part of a run's hash")
@@ -170,7 +117,7 @@ def chunk_option(flag: str = "--chunk") -> Any:
 
 def apply_execution(device: str | None, threads: int | None, chunk: int | None = None, flag: str = "--chunk") -> None:
     """Check ``--device`` and the chunk, and set torch's CPU threads (``--threads``)."""
-    from .inputs import check_device
+    from ..inputs import check_device
 
     check_device(device)
     if chunk is not None and chunk < 1:
@@ -183,43 +130,8 @@ def apply_execution(device: str | None, threads: int | None, chunk: int | None =
         torch.set_num_threads(threads)
 
 
-class RichPhases:
-    """The evaluation's reporter (:class:`introzoo.metrics.stream.Phases`): one transient rich bar per
-    phase (classifier training, feature extraction, FID, NLL, probes) and a line with each metric's time."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bar: Progress | None = None
-        self.open = 0
-
-    @contextmanager
-    def phase(self, description: str, total: int | None):
-        if not self.enabled or not console.is_terminal:  # bars only where they can be redrawn
-            yield lambda n=1: None
-            return
-        if self.bar is None:
-            self.bar = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                console=console, transient=True)
-            self.bar.start()
-        self.open += 1
-        task = self.bar.add_task(description, total=total)
-        try:
-            yield lambda n=1: self.bar.advance(task, n)
-        finally:
-            self.bar.remove_task(task)
-            self.open -= 1
-            if self.open == 0:
-                self.bar.stop()
-                self.bar = None
-
-    def timed(self, name: str, seconds: float) -> None:
-        if self.enabled:
-            (self.bar.console if self.bar else console).print(f"  {name}: {seconds:.1f} s", highlight=False)
-
-
 def registry():
-    from .plugins import state
+    from ..plugins import state
 
     st = state()
     warn_failures(st)

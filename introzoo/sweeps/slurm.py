@@ -2,9 +2,9 @@
 (``pip install 'introzoo[slurm]'``); ``cluster=local`` runs the same code path through submitit's local
 executor. Runs write resume points and react to Slurm's signals (requeue when preempted; end and resume
 on rerun when cancelled or at the time limit); a job that ends without a result is recorded with its
-accounting state. Each array task trains a run resolved by the sweep (:attr:`introzoo.sweep.Task.config`),
-or a pack of runs (``introzoo sweep --pack``; :func:`introzoo.sweep_pack.execute_pack`).
-See ``docs/slurm.md``; registered in :mod:`introzoo.executors`.
+accounting state. Each array task trains a run resolved by the sweep (:attr:`introzoo.sweeps.grid.Task.config`),
+or a pack of runs (``introzoo sweep --pack``; :func:`introzoo.sweeps.packs.execute_pack`).
+See ``docs/slurm.md``; registered in :mod:`introzoo.sweeps.executors`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import UsageError, first_line
-from .resume import Resumable
-from .runs import STATUS_DIVERGED, STATUS_FINISHED, RunDir
-from .sweep import Task, execute, log_event
-from .sweep_pack import PackTask, execute_pack, members, unit_args
+from ..errors import UsageError, first_line
+from ..training.resume import Resumable
+from ..training.run_dir import STATUS_DIVERGED, STATUS_FINISHED, RunDir
+from .grid import Task, execute, log_event
+from .packs import PackTask, execute_pack, members, unit_args
 
 Callback = Callable[[Task, dict[str, Any]], None]
 
@@ -226,7 +226,7 @@ EXIT_STOPPED = 75  # the job's process ends without a result; the run resumes fr
 
 
 class SweepRun:
-    """What one array task runs: :func:`introzoo.sweep.execute` with resume points and Slurm signals.
+    """What one array task runs: :func:`introzoo.sweeps.grid.execute` with resume points and Slurm signals.
     Picklable (submitit sends it to the job); the run's state lives in its run directory."""
 
     def __init__(self, checkpoint_s: float, time_limit_s: float, signal_delay_s: float, device: str | None = None,
@@ -243,7 +243,7 @@ class SweepRun:
         if self.device:
             config = {**config, "device": self.device}
         if self.ddp:  # one of the job's processes, one per GPU; no resume points
-            from .distributed import slurm_process
+            from ..training.distributed import slurm_process
 
             return slurm_process(run_dir, config, threads, sweep_dir)
         resumable = _JobResumable(self.checkpoint_s, sweep_dir, Path(run_dir).name, self.time_limit_s,
