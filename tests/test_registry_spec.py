@@ -35,7 +35,8 @@ def test_builtins_register_through_hooks():
     assert reg.names("regularizers") == ["beta-b", "beta-h", "clip-logvar", "factor", "info", "resp-entropy", "tcvae"]
     assert reg.names("executors") == ["local", "submitit"]
     assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings",
-                                          "mnist", "fashion-mnist", "cifar10", "svhn", "digits", "moons", "factors2d"}
+                                          "mnist", "fashion-mnist", "cifar10", "svhn", "digits", "moons", "factors2d",
+                                          "celeba", "folder", "points"}
     assert reg.names("backbones") == ["conv", "mlp", "resnet"]
     assert reg.names("extractors") == ["classifier", "inception"]
     assert reg.names("metrics") == ["factor_score", "fid_gen", "fid_rec", "gnelbo", "jsd", "kl", "knn100", "knn5", "nll",
