@@ -17,11 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "introzoo"
 SHIM_MARK = "sys.modules[__name__] = import_module("
 
 #: cycles that stay, each with the reason it cannot be broken cheaply (frozenset of modules -> reason)
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"introzoo.sweeps.grid", "introzoo.sweeps.packs"}):
-        "grid's expansion asks packs for each task's pack key, and a pack's worker runs each member through "
-        "grid's execute; breaking it means moving a sweep's execution (execute, its event log) out of grid",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def module_files(root: Path = PACKAGE) -> dict[str, Path]:

@@ -30,7 +30,8 @@ from .. import hookimpl
 from .slurm import Callback, SubmititConfig, SubmititExecutor, _record_failure
 from ..training.resume import Resumable
 from ..training.run_dir import RunDir
-from .grid import STATUS_BUSY, Task, _log, execute
+from .grid import Task
+from .run import STATUS_BUSY, _log, execute
 from .packs import PackTask, execute_pack, members
 
 

@@ -144,7 +144,7 @@ def execute_pack(run_dirs: list[str], configs: list[dict[str, Any]], threads: in
     overlapping packs cannot deadlock). A member another process holds is reported busy (``wait``
     false) or waited for; a member that ended meanwhile is not trained again; the rest train as one
     pack (a single one alone, as :func:`introzoo.sweeps.grid.execute` would)."""
-    from .grid import STATUS_BUSY, _execute
+    from .run import STATUS_BUSY, _execute
 
     if device:
         configs = [{**c, "device": device} for c in configs]
@@ -185,7 +185,7 @@ def _train(run_dirs: list[str], configs: list[dict[str, Any]], threads, sweep_di
     from .. import plugins
     from ..config import from_json
     from ..packing.loop import train_pack
-    from .grid import _log
+    from .run import _log
 
     if threads:
         torch.set_num_threads(threads)

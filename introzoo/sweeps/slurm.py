@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..errors import UsageError, first_line
 from ..training.resume import Resumable
 from ..training.run_dir import STATUS_DIVERGED, STATUS_FINISHED, RunDir
-from .grid import Task, execute, log_event
+from .grid import Task
+from .run import execute, log_event
 from .packs import PackTask, execute_pack, members, unit_args
 
 Callback = Callable[[Task, dict[str, Any]], None]

@@ -213,7 +213,7 @@ def slurm_process(run_dir: str, config: dict[str, Any], threads: int | None, swe
     trains it. Process 0 claims and writes the run directory; a requeued job starts the run afresh."""
     from .. import plugins
     from ..config import from_json
-    from ..sweeps.grid import execute
+    from ..sweeps.run import execute
     from .loop import train
 
     if "RANK" not in os.environ:
