@@ -192,8 +192,6 @@ def train_built(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
             if rec.after_step(it, losses, x):
                 break
     if not main:  # data parallel: process 0 saves, evaluates and reports
-        if rec.progress:
-            rec.progress.stop()
         ddp.close()
         return {"status": rec.status, "iterations": rec.done, "rank": ddp.rank}, built
     result = rec.finish(eval_chunk=eval_chunk)
