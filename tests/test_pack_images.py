@@ -129,8 +129,12 @@ def test_a_pack_holds_one_image_split_whatever_its_size(tmp_path, monkeypatch):
         return original(self, train)
 
     monkeypatch.setattr(cls, "_load", counted)
+    from introzoo.training import loop as solo
+
+    built, build = [], solo.build
+    monkeypatch.setattr(solo, "build", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
     train_pack(runs, [tmp_path / f"p{i}" for i in range(16)])
     assert loads.count(True) == 1  # one training split for 16 members
-    assert len({id(r.dataset) for r in runs}) == 1
-    storages = {r.dataset.images("train")[0].untyped_storage().data_ptr() for r in runs}
+    assert len(built) == 16 and len({id(b.dataset) for b in built}) == 1
+    storages = {b.dataset.images("train")[0].untyped_storage().data_ptr() for b in built}
     assert len(storages) == 1  # the pack's image data is one member's

@@ -232,9 +232,8 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
         raise UsageError("train_pack needs one output directory per run")
     shared = runs[0].dataset if runs[0].dataset is not None else runs[0].data.component.build(runs[0].data.config)
     builts, gens = [], []
-    for r in runs:
-        r.dataset = shared  # one dataset per pack: the members share its configuration (check_packable)
-        builts.append(solo.build(r, device))
+    for r in runs:  # one dataset per pack: the members share its configuration (check_packable)
+        builts.append(solo.build(r, device, dataset=shared))
         g = torch.Generator()
         g.set_state(torch.get_rng_state())  # the global stream the solo run draws its noise from
         gens.append(g)

@@ -53,10 +53,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build(run: ResolvedRun, device: torch.device | None = None) -> Built:
+def build(run: ResolvedRun, device: torch.device | None = None, dataset: Any = None) -> Built:
+    """The run's model, objective and dataset on ``device``; ``dataset``: one already built for it (a pack's
+    members share theirs), else the one :func:`introzoo.config.resolve` built, else a new one."""
     device = device or pick_device(run.device)
     seed_everything(run.seed)
-    dataset = run.dataset if run.dataset is not None else run.data.component.build(run.data.config)
+    if dataset is None:
+        dataset = run.dataset if run.dataset is not None else run.data.component.build(run.data.config)
     zdim = int(run.train["zdim"])
     check_fits(run, dataset.shape, zdim, device)
     try:
