@@ -62,7 +62,7 @@ class EqualLinear(nn.Module):
 
     def __init__(self, cin: int, cout: int, gain: float = SQRT2, lrmul: float = 1.0) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin) / lrmul)
+        self.weight = nn.Parameter(torch.normal(0.0, 1.0 / lrmul, size=(cout, cin)))
         self.bias = nn.Parameter(torch.zeros(cout))
         self.scale, self.lrmul = gain * lrmul / math.sqrt(cin), lrmul
 
@@ -75,7 +75,7 @@ class EqualConv2d(nn.Module):
 
     def __init__(self, cin: int, cout: int, k: int, gain: float = SQRT2, bias: bool = True) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.weight = nn.Parameter(torch.normal(0.0, 1.0, size=(cout, cin, k, k)))
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
         self.scale, self.pad = gain / math.sqrt(cin * k * k), k // 2
 
@@ -86,13 +86,13 @@ class EqualConv2d(nn.Module):
 class Blur(nn.Module):
     """The official 3x3 binomial blur ``[1, 2, 1]^T [1, 2, 1] / 16``, per channel."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        f = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (f[:, None] * f[None, :] / 16).expand(channels, 1, 3, 3).clone(), persistent=False)
+        self.register_buffer("kernel", torch.tensor([[[[1 / 16, 2 / 16, 1 / 16], [2 / 16, 4 / 16, 2 / 16],
+                                                       [1 / 16, 2 / 16, 1 / 16]]]]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.kernel, padding=1, groups=x.shape[1])
+        return F.conv2d(x, self.kernel.expand(x.shape[1], 1, 3, 3), padding=1, groups=x.shape[1])
 
 
 def style_stats(x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ class EncodeBlock(nn.Module):
     def __init__(self, cin: int, cout: int, style: int) -> None:
         super().__init__()
         self.conv_1, self.bias_1 = EqualConv2d(cin, cin, 3, bias=False), nn.Parameter(torch.zeros(1, cin, 1, 1))
-        self.blur = Blur(cin)
+        self.blur = Blur()
         self.conv_2, self.bias_2 = EqualConv2d(cin, cout, 3, bias=False), nn.Parameter(torch.zeros(1, cout, 1, 1))
         self.style_1, self.style_2 = EqualLinear(2 * cin, style), EqualLinear(2 * cout, style)
 
@@ -150,7 +150,7 @@ class DecodeBlock(nn.Module):
     def __init__(self, cin: int, cout: int, style: int, first: bool, noise: bool) -> None:
         super().__init__()
         self.conv_1 = None if first else EqualConv2d(cin, cout, 3, bias=False)
-        self.blur = Blur(cout)
+        self.blur = Blur()
         self.conv_2 = EqualConv2d(cout, cout, 3, bias=False)
         self.noise_1 = nn.Parameter(torch.zeros(1, cout, 1, 1)) if noise else None
         self.noise_2 = nn.Parameter(torch.zeros(1, cout, 1, 1)) if noise else None
