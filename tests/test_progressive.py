@@ -18,7 +18,7 @@ from introzoo.training import progressive
 from introzoo.training.loop import build, train
 from introzoo.training.progressive import Schedule, blend_weight, stage_input
 from introzoo.training.run_dir import RunDir
-from tests.test_resume import StopAt, Stopped, _final, _losses, _same_state
+from test_resume import StopAt, Stopped, _final, _losses, _same_state
 
 TINY = "style,style=6,mapping_layers=2,encoder_mapping_layers=2,start_channels=4,max_channels=8"
 
@@ -169,3 +169,17 @@ def test_backbone_without_stages_is_refused(tmp_path):
     with pytest.raises(UsageError, match="choose one that grows: style"):
         train(resolve(cfg, plugins.registry()), tmp_path / "run")
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_cli_lists_the_backbone_and_refuses_bad_growing_in_one_line(tmp_path, capsys):
+    from introzoo.cli import main
+
+    assert main(["list", "backbones", "--json"]) == 0
+    listed = {d["name"]: d for d in __import__("json").loads(capsys.readouterr().out)["backbones"]}
+    assert {o["name"]: o["default"] for o in listed["style"]["options"]}["mapping_layers"] == 8
+    folder = image_folder(tmp_path, 16, 4)
+    code = main(["run", "-o", "soft", "-b", "style", "-d", f"folder:{folder}", "--resolution", "32", "--threads", "1",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "grows to 32x32 images" in err[0] and "size=32" in err[0]
+    assert not (tmp_path / "run").exists()
