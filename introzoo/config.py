@@ -184,6 +184,9 @@ def resolve_train(cfg: RunConfig, dataset: Any, registry: Registry | None = None
         else:
             train["epochs"] = round(train["iterations"] / steps, 3)
     _check_merged(train, dataset, cfg)
+    from .training.progressive import check_train  # --resolution: the stages' options and iterations
+
+    check_train(train, dataset, iterations_given=cfg.iterations is not None or cfg.epochs is not None)
     return train
 
 

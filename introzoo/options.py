@@ -38,6 +38,20 @@ class TrainOptions(BaseModel):
     zdim: int = Field(2, gt=0, description="latent size (dataset default)")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="training precision: fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler) (fp32)")
+    # progressive growing (introzoo.training.progressive): none of these unless --resolution is given
+    resolution: Optional[int] = Field(None, gt=0, description="grow the networks progressively from 4x4 to this "
+                                      "image size, one stage per doubling (a backbone with stages: style)")
+    stage_epochs: Optional[int] = Field(None, gt=0, description="with --resolution: epochs per stage at its batch size (30)")
+    stage_iterations: Optional[int] = Field(None, gt=0, description="with --resolution: iterations per stage "
+                                            "(instead of --stage-epochs)")
+    blend_epochs: Optional[int] = Field(None, ge=0, description="with --resolution: epochs over which a new block "
+                                        "blends in (half the stage)")
+    blend_iterations: Optional[int] = Field(None, ge=0, description="with --resolution: iterations over which a "
+                                            "new block blends in (instead of --blend-epochs)")
+    stage_batch_size: Optional[list[int]] = Field(
+        None, description="with --resolution: batch size per stage from 4x4, the last repeated (repeatable)")
+    stage_beta_neg: Optional[list[float]] = Field(
+        None, description="with --resolution: the objective's beta_neg per stage from 4x4, the last repeated (repeatable)")
 
 
 #: options added after runs were first recorded, at the value that reproduces those runs: left out of

@@ -1,7 +1,7 @@
 """Built-in backbones, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import conv, mlp, resnet
+from . import conv, mlp, resnet, style
 
 
 @hookimpl
@@ -10,3 +10,6 @@ def introzoo_register_backbones(register):
     register("resnet", resnet.build, resnet.ResNetConfig,
              "IntroVAE-style residual conv encoder/decoder for images (Soft-IntroVAE Table 6); channels, norm as options.")
     register("conv", conv.build, conv.ConvConfig, "Small plain conv encoder/decoder for tiny images (8x8 digits).")
+    register("style", style.build, style.StyleConfig,
+             "Style-based encoder/decoder (Style Soft-IntroVAE, seed 001 §6.3): AdaIN decoder, style-summing encoder; "
+             "grows from 4x4 with --resolution.")

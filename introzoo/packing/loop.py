@@ -64,6 +64,8 @@ def check_packable(runs: list[ResolvedRun]) -> None:
         if [(g.component.name, g.config) for g in r.regularizers] != [(g.component.name, g.config)
                                                                      for g in r0.regularizers]:
             raise UsageError("runs of a pack share their regularizers and their options")
+        if r.train.get("resolution") is not None:
+            raise UsageError("progressive growing (--resolution) does not pack; it runs unpacked")
         if r.train.get("precision", "fp32") != "fp32":
             raise UsageError(f"precision '{r.train['precision']}' does not pack (fp32 only); it runs unpacked")
         if r.data.component.name != r0.data.component.name or r.data.config != r0.data.config:

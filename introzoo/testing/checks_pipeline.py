@@ -38,11 +38,36 @@ def _run_backbone(comp: Component, cfg: BaseModel, shape: tuple[int, ...], zdim:
     return encoder, decoder, x, z, encoder(x), decoder(z)
 
 
+def _run_stages(encoder: nn.Module, decoder: nn.Module, shape: tuple[int, ...], zdim: int, batch: int,
+                where: str) -> None:
+    """A progressively grown backbone (``set_stage(level, alpha)`` and ``levels`` on both networks, as
+    ``style``): at every level, blending in (``alpha`` 0.5) and blended, the encoder takes and the decoder
+    produces ``2^(level+2)`` pixels; the gradients of every stage are accumulated (a parameter must take
+    part in some stage); the networks are left at the full resolution."""
+    if not all(hasattr(m, "set_stage") and hasattr(m, "levels") for m in (encoder, decoder)):
+        return
+    z = torch.randn(batch, zdim, generator=torch.Generator().manual_seed(2))
+    for level in range(encoder.levels):
+        for alpha in ((0.5, 1.0) if level else (1.0,)):
+            side = 2 ** (level + 2)
+            encoder.set_stage(level, alpha)
+            decoder.set_stage(level, alpha)
+            h = encoder(torch.rand(batch, shape[0], side, side, generator=torch.Generator().manual_seed(3)))
+            y = decoder(z)
+            _expect(tuple(h.shape) == (batch, 2 * zdim) and tuple(y.shape) == (batch, shape[0], side, side),
+                    f"{where}: at stage (level {level}, alpha {alpha}) the encoder gives {tuple(h.shape)} and the "
+                    f"decoder {tuple(y.shape)}, expected ({batch}, {2 * zdim}) and {(batch, shape[0], side, side)}")
+            (h.square().mean() + y.square().mean()).backward()
+    encoder.set_stage(encoder.levels - 1)
+    decoder.set_stage(decoder.levels - 1)
+
+
 def check_backbone(name: str, options: dict[str, Any] | None = None, zdim: int = 3, batch: int = 4) -> None:
     """For each data shape the backbone declares (``data_shapes = ((C, H, W), ...)`` or ``data_shape`` on
     its config class or factory), else for the first of :data:`DEFAULT_SHAPES` it builds and runs for:
     encoder output ``(batch, 2*zdim)``, decoder output ``(batch, *data_shape)``, both finite; every
-    parameter receives a gradient; a state_dict loaded into a fresh build gives the same outputs."""
+    parameter receives a gradient (a progressively grown backbone: at some stage, every stage's shapes
+    checked); a state_dict loaded into a fresh build gives the same outputs."""
     comp = _component("backbones", name)
     cfg = component_config(comp, options)
     what = _what(comp)
@@ -70,6 +95,7 @@ def check_backbone(name: str, options: dict[str, Any] | None = None, zdim: int =
                 f"{where}: decoder output has shape {tuple(y.shape)}, expected {(batch, *shape)}")
         _expect(_finite(h) and _finite(y), f"{where}: outputs are not finite")
         (h.square().mean() + y.square().mean()).backward()
+        _run_stages(encoder, decoder, shape, zdim, batch, where)
         unused = [f"{part}.{n}" for part, mod in (("encoder", encoder), ("decoder", decoder))
                   for n, p in mod.named_parameters() if p.requires_grad and p.grad is None]
         _expect(not unused, f"{where}: parameters that receive no gradient: {', '.join(unused)}")

@@ -93,11 +93,13 @@ class RunRecorder:
     ``grid``: draws the image progress grid (default :func:`introzoo.figures.pictures.save_image_progress` on
     ``built``). ``hooks``: call the plugins' run hooks (not on the helper processes of ``--ddp``).
     ``resumable``: write resume points and continue from one (:mod:`introzoo.training.resume`).
+    ``data``: where the training batches come from (default ``built.dataset``; a growing run's
+    :class:`~introzoo.training.progressive.StagedData`).
     """
 
     def __init__(self, run: Any, built: Any, out_dir: str | Path, config: dict[str, Any], *,
                  lr: Callable[[], float] | None = None, grid: Grid | None = None, hooks: bool = True,
-                 resumable: resume.Resumable | None = None, progress: Any = None) -> None:
+                 resumable: resume.Resumable | None = None, progress: Any = None, data: Any = None) -> None:
         self.run, self.built, self.config = run, built, config
         self.rd = RunDir(out_dir)
         self.iterations = int(run.train["iterations"])
@@ -112,6 +114,7 @@ class RunRecorder:
         self._grid = grid
         self.hooks = RunHooks(run) if hooks else None
         self.resumable, self.progress = resumable, progress
+        self.data = data if data is not None else built.dataset
         self.status, self.diverged_at = STATUS_FINISHED, None
         self.sums: dict[str, Any] = {}
         self.count = 0
@@ -134,13 +137,13 @@ class RunRecorder:
         self.data_gen = data_gen
         saved = resume.load(rd, self.config["hash"]) if self.resumable is not None else None
         try:
-            batches = resume.stream_at(saved, built.dataset, self.batch_size, data_gen) if saved is not None else None
+            batches = resume.stream_at(saved, self.data, self.batch_size, data_gen) if saved is not None else None
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
             raise resume.damaged(rd, first_line(exc, with_type=True)) from None
         if batches is None:  # from the start
             saved = None
             rd.reset()
-            batches = built.dataset.batches(self.batch_size, data_gen)
+            batches = self.data.batches(self.batch_size, data_gen)
         atomic_write_json(rd.config, self.config)
         if self.hooks:
             self.hooks.start(rd.path)

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from . import kernels
-from . import resume
+from . import progressive, resume
 from ..config import ResolvedRun
 from ..errors import UsageError
+from ..figures.pictures import save_image_progress
 from .lifecycle import RunRecorder
 from .limits import check_fits
 from ..model import VAE
@@ -183,15 +184,20 @@ def train_built(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     if progress is not None and isinstance(getattr(progress, "plan", None), list):
         progress.plan.append(f"kernels {kernel_path} ({why})")
     config = {**run.record(), "device_used": str(built.device), "kernels_used": kernel_path}  # the hash names the run directory
+    grow = progressive.attach(run, built, ddp)  # --resolution: the stage of each iteration, else None
     rec = RunRecorder(run, built, out_dir if main else ddp.scratch(), config, hooks=main, resumable=resumable,
-                      progress=progress if main else None)
+                      progress=progress if main else None, data=grow.data(built.dataset) if grow else None)
     data_gen = torch.Generator()
     data_gen.manual_seed(run.seed)
     batches = rec.begin(data_gen)
     with kernels.use(kernel_path):  # --kernels: the Linear products' CPU kernels (introzoo.training.kernels)
         for it in range(rec.start_iteration, rec.iterations):
             x = next(batches).to(built.device, non_blocking=True)
+            if grow is not None:
+                grow.before_step(it)
             losses = ddp.train_step(built, x, it) if ddp is not None else built.objective.train_step(x, it)
+            if grow is not None:
+                grow.after_step(it, x, rec.rd.path, lambda x, path, it=it: save_image_progress(built, x, path, run, it + 1))
             if rec.after_step(it, losses, x):
                 break
     if not main:  # data parallel: process 0 saves, evaluates and reports
