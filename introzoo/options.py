@@ -38,11 +38,13 @@ class TrainOptions(BaseModel):
     zdim: int = Field(2, gt=0, description="latent size (dataset default)")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="training precision: fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler) (fp32)")
+    conditional: bool = Field(False, description="class-conditional encoder and decoder (the one-hot label "
+                                                 "concatenated, Soft-IntroVAE §6.3); labelled image datasets")
 
 
 #: options added after runs were first recorded, at the value that reproduces those runs: left out of
 #: a run's hash there (:meth:`introzoo.config.ResolvedRun.hash`), so that earlier runs keep their hash
-HASH_NEUTRAL: dict[str, Any] = {"precision": "fp32"}
+HASH_NEUTRAL: dict[str, Any] = {"precision": "fp32", "conditional": False}
 
 #: introzoo's defaults of the options that have one (``epochs`` has none: iterations count)
 TRAIN_DEFAULTS: dict[str, Any] = {k: v for k, v in TrainOptions().model_dump().items() if v is not None}
