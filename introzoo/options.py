@@ -52,11 +52,13 @@ class TrainOptions(BaseModel):
         None, description="with --resolution: batch size per stage from 4x4, the last repeated (repeatable)")
     stage_beta_neg: Optional[list[float]] = Field(
         None, description="with --resolution: the objective's beta_neg per stage from 4x4, the last repeated (repeatable)")
+    conditional: bool = Field(False, description="class-conditional encoder and decoder (the one-hot label "
+                                                 "concatenated, Soft-IntroVAE §6.3); labelled image datasets")
 
 
 #: options added after runs were first recorded, at the value that reproduces those runs: left out of
 #: a run's hash there (:meth:`introzoo.config.ResolvedRun.hash`), so that earlier runs keep their hash
-HASH_NEUTRAL: dict[str, Any] = {"precision": "fp32"}
+HASH_NEUTRAL: dict[str, Any] = {"precision": "fp32", "conditional": False}
 
 #: introzoo's defaults of the options that have one (``epochs`` has none: iterations count)
 TRAIN_DEFAULTS: dict[str, Any] = {k: v for k, v in TrainOptions().model_dump().items() if v is not None}

@@ -363,7 +363,8 @@ SAMPLE_EPILOG = (
     "  introzoo sample runs/first\n\n"
     "  introzoo sample runs/fmnist-soft --n 100 --out grid.png --seed 3\n\n"
     "  introzoo sample runs/first --n 5000 --out samples.npy\n\n"
-    "  introzoo sample runs/moons-vae --low-posterior --candidates 20"
+    "  introzoo sample runs/moons-vae --low-posterior --candidates 20\n\n"
+    "  introzoo sample runs/fmnist-cond --class 3 --n 16"
 )
 
 
@@ -377,6 +378,7 @@ def sample(
     threads: Optional[int] = threads_option(),
     low_posterior: bool = typer.Option(False, "--low-posterior", help="LP-Gen (dpVAE): the prior's samples of lowest aggregate posterior (priors that have it: flow)"),
     candidates: int = typer.Option(10, "--candidates", help="--low-posterior: keep the lowest N of candidates x N prior draws"),
+    klass: Optional[int] = typer.Option(None, "--class", help="a class-conditional run (--conditional): samples of class K (default: classes drawn from the training labels)"),
 ) -> None:
     """Draw samples from a saved model (prior -> decoder)."""
     from .saved import sample as do_sample
@@ -389,7 +391,7 @@ def sample(
         check_output_file(out, suffixes=(".png", ".pt", ".npy"), create_parents=True)
     elif Path(run_dir).is_dir():
         check_output_dir(run_dir, "run directory")
-    do_sample(console, run_dir, n, out, seed, device, low_posterior, candidates)
+    do_sample(console, run_dir, n, out, seed, device, low_posterior, candidates, klass=klass)
 
 
 app.command(epilog=cli_latent.TRAVERSE_EPILOG)(cli_latent.traverse)

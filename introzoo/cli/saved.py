@@ -23,18 +23,23 @@ from ..training.loop import load
 
 
 def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None,
-           low_posterior: bool = False, candidates: int = 10) -> Path:
+           low_posterior: bool = False, candidates: int = 10, klass: int | None = None) -> Path:
     """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter with axes over
     the data's range for 2D data, both captioned with the run and what was drawn
     (:func:`introzoo.figures.pictures.samples_figure`); ``.pt`` / ``.npy`` outputs hold the tensor instead (images clamped
     to the data range [0, 1], as in the PNG). The prior's latents are decoded ``EVAL_CHUNK`` at a time.
     ``low_posterior``: the prior's low-posterior samples (LP-Gen, seed 004), the lowest of ``candidates * n``
-    under the aggregate posterior; a prior without them is refused."""
+    under the aggregate posterior; a prior without them is refused. ``klass``: a class-conditional run's
+    samples of that class (:func:`introzoo.conditional.sampling.class_labels`)."""
+    from ..conditional.sampling import class_labels
     from ..training.limits import check_sample
 
     run, built = load(run_dir, device=device)
+    labels = class_labels(built.model, klass, n)
     check_sample(built.model, n, built.device)
     torch.manual_seed(seed)
+    if labels is not None:
+        labels = labels.split(EVAL_CHUNK)
     with torch.no_grad():
         if low_posterior:
             from ..figures.latent import low_posterior_latents
@@ -42,7 +47,8 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
             z = low_posterior_latents(built, run.prior.component.name, n, candidates, seed)
         else:
             z = built.model.prior.sample(n)
-        x = torch.cat([built.model.decode(c).cpu() for c in z.split(EVAL_CHUNK)])  # bounded passes
+        x = torch.cat([decode_chunk(built.model, c, None if labels is None else labels[i])
+                       for i, c in enumerate(z.split(EVAL_CHUNK))])  # bounded passes
     if built.dataset.kind == "image":  # the data's range, as the PNG grids show them
         x = x.clamp(0, 1)
     out = out or Path(run_dir) / f"{'lp_' if low_posterior else ''}samples_n{n}_s{seed}.png"
@@ -57,12 +63,20 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
         from ..figures.pictures import samples_figure, saved_caption
 
         what = (f"{n} low-posterior samples (LP-Gen, lowest of {candidates} x {n})" if low_posterior
-                else f"{n} prior samples") + f", sampling seed {seed}"
+                else f"{n} prior samples") + ("" if klass is None else f" of class {klass}") + f", sampling seed {seed}"
         samples_figure(built, x, saved_caption(run, built, what)).save(out)
     else:
         raise UsageError(f"unknown output type '{out.suffix}' for {out}; known: .png, .pt, .npy")
     console.print(f"{n} {'low-posterior ' if low_posterior else ''}samples -> {out}", highlight=False)
     return out
+
+
+def decode_chunk(model, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """``model.decode(z)`` on the CPU; with ``labels``, a class-conditional model's decoder given them."""
+    from ..conditional.model import conditioned
+
+    with conditioned(model, labels):
+        return model.decode(z).cpu()
 
 
 def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | None, device: str | None,

@@ -25,6 +25,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .layout import Figure, ImageRows, Panel, jet
+from ..conditional.model import conditioned, first_rows
 from ..metrics.base import EvalContext
 from ..metrics.toy2d import grid_points
 from ..model import VAE
@@ -196,7 +197,8 @@ def progress_rows(built: Built, x: torch.Tensor, caption: str = "", n: int = 16)
     model = built.model
     model.eval()
     x = x[:n]
-    _, _, _, rec_ = model(x, deterministic=True)
+    with first_rows(model, n):  # a conditional model: the batch's labels (introzoo.conditional)
+        _, _, _, rec_ = model(x, deterministic=True)
     fake = model.sample(x.shape[0])
     return ImageRows([("data", x), ("reconstruction", rec_), ("samples", fake)], caption)
 
@@ -219,8 +221,10 @@ def save_image_figures(built: Built, out: Path, ctx: EvalContext, caption: str =
     with ctx.seeded("plots"):
         samples = model.sample(64)
     ImageRows([("", samples[i:i + 8]) for i in range(0, 64, 8)], caption).save(out / "samples.png")
-    x = ds.to_float(ds.images("test")[0][:32]).to(built.device)
-    _, _, _, rec_ = model(x, deterministic=True)
+    x, y = ds.images("test")
+    x = ds.to_float(x[:32]).to(built.device)
+    with conditioned(model, y[:32]):  # a conditional model: the images' labels
+        _, _, _, rec_ = model(x, deterministic=True)
     rows = []
     for i in range(0, 32, 8):
         rows += [("data", x[i:i + 8]), ("reconstruction", rec_[i:i + 8])]

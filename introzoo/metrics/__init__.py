@@ -1,7 +1,7 @@
 """Built-in metrics, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import factor, fid, likelihood, prior, probes, toy2d
+from . import factor, fid, fid_cond, likelihood, prior, probes, toy2d
 
 
 @hookimpl
@@ -16,6 +16,8 @@ def introzoo_register_metrics(register):
              "FID of prior samples vs training images over an extractor (fid_gen@classifier / @inception).")
     register("fid_rec", fid.FIDRec, fid.FIDConfig,
              "FID of reconstructions (aggregated posterior) vs training images over an extractor.")
+    register("fid_cond", fid_cond.FIDCond, fid_cond.FIDCondConfig,
+             "Conditional FID of a class-conditional run: pooled (samples with the real images' labels) or per_class.")
     register("svm", probes.SVM, probes.SVMConfig, "Linear SVM accuracy on latent means (test split).")
     register("knn5", probes.knn(5), probes.ProbeConfig, "5-NN accuracy on latent means (test split).")
     register("knn100", probes.knn(100), probes.ProbeConfig, "100-NN accuracy on latent means (test split).")

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..conditional.model import conditioned
 from ..data.base import Dataset
 from ..model import VAE
 from .stream import EVAL_CHUNK, Phases
@@ -100,8 +101,9 @@ def encode_split(ctx: EvalContext, split: str, n: int | None):
         ctx.model.eval()
         mus, logvars = [], []
         with ctx.phase(f"encoding {split} images", x.shape[0]) as advance:
-            for chunk in x.split(ctx.chunk):
-                mu, logvar = ctx.model.encode(ctx.model_input(chunk))
+            for chunk, labels in zip(x.split(ctx.chunk), y.split(ctx.chunk)):
+                with conditioned(ctx.model, labels):  # a conditional model encodes with the labels
+                    mu, logvar = ctx.model.encode(ctx.model_input(chunk))
                 mus.append(mu.cpu())
                 logvars.append(logvar.cpu())
                 advance(chunk.shape[0])

@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..conditional.model import conditioned
 from .base import EvalContext, Metric
 from .stream import noise_key, posterior_noise
 
@@ -136,10 +137,12 @@ class FIDRec(_FID):
     which = "rec"
 
     def images(self, ctx: EvalContext, idx: torch.Tensor):
-        x, _ = ctx.dataset.images("train")
+        x, y = ctx.dataset.images("train")
         key = noise_key(ctx.seed, "fid:rec")  # the posterior draw of the i-th image is keyed by i
         step = min(self.config.batch_size, ctx.chunk)
         for lo in range(0, idx.numel(), step):
-            mu, logvar = ctx.model.encode(ctx.model_input(x[idx[lo:lo + step]]))
-            eps = posterior_noise(key, range(lo, lo + mu.shape[0]), 0, 1, mu.shape[1])[0].to(mu)
-            yield ctx.model.decode(mu + eps * torch.exp(0.5 * logvar))
+            with conditioned(ctx.model, y[idx[lo:lo + step]]):  # a conditional model: the images' labels
+                mu, logvar = ctx.model.encode(ctx.model_input(x[idx[lo:lo + step]]))
+                eps = posterior_noise(key, range(lo, lo + mu.shape[0]), 0, 1, mu.shape[1])[0].to(mu)
+                out = ctx.model.decode(mu + eps * torch.exp(0.5 * logvar))
+            yield out

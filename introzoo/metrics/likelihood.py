@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..losses import gaussian_log_prob, rec
+from ..conditional.model import conditioned
 from .base import EvalContext, Metric
 from .stream import EVAL_CHUNK, noise_key, posterior_noise, random_key
 
@@ -89,7 +90,7 @@ def elbo(model, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tenso
 
 @torch.no_grad()
 def scores(model, images: torch.Tensor, score: str, k: int, device, chunk: int = EVAL_CHUNK,
-           key: int | None = None, advance=None) -> torch.Tensor:
+           key: int | None = None, advance=None, labels: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image scores of uint8 images: ``elbo`` or ``iw`` (importance-weighted, ``k`` samples), at most
     ``chunk`` images per pass; the noise of image ``i`` is keyed by ``key`` and ``i`` (not by the chunking).
     ``advance(n)`` is told of each image done."""
@@ -98,11 +99,12 @@ def scores(model, images: torch.Tensor, score: str, k: int, device, chunk: int =
     out = []
     for lo in range(0, images.shape[0], per):
         x = images[lo:lo + per].float().div(255.0).to(device)
-        if score == "elbo":
-            zdim = model.zdim
-            s = elbo(model, x, posterior_noise(key, range(lo, lo + x.shape[0]), 0, 1, zdim)[0])
-        else:
-            s = iw_log_likelihood(model, x, k, chunk, key, first=lo)
+        with conditioned(model, None if labels is None else labels[lo:lo + per]):  # a conditional model: log p(x|y)
+            if score == "elbo":
+                zdim = model.zdim
+                s = elbo(model, x, posterior_noise(key, range(lo, lo + x.shape[0]), 0, 1, zdim)[0])
+            else:
+                s = iw_log_likelihood(model, x, k, chunk, key, first=lo)
         out.append(s.cpu())
         if advance is not None:
             advance(x.shape[0])
@@ -144,9 +146,10 @@ class NLL(Metric):
         self.config = config
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        x = ctx.dataset.images("test")[0][: self.config.n]
+        x, y = (t[: self.config.n] for t in ctx.dataset.images("test"))
         with ctx.phase(f"nll: {self.config.k} importance samples per image", x.shape[0]) as advance:
-            s = scores(ctx.model, x, "iw", self.config.k, ctx.device, ctx.chunk, noise_key(ctx.seed, "nll"), advance)
+            s = scores(ctx.model, x, "iw", self.config.k, ctx.device, ctx.chunk, noise_key(ctx.seed, "nll"), advance,
+                       labels=y)
         ctx.info["nll"] = {"k": self.config.k, "n": int(s.shape[0]), "unit": "nats per image",
                            "decoder": "N(D(z), I/2)"}
         return {"nll": float(-s.mean())}

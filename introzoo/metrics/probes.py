@@ -43,6 +43,9 @@ class _Probe(Metric):
         raise NotImplementedError
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
+        if getattr(ctx.model, "num_classes", None):  # a conditional encoder is given the label it would predict
+            ctx.info[self.name] = {"skipped": "a class-conditional model's encoder takes the label as input"}
+            return {}
         mu_tr, _, y_tr = encode_split(ctx, "train", self.config.n_train)
         mu_te, _, y_te = encode_split(ctx, "test", self.config.n_test)
         clf = self.classifier()

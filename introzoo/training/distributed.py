@@ -108,6 +108,9 @@ class DataParallel:
     def start(self, run: Any, device: torch.device) -> None:
         """Check the run can train data parallel and join the process group (gloo on CPU, nccl on CUDA)."""
         batch = int(run.train["batch_size"])
+        if run.train.get("conditional"):
+            raise UsageError("--conditional does not train data parallel (each process's batch labels are not "
+                             "shared); run it without --ddp")
         if batch % self.world:
             raise UsageError(f"--batch-size {batch} does not split into {self.world} processes; "
                              f"give a multiple of {self.world} (the global batch)")

@@ -69,7 +69,13 @@ def build(run: ResolvedRun, device: torch.device | None = None, dataset: Any = N
         raise UsageError(f"backbone '{run.backbone.component.name}' cannot take dataset "
                          f"'{run.data.component.name}': {exc}") from None
     prior = run.prior.component.build(run.prior.config, zdim=zdim)
-    model = VAE(encoder, decoder, prior, dataset.shape, zdim).to(device)
+    if run.train.get("conditional"):  # --conditional: label-conditioned networks, labelled batches
+        from ..conditional import LabelledStream, build_model
+
+        model = build_model(run.backbone, dataset, prior, zdim).to(device)
+        dataset = LabelledStream(dataset, model)
+    else:
+        model = VAE(encoder, decoder, prior, dataset.shape, zdim).to(device)
     if prior.data_init_points:  # e.g. mog init=data: components at K training posteriors
         with torch.no_grad():
             g = torch.Generator().manual_seed(run.seed)
@@ -134,9 +140,9 @@ def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
     on kernel ``path``; the run's random streams are left as they were."""
     state = torch.get_rng_state()
     try:
-        obj = copy.deepcopy(built.objective)
         dtype = next(built.model.parameters()).dtype
         x = built.dataset.sample(batch, torch.Generator().manual_seed(0)).to(built.device, dtype)
+        obj = copy.deepcopy(built.objective)  # after the draw: a conditional model's copy has its labels
         best = float("inf")
         with kernels.use(path):
             for i in range(steps + 1):
@@ -200,6 +206,7 @@ def train_built(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
                 grow.after_step(it, x, rec.rd.path, lambda x, path, it=it: save_image_progress(built, x, path, run, it + 1))
             if rec.after_step(it, losses, x):
                 break
+    getattr(batches, "close", lambda: None)()  # the stream ends (a conditional run's batch labels are cleared)
     if not main:  # data parallel: process 0 saves, evaluates and reports
         ddp.close()
         return {"status": rec.status, "iterations": rec.done, "rank": ddp.rank}, built
