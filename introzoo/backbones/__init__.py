@@ -11,5 +11,5 @@ def introzoo_register_backbones(register):
              "IntroVAE-style residual conv encoder/decoder for images (Soft-IntroVAE Table 6); channels, norm as options.")
     register("conv", conv.build, conv.ConvConfig, "Small plain conv encoder/decoder for tiny images (8x8 digits).")
     register("style", style.build, style.StyleConfig,
-             "Style-based encoder/decoder (Style Soft-IntroVAE, seed 001 §6.3): AdaIN decoder, style-summing encoder; "
+             "Style-based encoder/decoder (Style Soft-IntroVAE, Soft-IntroVAE §6.3): AdaIN decoder, style-summing encoder; "
              "grows from 4x4 with --resolution.")
