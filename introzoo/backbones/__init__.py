@@ -1,7 +1,7 @@
 """Built-in backbones, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import conv, mlp, resnet
+from . import conv, lord, mlp, resnet
 
 
 @hookimpl
@@ -10,3 +10,5 @@ def introzoo_register_backbones(register):
     register("resnet", resnet.build, resnet.ResNetConfig,
              "IntroVAE-style residual conv encoder/decoder for images (Soft-IntroVAE Table 6); channels, norm as options.")
     register("conv", conv.build, conv.ConvConfig, "Small plain conv encoder/decoder for tiny images (8x8 digits).")
+    register("lord", lord.build, lord.LordConfig,
+             "LORD's class and content encoders with an AdaIN decoder, for image translation (Soft-IntroVAE §6.4).")

@@ -1,7 +1,7 @@
 """Built-in datasets, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import factors, folder, images, points, toy2d
+from . import factors, folder, images, points, shapes, toy2d
 
 
 @hookimpl
@@ -17,3 +17,4 @@ def introzoo_register_datasets(register):
              "CelebA aligned faces, resized and centre-cropped to 64x64 (torchvision; 162,770 train / 19,962 test).")
     register("folder", folder.build, folder.FolderConfig, folder.DOC)
     register("points", points.build, points.PointsConfig, points.DOC)
+    register("shapes", shapes.build, shapes.ShapesConfig, shapes.DOC)
