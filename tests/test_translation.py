@@ -230,3 +230,64 @@ def test_list_shows_the_new_components(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("lord", "shapes", "content_transfer"))
+
+
+def test_perceptual_distance_against_a_hand_computation(tmp_path):
+    from introzoo.errors import UsageError
+    from introzoo.perceptual import IMAGENET_MEAN, IMAGENET_STD, PerceptualDistance, load_vgg16_features
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1), nn.ReLU())
+    dist = PerceptualDistance(net, layers=(1, 3))
+    x, y = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)  # grey: repeated to 3 channels
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def phis(v):
+        h1 = torch.relu(net[0]((v.repeat(1, 3, 1, 1) - mean) / std))
+        return h1, torch.relu(net[2](h1))
+
+    (a1, a2), (b1, b2) = phis(x), phis(y)
+    for i in range(2):
+        expected = ((x[i] - y[i]).abs().mean() + (a1[i] - b1[i]).abs().mean() + (a2[i] - b2[i]).abs().mean())
+        assert dist(x, y)[i].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.equal(dist(x, x), torch.zeros(2))
+    with pytest.raises(UsageError, match="VGG16 weights not found at .*vgg16-397923af.pth"):
+        load_vgg16_features(tmp_path / "nowhere.pth")
+
+
+def test_cars3d_and_kth_read_their_file_layouts(tmp_path, monkeypatch):
+    from scipy.io import savemat
+
+    from introzoo.data.translation_sets import KTH, Cars3D
+    from introzoo.errors import UsageError
+
+    monkeypatch.setenv("INTROZOO_DATA_ROOT", str(tmp_path))
+    with pytest.raises(UsageError, match=r"no .mat files .*nips2015-analogy-data.tar.gz"):
+        Cars3D().images("train")
+    with pytest.raises(UsageError, match=r"no videos or frame folders .*cvap/actions"):
+        KTH().images("train")
+    (tmp_path / "cars3d").mkdir()
+    rng = np.random.default_rng(0)
+    ims = [rng.integers(0, 256, (8, 8, 3, 24, 4), dtype=np.uint8) for _ in range(2)]
+    for i, im in enumerate(ims):
+        savemat(tmp_path / "cars3d" / f"car_{i:03d}_mesh.mat", {"im": im})
+    cars = Cars3D()
+    x, y = cars.images("train")
+    xt, _ = cars.images("test")
+    assert x.shape == (96, 3, 64, 64) and xt.shape == (96, 3, 64, 64) and set(y.tolist()) == {0}
+    c, k = cars.class_content("test")
+    assert c[0] == 1 and k[5] == 5  # content = azimuth * 4 + elevation: azimuth 1, elevation 1
+    # a constant view stays constant through the resize: its image is the .mat's colour
+    ims[1][:, :, :, 1, 1] = 7
+    savemat(tmp_path / "cars3d" / "car_001_mesh.mat", {"im": ims[1]})
+    assert torch.all(Cars3D().render(torch.tensor([1]), torch.tensor([5])) == 7)
+    for person, n in ((1, 12), (2, 8)):
+        folder = tmp_path / "kth" / "walking" / f"person{person:02d}_walking_d1_uncomp"
+        folder.mkdir(parents=True)
+        for f in range(n):
+            Image.new("L", (16, 12), color=10 * f).save(folder / f"{f:04d}.png")
+    kth = KTH()
+    x, y = kth.images("train")
+    xt, yt = kth.images("test")
+    assert x.shape[1:] == (1, 64, 64) and len(x) + len(xt) == 20 and len(xt) == 2
+    assert sorted(torch.cat([y, yt]).tolist()) == [0] * 12 + [1] * 8
