@@ -68,7 +68,7 @@ class _FileSet(ImageDataset):
         return data_root() / self.folder
 
     def absent(self, what: str) -> UsageError:
-        return UsageError(f"dataset '{self.name}': {what} under {self.root()}; put {self.layout} there "
+        return UsageError(f"dataset '{self.name}' is not available: {what} under {self.root()}; put {self.layout} there "
                           f"(from {self.url}; introzoo does not download it), or pass --data-root DIR")
 
     def _read(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:  # pragma: no cover - abstract
