@@ -1,7 +1,7 @@
 """Built-in backbones, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import conv, mlp, resnet, style
+from . import conv, lord, mlp, resnet, style
 
 
 @hookimpl
@@ -13,3 +13,5 @@ def introzoo_register_backbones(register):
     register("style", style.build, style.StyleConfig,
              "Style-based encoder/decoder (Style Soft-IntroVAE, Soft-IntroVAE §6.3): AdaIN decoder, style-summing encoder; "
              "grows from 4x4 with --resolution.")
+    register("lord", lord.build, lord.LordConfig,
+             "LORD's class and content encoders with an AdaIN decoder, for image translation (Soft-IntroVAE §6.4).")

@@ -17,6 +17,7 @@ from rich.table import Table
 from .. import __version__
 from . import latent as cli_latent
 from . import sweep as cli_sweep
+from . import translate as cli_translate
 from .common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
                          default_threads, kernels_option, output_path,
                          print_plan, registry, set_data_root, threads_option, train_options, warn_failures)
@@ -396,6 +397,7 @@ def sample(
 
 app.command(epilog=cli_latent.TRAVERSE_EPILOG)(cli_latent.traverse)
 app.command(epilog=cli_latent.INTERPOLATE_EPILOG)(cli_latent.interpolate)
+app.command(epilog=cli_translate.TRANSLATE_EPILOG)(cli_translate.translate)
 
 
 EVAL_EPILOG = (

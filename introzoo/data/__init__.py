@@ -1,7 +1,7 @@
 """Built-in datasets, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import factors, folder, images, points, toy2d
+from . import factors, folder, images, points, shapes, toy2d, translation_sets
 
 
 @hookimpl
@@ -17,3 +17,8 @@ def introzoo_register_datasets(register):
              "CelebA aligned faces, resized and centre-cropped to 64x64 (torchvision; 162,770 train / 19,962 test).")
     register("folder", folder.build, folder.FolderConfig, folder.DOC)
     register("points", points.build, points.PointsConfig, points.DOC)
+    register("shapes", shapes.build, shapes.ShapesConfig, shapes.DOC)
+    register("cars3d", translation_sets.factory(translation_sets.Cars3D), translation_sets.TranslationSetConfig,
+             translation_sets.DOCS["cars3d"])
+    register("kth", translation_sets.factory(translation_sets.KTH), translation_sets.TranslationSetConfig,
+             translation_sets.DOCS["kth"])

@@ -1,7 +1,7 @@
 """Built-in metrics, registered through the same hook a plugin uses."""
 
 from .. import hookimpl
-from . import factor, fid, fid_cond, likelihood, prior, probes, toy2d
+from . import factor, fid, fid_cond, likelihood, prior, probes, toy2d, translation
 
 
 @hookimpl
@@ -25,3 +25,5 @@ def introzoo_register_metrics(register):
              "FactorVAE disentanglement metric (Kim & Mnih 2018): majority-vote accuracy (datasets with factors).")
     register("nll", likelihood.NLL, likelihood.NLLConfig,
              "Importance-weighted negative log-likelihood of test images, nats per image (K samples).")
+    register("content_transfer", translation.ContentTransfer, translation.ContentTransferConfig,
+             "Per-pixel MSE of translated images (class of one, content of another) against the ground truth.")
