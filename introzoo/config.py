@@ -204,10 +204,13 @@ def _check_merged(train: dict[str, Any], dataset: Any, cfg: RunConfig) -> None:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if getattr(cfg, key, None) is not None and getattr(cfg, key) == train.get(key):  # the user's own value
+            raise UsageError(f"--{key.replace('_', '-')}: {msg}") from None
         source = f"dataset '{getattr(dataset, 'name', cfg.data)}' protocol"
         if cfg.regularizers:
             source += " (or its protocol for the chosen regularizers)"
-        raise UsageError(f"training option '{key}' = {train.get(key, '?')!r} from the {source}: {err['msg']}; "
+        raise UsageError(f"training option '{key}' = {train.get(key, '?')!r} from the {source}: {msg}; "
                          f"the valid options: {', '.join(TrainOptions.model_fields)}") from None
 
 

@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
+
+from .losses import rec
 
 from .priors.base import Prior
 
@@ -36,6 +39,25 @@ class DataShaped:
     def s(self) -> float:
         """The normalising factor s = 1 / input_dim of Soft-IntroVAE (docs/conventions.md, "Shared terms")."""
         return 1.0 / self.input_dim
+
+    #: the per-sample distance of the objectives' REC terms: ``None`` is REC(x, y), the summed squared error
+    #: (:func:`introzoo.losses.rec`); ``--rec-loss perceptual,weights=FILE`` sets LORD's VGG distance
+    #: (:mod:`introzoo.perceptual`) with :meth:`set_rec_loss`
+    rec_loss: Any = None
+
+    def rec(self, x: torch.Tensor, y: torch.Tensor, lead: int = 0) -> torch.Tensor:
+        """REC(x, y) of every objective, one value per sample: :attr:`rec_loss` when set, else the summed
+        squared error (``lead``: leading member dimensions, :func:`introzoo.losses.rec`)."""
+        if self.rec_loss is None:
+            return rec(x, y, lead)
+        if lead:
+            raise RuntimeError("a reconstruction distance other than mse does not run in a pack")
+        return self.rec_loss(x, y)
+
+    def set_rec_loss(self, distance: Any) -> None:
+        """Use ``distance(x, y) -> (B,)`` for REC; kept outside the module's parameters and state (a frozen
+        feature network is not part of the checkpoint)."""
+        object.__setattr__(self, "rec_loss", distance)
 
 
 class VAE(DataShaped, nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 #: the largest seed: numpy's generators take seeds below 2^32 (a run seeds torch, numpy and random)
 MAX_SEED = 2 ** 32 - 1
@@ -54,11 +54,22 @@ class TrainOptions(BaseModel):
         None, description="with --resolution: the objective's beta_neg per stage from 4x4, the last repeated (repeatable)")
     conditional: bool = Field(False, description="class-conditional encoder and decoder (the one-hot label "
                                                  "concatenated, Soft-IntroVAE §6.3); labelled image datasets")
+    rec_loss: str = Field("mse",
+                          description="the objectives' reconstruction distance: mse (the summed squared error) or "
+                                      "perceptual,weights=FILE (LORD's VGG16 distance, Soft-IntroVAE §6.4; images)")
+
+    @field_validator("rec_loss")
+    @classmethod
+    def _rec_loss(cls, v: str) -> str:
+        name, _, weights = v.partition(",weights=")
+        if v != "mse" and not (name == "perceptual" and weights):
+            raise ValueError(f"'{v}': choose mse or perceptual,weights=FILE")
+        return v
 
 
 #: options added after runs were first recorded, at the value that reproduces those runs: left out of
 #: a run's hash there (:meth:`introzoo.config.ResolvedRun.hash`), so that earlier runs keep their hash
-HASH_NEUTRAL: dict[str, Any] = {"precision": "fp32", "conditional": False}
+HASH_NEUTRAL: dict[str, Any] = {"precision": "fp32", "conditional": False, "rec_loss": "mse"}
 
 #: introzoo's defaults of the options that have one (``epochs`` has none: iterations count)
 TRAIN_DEFAULTS: dict[str, Any] = {k: v for k, v in TrainOptions().model_dump().items() if v is not None}

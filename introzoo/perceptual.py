@@ -14,7 +14,7 @@ downloaded, like the Inception extractor (introzoo/extractors/inception.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -79,3 +79,23 @@ class PerceptualDistance(nn.Module):
         for fx, fy in zip(self._phis(x), self._phis(y)):
             d = d + (fx - fy).abs().flatten(1).mean(1)
         return d
+
+
+def rec_distance(spec: str, dataset: Any, device: torch.device) -> PerceptualDistance:
+    """The REC distance of ``--rec-loss perceptual,weights=FILE`` for a run on ``dataset`` (images only):
+    :class:`PerceptualDistance` over VGG16's features from ``FILE``, on ``device``; one ``UsageError`` line
+    when the data are not images or the file is missing."""
+    name, _, weights = spec.partition(",weights=")
+    if name != "perceptual" or not weights:
+        raise UsageError(f"--rec-loss {spec!r}: use mse or perceptual,weights=FILE")
+    if getattr(dataset, "kind", "") != "image" or len(dataset.shape) != 3 or dataset.shape[0] not in (1, 3):
+        raise UsageError(f"--rec-loss perceptual needs images with 1 or 3 channels; dataset "
+                         f"'{getattr(dataset, 'name', '?')}' has samples of shape {tuple(dataset.shape)}")
+    dist = PerceptualDistance(load_vgg16_features(weights))
+    try:  # one image of the dataset's size through the feature network: VGG16's five poolings need 32 pixels
+        with torch.no_grad():
+            dist(torch.zeros(1, *dataset.shape), torch.zeros(1, *dataset.shape))
+    except RuntimeError as exc:
+        raise UsageError(f"--rec-loss perceptual: images of {dataset.shape[1]}x{dataset.shape[2]} are too small for "
+                         f"the feature network ({first_line(exc)}); VGG16 needs 32x32 or larger") from None
+    return dist.to(device)

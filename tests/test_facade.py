@@ -108,7 +108,7 @@ def test_the_facade_takes_every_training_option(tmp_path):
     from introzoo.options import TrainOptions
 
     values = {"iterations": 3, "epochs": None, "batch_size": 16, "lr": 1e-3, "lr_milestones": [2], "lr_gamma": 0.5,
-              "zdim": 2, "precision": "bf16", "conditional": False,  # 2D data: no labels, no stages
+              "zdim": 2, "precision": "bf16", "conditional": False, "rec_loss": "mse",  # 2D data: no labels, no stages
               **dict.fromkeys(["resolution", "stage_epochs", "stage_iterations", "blend_epochs", "blend_iterations",
                                "stage_batch_size", "stage_beta_neg"])}
     assert set(values) == set(TrainOptions.model_fields)  # a new option: add it here

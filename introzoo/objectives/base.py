@@ -18,7 +18,6 @@ import torch
 from pydantic import BaseModel
 
 from ..errors import UsageError
-from ..losses import rec
 from ..model import VAE, grouped
 from ..options import TrainOptions as TrainSettings  # the resolved training options an objective receives
 from ..training.precision import FP32, Precision
@@ -164,7 +163,7 @@ class Objective:
         m = self.model
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
-        loss_rec = bmean(m, rec(x, m.decode(z), lead(m)))
+        loss_rec = bmean(m, m.rec(x, m.decode(z), lead(m)))
         loss_kl = bmean(m, self.real_kl(mu, logvar, z) if regularize else m.kl(mu, logvar))
         loss = beta_rec * loss_rec + beta_kl * loss_kl
         reg = self.encoder_regularization(mu, logvar, z) if regularize else None

@@ -35,7 +35,6 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..losses import rec
 from .base import Objective
 from .members import bcat, bmean, bsize, bslice, lead
 
@@ -76,7 +75,7 @@ class IntroVAE(Objective):
         out = m.decode(bcat(m, [z_p, z]))  # [x_f; x_r]
 
         # ---- encoder step
-        rec_real = bmean(m, rec(x, bslice(m, out, b), ld))
+        rec_real = bmean(m, m.rec(x, bslice(m, out, b), ld))
         kl_real = bmean(m, self.real_kl(mu, logvar, z))  # KL(x), or the regularizer's replacement
         mu2, logvar2 = m.encode(out.detach())
         kl2 = m.kl(mu2, logvar2)

@@ -48,7 +48,6 @@ from typing import ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..losses import rec
 from .base import Objective
 from .members import bcat, bmean, bsize, lead
 
@@ -135,11 +134,11 @@ class SoftIntroVAE(Objective):
         c, m = self.config, self.model
         s, b, ld = m.s, bsize(m, x), lead(m)
         x_f = d.x_f.detach()
-        rec_real = rec(x, d.x_r, ld)
+        rec_real = m.rec(x, d.x_r, ld)
         kl_real = self.real_kl(d.mu, d.logvar, d.z)  # KL(x), or the regularizer's replacement (a scalar)
         mu2, logvar2 = m.encode(bcat(m, [x_f, d.x_r.detach()]))
         y2 = self.redecode(m.reparameterize(mu2, logvar2))
-        elbo_neg = c.beta_rec * rec(bcat(m, [x_f, d.x_r]), y2, ld) + c.beta_neg * m.kl(mu2, logvar2)
+        elbo_neg = c.beta_rec * m.rec(bcat(m, [x_f, d.x_r]), y2, ld) + c.beta_neg * m.kl(mu2, logvar2)
         exp_elbo = torch.exp(-2 * s * elbo_neg)
         exp_fake, exp_rec = bmean(m, exp_elbo[..., :b]), bmean(m, exp_elbo[..., b:])
         loss_e = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * bmean(m, kl_real)) + 0.25 * (exp_fake + exp_rec)
@@ -163,9 +162,9 @@ class SoftIntroVAE(Objective):
         z3 = m.reparameterize(mu3, logvar3)
         kl3 = m.kl(mu3, logvar3)
         if self.detach_redecoded:
-            rr = rec(out.detach(), self.redecode(z3.detach()), ld)
+            rr = m.rec(out.detach(), self.redecode(z3.detach()), ld)
         else:
-            rr = rec(out, self.redecode(z3), ld)
+            rr = m.rec(out, self.redecode(z3), ld)
         kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
         loss_d = s * (c.beta_rec * bmean(m, rec_real) + 0.5 * c.beta_kl * (kl_fake + kl_rec)
                       + 0.5 * c.gamma_r * c.beta_rec * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))

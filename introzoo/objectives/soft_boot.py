@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field
 
-from ..losses import rec
 from .members import bmean, lead
 from .soft import SoftConfig, SoftIntroVAE
 
@@ -104,7 +103,7 @@ class SoftIntroVAEBootstrap(SoftIntroVAE):
         c, m = self.config, self.model
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
-        loss_rec = bmean(m, rec(x, self.target_decoder(z), lead(m)))
+        loss_rec = bmean(m, m.rec(x, self.target_decoder(z), lead(m)))
         loss_kl = bmean(m, m.kl(mu, logvar))
         loss = c.beta_rec * loss_rec + c.beta_kl * loss_kl
         for opt in self.optimizers.values():

@@ -31,7 +31,6 @@ import torch
 from pydantic import Field
 
 from ..errors import UsageError
-from ..losses import rec
 from .members import bcat, bmean, bsize, lead
 from .soft import SoftConfig, SoftDraws, SoftIntroVAE
 
@@ -67,7 +66,7 @@ class SoftIntroVAEPrior(SoftIntroVAE):
         y3 = self.redecode(z3.detach())
         kl3 = m.prior.kl(mu3, logvar3, stop_gradient=True)  # sg[p] as the target
         kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
-        rr = rec(out.detach(), y3, ld)
+        rr = m.rec(out.detach(), y3, ld)
         kl_prior = bmean(m, m.prior.kl(d.mu.detach(), d.logvar.detach()))  # the prior fits the real posteriors
         loss_d = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * kl_prior
                       + c.gamma * c.beta_kl * 0.5 * (kl_rec + kl_fake)

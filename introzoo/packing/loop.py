@@ -70,6 +70,8 @@ def check_packable(runs: list[ResolvedRun]) -> None:
             raise UsageError(f"precision '{r.train['precision']}' does not pack (fp32 only); it runs unpacked")
         if r.train.get("conditional"):
             raise UsageError("--conditional does not pack; it runs unpacked")
+        if r.train.get("rec_loss", "mse") != "mse":
+            raise UsageError("--rec-loss perceptual does not pack; it runs unpacked")
         if r.data.component.name != r0.data.component.name or r.data.config != r0.data.config:
             raise UsageError("runs of a pack share their dataset and its options")
         for kind in ("objective", "prior", "backbone"):

@@ -76,6 +76,10 @@ def build(run: ResolvedRun, device: torch.device | None = None, dataset: Any = N
         dataset = LabelledStream(dataset, model)
     else:
         model = VAE(encoder, decoder, prior, dataset.shape, zdim).to(device)
+    if run.train.get("rec_loss", "mse") != "mse":  # --rec-loss perceptual,weights=FILE: REC is a VGG distance
+        from ..perceptual import rec_distance
+
+        model.set_rec_loss(rec_distance(run.train["rec_loss"], dataset, device))
     if prior.data_init_points:  # e.g. mog init=data: components at K training posteriors
         with torch.no_grad():
             g = torch.Generator().manual_seed(run.seed)
