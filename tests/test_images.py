@@ -307,6 +307,23 @@ def test_knn_probe_matches_a_direct_nearest_neighbour_count():
     assert got > 0.8  # a random projection of digits keeps the classes apart
 
 
+def test_a_probe_that_cannot_be_fitted_reports_why_not_a_failure():
+    """knn100 on a training split of 60 images (a small folder of the reader's own) gives no value and says
+    why, where scikit-learn would stop the evaluation (n_neighbors > n_samples_fit)."""
+    from introzoo.metrics.probes import ProbeConfig, knn
+
+    ds = digits()
+    d = 4
+    enc = FixedEncoder(torch.randn(d, 64, dtype=torch.float64), torch.zeros(d, dtype=torch.float64),
+                       torch.zeros(d, dtype=torch.float64))
+    model = VAE(enc, Linear(torch.zeros(64, d), torch.zeros(64)), StandardGaussian(d), (1, 8, 8), d).double()
+    model.encode = lambda x: enc(x.double()).chunk(2, 1)
+    ctx = EvalContext(model, ds, torch.device("cpu"), 0)
+    assert knn(100)(ProbeConfig(n_train=60, n_test=20)).compute(ctx) == {}
+    assert ctx.info["knn100"] == {"skipped": "100-NN needs at least 100 training images; the training split has 60"}
+    assert set(knn(5)(ProbeConfig(n_train=60, n_test=20)).compute(ctx)) == {"knn5"}
+
+
 # -- end to end ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):

@@ -42,12 +42,22 @@ class _Probe(Metric):
     def classifier(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def cannot_fit(self, n_train: int, n_classes: int) -> str | None:
+        """Why the probe cannot be fitted on ``n_train`` latent means of ``n_classes`` classes, or None."""
+        if n_classes < 2:
+            return f"the training split has {n_classes} class(es): a probe needs two or more"
+        return None
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         if getattr(ctx.model, "num_classes", None):  # a conditional encoder is given the label it would predict
             ctx.info[self.name] = {"skipped": "a class-conditional model's encoder takes the label as input"}
             return {}
         mu_tr, _, y_tr = encode_split(ctx, "train", self.config.n_train)
         mu_te, _, y_te = encode_split(ctx, "test", self.config.n_test)
+        why = self.cannot_fit(mu_tr.shape[0], len(set(y_tr.tolist())))
+        if why:  # e.g. knn100 on a folder of 40 images: no value, and the reason, not a failed evaluation
+            ctx.info[self.name] = {"skipped": why}
+            return {}
         clf = self.classifier()
         with ctx.phase(f"{self.name}: fitting on {mu_tr.shape[0]} latent means", 1) as advance:
             clf.fit(mu_tr.double().numpy(), y_tr.numpy())
@@ -79,6 +89,11 @@ def knn(k: int):
     class KNN(_Probe):
         name = f"knn{k}"
         directions = {f"knn{k}": "max"}
+
+        def cannot_fit(self, n_train: int, n_classes: int) -> str | None:
+            if n_train < k:
+                return f"{k}-NN needs at least {k} training images; the training split has {n_train}"
+            return super().cannot_fit(n_train, n_classes)
 
         def classifier(self):
             from sklearn.neighbors import KNeighborsClassifier
