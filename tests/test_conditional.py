@@ -174,3 +174,66 @@ def test_class_on_an_unconditional_run_and_encoding_without_labels_are_refused(t
     with built.model.conditioned(torch.tensor([0, 9])):
         assert built.model.encode(torch.zeros(2, 1, 8, 8))[0].shape == (2, 4)
     assert built.model.labels is None
+
+
+def _frechet(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import linalg
+
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real))
+
+
+@pytest.mark.parametrize("kind", ["pooled", "per_class"])
+def test_fid_cond_against_scipy_on_known_samples(monkeypatch, kind):
+    """fid_cond with samples we know: class k's samples are the training images of class k in order, shifted
+    by 0.1 k (clipped); features a fixed projection of the pixels. pooled: one Frechet distance (scipy)
+    between the n reference images and the samples made with their labels; per_class: the mean over classes
+    of the distance between a class's references and as many samples of that class."""
+    from introzoo.metrics import fid_cond
+    from introzoo.metrics.base import EvalContext
+
+    run, built = _digits_model()
+    ds = built.dataset.dataset if hasattr(built.dataset, "dataset") else built.dataset
+    x, y = ds.images("train")
+    pool = {k: ds.to_float(x[y == k]) for k in range(10)}
+    shift = lambda k, imgs: (imgs + 0.1 * k).clamp(0, 1)  # noqa: E731
+
+    def known(ctx, labels, batch_size):
+        used = dict.fromkeys(range(10), 0)
+        for lab in labels.split(batch_size):
+            out = []
+            for k in lab.tolist():
+                out.append(shift(k, pool[k][used[k]]))
+                used[k] += 1
+            yield torch.stack(out)
+
+    monkeypatch.setattr(fid_cond, "_generate", known)
+    w = torch.randn(64, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    class Projection(torch.nn.Module):
+        num_features, info = 6, {}
+
+        def forward(self, imgs):
+            return imgs.flatten(1).double() @ w
+
+    ctx = EvalContext(built.model, ds, torch.device("cpu"), 0)
+    ctx.cache["extractor:proj"] = ("proj", Projection())
+    metric = fid_cond.FIDCond(fid_cond.FIDCondConfig(kind=kind, features="proj", n=1000, batch_size=300))
+    got = metric.compute(ctx)
+    idx = ctx.cache["fid:proj:1000"][3]  # the reference images fid_gen uses
+    feats = lambda imgs: (imgs.flatten(1).double() @ w).numpy()  # noqa: E731
+    real, labels = ds.to_float(x[idx]), y[idx]
+    if kind == "pooled":
+        seen = dict.fromkeys(range(10), 0)
+        fake = []
+        for k in labels.tolist():
+            fake.append(shift(k, pool[k][seen[k]]))
+            seen[k] += 1
+        expected = _frechet(feats(real), feats(torch.stack(fake)))
+        assert got == {"fid_cond@proj": pytest.approx(expected, rel=1e-4)}
+    else:
+        per = {k: _frechet(feats(real[labels == k]), feats(shift(k, pool[k][: int((labels == k).sum())])))
+               for k in range(10)}
+        assert got == {"fid_intra@proj": pytest.approx(sum(per.values()) / 10, rel=1e-4)}
+        assert ctx.info["fid_intra@proj"]["per_class"] == {str(k): pytest.approx(v, rel=1e-4) for k, v in per.items()}
+    assert next(iter(got.values())) > 0.01  # the shifts are seen
