@@ -264,3 +264,12 @@ def test_cited_sections_are_found_and_checked():
     assert unresolved("see " + cite.format("conventions.md", "No such section")) == [("conventions.md", "No such section")]
     assert unresolved(cite.format("nowhere.md", "Shared terms")) == [("nowhere.md", "Shared terms")]
     assert OUTSIDE.search("as in " + "SPEC" + " §2") and OUTSIDE.search("SPEC" + ".md")
+
+
+def test_every_benchmark_file_loads():
+    """Each sweep file under benchmarks/ parses into a sweep (its keys, training options and published tables)."""
+    from introzoo.sweeps.grid import load_sweep_file
+
+    for path in sorted((ROOT / "benchmarks").glob("*.toml")):
+        spec = load_sweep_file(path)
+        assert spec.name, path
