@@ -200,6 +200,15 @@ def test_the_facade_module_does_not_warn():
         introzoo.train.pick_device  # noqa: B018
 
 
+def test_the_cli_starts_without_torch():
+    """``introzoo --help``, bad input and every command's start import no torch (seconds per process with a
+    CUDA build): the commands import what they need when they run."""
+    r = subprocess.run([sys.executable, "-c", "import sys, introzoo.cli; print(sorted(m for m in sys.modules "
+                        "if m.split('.')[0] in ('torch', 'torchvision', 'sklearn', 'scipy')))"],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
+
+
 def test_import_and_help_without_deprecation_warnings():
     for args in (["-c", "import introzoo, introzoo.api, introzoo.train, introzoo.cli"], ["-m", "introzoo.cli", "--help"],
                  ["-m", "introzoo", "--help"]):

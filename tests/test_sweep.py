@@ -22,6 +22,9 @@ from introzoo.sweeps.grid import SweepSpec, Task, expand, expand_axis, load_swee
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ["--metric", "kl,n_samples=500", "--metric", "gnelbo,grid=32,n_data=256"]
+#: a narrower network and batch for the tests of sweep mechanics (the default network's numbers are checked
+#: by tests/test_metrics_toy2d.py and tests/test_pack_float32.py)
+SMALL = ["-b", "mlp,hidden=64", "--batch-size", "128"]
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -173,7 +176,7 @@ def test_leaderboard_cli_errors(tmp_path, capsys):
 
 def _sweep_cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "introzoo.cli", "sweep", "-o", "vae,soft,num_vae=20", "-d", "8gaussians,rings",
-            "--seeds", "2", "-n", "60", *CHEAP, "--workers", "2", "--out", str(out), "-q", *extra]
+            "--seeds", "2", "-n", "60", *CHEAP, *SMALL, "--workers", "2", "--out", str(out), "-q", *extra]
 
 
 def _leaderboard(out: Path) -> dict:
@@ -213,7 +216,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
 @pytest.mark.slow
 def test_submitit_executor_matches_local(tmp_path):
     pytest.importorskip("submitit")
-    base = ["sweep", "-o", "vae,soft,num_vae=10", "-d", "rings", "--seeds", "1", "-n", "30", *CHEAP, "-q"]
+    base = ["sweep", "-o", "vae,soft,num_vae=10", "-d", "rings", "--seeds", "1", "-n", "30", *CHEAP, *SMALL, "-q"]
     assert main([*base, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
     assert main([*base, "--out", str(tmp_path / "sub"), "-e", "submitit,cluster=local,poll=0.2"]) == 0
     assert _leaderboard(tmp_path / "sub") == _leaderboard(tmp_path / "local")
@@ -222,7 +225,9 @@ def test_submitit_executor_matches_local(tmp_path):
 @pytest.mark.slow
 def test_smoke_benchmark_leaderboard(tmp_path):
     out = tmp_path / "smoke"
+    # the file's grid and network, 500 of its 900 iterations (200 past soft's warm-up), a coarser gnelbo grid
     r = subprocess.run([sys.executable, "-m", "introzoo.cli", "sweep", str(ROOT / "benchmarks" / "toy2d_smoke.toml"),
+                        "-n", "500", "--metric", "kl", "--metric", "jsd", "--metric", "gnelbo,grid=64",
                         "--workers", "2", "--out", str(out), "-q"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     board = _leaderboard(out)
@@ -240,7 +245,7 @@ def test_smoke_benchmark_leaderboard(tmp_path):
 
 def test_select_protocol_reruns_the_best_with_all_seeds(tmp_path, capsys):
     out = tmp_path / "sel"
-    args = ["sweep", "-o", "vae,beta_rec=0.8,beta_kl=0.05|1.0", "-d", "8gaussians", "--seeds", "2", "-n", "150",
+    args = ["sweep", "-o", "vae,beta_rec=0.8,beta_kl=0.05|1.0", "-d", "8gaussians", "--seeds", "2", "-n", "150", *SMALL,
             "--metric", "kl,n_samples=2000", "--select", "kl", "--workers", "1", "--out", str(out), "-q"]
     assert main(args) == 0
     selection = json.loads((out / "selection.json").read_text())
@@ -271,7 +276,7 @@ def test_resume_every_continues_an_interrupted_run(tmp_path):
     """``--resume-every``: a sweep killed mid-run continues that run from its last resume point (noted in
     events.jsonl) and ends with the result of an uninterrupted sweep."""
     cmd = lambda out, *extra: [sys.executable, "-m", "introzoo.cli", "sweep", "-o", "soft", "-d", "rings",  # noqa: E731
-                               "--seeds", "1", "-n", "600", "--batch-size", "64", *CHEAP, "--workers", "1", "--threads", "1",
+                               "--seeds", "1", "-n", "600", "--batch-size", "64", *CHEAP, *SMALL[:2], "--workers", "1", "--threads", "1",
                                "--out", str(out), "-q", *extra]
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     subprocess.run(cmd(ref), check=True, capture_output=True)

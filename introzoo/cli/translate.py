@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import torch
 import typer
 from rich.console import Console
 
@@ -54,6 +53,7 @@ def write_grid(console: Console, run_dir: Path, n: int, split: str, out: Path | 
     """Load the run, pick ``n`` class sources and ``n`` content sources of ``split`` (seeded), and save the
     ``(n + 1) x (n + 1)`` grid: the content sources along the top, the class sources down the left, the
     translation of each pair inside."""
+    import torch  # here, not at import: the CLI starts without torch
     from torchvision.utils import save_image
 
     from ..training.loop import load

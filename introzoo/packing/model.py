@@ -24,6 +24,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .. import losses
 from ..training.kernels import Linear
 from .conv import PackedConvNet, member_linear
 from .members import MemberModel, MemberPriors
@@ -80,6 +81,11 @@ class PackView:
         batched = type(pack.priors[0]).pack_view  # a prior's own batched form (sg), else None
         self.prior = batched(self) if batched is not None else MemberPriors(self)
         self.s = 1.0 / math.prod(pack.data_shape)
+
+    def rec(self, x: torch.Tensor, y: torch.Tensor, lead: int = 1) -> torch.Tensor:
+        """REC of the objectives, per member and sample (a pack trains the default distance only:
+        :func:`introzoo.packing.loop.check_packable` refuses ``--rec-loss``)."""
+        return losses.rec(x, y, lead)
 
     def randn(self, shape: tuple[int, ...]) -> torch.Tensor:
         p = self.pack
