@@ -29,8 +29,14 @@ import time
 from pathlib import Path
 
 TARGET_GB = 2.0
-QUICK = {"fid_gen": "n=1000", "fid_rec": "n=1000", "svm": "n_train=1000,n_test=1000",
-         "knn5": "n_train=1000,n_test=1000", "knn100": "n_train=1000,n_test=1000", "nll": "n=20"}
+QUICK = {
+    "fid_gen": "n=1000",
+    "fid_rec": "n=1000",
+    "svm": "n_train=1000,n_test=1000",
+    "knn5": "n_train=1000,n_test=1000",
+    "knn100": "n_train=1000,n_test=1000",
+    "nll": "n=20",
+}
 
 
 def default_metrics() -> list[str]:
@@ -62,13 +68,31 @@ def main() -> int:
     a = ap.parse_args()
 
     work = a.keep or Path(tempfile.mkdtemp(prefix="introzoo-eval-memory-"))
-    env = dict(os.environ, INTROZOO_CACHE=str(work / "cache"), INTROZOO_DATA_ROOT=str(work / "data"),
-               INTROZOO_DISABLE_PLUGINS="all")
+    env = dict(
+        os.environ, INTROZOO_CACHE=str(work / "cache"), INTROZOO_DATA_ROOT=str(work / "data"), INTROZOO_DISABLE_PLUGINS="all"
+    )
     threads = ["--threads", str(a.threads)] if a.threads else []
     run = work / "fmnist-soft"
-    rc, train_gb, train_s = introzoo(["run", "-o", "soft", "-d", "fashion-mnist", "-n", str(a.iterations),
-                                      "--metric", "knn5,n_train=100,n_test=100", "--out", str(run), "-q",
-                                      "--resume-every", "0", *threads], env)
+    rc, train_gb, train_s = introzoo(
+        [
+            "run",
+            "-o",
+            "soft",
+            "-d",
+            "fashion-mnist",
+            "-n",
+            str(a.iterations),
+            "--metric",
+            "knn5,n_train=100,n_test=100",
+            "--out",
+            str(run),
+            "-q",
+            "--resume-every",
+            "0",
+            *threads,
+        ],
+        env,
+    )
     if rc != 0:
         print(f"training failed (exit {rc}); is dataset-fashion-mnist installed?", file=sys.stderr)
         return rc
@@ -82,8 +106,10 @@ def main() -> int:
         return rc
     times = json.loads((run / "metrics.json").read_text()).get("eval_times_s", {})
     verdict = "under" if peak_gb < TARGET_GB else "OVER"
-    print(f"\nintrozoo eval on Fashion-MNIST ({'quick: ' + ', '.join(specs) if a.quick else 'default metrics: ' + ', '.join(names)};"
-          f" chunk {a.chunk or 256})")
+    print(
+        f"\nintrozoo eval on Fashion-MNIST ({'quick: ' + ', '.join(specs) if a.quick else 'default metrics: ' + ', '.join(names)};"
+        f" chunk {a.chunk or 256})"
+    )
     print(f"  peak resident memory: {peak_gb:.2f} GB   target: < {TARGET_GB:.0f} GB   ({verdict} the target)")
     print(f"  wall time: {eval_s:.0f} s   ({', '.join(f'{k} {v:.0f} s' for k, v in times.items())})")
     print(f"  (training the run: {a.iterations} iterations, {train_s:.0f} s, peak {train_gb:.2f} GB; work dir {work})")

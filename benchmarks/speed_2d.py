@@ -121,8 +121,11 @@ class ReferenceLoop:
         loss_rec_fake = rec_loss(fake.detach(), rec_fake)
         fake_kl = kl_loss(fake_mu, fake_logvar)
         rec_kl = kl_loss(rec_mu, rec_logvar)
-        loss_d = s * (c.beta_rec * loss_rec + 0.5 * c.beta_kl * (fake_kl + rec_kl)
-                      + c.gamma_r * 0.5 * c.beta_rec * (loss_rec_rec + loss_rec_fake))
+        loss_d = s * (
+            c.beta_rec * loss_rec
+            + 0.5 * c.beta_kl * (fake_kl + rec_kl)
+            + c.gamma_r * 0.5 * c.beta_rec * (loss_rec_rec + loss_rec_fake)
+        )
         self.opt_d.zero_grad()
         loss_d.backward()
         self.opt_d.step()
@@ -175,8 +178,10 @@ def count_flops(device, c, batch_size) -> dict[str, float]:
 
     x = eight_gaussians(batch_size, torch.Generator().manual_seed(0)).to(device)
     z_p = torch.randn(batch_size, 2, device=device)
-    loops = {"introzoo": lambda: SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4)).train_step(x, 10**6),
-             "reference": lambda: ReferenceLoop(make_model(device), c, 2e-4).step(x, z_p)}
+    loops = {
+        "introzoo": lambda: SoftIntroVAE(c, make_model(device), train=TrainSettings(lr=2e-4)).train_step(x, 10**6),
+        "reference": lambda: ReferenceLoop(make_model(device), c, 2e-4).step(x, z_p),
+    }
     out = {}
     for name, fn in loops.items():
         with FlopCounterMode(display=False) as counter:
@@ -225,8 +230,11 @@ def time_loop(role: str, iterations: int, batch_size: int, device: torch.device)
     for i in range(iterations):
         fn(batches[i % 16])
     sync(device)
-    out = {"seconds": time.perf_counter() - t, "iterations": iterations,
-           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out = {
+        "seconds": time.perf_counter() - t,
+        "iterations": iterations,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
     if device.type == "cuda":
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -258,8 +266,11 @@ def gemm_peak(device: torch.device, seconds: float = 0.3) -> dict[str, float]:
 
     out: dict[str, float] = {}
     g = torch.Generator().manual_seed(0)
-    for name, dtype, path in (("fp32_aten", torch.float32, "aten"), ("fp32_onednn", torch.float32, "onednn"),
-                              ("bf16", torch.bfloat16, "aten")):
+    for name, dtype, path in (
+        ("fp32_aten", torch.float32, "aten"),
+        ("fp32_onednn", torch.float32, "onednn"),
+        ("bf16", torch.bfloat16, "aten"),
+    ):
         if path == "onednn" and (device.type != "cpu" or not kernels.available("onednn")):
             continue
         best = 0.0
@@ -268,8 +279,10 @@ def gemm_peak(device: torch.device, seconds: float = 0.3) -> dict[str, float]:
             w = torch.randn(256, 256, generator=g).to(device, dtype).requires_grad_()
             flop = 3 * 2 * b * 256 * 256
             with kernels.use(path):
+
                 def once():
                     kernels.linear(x, w).sum().backward()
+
                 once()
                 sync(device)
                 n, t0 = 0, time.perf_counter()
@@ -293,8 +306,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--compile", action="store_true",
-                    help="also time introzoo with torch.compile'd networks (compiles for minutes per block)")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time introzoo with torch.compile'd networks (compiles for minutes per block)",
+    )
     ap.add_argument("--role", choices=ROLES + (COMPILE,), help=argparse.SUPPRESS)  # internal: one timing block
     args = ap.parse_args()
     if args.threads:
@@ -312,8 +328,18 @@ def main() -> None:
     totals = {r: {"seconds": 0.0, "iterations": 0, "peak_rss_mib": 0.0} for r in roles}
     for _ in range(args.blocks):
         for role in roles:
-            cmd = [sys.executable, __file__, "--role", role, "--iterations", str(per), "--batch-size",
-                   str(args.batch_size), "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
+            cmd = [
+                sys.executable,
+                __file__,
+                "--role",
+                role,
+                "--iterations",
+                str(per),
+                "--batch-size",
+                str(args.batch_size),
+                "--device",
+                args.device,
+            ] + (["--threads", str(args.threads)] if args.threads else [])
             block = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
             t = totals[role]
             t["seconds"] += block["seconds"]
@@ -330,49 +356,73 @@ def main() -> None:
     best_path = max(fp32_paths, key=fp32_paths.get)
     best_fp32 = fp32_paths[best_path]
     fp32_peak = max(v for k, v in peak.items() if k.startswith("fp32"))
-    fraction = {"introzoo": its["introzoo"] * gflop / fp32_peak, "introzoo-onednn": its["introzoo-onednn"] * gflop / fp32_peak,
-                "introzoo-bf16": its["introzoo-bf16"] * gflop / peak["bf16"] if peak.get("bf16") else None}
+    fraction = {
+        "introzoo": its["introzoo"] * gflop / fp32_peak,
+        "introzoo-onednn": its["introzoo-onednn"] * gflop / fp32_peak,
+        "introzoo-bf16": its["introzoo-bf16"] * gflop / peak["bf16"] if peak.get("bf16") else None,
+    }
     result = {
-        "device": str(device), "threads": args.threads or torch.get_num_threads(), "batch_size": args.batch_size,
-        "iterations": per * args.blocks, **{f"{r}_it_s": round(v, 2) for r, v in its.items()},
+        "device": str(device),
+        "threads": args.threads or torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "iterations": per * args.blocks,
+        **{f"{r}_it_s": round(v, 2) for r, v in its.items()},
         "ratio": round(its["introzoo"] / its["reference"], 3),
         "ratio_fp32": round(best_fp32 / its["reference"], 3),
         "ratio_bf16": round(its["introzoo-bf16"] / its["reference"], 3),
         "best_fp32_path": best_path,
-        "gemm_peak_gflop_s": peak, "gemm_peak_gflop_s_by_threads": peaks,
+        "gemm_peak_gflop_s": peak,
+        "gemm_peak_gflop_s_by_threads": peaks,
         "fraction_of_peak": {k: (round(v, 3) if v is not None else None) for k, v in fraction.items()},
         "ratio_same_allocator": round(its["introzoo"] / its["reference+alloc"], 3),
         "max_rel_loss_diff": max_rel,
         "gflop_per_iteration": {r: round(v / 1e9, 3) for r, v in flops.items()},
         "flop_ratio": round(flops["reference"] / flops["introzoo"], 3),
         "peak_rss_mib": {r: round(t["peak_rss_mib"], 1) for r, t in totals.items()},
-        "spec_reference_it_s": SPEC_REFERENCE_IT_S, "torch": torch.__version__,
+        "spec_reference_it_s": SPEC_REFERENCE_IT_S,
+        "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
     }
     if args.json:
         print(json.dumps(result))
         return
-    print(f"soft on 2D (MLP 3x256, batch {args.batch_size}), {device}, {result['threads']} threads, "
-          f"{result['iterations']} iterations per loop in {args.blocks} alternating blocks")
+    print(
+        f"soft on 2D (MLP 3x256, batch {args.batch_size}), {device}, {result['threads']} threads, "
+        f"{result['iterations']} iterations per loop in {args.blocks} alternating blocks"
+    )
     print(f"  same losses given the same noise: max relative difference {max_rel:.2e}")
-    print(f"  work per iteration: introzoo {flops['introzoo'] / 1e9:.2f} GFLOP, reference {flops['reference'] / 1e9:.2f} "
-          f"GFLOP (matrix products): {result['flop_ratio']:.3f}x fewer")
-    print(f"  introzoo                    {its['introzoo']:8.2f} it/s   peak RSS {result['peak_rss_mib']['introzoo']:.0f} MiB")
-    print(f"  reference loop              {its['reference']:8.2f} it/s   peak RSS {result['peak_rss_mib']['reference']:.0f} MiB"
-          f"   (the official loop: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)")
+    print(
+        f"  work per iteration: introzoo {flops['introzoo'] / 1e9:.2f} GFLOP, reference {flops['reference'] / 1e9:.2f} "
+        f"GFLOP (matrix products): {result['flop_ratio']:.3f}x fewer"
+    )
+    print(
+        f"  introzoo                    {its['introzoo']:8.2f} it/s   peak RSS {result['peak_rss_mib']['introzoo']:.0f} MiB"
+    )
+    print(
+        f"  reference loop              {its['reference']:8.2f} it/s   peak RSS {result['peak_rss_mib']['reference']:.0f} MiB"
+        f"   (the official loop: ~{SPEC_REFERENCE_IT_S:g} it/s on an idle 2-core machine)"
+    )
     print(f"  reference + introzoo alloc  {its['reference+alloc']:8.2f} it/s")
-    print(f"  ratio introzoo / reference  {result['ratio']:8.3f}x   (fewer passes alone: {result['ratio_same_allocator']:.3f}x)")
+    print(
+        f"  ratio introzoo / reference  {result['ratio']:8.3f}x   (fewer passes alone: {result['ratio_same_allocator']:.3f}x)"
+    )
     print(f"  introzoo --kernels onednn   {its['introzoo-onednn']:8.2f} it/s")
     print(f"  introzoo --precision bf16   {its['introzoo-bf16']:8.2f} it/s")
     if COMPILE in its:
         print(f"  introzoo, torch.compile     {its[COMPILE]:8.2f} it/s   (networks compiled by inductor)")
     for n, pk in peaks.items():
-        print(f"  GEMM peak of this machine at the step's shapes, {n} thread{'s' if n != '1' else ''} (GFLOP/s): "
-              + ", ".join(f"{k} {v:g}" for k, v in pk.items()))
-    print("  fraction of the peak reached (matrix FLOPs x it/s / peak): "
-          + ", ".join(f"{k} {v:.2f}" for k, v in result["fraction_of_peak"].items() if v is not None))
-    print(f"  best float32 / reference    {result['ratio_fp32']:8.3f}x  ({result['best_fp32_path']})   "
-          f"bf16 / reference {result['ratio_bf16']:.3f}x   (goal: 2.0x and 3.0x)")
+        print(
+            f"  GEMM peak of this machine at the step's shapes, {n} thread{'s' if n != '1' else ''} (GFLOP/s): "
+            + ", ".join(f"{k} {v:g}" for k, v in pk.items())
+        )
+    print(
+        "  fraction of the peak reached (matrix FLOPs x it/s / peak): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result["fraction_of_peak"].items() if v is not None)
+    )
+    print(
+        f"  best float32 / reference    {result['ratio_fp32']:8.3f}x  ({result['best_fp32_path']})   "
+        f"bf16 / reference {result['ratio_bf16']:.3f}x   (goal: 2.0x and 3.0x)"
+    )
 
 
 if __name__ == "__main__":

@@ -87,16 +87,20 @@ def _ours(device: torch.device, channels_last: bool, precision: str = "fp32", pa
     def step(x, i):
         with kernels.use(path):
             return obj.train_step(x, i)
+
     return step
 
 
-def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_last: bool, blocks: int = 2,
-            variants: bool = True) -> dict:
+def measure(
+    device: torch.device, steps: int, warmup: int, batch: int, channels_last: bool, blocks: int = 2, variants: bool = True
+) -> dict:
     from introzoo.training import kernels
 
     ref = ReferenceLoop(make_model(device, channels_last=channels_last), CONFIG, 2e-4, log_pass=False)
-    loops = {"introzoo": _ours(device, channels_last),
-             "reference": lambda x, i: ref.step(x, torch.randn(x.shape[0], 32, device=device))}
+    loops = {
+        "introzoo": _ours(device, channels_last),
+        "reference": lambda x, i: ref.step(x, torch.randn(x.shape[0], 32, device=device)),
+    }
     if variants and device.type == "cpu":  # the other CPU paths of docs/speed.md
         if kernels.available("onednn"):
             loops["introzoo-onednn"] = _ours(device, channels_last, path="onednn")
@@ -123,16 +127,29 @@ def measure(device: torch.device, steps: int, warmup: int, batch: int, channels_
     if device.type != "cuda":  # the process's peak resident memory (both loops)
         peaks = {k: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 for k in loops}
     done = per * blocks
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'} x{torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"{platform.processor() or 'cpu'} x{torch.get_num_threads()} threads"
+    )
     its = {k: done / v for k, v in seconds.items()}
-    return {"device": name, "data": source, "steps": done, "batch": batch,
-            "it_per_s": round(its["introzoo"], 3), "images_per_s": round(its["introzoo"] * batch, 1),
-            "reference_it_per_s": round(its["reference"], 3), "ratio": round(its["introzoo"] / its["reference"], 3),
-            "variants_it_per_s": {k: round(v, 3) for k, v in its.items() if k.startswith("introzoo-")},
-            "peak_memory_mib": round(peaks["introzoo"], 1), "reference_peak_memory_mib": round(peaks["reference"], 1),
-            "peak_memory_of": "cuda allocated" if device.type == "cuda" else "process RSS",
-            "max_rel_loss_diff": check_same_losses(device, CONFIG, 16, make=lambda d: make_model(d, norm="none"),
-                                                   batch=image_batch, log_pass=False)}
+    return {
+        "device": name,
+        "data": source,
+        "steps": done,
+        "batch": batch,
+        "it_per_s": round(its["introzoo"], 3),
+        "images_per_s": round(its["introzoo"] * batch, 1),
+        "reference_it_per_s": round(its["reference"], 3),
+        "ratio": round(its["introzoo"] / its["reference"], 3),
+        "variants_it_per_s": {k: round(v, 3) for k, v in its.items() if k.startswith("introzoo-")},
+        "peak_memory_mib": round(peaks["introzoo"], 1),
+        "reference_peak_memory_mib": round(peaks["reference"], 1),
+        "peak_memory_of": "cuda allocated" if device.type == "cuda" else "process RSS",
+        "max_rel_loss_diff": check_same_losses(
+            device, CONFIG, 16, make=lambda d: make_model(d, norm="none"), batch=image_batch, log_pass=False
+        ),
+    }
 
 
 def main() -> None:
@@ -161,15 +178,21 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"soft + resnet(64,128), zdim 32, 28x28x1, batch {a.batch} (torch {torch.__version__})")
-    print(f"{'device':34s} {'it/s':>8s} {'images/s':>9s} {'ref it/s':>9s} {'ratio':>6s} {'peak MiB':>9s} {'ref MiB':>8s}  data")
+    print(
+        f"{'device':34s} {'it/s':>8s} {'images/s':>9s} {'ref it/s':>9s} {'ratio':>6s} {'peak MiB':>9s} {'ref MiB':>8s}  data"
+    )
     for r in rows:
-        print(f"{r['device'][:34]:34s} {r['it_per_s']:8.2f} {r['images_per_s']:9.1f} {r['reference_it_per_s']:9.2f} "
-              f"{r['ratio']:5.2f}x {r['peak_memory_mib']:9.1f} {r['reference_peak_memory_mib']:8.1f}  "
-              f"{r['data']} ({r['peak_memory_of']})")
+        print(
+            f"{r['device'][:34]:34s} {r['it_per_s']:8.2f} {r['images_per_s']:9.1f} {r['reference_it_per_s']:9.2f} "
+            f"{r['ratio']:5.2f}x {r['peak_memory_mib']:9.1f} {r['reference_peak_memory_mib']:8.1f}  "
+            f"{r['data']} ({r['peak_memory_of']})"
+        )
         for k, v in r["variants_it_per_s"].items():
             print(f"  {k:32s} {v:8.2f} {v * r['batch']:9.1f} {'':9s} {v / r['reference_it_per_s']:5.2f}x")
-        print(f"  same losses as the official order given the same noise (no BatchNorm): max relative "
-              f"difference {r['max_rel_loss_diff']:.2e}")
+        print(
+            f"  same losses as the official order given the same noise (no BatchNorm): max relative "
+            f"difference {r['max_rel_loss_diff']:.2e}"
+        )
 
 
 if __name__ == "__main__":

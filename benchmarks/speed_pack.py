@@ -52,8 +52,19 @@ def grid_runs() -> int:
 
 def runs(m: int, device: str):
     reg = plugins.registry()
-    return [resolve(RunConfig(objective=f"soft,num_vae=0,beta_kl={0.1 + 0.05 * (i % 8)}", data="8gaussians",
-                              seed=i, device=device, iterations=ITERATIONS), reg) for i in range(m)]
+    return [
+        resolve(
+            RunConfig(
+                objective=f"soft,num_vae=0,beta_kl={0.1 + 0.05 * (i % 8)}",
+                data="8gaussians",
+                seed=i,
+                device=device,
+                iterations=ITERATIONS,
+            ),
+            reg,
+        )
+        for i in range(m)
+    ]
 
 
 def _sync(device: torch.device) -> None:
@@ -84,8 +95,9 @@ class Clock:
         self.cpu += time.process_time() - self._c
 
 
-def measure(m: int, device: str, iterations: int, threads: int | None, solo_members: int,
-            path: str = "aten") -> dict[str, float]:
+def measure(
+    m: int, device: str, iterations: int, threads: int | None, solo_members: int, path: str = "aten"
+) -> dict[str, float]:
     """In a fresh process: the pack of ``m`` (member-iterations per wall second and per CPU second, peak
     MiB per member), then the first ``solo_members`` of the same runs one by one, both with the Linear
     products on the kernel path ``path`` (:mod:`introzoo.training.kernels`; a pack uses its members' path)."""
@@ -95,8 +107,13 @@ def measure(m: int, device: str, iterations: int, threads: int | None, solo_memb
     with kernels.use(path):
         n, clock, mem = packed_rate(m, device, iterations)
         solo_n, solo = solo_rate(runs(min(m, solo_members), device), iterations)
-    return {"wall": n / clock.wall, "cpu": n / clock.cpu, "mem": mem,
-            "solo_wall": solo_n / solo.wall, "solo_cpu": solo_n / solo.cpu}
+    return {
+        "wall": n / clock.wall,
+        "cpu": n / clock.cpu,
+        "mem": mem,
+        "solo_wall": solo_n / solo.wall,
+        "solo_cpu": solo_n / solo.cpu,
+    }
 
 
 def packed_rate(m: int, device: str, iterations: int, warmup: int = 2) -> tuple[int, Clock, float]:
@@ -150,38 +167,59 @@ def main() -> None:
     ap.add_argument("--solo-members", type=int, default=2, help="runs timed one by one (the rate is per run)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--kernels", nargs="+", default=None, choices=["aten", "onednn"],
-                    help="kernel paths of the Linear products, each measured (CPU: aten onednn; cuda: aten)")
-    ap.add_argument("--grid-runs", type=int, default=None, help="runs of the grid (default: counted from benchmarks/toy2d.toml)")
+    ap.add_argument(
+        "--kernels",
+        nargs="+",
+        default=None,
+        choices=["aten", "onednn"],
+        help="kernel paths of the Linear products, each measured (CPU: aten onednn; cuda: aten)",
+    )
+    ap.add_argument(
+        "--grid-runs", type=int, default=None, help="runs of the grid (default: counted from benchmarks/toy2d.toml)"
+    )
     a = ap.parse_args()
     sizes = a.sizes or ([1, 4, 16, 64] if a.device == "cpu" else [1, 4, 16, 64, 128, 256])
     if a.threads:
         torch.set_num_threads(a.threads)
     n_grid = a.grid_runs or grid_runs()
-    print(f"device {a.device}, threads {torch.get_num_threads()}, soft on 8gaussians, MLP 3x256, batch 512, "
-          f"{a.iterations} timed iterations; grid: benchmarks/toy2d.toml, {n_grid} runs x {ITERATIONS} it "
-          f"(training only)")
-    print("member-it/s per wall second (per CPU second of this process in brackets: the figure that the "
-          "other processes on a shared machine do not change); runs/h, grid hours and the ratio from the wall rate")
-    print(f"{'':20s} {'member-it/s':>11s} {'(cpu)':>8s} {'runs/h':>8s} {'vs solo':>7s} {'(cpu)':>6s} "
-          f"{'MiB/member':>10s} {'grid h':>9s} {'840 runs h':>10s}")
+    print(
+        f"device {a.device}, threads {torch.get_num_threads()}, soft on 8gaussians, MLP 3x256, batch 512, "
+        f"{a.iterations} timed iterations; grid: benchmarks/toy2d.toml, {n_grid} runs x {ITERATIONS} it "
+        f"(training only)"
+    )
+    print(
+        "member-it/s per wall second (per CPU second of this process in brackets: the figure that the "
+        "other processes on a shared machine do not change); runs/h, grid hours and the ratio from the wall rate"
+    )
+    print(
+        f"{'':20s} {'member-it/s':>11s} {'(cpu)':>8s} {'runs/h':>8s} {'vs solo':>7s} {'(cpu)':>6s} "
+        f"{'MiB/member':>10s} {'grid h':>9s} {'840 runs h':>10s}"
+    )
     for name, rate in (("official, idle", SPEC_IT_S["idle"]), ("official, loaded", SPEC_IT_S["loaded"])):
-        print(f"{name:20s} {rate:11.2f} {'':8s} {rate * 3600 / ITERATIONS:8.2f} {'':7s} {'':6s} {'':10s} "
-              f"{_hours(n_grid, rate):9.1f} {_hours(GOAL_RUNS, rate):10.1f}   (official loop, one run at a time)")
+        print(
+            f"{name:20s} {rate:11.2f} {'':8s} {rate * 3600 / ITERATIONS:8.2f} {'':7s} {'':6s} {'':10s} "
+            f"{_hours(n_grid, rate):9.1f} {_hours(GOAL_RUNS, rate):10.1f}   (official loop, one run at a time)"
+        )
     paths = a.kernels or (["aten", "onednn"] if a.device == "cpu" and kernels.available("onednn") else ["aten"])
     ctx = multiprocessing.get_context("spawn")
     for m, path in [(m, path) for m in sizes for path in paths]:
         with ctx.Pool(1) as pool:  # a fresh process per size and path: its own peak memory
             r = pool.apply(measure, (m, a.device, a.iterations, a.threads, a.solo_members, path))
         tag = "" if len(paths) == 1 else f" {path}"
-        rows = ((f"  one by one{tag}", r["solo_wall"], r["solo_cpu"], ""),
-                (f"pack M={m}{tag}", r["wall"], r["cpu"], f"{r['mem']:.1f}"))
+        rows = (
+            (f"  one by one{tag}", r["solo_wall"], r["solo_cpu"], ""),
+            (f"pack M={m}{tag}", r["wall"], r["cpu"], f"{r['mem']:.1f}"),
+        )
         for name, rate, cpu, mem in rows:
-            print(f"{name:20s} {rate:11.2f} {'(%.2f)' % cpu:>8s} {rate * 3600 / ITERATIONS:8.2f} "
-                  f"{rate / r['solo_wall']:7.2f} {'(%.2f)' % (cpu / r['solo_cpu']):>6s} {mem:>10s} "
-                  f"{_hours(n_grid, rate):9.1f} {_hours(GOAL_RUNS, rate):10.1f}")
-    print(f"goal: {GOAL_RUNS} runs in {GOAL_HOURS:g} GPU-hour = {GOAL_RUNS * ITERATIONS / 3600 / GOAL_HOURS:.0f} "
-          "member-it/s (training only)")
+            print(
+                f"{name:20s} {rate:11.2f} {'(%.2f)' % cpu:>8s} {rate * 3600 / ITERATIONS:8.2f} "
+                f"{rate / r['solo_wall']:7.2f} {'(%.2f)' % (cpu / r['solo_cpu']):>6s} {mem:>10s} "
+                f"{_hours(n_grid, rate):9.1f} {_hours(GOAL_RUNS, rate):10.1f}"
+            )
+    print(
+        f"goal: {GOAL_RUNS} runs in {GOAL_HOURS:g} GPU-hour = {GOAL_RUNS * ITERATIONS / 3600 / GOAL_HOURS:.0f} "
+        "member-it/s (training only)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,26 @@ BATCH = 64
 def runs(m: int, backbone: str, channels: list[int], device: str):
     reg = plugins.registry()
     spec = f"{backbone},channels={channels}".replace(" ", "")
-    return [resolve(RunConfig(objective=f"soft,num_vae=0,beta_kl={0.5 + 0.1 * (i % 8)}", data="digits",
-                              backbone=spec, batch_size=BATCH, seed=i, device=device, metrics=[]), reg)
-            for i in range(m)]
+    return [
+        resolve(
+            RunConfig(
+                objective=f"soft,num_vae=0,beta_kl={0.5 + 0.1 * (i % 8)}",
+                data="digits",
+                backbone=spec,
+                batch_size=BATCH,
+                seed=i,
+                device=device,
+                metrics=[],
+            ),
+            reg,
+        )
+        for i in range(m)
+    ]
 
 
-def measure(m: int, backbone: str, channels: list[int], device: str, iterations: int, threads: int | None,
-            warmup: int = 2) -> dict[str, float]:
+def measure(
+    m: int, backbone: str, channels: list[int], device: str, iterations: int, threads: int | None, warmup: int = 2
+) -> dict[str, float]:
     tune_allocator()
     if threads:
         torch.set_num_threads(threads)
@@ -76,15 +89,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
-    print(f"device {a.device}, soft on digits, {a.backbone} channels {a.channels}, batch {BATCH}, "
-          f"{a.iterations} timed iterations per member; member-it/s per wall second (per CPU second)")
+    print(
+        f"device {a.device}, soft on digits, {a.backbone} channels {a.channels}, batch {BATCH}, "
+        f"{a.iterations} timed iterations per member; member-it/s per wall second (per CPU second)"
+    )
     print(f"{'':12s} {'packed':>9s} {'(cpu)':>9s} {'one by one':>10s} {'(cpu)':>9s} {'ratio':>6s} {'(cpu)':>6s}")
     ctx = multiprocessing.get_context("spawn")
     for m in a.sizes:
         with ctx.Pool(1) as pool:
             r = pool.apply(measure, (m, a.backbone, a.channels, a.device, a.iterations, a.threads))
-        print(f"{'M=%d' % m:12s} {r['wall']:9.2f} {'(%.2f)' % r['cpu']:>9s} {r['solo_wall']:10.2f} "
-              f"{'(%.2f)' % r['solo_cpu']:>9s} {r['wall'] / r['solo_wall']:6.2f} {'(%.2f)' % (r['cpu'] / r['solo_cpu']):>6s}")
+        print(
+            f"{'M=%d' % m:12s} {r['wall']:9.2f} {'(%.2f)' % r['cpu']:>9s} {r['solo_wall']:10.2f} "
+            f"{'(%.2f)' % r['solo_cpu']:>9s} {r['wall'] / r['solo_wall']:6.2f} {'(%.2f)' % (r['cpu'] / r['solo_cpu']):>6s}"
+        )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def main() -> None:
             torch.cuda.synchronize()
 
     r_bmm, r_vmap = rate(bmm_step, a.seconds), rate(vmap_step, a.seconds)
-    print(f"M={a.members} batch={a.batch} {dev}: baddbmm {r_bmm:.1f} it/s, vmap {r_vmap:.1f} it/s "
-          f"(vmap/bmm {r_vmap / r_bmm:.2f})")
+    print(
+        f"M={a.members} batch={a.batch} {dev}: baddbmm {r_bmm:.1f} it/s, vmap {r_vmap:.1f} it/s "
+        f"(vmap/bmm {r_vmap / r_bmm:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -56,10 +56,13 @@ def main() -> None:
             elapsed[name] += time.perf_counter() - t
     its = {k: per * args.blocks / v for k, v in elapsed.items()}
     base, prior_name = "soft+sg", f"soft-prior+{args.prior}"
-    result = {"threads": torch.get_num_threads(), "iterations": per * args.blocks,
-              **{f"{k}_it_s": round(v, 2) for k, v in its.items()},
-              "slowdown": round(its[base] / its[prior_name], 3),
-              "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    result = {
+        "threads": torch.get_num_threads(),
+        "iterations": per * args.blocks,
+        **{f"{k}_it_s": round(v, 2) for k, v in its.items()},
+        "slowdown": round(its[base] / its[prior_name], 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
     if args.json:
         print(json.dumps(result))
         return

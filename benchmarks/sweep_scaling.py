@@ -26,13 +26,16 @@ from introzoo.sweeps.grid import SweepSpec, expand
 
 
 def measure(workers: int, threads: int, runs: int, iterations: int) -> float:
-    spec = SweepSpec(objective=["soft,num_vae=0"], data=["8gaussians"], seeds=runs, iterations=iterations,
-                     metrics=["kl,n_samples=1000"])
+    spec = SweepSpec(
+        objective=["soft,num_vae=0"], data=["8gaussians"], seeds=runs, iterations=iterations, metrics=["kl,n_samples=1000"]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tasks = expand(spec, plugins.registry(), sweep_dir=Path(tmp))
         statuses = []
         t0 = time.perf_counter()
-        LocalExecutor(LocalConfig(workers=workers, threads=threads)).run(tasks, Path(tmp), lambda t, r: statuses.append(r["status"]))
+        LocalExecutor(LocalConfig(workers=workers, threads=threads)).run(
+            tasks, Path(tmp), lambda t, r: statuses.append(r["status"])
+        )
         elapsed = time.perf_counter() - t0
     assert statuses.count("finished") == runs, statuses
     return runs / elapsed * 3600
@@ -49,10 +52,16 @@ def main() -> None:
     a = measure(1, 1, args.runs, args.iterations)
     b = measure(1, n, args.runs, args.iterations)
     c = measure(n, 1, args.runs, args.iterations)
-    result = {"cores": n, "runs": args.runs, "iterations": args.iterations,
-              "one_worker_one_thread_runs_per_h": round(a, 1), f"one_worker_{n}_threads_runs_per_h": round(b, 1),
-              f"{n}_workers_one_thread_runs_per_h": round(c, 1), "ratio_vs_one_thread": round(c / a, 3),
-              "ratio_vs_all_threads": round(c / b, 3)}
+    result = {
+        "cores": n,
+        "runs": args.runs,
+        "iterations": args.iterations,
+        "one_worker_one_thread_runs_per_h": round(a, 1),
+        f"one_worker_{n}_threads_runs_per_h": round(b, 1),
+        f"{n}_workers_one_thread_runs_per_h": round(c, 1),
+        "ratio_vs_one_thread": round(c / a, 3),
+        "ratio_vs_all_threads": round(c / b, 3),
+    }
     if args.json:
         print(json.dumps(result))
         return

@@ -100,12 +100,27 @@ def _specs(value: str | Sequence[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
 
-def resolve_run(*, objective: str = "soft", data: str = "8gaussians", prior: str = "sg",
-                reg: str | Sequence[str] = (), backbone: str | None = None, iterations: int | None = None,
-                epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-                zdim: int | None = None, seed: int = 0, device: str = "auto", kernels: str = "auto",
-                metric: str | Sequence[str] | None = None, log_every: int = 100, image_every: int | None = None,
-                data_root: str | Path | None = None, **train_options: Any) -> ResolvedRun:
+def resolve_run(
+    *,
+    objective: str = "soft",
+    data: str = "8gaussians",
+    prior: str = "sg",
+    reg: str | Sequence[str] = (),
+    backbone: str | None = None,
+    iterations: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    zdim: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    kernels: str = "auto",
+    metric: str | Sequence[str] | None = None,
+    log_every: int = 100,
+    image_every: int | None = None,
+    data_root: str | Path | None = None,
+    **train_options: Any,
+) -> ResolvedRun:
     """Every option of a run spelled out, from the options of ``introzoo run`` (``None``: the dataset's
     or introzoo's default; ``metric=None``: every metric that applies). ``data_root`` sets
     ``$INTROZOO_DATA_ROOT`` as ``--data-root`` does. ``train_options``: the further training options of
@@ -120,10 +135,25 @@ def resolve_run(*, objective: str = "soft", data: str = "8gaussians", prior: str
     unknown = sorted(set(train_options) - set(train_option_names()))
     if unknown:
         raise TypeError(f"unexpected option {unknown[0]!r}; training options: {', '.join(train_option_names())}")
-    options = dict(objective=objective, data=data, prior=prior, regularizers=_specs(reg), backbone=backbone,
-                   iterations=iterations, epochs=epochs, batch_size=batch_size, lr=lr, zdim=zdim, seed=seed,
-                   device=device, kernels=kernels, metrics=_specs(metric) or None, log_every=log_every,
-                   image_every=image_every, **train_options)
+    options = dict(
+        objective=objective,
+        data=data,
+        prior=prior,
+        regularizers=_specs(reg),
+        backbone=backbone,
+        iterations=iterations,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        zdim=zdim,
+        seed=seed,
+        device=device,
+        kernels=kernels,
+        metrics=_specs(metric) or None,
+        log_every=log_every,
+        image_every=image_every,
+        **train_options,
+    )
     try:
         cfg = RunConfig(**options)
     except ValidationError as exc:
@@ -140,8 +170,9 @@ def _with_train_options(func):
     sig = inspect.signature(func)
     params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     named = {p.name for p in params}
-    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in train_option_names()
-               if n not in named]
+    params += [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in train_option_names() if n not in named
+    ]
     func.__signature__ = sig.replace(parameters=params)
     return func
 
@@ -167,8 +198,14 @@ def _caller_level() -> int:
     return level
 
 
-def train(*, out: str | Path | None = None, threads: int | None = None, resume_every: float = 0.0,
-          progress: Any = True, **options: Any) -> Run:
+def train(
+    *,
+    out: str | Path | None = None,
+    threads: int | None = None,
+    resume_every: float = 0.0,
+    progress: Any = True,
+    **options: Any,
+) -> Run:
     """Train and evaluate one run, as ``introzoo run`` does, and return it with its trained model.
 
     ``options``: those of :func:`resolve_run`. ``out``: the run directory (default
@@ -200,8 +237,9 @@ def train(*, out: str | Path | None = None, threads: int | None = None, resume_e
         progress = None
     from .training.resume import Resumable
 
-    result, built = _loop.train_built(run, path, progress,
-                                      resumable=Resumable(every_s=resume_every) if resume_every > 0 else None)
+    result, built = _loop.train_built(
+        run, path, progress, resumable=Resumable(every_s=resume_every) if resume_every > 0 else None
+    )
     if result["status"] == STATUS_FINISHED:
         built.model.eval()  # as load_run gives it: the trained model, not rebuilt from disk
     else:

@@ -55,8 +55,12 @@ class Choice:
     config: BaseModel
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.component.name, "options": self.config.model_dump(mode="json"),
-                "plugin": self.component.plugin, "version": self.component.version}
+        return {
+            "name": self.component.name,
+            "options": self.config.model_dump(mode="json"),
+            "plugin": self.component.plugin,
+            "version": self.component.version,
+        }
 
 
 @dataclass
@@ -91,8 +95,12 @@ class ResolvedRun:
         configuration key and :meth:`to_json`. Computed once; a run rebuilt by :func:`from_json` keeps
         the record it was rebuilt from, so a worker writes what the sweep computed."""
         if self._record is None:
-            self._record = {"introzoo": __version__, "hash": self.hash(), "config_key": self.hash(with_seed=False),
-                            **self.to_json()}
+            self._record = {
+                "introzoo": __version__,
+                "hash": self.hash(),
+                "config_key": self.hash(with_seed=False),
+                **self.to_json(),
+            }
         return self._record
 
     def to_json(self) -> dict[str, Any]:
@@ -119,8 +127,14 @@ class ResolvedRun:
         for key in ("device", "kernels", "log_every", "image_every") + (() if with_seed else ("seed",)):
             d.pop(key, None)
         d["train"] = {k: v for k, v in d["train"].items() if k not in HASH_NEUTRAL or v != HASH_NEUTRAL[k]}
-        choices = {"objective": self.objective, "prior": self.prior, "backbone": self.backbone, "data": self.data,
-                   "regularizers": self.regularizers, "metrics": self.metrics}
+        choices = {
+            "objective": self.objective,
+            "prior": self.prior,
+            "backbone": self.backbone,
+            "data": self.data,
+            "regularizers": self.regularizers,
+            "metrics": self.metrics,
+        }
         for k, v in list(d.items()):
             if isinstance(v, dict) and "plugin" in v:
                 d[k] = {"name": v["name"], "options": _hashed_options(choices[k], v["options"])}
@@ -153,8 +167,9 @@ def build_metric(comp: Component, config: BaseModel, dataset: Any):
     metric = comp.build(config)
     if not metric.applies_to(dataset):
         why = getattr(metric, "why_not", None)
-        raise UsageError(f"metric '{comp.name}' does not apply to dataset '{dataset.name}'"
-                         + (f": {why(dataset)}" if why else ""))
+        raise UsageError(
+            f"metric '{comp.name}' does not apply to dataset '{dataset.name}'" + (f": {why(dataset)}" if why else "")
+        )
     return metric
 
 
@@ -210,8 +225,10 @@ def _check_merged(train: dict[str, Any], dataset: Any, cfg: RunConfig) -> None:
         source = f"dataset '{getattr(dataset, 'name', cfg.data)}' protocol"
         if cfg.regularizers:
             source += " (or its protocol for the chosen regularizers)"
-        raise UsageError(f"training option '{key}' = {train.get(key, '?')!r} from the {source}: {msg}; "
-                         f"the valid options: {', '.join(TrainOptions.model_fields)}") from None
+        raise UsageError(
+            f"training option '{key}' = {train.get(key, '?')!r} from the {source}: {msg}; "
+            f"the valid options: {', '.join(TrainOptions.model_fields)}"
+        ) from None
 
 
 def check_regularizers(choices: list[Choice], batch_size: int, per_process: str = "") -> None:
@@ -233,8 +250,10 @@ def check_regularizers(choices: list[Choice], batch_size: int, per_process: str 
     for name, reg in regs:
         need = int(getattr(reg, "min_batch", 1))
         if batch_size < need:
-            raise UsageError(f"regularizer '{name}' needs a batch of at least {need} samples (it estimates from the "
-                             f"batch); {per_process or 'the batch size is'} {batch_size}")
+            raise UsageError(
+                f"regularizer '{name}' needs a batch of at least {need} samples (it estimates from the "
+                f"batch); {per_process or 'the batch size is'} {batch_size}"
+            )
 
 
 def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
@@ -243,15 +262,28 @@ def resolve(cfg: RunConfig, registry: Registry) -> ResolvedRun:
     train = resolve_train(cfg, dataset, registry)
     steps = dataset.steps_per_epoch(int(train["batch_size"]))
     obj_spec = parse_spec(cfg.objective, "objectives", registry)
-    obj_comp, obj_cfg = resolve_spec(registry, "objectives", obj_spec,
-                                     defaults=_in_iterations(objective_defaults(dataset, registry, obj_spec.name), steps))
+    obj_comp, obj_cfg = resolve_spec(
+        registry,
+        "objectives",
+        obj_spec,
+        defaults=_in_iterations(objective_defaults(dataset, registry, obj_spec.name), steps),
+    )
     backbone_spec = parse_spec(cfg.backbone or getattr(dataset, "default_backbone", "mlp"), "backbones", registry)
-    backbone = Choice(*resolve_spec(registry, "backbones", backbone_spec,
-                                    defaults=(getattr(dataset, "backbone_defaults", {}) or {}).get(backbone_spec.name)))
+    backbone = Choice(
+        *resolve_spec(
+            registry,
+            "backbones",
+            backbone_spec,
+            defaults=(getattr(dataset, "backbone_defaults", {}) or {}).get(backbone_spec.name),
+        )
+    )
 
     prior_spec = parse_spec(cfg.prior, "priors", registry)
-    prior = Choice(*resolve_spec(registry, "priors", prior_spec,
-                                 defaults=(getattr(dataset, "prior_defaults", {}) or {}).get(prior_spec.name)))
+    prior = Choice(
+        *resolve_spec(
+            registry, "priors", prior_spec, defaults=(getattr(dataset, "prior_defaults", {}) or {}).get(prior_spec.name)
+        )
+    )
 
     if cfg.metrics is None:  # every metric that applies and can be built with its defaults
         found = [(c, d) for c in registry.all("metrics") if (d := _default_metric(c, dataset)) is not None]
@@ -292,8 +324,9 @@ def from_json(d: dict[str, Any], registry: Registry) -> ResolvedRun:
         try:
             return Choice(comp, comp.config(**entry["options"]))
         except Exception as exc:  # the component changed since the run was made
-            raise UsageError(f"{kind[:-1]} '{entry['name']}' no longer accepts the run's options: "
-                             f"{first_line(exc)}") from None
+            raise UsageError(
+                f"{kind[:-1]} '{entry['name']}' no longer accepts the run's options: {first_line(exc)}"
+            ) from None
 
     return ResolvedRun(
         objective=choice("objectives", d["objective"]),

@@ -37,7 +37,7 @@ def suggest(name: str, choices: Iterable[str]) -> str:
 
 
 def unknown(what: str, name: str, choices: Iterable[str]) -> str:
-    """"unknown prior 'mogg'; did you mean 'mog'? known: mog, sg" (the hint only when one is close)."""
+    """ "unknown prior 'mogg'; did you mean 'mog'? known: mog, sg" (the hint only when one is close)."""
     choices = list(choices)
     hint = suggest(name, choices) or ";"
     return f"unknown {what} '{name}'{hint} known: {', '.join(choices) or '(none)'}"

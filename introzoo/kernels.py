@@ -4,6 +4,9 @@ import sys
 import warnings
 from importlib import import_module
 
-warnings.warn("introzoo.kernels moved to introzoo.training.kernels; the old path goes in the next release",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "introzoo.kernels moved to introzoo.training.kernels; the old path goes in the next release",
+    DeprecationWarning,
+    stacklevel=2,
+)
 sys.modules[__name__] = import_module("introzoo.training.kernels")

@@ -19,7 +19,7 @@ def rec(x: torch.Tensor, y: torch.Tensor, lead: int = 0) -> torch.Tensor:
     """REC(x, y) = sum over data dimensions of (x - y)^2, one value per sample (docs/conventions.md,
     "Shared terms"). ``lead``: leading dimensions before the batch dimension (1 for a pack of members,
     see :mod:`introzoo.packing.model`)."""
-    return (x - y).pow(2).reshape(tuple(x.shape[:lead + 1]) + (-1,)).sum(-1)
+    return (x - y).pow(2).reshape(tuple(x.shape[: lead + 1]) + (-1,)).sum(-1)
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -65,8 +65,7 @@ class VAE(DataShaped, nn.Module):
     #: has 1, ``(k, B, ...)`` (:mod:`introzoo.objectives.members` reads it)
     lead: int = 0
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior,
-                 data_shape: tuple[int, ...], zdim: int) -> None:
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior, data_shape: tuple[int, ...], zdim: int) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder

@@ -4,6 +4,7 @@ import sys
 import warnings
 from importlib import import_module
 
-warnings.warn("introzoo.pack moved to introzoo.packing.loop; the old path goes in the next release",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "introzoo.pack moved to introzoo.packing.loop; the old path goes in the next release", DeprecationWarning, stacklevel=2
+)
 sys.modules[__name__] = import_module("introzoo.packing.loop")

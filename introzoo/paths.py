@@ -71,8 +71,9 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
-def check_output_file(path: str | Path, flag: str = "--out", suffixes: tuple[str, ...] | None = None,
-                      create_parents: bool = False) -> Path:
+def check_output_file(
+    path: str | Path, flag: str = "--out", suffixes: tuple[str, ...] | None = None, create_parents: bool = False
+) -> Path:
     """``path`` can be written as a file (an existing file is replaced); ``suffixes``: the known types."""
     path = Path(path).expanduser()
     virtual = _virtual(path)

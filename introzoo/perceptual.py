@@ -35,13 +35,15 @@ def load_vgg16_features(weights: str | Path) -> nn.Sequential:
 
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise UsageError(f"VGG16 weights not found at {path}; download torchvision's {VGG16_FILE} "
-                         f"(https://download.pytorch.org/models/{VGG16_FILE}) and give its path")
+        raise UsageError(
+            f"VGG16 weights not found at {path}; download torchvision's {VGG16_FILE} "
+            f"(https://download.pytorch.org/models/{VGG16_FILE}) and give its path"
+        )
     features = torchvision.models.vgg16(weights=None).features
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if any(k.startswith("features.") for k in state):
-            state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+            state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
         features.load_state_dict(state)
     except Exception as exc:
         raise UsageError(f"cannot load VGG16 weights from {path} ({first_line(exc)})") from None
@@ -89,13 +91,17 @@ def rec_distance(spec: str, dataset: Any, device: torch.device) -> PerceptualDis
     if name != "perceptual" or not weights:
         raise UsageError(f"--rec-loss {spec!r}: use mse or perceptual,weights=FILE")
     if getattr(dataset, "kind", "") != "image" or len(dataset.shape) != 3 or dataset.shape[0] not in (1, 3):
-        raise UsageError(f"--rec-loss perceptual needs images with 1 or 3 channels; dataset "
-                         f"'{getattr(dataset, 'name', '?')}' has samples of shape {tuple(dataset.shape)}")
+        raise UsageError(
+            f"--rec-loss perceptual needs images with 1 or 3 channels; dataset "
+            f"'{getattr(dataset, 'name', '?')}' has samples of shape {tuple(dataset.shape)}"
+        )
     dist = PerceptualDistance(load_vgg16_features(weights))
     try:  # one image of the dataset's size through the feature network: VGG16's five poolings need 32 pixels
         with torch.no_grad():
             dist(torch.zeros(1, *dataset.shape), torch.zeros(1, *dataset.shape))
     except RuntimeError as exc:
-        raise UsageError(f"--rec-loss perceptual: images of {dataset.shape[1]}x{dataset.shape[2]} are too small for "
-                         f"the feature network ({first_line(exc)}); VGG16 needs 32x32 or larger") from None
+        raise UsageError(
+            f"--rec-loss perceptual: images of {dataset.shape[1]}x{dataset.shape[2]} are too small for "
+            f"the feature network ({first_line(exc)}); VGG16 needs 32x32 or larger"
+        ) from None
     return dist.to(device)

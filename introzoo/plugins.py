@@ -89,8 +89,10 @@ def clash_message(plugin: str, clashed: list[Component], registry: Registry) -> 
         owner = registry.get(c.kind, c.base_name).plugin
         parts.append(f"{SINGULAR[c.kind]} '{c.base_name}' (taken by {owner})")
     names = ", ".join(f"{plugin}:{c.base_name}" for c in clashed)
-    return (f"plugin '{plugin}' registers names that are taken: {', '.join(parts)}; its own are selected as "
-            f"{names} (its other components load as usual)")
+    return (
+        f"plugin '{plugin}' registers names that are taken: {', '.join(parts)}; its own are selected as "
+        f"{names} (its other components load as usual)"
+    )
 
 
 def _disabled() -> set[str]:
@@ -149,8 +151,13 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
             except Exception as exc:  # a broken plugin must not take introzoo down
                 failures.append((ep.name, first_line(exc, with_type=True)))
                 continue
-            infos[ep.name] = PluginInfo(ep.name, dist.version if dist is not None else "unknown", ep.value, False,
-                                        package=dist.metadata["Name"] if dist is not None else None)
+            infos[ep.name] = PluginInfo(
+                ep.name,
+                dist.version if dist is not None else "unknown",
+                ep.value,
+                False,
+                package=dist.metadata["Name"] if dist is not None else None,
+            )
 
     for name, obj in extra_plugins or []:
         strict.add(name)
@@ -193,8 +200,9 @@ def build(extra_plugins: list[tuple[str, Any]] | None = None, load_entry_points:
 
     merged: dict[str, PluginInfo] = {}
     for info in infos.values():  # built-in modules show as one plugin, "introzoo"
-        m = merged.setdefault(info.name, PluginInfo(info.name, info.version, info.module, info.builtin,
-                                                    package=info.package))
+        m = merged.setdefault(
+            info.name, PluginInfo(info.name, info.version, info.module, info.builtin, package=info.package)
+        )
         for kind, names in info.registers.items():
             m.registers.setdefault(kind, []).extend(names)
         if info.builtin:
@@ -262,8 +270,11 @@ class RunHooks:
                 impl.function(**{a: kwargs[a] for a in impl.argnames})
             except Exception as exc:
                 self.failed[impl.plugin_name] = first_line(exc, with_type=True)
-                print(f"warning: plugin '{impl.plugin_name}': {hook} raised {first_line(exc, with_type=True)}; its run hooks are "
-                      "skipped for the rest of this run", file=sys.stderr)
+                print(
+                    f"warning: plugin '{impl.plugin_name}': {hook} raised {first_line(exc, with_type=True)}; its run hooks are "
+                    "skipped for the rest of this run",
+                    file=sys.stderr,
+                )
 
     def start(self, out_dir: Any) -> None:
         self._call("introzoo_run_start", run=self.run, out_dir=out_dir)

@@ -18,8 +18,9 @@ err_console = Console(stderr=True)
 class RichProgress:
     """Progress bar with live losses for :func:`introzoo.training.loop.train`."""
 
-    def __init__(self, title: str, enabled: bool = True, batch_size: int | None = None,
-                 notes: list[str | None] = ()) -> None:
+    def __init__(
+        self, title: str, enabled: bool = True, batch_size: int | None = None, notes: list[str | None] = ()
+    ) -> None:
         self.title, self.enabled, self.batch_size = title, enabled, batch_size
         self.notes = [n for n in notes if n]  # warnings, printed (even when quiet) once training starts
         self.plan: list[str] = []  # what training chose for itself (the kernel path), printed with the bar
@@ -36,9 +37,17 @@ class RichProgress:
             return
         for line in self.plan:
             console.print(line, highlight=False, soft_wrap=True)
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"),
-                            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console,
+        )
         self.bar.start()
         self.task = self.bar.add_task(self.title, total=total, losses="", speed="")
         self.t0 = time.perf_counter()
@@ -77,9 +86,16 @@ class RichPhases:
             yield lambda n=1: None
             return
         if self.bar is None:
-            self.bar = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                console=console, transient=True)
+            self.bar = Progress(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
             self.bar.start()
         self.open += 1
         task = self.bar.add_task(description, total=total)

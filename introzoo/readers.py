@@ -44,7 +44,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ReadError(what, path, f"is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+        raise ReadError(what, path, f"is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})") from None
 
 
 def read_json(path: str | Path, what: str = "JSON file", expect: type = dict) -> Any:
@@ -63,8 +63,7 @@ def read_json(path: str | Path, what: str = "JSON file", expect: type = dict) ->
 
 
 def _json_kind(value: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number")
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def read_toml(path: str | Path, what: str = "TOML file") -> dict[str, Any]:
@@ -77,8 +76,9 @@ def read_toml(path: str | Path, what: str = "TOML file") -> dict[str, Any]:
         raise ReadError(what, path, f"is not valid TOML: {exc}") from None
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu", what: str = "checkpoint",
-                    keys: tuple[str, ...] = ("model",)) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, map_location: Any = "cpu", what: str = "checkpoint", keys: tuple[str, ...] = ("model",)
+) -> dict[str, Any]:
     """A ``torch.save`` dictionary of tensors (``weights_only``) holding ``keys``."""
     import pickle
 
@@ -92,8 +92,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", what: str = "ch
     except OSError as exc:
         raise ReadError(what, path, _os_problem(exc)) from None
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError, AttributeError) as exc:
-        raise ReadError(what, path, f"is not a readable PyTorch checkpoint (truncated or another format?): "
-                                    f"{first_line(exc)}") from None
+        raise ReadError(
+            what, path, f"is not a readable PyTorch checkpoint (truncated or another format?): {first_line(exc)}"
+        ) from None
     if not isinstance(state, dict) or any(k not in state for k in keys):
         raise ReadError(what, path, f"is not an introzoo checkpoint (no {', '.join(repr(k) for k in keys)} entry)")
     return state

@@ -72,13 +72,15 @@ class Component:
         options = []
         for fname, field in self.config.model_fields.items():
             tname = _type_name(field.annotation)
-            options.append({
-                "name": fname,
-                "type": tname,
-                "default": None if field.is_required() else field.get_default(call_default_factory=True),
-                "required": field.is_required(),
-                "doc": field.description or "",
-            })
+            options.append(
+                {
+                    "name": fname,
+                    "type": tname,
+                    "default": None if field.is_required() else field.get_default(call_default_factory=True),
+                    "required": field.is_required(),
+                    "doc": field.description or "",
+                }
+            )
         return {
             "kind": SINGULAR[self.kind],
             "name": self.name,
@@ -163,8 +165,7 @@ class Registry:
             raise UsageError(unknown(SINGULAR[kind], name, self.names(kind)))
         return comp
 
-    def register_callable(self, kind: str, plugin: str, version: str,
-                          into: list[Component]) -> Callable[..., None]:
+    def register_callable(self, kind: str, plugin: str, version: str, into: list[Component]) -> Callable[..., None]:
         """The ``register`` argument handed to one plugin's hook implementation: the components are
         collected in ``into``, to be added all at once with :meth:`add_all`."""
 

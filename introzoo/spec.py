@@ -197,12 +197,19 @@ def _check_finite(comp: Component, config: BaseModel, text: str) -> None:
     for name in comp.config.model_fields:
         value = getattr(config, name)
         if _non_finite(value):
-            raise UsageError(f"invalid {SINGULAR[comp.kind]} '{comp.name}' in '{text}': option '{name}' "
-                             f"must be a finite number (got {value!r})")
+            raise UsageError(
+                f"invalid {SINGULAR[comp.kind]} '{comp.name}' in '{text}': option '{name}' "
+                f"must be a finite number (got {value!r})"
+            )
 
 
-def resolve(registry: Registry, kind: str, text: str | Spec, defaults: dict[str, Any] | None = None,
-            overrides: dict[str, Any] | None = None) -> tuple[Component, BaseModel]:
+def resolve(
+    registry: Registry,
+    kind: str,
+    text: str | Spec,
+    defaults: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Component, BaseModel]:
     """Parse and validate a spec: returns the component and its config.
 
     ``defaults`` (e.g. a dataset's paper hyperparameters) sit between the config's own defaults and the
@@ -212,8 +219,10 @@ def resolve(registry: Registry, kind: str, text: str | Spec, defaults: dict[str,
     spec = text if isinstance(text, Spec) else parse_spec(text, kind, registry)
     if ":" in spec.options and registry.find(kind, spec.name) is None and spec.name in registry.plugins():
         mine = [c.base_name for c in registry.all(kind) if c.plugin == spec.name]
-        raise UsageError(f"plugin '{spec.name}' registers no {SINGULAR[kind]} '{spec.options[':']}' (in '{text}'); "
-                         f"its {kind}: {', '.join(mine) or 'none'}")
+        raise UsageError(
+            f"plugin '{spec.name}' registers no {SINGULAR[kind]} '{spec.options[':']}' (in '{text}'); "
+            f"its {kind}: {', '.join(mine) or 'none'}"
+        )
     comp = registry.get(kind, spec.name)
     user = _resolve_primary(comp, spec.options, str(text))
     merged = {k: v for k, v in (defaults or {}).items() if k in comp.config.model_fields}

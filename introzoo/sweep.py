@@ -4,6 +4,7 @@ import sys
 import warnings
 from importlib import import_module
 
-warnings.warn("introzoo.sweep moved to introzoo.sweeps.grid; the old path goes in the next release",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "introzoo.sweep moved to introzoo.sweeps.grid; the old path goes in the next release", DeprecationWarning, stacklevel=2
+)
 sys.modules[__name__] = import_module("introzoo.sweeps.grid")

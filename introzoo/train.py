@@ -23,8 +23,11 @@ def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
     value = getattr(_loop, name)
-    warnings.warn(f"introzoo.train.{name} moved to introzoo.training.loop.{name}; the old path goes in the next release",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        f"introzoo.train.{name} moved to introzoo.training.loop.{name}; the old path goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return value
 
 

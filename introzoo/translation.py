@@ -24,11 +24,9 @@ class ClassContent(Protocol):
     ``cars3d``): ``class_content(split)`` gives the class and content indices of ``images(split)``;
     ``render(classes, contents)`` the uint8 images of those pairs, the ground truth of a translation."""
 
-    def class_content(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        ...
+    def class_content(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def render(self, classes: torch.Tensor, contents: torch.Tensor) -> torch.Tensor:
-        ...
+    def render(self, classes: torch.Tensor, contents: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -44,8 +42,10 @@ def class_dim_of(model, backbone: str = "") -> int:
     decoder = getattr(model, "decoder", None)
     if not isinstance(decoder, Translatable):
         what = f"backbone '{backbone}'" if backbone else "this model's backbone"
-        raise UsageError(f"{what} has no class and content codes to swap; translation needs a backbone that "
-                         f"has them: lord (e.g. introzoo run -o soft -b lord -d shapes)")
+        raise UsageError(
+            f"{what} has no class and content codes to swap; translation needs a backbone that "
+            f"has them: lord (e.g. introzoo run -o soft -b lord -d shapes)"
+        )
     return int(decoder.class_dim)
 
 

@@ -19,8 +19,11 @@ pytest_plugins = ["introzoo.testing"]
 
 
 def pytest_addoption(parser):
-    parser.addoption("--full", action="store_true",
-                     help="run the slow tests too (end-to-end sweeps, golden values, installs): the selection CI runs")
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="run the slow tests too (end-to-end sweeps, golden values, installs): the selection CI runs",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

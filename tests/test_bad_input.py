@@ -33,18 +33,19 @@ def finished_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def sweep_store(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bad-input") / "sweep"
-    assert main(["sweep", "-o", "vae", "-n", "5", *CHEAP, "--workers", "1", "--threads", "1", "-q",
-                 "--out", str(out)]) == 0
+    assert main(["sweep", "-o", "vae", "-n", "5", *CHEAP, "--workers", "1", "--threads", "1", "-q", "--out", str(out)]) == 0
     return out
 
 
 # --- how a case corrupts its copies (w: the case's working directory) ---------------------------
+
 
 def _write(rel: str, data: bytes | str):
     def setup(w: Path) -> None:
         p = w / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data.encode() if isinstance(data, str) else data)
+
     return setup
 
 
@@ -52,6 +53,7 @@ def _truncate(rel: str, keep: int):
     def setup(w: Path) -> None:
         p = w / rel
         p.write_bytes(p.read_bytes()[:keep])
+
     return setup
 
 
@@ -59,6 +61,7 @@ def _all_run_configs(data: str):
     def setup(w: Path) -> None:
         for p in (w / "sweep" / "runs").glob("*/config.json"):
             p.write_text(data)
+
     return setup
 
 
@@ -68,6 +71,7 @@ def _edit_config(**train):
         c = json.loads(p.read_text())
         c["train"].update(train)
         p.write_text(json.dumps(c))
+
     return setup
 
 
@@ -77,6 +81,7 @@ def _drop_key(key: str):
         c = json.loads(p.read_text())
         del c[key]
         p.write_text(json.dumps(c))
+
     return setup
 
 
@@ -152,42 +157,119 @@ CASES = [
     ("run-iterations-not-int", "run -n ten --out {w}/o", None, ["--iterations"]),
     ("run-resume-every-negative", "run --resume-every -5 -n 1 --out {w}/o", None, ["--resume-every", "-5"]),
     ("run-resume-every-nan", "run --resume-every nan -n 1 --out {w}/o", None, ["--resume-every", "nan"]),
-    ("sweep-resume-every-negative", "sweep -o vae -d rings -n 1 --resume-every -1 --out {w}/s", None, ["--resume-every", "-1"]),
-    ("sweep-resume-every-not-local", "sweep -o vae -d rings -n 1 --resume-every 60 -e submitit --out {w}/s", None,
-     ["--resume-every", "local", "submitit"]),
-    ("run-resume-point-without-state", "run -n 5 --threads 1 -q -m kl,n_samples=200 --resume-every 60 --out {w}/run",
-     _resume_point_without_state, ["{w}/run/resume.pt", "cannot be used", "remove it"]),
+    (
+        "sweep-resume-every-negative",
+        "sweep -o vae -d rings -n 1 --resume-every -1 --out {w}/s",
+        None,
+        ["--resume-every", "-1"],
+    ),
+    (
+        "sweep-resume-every-not-local",
+        "sweep -o vae -d rings -n 1 --resume-every 60 -e submitit --out {w}/s",
+        None,
+        ["--resume-every", "local", "submitit"],
+    ),
+    (
+        "run-resume-point-without-state",
+        "run -n 5 --threads 1 -q -m kl,n_samples=200 --resume-every 60 --out {w}/run",
+        _resume_point_without_state,
+        ["{w}/run/resume.pt", "cannot be used", "remove it"],
+    ),
     ("run-tcvae-batch-1", "run -o vae --reg tcvae --batch-size 1 -n 1 --out {w}/o", None, ["'tcvae'", "at least 2", "1"]),
-    ("run-info-unbiased-batch-1", "run -o vae --reg info,estimator=unbiased --batch-size 1 -n 1 --out {w}/o", None,
-     ["'info'", "at least 2"]),
+    (
+        "run-info-unbiased-batch-1",
+        "run -o vae --reg info,estimator=unbiased --batch-size 1 -n 1 --out {w}/o",
+        None,
+        ["'info'", "at least 2"],
+    ),
     # sweep: sweep files someone else wrote, paths, numbers
     ("sweep-file-not-utf8", "sweep {w}/s.toml --dry-run", _write("s.toml", b"\xff\xfe[sweep]\n"), ["s.toml", "UTF-8"]),
-    ("sweep-file-string-table", "sweep {w}/s.toml --dry-run", _write("s.toml", 'sweep = "x"\n'), ["s.toml", "'sweep'", "table"]),
-    ("sweep-file-published-string", "sweep {w}/s.toml --dry-run", _write("s.toml", 'published = 3\n[sweep]\n'), ["s.toml", "'published'"]),
+    (
+        "sweep-file-string-table",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", 'sweep = "x"\n'),
+        ["s.toml", "'sweep'", "table"],
+    ),
+    (
+        "sweep-file-published-string",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", 'published = 3\n[sweep]\n'),
+        ["s.toml", "'published'"],
+    ),
     ("sweep-file-directory", "sweep {w}/s.toml --dry-run", _mkdir("s.toml"), ["s.toml", "directory"]),
     ("sweep-file-missing", "sweep {w}/none.toml --dry-run", None, ["none.toml", "not found"]),
     ("sweep-file-bad-toml", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep\n"), ["s.toml", "TOML"]),
-    ("sweep-file-wrong-type", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nobjective = 3\n"), ["s.toml", "objective"]),
-    ("sweep-file-unknown-key", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nobjectiv = ['soft']\n"), ["s.toml", "objectiv"]),
-    ("sweep-file-executor-string", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\n[executor]\nlocal = 1\n"), ["s.toml", "local"]),
-    ("sweep-file-seed-past-2^32", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nseeds = 2\nseed_start = 4294967295\n"), ["s.toml", "4294967296"]),
+    (
+        "sweep-file-wrong-type",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", "[sweep]\nobjective = 3\n"),
+        ["s.toml", "objective"],
+    ),
+    (
+        "sweep-file-unknown-key",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", "[sweep]\nobjectiv = ['soft']\n"),
+        ["s.toml", "objectiv"],
+    ),
+    (
+        "sweep-file-executor-string",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", "[sweep]\n[executor]\nlocal = 1\n"),
+        ["s.toml", "local"],
+    ),
+    (
+        "sweep-file-seed-past-2^32",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", "[sweep]\nseeds = 2\nseed_start = 4294967295\n"),
+        ["s.toml", "4294967296"],
+    ),
     ("sweep-file-beta-inf", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nlr = inf\n"), ["s.toml", "lr"]),
-    ("sweep-file-metrics-number", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep]\nmetrics = 3\n"),
-     ["s.toml", "metrics", "list of metric specs", "table"]),
-    ("sweep-file-metrics-table-string", "sweep {w}/s.toml --dry-run",
-     _write("s.toml", '[sweep.metrics]\n8gaussians = "kl"\n'), ["s.toml", "metrics", "list of metric specs", "table"]),
-    ("sweep-file-objective-table-unknown-dataset", "sweep {w}/s.toml --dry-run",
-     _write("s.toml", '[sweep]\ndata = ["8gaussians", "rings"]\n[sweep.objective]\n8gaussians = ["vae"]\nrings = ["vae"]\n'
-                      'ringz = ["soft"]\n'), ["s.toml", "[sweep.objective]", "'ringz'", "valid: 8gaussians, rings"]),
-    ("sweep-file-objective-table-missing-dataset", "sweep {w}/s.toml --dry-run",
-     _write("s.toml", '[sweep]\ndata = ["8gaussians", "rings"]\n[sweep.objective]\n8gaussians = ["vae"]\n'),
-     ["s.toml", "no entry for dataset 'rings'", "--objective"]),
-    ("sweep-file-prior-table-number", "sweep {w}/s.toml --dry-run", _write("s.toml", "[sweep.prior]\n8gaussians = 3\n"),
-     ["s.toml", "prior", "list of prior specs", "table"]),
-    ("sweep-file-regularizers-and-axis", "sweep {w}/s.toml --workers 1 --threads 1 -q --out {w}/sw",
-     _write("s.toml", TWO_KL_SWEEP), ["beta-h", "tcvae", "replace the KL term"]),
-    ("sweep-select-unknown", "sweep -o vae -n 1 -m kl,n_samples=200 --select nosuch --workers 1 --threads 1 -q --out {w}/sw",
-     None, ["--select", "nosuch", "kl"]),
+    (
+        "sweep-file-metrics-number",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", "[sweep]\nmetrics = 3\n"),
+        ["s.toml", "metrics", "list of metric specs", "table"],
+    ),
+    (
+        "sweep-file-metrics-table-string",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", '[sweep.metrics]\n8gaussians = "kl"\n'),
+        ["s.toml", "metrics", "list of metric specs", "table"],
+    ),
+    (
+        "sweep-file-objective-table-unknown-dataset",
+        "sweep {w}/s.toml --dry-run",
+        _write(
+            "s.toml",
+            '[sweep]\ndata = ["8gaussians", "rings"]\n[sweep.objective]\n8gaussians = ["vae"]\nrings = ["vae"]\n'
+            'ringz = ["soft"]\n',
+        ),
+        ["s.toml", "[sweep.objective]", "'ringz'", "valid: 8gaussians, rings"],
+    ),
+    (
+        "sweep-file-objective-table-missing-dataset",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", '[sweep]\ndata = ["8gaussians", "rings"]\n[sweep.objective]\n8gaussians = ["vae"]\n'),
+        ["s.toml", "no entry for dataset 'rings'", "--objective"],
+    ),
+    (
+        "sweep-file-prior-table-number",
+        "sweep {w}/s.toml --dry-run",
+        _write("s.toml", "[sweep.prior]\n8gaussians = 3\n"),
+        ["s.toml", "prior", "list of prior specs", "table"],
+    ),
+    (
+        "sweep-file-regularizers-and-axis",
+        "sweep {w}/s.toml --workers 1 --threads 1 -q --out {w}/sw",
+        _write("s.toml", TWO_KL_SWEEP),
+        ["beta-h", "tcvae", "replace the KL term"],
+    ),
+    (
+        "sweep-select-unknown",
+        "sweep -o vae -n 1 -m kl,n_samples=200 --select nosuch --workers 1 --threads 1 -q --out {w}/sw",
+        None,
+        ["--select", "nosuch", "kl"],
+    ),
     ("sweep-out-is-file", "sweep -n 1 --out {w}/afile", FILE, ["afile", "exists as a file"]),
     ("sweep-out-under-file", "sweep -n 1 --out {w}/afile/x", FILE, ["afile", "is a file"]),
     ("sweep-out-proc", "sweep -n 1 --out /proc/introzoo-sweep", None, ["/proc/introzoo-sweep", "virtual"]),
@@ -202,13 +284,33 @@ CASES = [
     ("sweep-beta-inf", "sweep -o soft,beta_kl=inf --dry-run", None, ["beta_kl", "inf"]),
     ("sweep-lr-nan", "sweep --lr nan --dry-run", None, ["--lr", "nan"]),
     # leaderboard: stores someone else wrote, paths, options
-    ("leaderboard-manifest-truncated", "leaderboard {w}/sweep", _truncate("sweep/sweep.json", 30), ["sweep.json", "not valid JSON"]),
+    (
+        "leaderboard-manifest-truncated",
+        "leaderboard {w}/sweep",
+        _truncate("sweep/sweep.json", 30),
+        ["sweep.json", "not valid JSON"],
+    ),
     ("leaderboard-manifest-empty", "leaderboard {w}/sweep", _write("sweep/sweep.json", ""), ["sweep.json", "empty"]),
     ("leaderboard-manifest-list", "leaderboard {w}/sweep", _write("sweep/sweep.json", "[]"), ["sweep.json", "JSON list"]),
-    ("leaderboard-manifest-runs-string", "leaderboard {w}/sweep", _write("sweep/sweep.json", '{"runs": "abc"}'), ["sweep.json", "'runs'"]),
-    ("leaderboard-selection-broken", "leaderboard {w}/sweep", _write("sweep/selection.json", '{"metric": "kl"}'), ["selection.json", "'keys'"]),
+    (
+        "leaderboard-manifest-runs-string",
+        "leaderboard {w}/sweep",
+        _write("sweep/sweep.json", '{"runs": "abc"}'),
+        ["sweep.json", "'runs'"],
+    ),
+    (
+        "leaderboard-selection-broken",
+        "leaderboard {w}/sweep",
+        _write("sweep/selection.json", '{"metric": "kl"}'),
+        ["selection.json", "'keys'"],
+    ),
     ("leaderboard-run-config-list", "leaderboard {w}/sweep", _all_run_configs("[1]"), ["config.json", "1 unreadable"]),
-    ("leaderboard-run-config-truncated", "leaderboard {w}/sweep", _all_run_configs('{"hash": "ab'), ["config.json", "1 unreadable"]),
+    (
+        "leaderboard-run-config-truncated",
+        "leaderboard {w}/sweep",
+        _all_run_configs('{"hash": "ab'),
+        ["config.json", "1 unreadable"],
+    ),
     ("leaderboard-run-config-empty", "leaderboard {w}/sweep", _all_run_configs(""), ["config.json", "1 unreadable"]),
     ("leaderboard-out-under-file", "leaderboard {w}/sweep -f md --out {w}/afile/x.md", FILE, ["afile", "is a file"]),
     ("leaderboard-out-proc", "leaderboard {w}/sweep -f md --out /proc/x.md", None, ["/proc/x.md", "virtual"]),
@@ -258,8 +360,18 @@ CASES = [
     ("sample-out-proc", "sample {w}/run --out /proc/s.png", None, ["/proc/s.png", "virtual"]),
     ("sample-out-directory", "sample {w}/run --out {w}/d.png", _mkdir("d.png"), ["d.png", "is a directory"]),
     ("sample-device-tpu", "sample {w}/run --device tpu --out {w}/s.npy", None, ["tpu", "devices here"]),
-    ("sample-checkpoint-truncated", "sample {w}/run --out {w}/s.npy", _truncate("run/checkpoint.pt", 1000), ["checkpoint.pt", "truncated"]),
-    ("sample-checkpoint-other-zdim", "sample {w}/run --out {w}/s.npy", _edit_config(zdim=4), ["checkpoint.pt", "does not match"]),
+    (
+        "sample-checkpoint-truncated",
+        "sample {w}/run --out {w}/s.npy",
+        _truncate("run/checkpoint.pt", 1000),
+        ["checkpoint.pt", "truncated"],
+    ),
+    (
+        "sample-checkpoint-other-zdim",
+        "sample {w}/run --out {w}/s.npy",
+        _edit_config(zdim=4),
+        ["checkpoint.pt", "does not match"],
+    ),
     ("sample-missing-run", "sample {w}/nothing --out {w}/s.npy", None, ["nothing", "not a run directory"]),
     # ood
     ("ood-2d-run", "ood {w}/run --against digits", None, ["run", "not an image dataset"]),
@@ -269,7 +381,12 @@ CASES = [
     ("ood-k-0", "ood {w}/run --against digits --k 0", None, ["--k"]),
     ("ood-seed-negative", "ood {w}/run --against digits --seed -5", None, ["--seed", "-5"]),
     ("ood-device-tpu", "ood {w}/run --against digits --device tpu", None, ["tpu", "devices here"]),
-    ("ood-checkpoint-truncated", "ood {w}/run --against digits", _truncate("run/checkpoint.pt", 100), ["checkpoint.pt", "truncated"]),
+    (
+        "ood-checkpoint-truncated",
+        "ood {w}/run --against digits",
+        _truncate("run/checkpoint.pt", 100),
+        ["checkpoint.pt", "truncated"],
+    ),
     ("ood-missing-against", "ood {w}/run", None, ["--against"]),
 ]
 
@@ -291,8 +408,9 @@ def _params():
 
 
 @pytest.mark.parametrize("name,command,setup,words", list(_params()))
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(name, command, setup, words, finished_run, sweep_store,
-                                                          tmp_path, monkeypatch, capsys):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    name, command, setup, words, finished_run, sweep_store, tmp_path, monkeypatch, capsys
+):
     w = tmp_path / "w"
     w.mkdir()
     shutil.copytree(finished_run, w / "run")
@@ -359,14 +477,22 @@ def test_internal_error_is_one_line_with_a_hint_and_a_traceback_under_debug(monk
         main(["list"])
 
 
-@pytest.mark.parametrize("exc,words", [
-    (MemoryError(), ["out of memory", "INTROZOO_MEMORY_LIMIT"]),
-    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to "
-                  "allocate 16000000000 bytes."), ["out of memory", "16000000000 bytes", "memory limit"]),
-    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), ["out of memory", "20.00 GiB"]),
-    (PermissionError(13, "Permission denied", "/data/x.json"), ["'/data/x.json'", "Permission denied"]),
-    (OSError(28, "No space left on device"), ["No space left on device"]),
-])
+@pytest.mark.parametrize(
+    "exc,words",
+    [
+        (MemoryError(), ["out of memory", "INTROZOO_MEMORY_LIMIT"]),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to "
+                "allocate 16000000000 bytes."
+            ),
+            ["out of memory", "16000000000 bytes", "memory limit"],
+        ),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), ["out of memory", "20.00 GiB"]),
+        (PermissionError(13, "Permission denied", "/data/x.json"), ["'/data/x.json'", "Permission denied"]),
+        (OSError(28, "No space left on device"), ["No space left on device"]),
+    ],
+)
 def test_allocation_and_os_failures_are_one_line_exit_2(exc, words, monkeypatch, capsys):
     from introzoo.cli import commands as cli
 
@@ -414,15 +540,18 @@ def _refused(argv: list[str], w: Path, capsys, words: list[str]) -> None:
     assert _snapshot(w) == before, "a bad input wrote or changed files"
 
 
-@pytest.mark.parametrize("env,words", [
-    ({"WORLD_SIZE": "0"}, ["WORLD_SIZE=0", "torchrun"]),
-    ({"RANK": "x"}, ["RANK='x'", "whole number"]),
-    ({"WORLD_SIZE": "2", "MASTER_ADDR": None}, ["MASTER_ADDR", "torchrun"]),
-    ({"MASTER_PORT": "abc"}, ["MASTER_PORT='abc'", "whole number"]),
-], ids=["world-size-0", "rank-x", "no-master-addr", "master-port-abc"])
+@pytest.mark.parametrize(
+    "env,words",
+    [
+        ({"WORLD_SIZE": "0"}, ["WORLD_SIZE=0", "torchrun"]),
+        ({"RANK": "x"}, ["RANK='x'", "whole number"]),
+        ({"WORLD_SIZE": "2", "MASTER_ADDR": None}, ["MASTER_ADDR", "torchrun"]),
+        ({"MASTER_PORT": "abc"}, ["MASTER_PORT='abc'", "whole number"]),
+    ],
+    ids=["world-size-0", "rank-x", "no-master-addr", "master-port-abc"],
+)
 def test_ddp_with_a_malformed_launch_environment_is_one_line_exit_2(env, words, workdir, monkeypatch, capsys):
-    launch = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
-              **env}
+    launch = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", **env}
     for key, value in launch.items():
         if value is None:
             monkeypatch.delenv(key, raising=False)
@@ -432,10 +561,14 @@ def test_ddp_with_a_malformed_launch_environment_is_one_line_exit_2(env, words, 
 
 
 @pytest.mark.parametrize("command", ["run", "sweep"])
-@pytest.mark.parametrize("value,missing,words", [
-    ("nosuch", False, ["INTROZOO_LOG", "unknown logger 'nosuch'", "known: tensorboard"]),
-    ("tensorboard", True, ["INTROZOO_LOG=tensorboard", "pip install 'introzoo[tensorboard]'"]),
-], ids=["unknown", "not-installed"])
+@pytest.mark.parametrize(
+    "value,missing,words",
+    [
+        ("nosuch", False, ["INTROZOO_LOG", "unknown logger 'nosuch'", "known: tensorboard"]),
+        ("tensorboard", True, ["INTROZOO_LOG=tensorboard", "pip install 'introzoo[tensorboard]'"]),
+    ],
+    ids=["unknown", "not-installed"],
+)
 def test_introzoo_log_is_checked_as_log_is(command, value, missing, words, workdir, monkeypatch, capsys):
     monkeypatch.setenv("INTROZOO_LOG", value)
     if missing:
@@ -444,30 +577,51 @@ def test_introzoo_log_is_checked_as_log_is(command, value, missing, words, workd
     _refused(argv, workdir, capsys, words)
 
 
-@pytest.mark.parametrize("argv", [
-    [*RUN_1, "--out", ""],
-    [*SWEEP_1, "--out", ""],
-    ["sample", "{w}/run", "--out", ""],
-    ["traverse", "{w}/run", "--out", ""],
-    ["interpolate", "{w}/run", "--out", ""],
-    ["leaderboard", "{w}/sweep", "-f", "md", "--out", ""],
-], ids=["run", "sweep", "sample", "traverse", "interpolate", "leaderboard"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*RUN_1, "--out", ""],
+        [*SWEEP_1, "--out", ""],
+        ["sample", "{w}/run", "--out", ""],
+        ["traverse", "{w}/run", "--out", ""],
+        ["interpolate", "{w}/run", "--out", ""],
+        ["leaderboard", "{w}/sweep", "-f", "md", "--out", ""],
+    ],
+    ids=["run", "sweep", "sample", "traverse", "interpolate", "leaderboard"],
+)
 def test_empty_out_is_refused_not_the_current_directory(argv, workdir, capsys):
     _refused([a.replace("{w}", str(workdir)) for a in argv], workdir, capsys, ["--out", "empty path"])
 
 
 # --- Ctrl-C -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("resume_every", [None, "600"], ids=["no-resume-points", "resume-points"])
 def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(resume_every, tmp_path):
     """SIGINT to a training ``introzoo run``: exit 130 and one line with the iteration and how to go on;
     with resume points the run stops at an iteration boundary, with a resume point written there."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "introzoo", *RUN_1[:4], "1000000", *RUN_1[5:], "--log-every", "1", "--out", str(out),
-           *(["--resume-every", resume_every] if resume_every else [])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "INTROZOO_DEBUG": ""},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if ignored here
+    cmd = [
+        sys.executable,
+        "-m",
+        "introzoo",
+        *RUN_1[:4],
+        "1000000",
+        *RUN_1[5:],
+        "--log-every",
+        "1",
+        "--out",
+        str(out),
+        *(["--resume-every", resume_every] if resume_every else []),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "INTROZOO_DEBUG": ""},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # even if ignored here
     try:
         deadline = time.monotonic() + 300
         while not (out / "history.jsonl").exists():  # training has started
@@ -496,12 +650,13 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(resume_every, tmp
 
 # --- messages ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("layout", ["v2", "v1"])
 def test_memory_limit_is_the_cgroup_limit_when_lower_and_says_so(layout, tmp_path, monkeypatch, capsys):
     from introzoo.cli import commands as cli
     from introzoo.training import limits
 
-    limit = 64 * 1024 ** 2
+    limit = 64 * 1024**2
     root = tmp_path / "cgroup"
     if layout == "v2":  # the limit on the parent of the process's cgroup
         (root / "jobs" / "job1").mkdir(parents=True)

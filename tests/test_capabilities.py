@@ -138,8 +138,27 @@ def test_mixture_components_are_the_density_of_the_builtins():
 
 
 def test_a_declared_mixture_gets_resp_entropy_and_clip_logvar_is_refused(bumps, capsys, tmp_path):
-    assert main(["run", "-p", "bumps", "--reg", "resp-entropy", "-n", "4", "--metric", "resp_entropy,n_data=500",
-                 "--threads", "1", "--json", "--out", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-p",
+                "bumps",
+                "--reg",
+                "resp-entropy",
+                "-n",
+                "4",
+                "--metric",
+                "resp_entropy,n_data=500",
+                "--threads",
+                "1",
+                "--json",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert '"resp_entropy"' in out and '"active_components"' in out
     assert main(["run", "-p", "bumps", "--reg", "clip-logvar", *FAST, "--out", str(tmp_path / "refused")]) == 2
@@ -210,12 +229,15 @@ def test_attach_and_a_parameter_replacing_warmup_end_reach_the_objective():
     assert params[0] is prior.shift and params[0] is not old
 
 
-@pytest.mark.parametrize("factory,match", [
-    (lambda c, zdim: Bumps(zdim, defect="components"), "log_prob differs from the mixture of its components"),
-    (lambda c, zdim: Bumps(zdim, defect="responsibilities"), r"responsibilities\(z\) is not softmax"),
-    (lambda c, zdim: Bumps(zdim, defect="warmup"), r"on_warmup_end\(\) must return True or False"),
-    (lambda c, zdim: nn.Identity(), "must return an introzoo.priors.base.Prior"),
-])
+@pytest.mark.parametrize(
+    "factory,match",
+    [
+        (lambda c, zdim: Bumps(zdim, defect="components"), "log_prob differs from the mixture of its components"),
+        (lambda c, zdim: Bumps(zdim, defect="responsibilities"), r"responsibilities\(z\) is not softmax"),
+        (lambda c, zdim: Bumps(zdim, defect="warmup"), r"on_warmup_end\(\) must return True or False"),
+        (lambda c, zdim: nn.Identity(), "must return an introzoo.priors.base.Prior"),
+    ],
+)
 def test_contract_checks_hold_a_declared_capability_to_its_promise(register_plugin, factory, match):
     register_plugin(plugin("bad", factory))
     with pytest.raises(AssertionError, match=match):
@@ -231,7 +253,9 @@ def test_latent_plot_draws_the_components_of_a_mixture(tmp_path, monkeypatch):
     from introzoo.figures import pictures as plots
 
     seen = {}
-    monkeypatch.setattr(plots, "save_latent_figure", lambda out, z, dens, half, c, caption="": seen.update(c=c) or "latent.png")
+    monkeypatch.setattr(
+        plots, "save_latent_figure", lambda out, z, dens, half, c, caption="": seen.update(c=c) or "latent.png"
+    )
     for prior, expected in ((Bumps(2), Bumps(2).means.double().numpy()), (StandardGaussian(2), None)):
         plots.save_latent_plot(tiny_model(prior), torch.randn(50, 2).numpy(), tmp_path)
         if expected is None:

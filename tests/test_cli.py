@@ -24,8 +24,7 @@ def cli(*args):
 
 def test_run_end_to_end(tmp_path):
     out = tmp_path / "run"
-    r = cli("run", "-o", "soft,num_vae=20", "-d", "8gaussians", "-n", "60", "--log-every", "20",
-            "--out", str(out), *FAST)
+    r = cli("run", "-o", "soft,num_vae=20", "-d", "8gaussians", "-n", "60", "--log-every", "20", "--out", str(out), *FAST)
     assert r.returncode == 0, r.stderr
     assert "gnelbo" in r.stdout and "kl" in r.stdout
     for name in ("config.json", "history.jsonl", "metrics.json", "checkpoint.pt", "samples.png", "density.png"):
@@ -36,8 +35,13 @@ def test_run_end_to_end(tmp_path):
     assert metrics["directions"] == {"kl": "min", "gnelbo": "min"}
     config = json.loads((out / "config.json").read_text())
     # the paper's 8gaussians hyperparameters, overridden only where the spec says so
-    assert config["objective"]["options"] == {"beta_rec": 0.2, "beta_kl": 0.3, "beta_neg": 0.9,
-                                              "gamma_r": 1e-8, "num_vae": 20}
+    assert config["objective"]["options"] == {
+        "beta_rec": 0.2,
+        "beta_kl": 0.3,
+        "beta_neg": 0.9,
+        "gamma_r": 1e-8,
+        "num_vae": 20,
+    }
     assert config["objective"]["plugin"] == "introzoo" and config["objective"]["version"]
     assert config["train"]["batch_size"] == 512 and config["train"]["lr_milestones"] == [10000, 15000]
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
@@ -57,24 +61,30 @@ def test_same_seed_same_metrics(tmp_path, capsys):
     assert a != c
 
 
-@pytest.mark.parametrize("args,message", [
-    (["run", "-o", "sotf"], "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-boot, soft-prior, vae"),
-    (["run", "-p", "mogg"], "unknown prior 'mogg'; did you mean 'mog'? known: flow, mog, sg, vamp"),
-    (["run", "-p", "xyz"], "unknown prior 'xyz'; known: flow, mog, sg, vamp"),
-    (["run", "-o", "soft-prior"], "objective 'soft-prior' needs a learnable prior"),
-    (["run", "--reg", "clip-logvar"], "regularizer 'clip-logvar' needs a mixture prior"),
-    (["run", "-p", "mog:0"], "option 'K': Input should be greater than 0"),
-    (["run", "-d", "8gausians"], "unknown dataset '8gausians'; did you mean '8gaussians'?"),
-    (["run", "-o", "soft,beta_neg"], "malformed objective spec 'soft,beta_neg': 'beta_neg' is not key=value"),
-    (["run", "-o", "soft,beta_kl=-1"], "option 'beta_kl': Input should be greater than or equal to 0"),
-    (["run", "-o", "soft,gamma_r=0"], "option 'gamma_r': Input should be greater than 0"),
-    (["run", "-n", "0"], "--iterations: Input should be greater than 0"),
-    (["run", "--batch-size", "-5"], "--batch-size: Input should be greater than 0"),
-    (["run", "--device", "tpu"], "unknown device 'tpu'"),
-    (["run", "--metric", "fid"], "unknown metric 'fid'"),
-    (["run", "--iteratons", "5"], "No such option: --iteratons"),
-    (["list", "prirs"], "unknown component kind 'prirs'; did you mean 'priors'?"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["run", "-o", "sotf"],
+            "unknown objective 'sotf'; did you mean 'soft'? known: intro, soft, soft-boot, soft-prior, vae",
+        ),
+        (["run", "-p", "mogg"], "unknown prior 'mogg'; did you mean 'mog'? known: flow, mog, sg, vamp"),
+        (["run", "-p", "xyz"], "unknown prior 'xyz'; known: flow, mog, sg, vamp"),
+        (["run", "-o", "soft-prior"], "objective 'soft-prior' needs a learnable prior"),
+        (["run", "--reg", "clip-logvar"], "regularizer 'clip-logvar' needs a mixture prior"),
+        (["run", "-p", "mog:0"], "option 'K': Input should be greater than 0"),
+        (["run", "-d", "8gausians"], "unknown dataset '8gausians'; did you mean '8gaussians'?"),
+        (["run", "-o", "soft,beta_neg"], "malformed objective spec 'soft,beta_neg': 'beta_neg' is not key=value"),
+        (["run", "-o", "soft,beta_kl=-1"], "option 'beta_kl': Input should be greater than or equal to 0"),
+        (["run", "-o", "soft,gamma_r=0"], "option 'gamma_r': Input should be greater than 0"),
+        (["run", "-n", "0"], "--iterations: Input should be greater than 0"),
+        (["run", "--batch-size", "-5"], "--batch-size: Input should be greater than 0"),
+        (["run", "--device", "tpu"], "unknown device 'tpu'"),
+        (["run", "--metric", "fid"], "unknown metric 'fid'"),
+        (["run", "--iteratons", "5"], "No such option: --iteratons"),
+        (["list", "prirs"], "unknown component kind 'prirs'; did you mean 'priors'?"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -118,8 +128,12 @@ class TestPlugin:
 
     @hookimpl
     def introzoo_register_objectives(self, register):
-        register("nan", lambda config, model, regularizers=None, train=None: NaNObjective(config, model),
-                 _Plain, "Turns NaN at iteration 5.")
+        register(
+            "nan",
+            lambda config, model, regularizers=None, train=None: NaNObjective(config, model),
+            _Plain,
+            "Turns NaN at iteration 5.",
+        )
 
 
 @pytest.fixture
@@ -162,7 +176,9 @@ def test_list_and_plugins(capsys):
     assert builtin["name"] == "introzoo" and builtin["registers"]["priors"] == ["flow", "mog", "sg", "vamp"]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["plugins"], ["sample"], ["eval"], ["ood"], ["sweep"], ["leaderboard"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["list"], ["plugins"], ["sample"], ["eval"], ["ood"], ["sweep"], ["leaderboard"]]
+)
 def test_help_shows_a_working_example(command, capsys):
     assert main([*command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -171,11 +187,34 @@ def test_help_shows_a_working_example(command, capsys):
 
 def test_prior_learning_run_records_the_clipping_range(tmp_path, capsys):
     out = tmp_path / "ip"
-    assert main(["run", "-o", "soft-prior,num_vae=10", "-p", "mog:4", "--reg", "clip-logvar", "-n", "30",
-                 "--metric", "kl,n_samples=500", "--metric", "resp_entropy,n_data=500", "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "soft-prior,num_vae=10",
+                "-p",
+                "mog:4",
+                "--reg",
+                "clip-logvar",
+                "-n",
+                "30",
+                "--metric",
+                "kl,n_samples=500",
+                "--metric",
+                "resp_entropy,n_data=500",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     clip = m["regularizers"]["clip-logvar"]
     assert clip["inside"] is True and len(clip["lo"]) == 2
-    assert all(lo <= a <= b <= hi + 1e-6 for lo, a, b, hi in zip(clip["lo"], clip["logvar_min"], clip["logvar_max"], clip["hi"]))
+    assert all(
+        lo <= a <= b <= hi + 1e-6 for lo, a, b, hi in zip(clip["lo"], clip["logvar_min"], clip["logvar_max"], clip["hi"])
+    )
     assert 1 <= m["metrics"]["active_components"] <= 4 and 0 <= m["metrics"]["resp_entropy"] <= 1
     assert (out / "latent.png").is_file()

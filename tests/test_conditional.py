@@ -50,7 +50,7 @@ def test_encoder_concatenates_the_one_hot_before_its_fc():
     x, y = torch.rand(3, 1, 8, 8, dtype=torch.float64), torch.tensor([2, 0, 1])
     h = enc.net.main(x).flatten(1)
     w, b = enc.net.fc.weight, enc.net.fc.bias
-    torch.testing.assert_close(enc(x, y), h @ w[:, :h.shape[1]].T + w[:, h.shape[1] + y].T + b)
+    torch.testing.assert_close(enc(x, y), h @ w[:, : h.shape[1]].T + w[:, h.shape[1] + y].T + b)
 
 
 def test_encoder_without_an_fc_takes_the_one_hot_as_extra_inputs():
@@ -66,8 +66,18 @@ def test_encoder_without_an_fc_takes_the_one_hot_as_extra_inputs():
 
 
 def _digits_model(zdim=4):
-    run = resolve(RunConfig(data="digits", objective="soft", conditional=True, zdim=zdim, batch_size=16,
-                            backbone="conv,channels=[4]", metrics=[]), state().registry)
+    run = resolve(
+        RunConfig(
+            data="digits",
+            objective="soft",
+            conditional=True,
+            zdim=zdim,
+            batch_size=16,
+            backbone="conv,channels=[4]",
+            metrics=[],
+        ),
+        state().registry,
+    )
     from introzoo.training.loop import build
 
     return run, build(run)
@@ -84,7 +94,7 @@ def test_the_stream_sets_each_batch_labels_and_draws_the_unconditional_batches()
     for i in range(3):
         x = next(stream)
         torch.testing.assert_close(x, next(plain))
-        assert torch.equal(model.labels, y_all[perm[100 * i:100 * (i + 1)]])
+        assert torch.equal(model.labels, y_all[perm[100 * i : 100 * (i + 1)]])
     stream.close()
     assert model.labels is None
 
@@ -127,15 +137,40 @@ def _two_classes(root):
 def test_trained_on_two_classes_it_samples_the_class_asked_for(tmp_path, capsys):
     data = _two_classes(tmp_path / "imgs")
     out = tmp_path / "run"
-    rc = main(["run", "-o", "vae,beta_kl=1", "-d", f"folder:{data}", "--conditional", "-n", "150",
-                            "--batch-size", "16", "--zdim", "2", "-b", "conv,channels=[8]", "--lr", "0.003",
-                            "--metric", "nll,k=2,n=8", "--threads", "1", "-q", "--out", str(out)])
+    rc = main(
+        [
+            "run",
+            "-o",
+            "vae,beta_kl=1",
+            "-d",
+            f"folder:{data}",
+            "--conditional",
+            "-n",
+            "150",
+            "--batch-size",
+            "16",
+            "--zdim",
+            "2",
+            "-b",
+            "conv,channels=[8]",
+            "--lr",
+            "0.003",
+            "--metric",
+            "nll,k=2,n=8",
+            "--threads",
+            "1",
+            "-q",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert json.loads((out / "config.json").read_text())["train"]["conditional"] is True
     means = []
     for k in (0, 1):
-        rc = main(["sample", str(out), "--class", str(k), "--n", "32", "--out",
-                                str(tmp_path / f"c{k}.pt"), "--threads", "1"])
+        rc = main(
+            ["sample", str(out), "--class", str(k), "--n", "32", "--out", str(tmp_path / f"c{k}.pt"), "--threads", "1"]
+        )
         assert rc == 0, capsys.readouterr().err
         means.append(float(torch.load(tmp_path / f"c{k}.pt").mean()))
     assert means[0] < 0.3 and means[1] > 0.7, means  # dark class 0, bright class 1
@@ -143,18 +178,20 @@ def test_trained_on_two_classes_it_samples_the_class_asked_for(tmp_path, capsys)
     assert rc == 2 and "--class 2 is out of range: this run has classes 0..1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-d", "8gaussians"], "--conditional needs a dataset with class labels"),
-    (["-d", "folder:FLAT"], "needs at least two classes"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-d", "8gaussians"], "--conditional needs a dataset with class labels"),
+        (["-d", "folder:FLAT"], "needs at least two classes"),
+    ],
+)
 def test_datasets_without_labels_are_refused(tmp_path, capsys, args, message):
     flat = tmp_path / "flat"
     flat.mkdir()
     for i in range(6):
         Image.fromarray(np.full((8, 8), 30 * i, np.uint8), mode="L").save(flat / f"{i}.png")
     args = [a.replace("FLAT", str(flat)) for a in args]
-    rc = main(["run", "-o", "vae", *args, "--conditional", "-n", "2", "--threads", "1",
-                            "--out", str(tmp_path / "r")])
+    rc = main(["run", "-o", "vae", *args, "--conditional", "-n", "2", "--threads", "1", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r" / "config.json").exists()
@@ -162,8 +199,26 @@ def test_datasets_without_labels_are_refused(tmp_path, capsys, args, message):
 
 def test_class_on_an_unconditional_run_and_encoding_without_labels_are_refused(tmp_path, capsys):
     out = tmp_path / "plain"
-    rc = main(["run", "-o", "vae", "-d", "digits", "-n", "2", "-b", "conv,channels=[4]",
-                            "--metric", "nll,k=2,n=4", "--threads", "1", "-q", "--out", str(out)])
+    rc = main(
+        [
+            "run",
+            "-o",
+            "vae",
+            "-d",
+            "digits",
+            "-n",
+            "2",
+            "-b",
+            "conv,channels=[4]",
+            "--metric",
+            "nll,k=2,n=4",
+            "--threads",
+            "1",
+            "-q",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     rc = main(["sample", str(out), "--class", "1", "--threads", "1"])
     assert rc == 2 and "--class needs a class-conditional run" in capsys.readouterr().err
@@ -232,8 +287,9 @@ def test_fid_cond_against_scipy_on_known_samples(monkeypatch, kind):
         expected = _frechet(feats(real), feats(torch.stack(fake)))
         assert got == {"fid_cond@proj": pytest.approx(expected, rel=1e-4)}
     else:
-        per = {k: _frechet(feats(real[labels == k]), feats(shift(k, pool[k][: int((labels == k).sum())])))
-               for k in range(10)}
+        per = {
+            k: _frechet(feats(real[labels == k]), feats(shift(k, pool[k][: int((labels == k).sum())]))) for k in range(10)
+        }
         assert got == {"fid_intra@proj": pytest.approx(sum(per.values()) / 10, rel=1e-4)}
         assert ctx.info["fid_intra@proj"]["per_class"] == {str(k): pytest.approx(v, rel=1e-4) for k, v in per.items()}
     assert next(iter(got.values())) > 0.01  # the shifts are seen

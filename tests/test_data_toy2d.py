@@ -85,6 +85,7 @@ def test_8gaussians_within_mode_std_and_mean():
 # 2spirals: t = sqrt(U)*3π; arm 1 (-cos t * t + 0.5U', sin t * t + 0.5U''), arm 2 = -arm 1; /3; + 0.1 N(0,I)
 # --------------------------------------------------------------------------------------------------
 
+
 def _spirals_reference(n: int, rng: np.random.Generator, noise: bool = True) -> np.ndarray:
     """Independent numpy implementation of the documented formula (not the code under test)."""
     h = n // 2
@@ -114,7 +115,7 @@ def test_2spirals_arm_pairs_and_noise_level():
     # As in the official code, the first half is arm 1 and the second half its negation, noise added
     # afterwards: x[i] + x[i + n/2] = noise_i + noise_{i+n/2} ~ N(0, 2 * 0.1²) per coordinate.
     x = draw("2spirals")
-    s = x[: N // 2] + x[N // 2:]
+    s = x[: N // 2] + x[N // 2 :]
     sd = 0.1 * math.sqrt(2)
     assert abs(s.mean()) < 5 * sd / math.sqrt(N)
     assert s.std() == pytest.approx(sd, rel=0.03)  # 0.1 Gaussian noise is visible and has std 0.1
@@ -175,6 +176,7 @@ def test_2spirals_first_coordinate_distribution_matches_monte_carlo():
 # cells are 2x2 squares: floor(X1/2) + floor(X2/2) is even for every point; X1 in [-4, 4), X2 in [-4, 4).
 # Occupied cells (i, j) = (floor(X1/2), floor(X2/2)): i + j even, i, j in {-2..1}: 8 of 16 squares.
 # --------------------------------------------------------------------------------------------------
+
 
 def _checkerboard_reference_cells() -> set[tuple[int, int]]:
     cells = set()
@@ -260,6 +262,7 @@ def test_rings_angles_uniform():
 # Reproducibility, odd n
 # --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(GENS))
 def test_same_seed_same_batch_different_seed_differs(name):
     f = GENS[name]
@@ -316,13 +319,18 @@ def test_toy2d_defaults_match_spec_table(name):
     assert {k: d_vae[k] for k in ("beta_rec", "beta_kl")} == dict(zip(("beta_rec", "beta_kl"), vae))
     assert "beta_neg" not in d_vae and "m" not in d_vae
     assert {k: d_intro[k] for k in ("beta_rec", "beta_kl", "beta_neg", "m")} == dict(
-        zip(("beta_rec", "beta_kl", "beta_neg", "m"), intro))
+        zip(("beta_rec", "beta_kl", "beta_neg", "m"), intro)
+    )
     assert {k: d_soft[k] for k in ("beta_rec", "beta_kl", "beta_neg")} == dict(
-        zip(("beta_rec", "beta_kl", "beta_neg"), soft))
+        zip(("beta_rec", "beta_kl", "beta_neg"), soft)
+    )
     assert "m" not in d_soft
     # The only other key allowed is the 2D VAE warm-up (2,000 iterations).
-    for d, keys in ((d_vae, {"beta_rec", "beta_kl"}), (d_intro, {"beta_rec", "beta_kl", "beta_neg", "m"}),
-                    (d_soft, {"beta_rec", "beta_kl", "beta_neg"})):
+    for d, keys in (
+        (d_vae, {"beta_rec", "beta_kl"}),
+        (d_intro, {"beta_rec", "beta_kl", "beta_neg", "m"}),
+        (d_soft, {"beta_rec", "beta_kl", "beta_neg"}),
+    ):
         extra = set(d) - keys
         assert extra <= {"num_vae"}, extra
         if "num_vae" in d:

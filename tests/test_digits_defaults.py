@@ -36,8 +36,29 @@ def test_digits_defaults_are_the_documented_ones():
 
 def _last_kl(tmp_path: Path, objective: str, iterations: int) -> float:
     out = tmp_path / objective
-    assert main(["run", "-o", objective, "-d", "digits", "-n", str(iterations), "--log-every", "20", "--threads", "1",
-                 "-q", "--metric", "svm,n_train=100,n_test=50", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                objective,
+                "-d",
+                "digits",
+                "-n",
+                str(iterations),
+                "--log-every",
+                "20",
+                "--threads",
+                "1",
+                "-q",
+                "--metric",
+                "svm,n_train=100,n_test=50",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "history.jsonl").read_text().splitlines()[-1])["kl"]
 
 

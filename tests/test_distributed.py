@@ -24,8 +24,24 @@ from introzoo.training.loop import train
 ROOT = Path(introzoo.__file__).resolve().parents[1]
 #: a soft run with a 5-iteration VAE warm-up: both kinds of step (one joint optimiser step; the
 #: encoder's then the decoder's backward pass and step)
-ARGS = ["run", "-d", "8gaussians", "-o", "soft,num_vae=5", "-n", "20", "--batch-size", "64", "--log-every", "1",
-        "--device", "cpu", "--metric", "kl", "-q"]
+ARGS = [
+    "run",
+    "-d",
+    "8gaussians",
+    "-o",
+    "soft,num_vae=5",
+    "-n",
+    "20",
+    "--batch-size",
+    "64",
+    "--log-every",
+    "1",
+    "--device",
+    "cpu",
+    "--metric",
+    "kl",
+    "-q",
+]
 #: a float64 launcher: the processes' default dtype is float64 (8gaussians and the MLP follow it), so the
 #: only difference to one process is the order of floating-point sums
 LAUNCHER = "import sys, torch\ntorch.set_default_dtype(torch.float64)\nfrom introzoo.cli import main\nsys.exit(main(sys.argv[1:]))\n"
@@ -40,19 +56,47 @@ def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path):
     launcher, scratch = tmp_path / "launch.py", tmp_path / "tmp"
     launcher.write_text(LAUNCHER)
     scratch.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "TMPDIR": str(scratch),
+    }
     out2 = tmp_path / "ddp"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(launcher), *ARGS, "--ddp", "--out", str(out2)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(launcher),
+            *ARGS,
+            "--ddp",
+            "--out",
+            str(out2),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     old = torch.get_default_dtype()  # the one-process reference, in this process, also in float64
     torch.set_default_dtype(torch.float64)
     try:
-        opts = dict(objective="soft,num_vae=5", data="8gaussians", iterations=20, batch_size=64, log_every=1,
-                    device="cpu", metrics=["kl"])
+        opts = dict(
+            objective="soft,num_vae=5",
+            data="8gaussians",
+            iterations=20,
+            batch_size=64,
+            log_every=1,
+            device="cpu",
+            metrics=["kl"],
+        )
         train(resolve(RunConfig(**opts), registry()), tmp_path / "one")
     finally:
         torch.set_default_dtype(old)
@@ -97,7 +141,7 @@ def test_each_process_keeps_its_rows_of_every_global_batch():
         assert dp.shard(x).flatten().tolist() == list(range(rank * b, rank * b + b))
         rows = dp._rows(full, 2 * b).flatten().tolist()
         assert rows == [*range(rank * b, rank * b + b), *range(2 * b + rank * b, 2 * b + rank * b + b)]
-        assert dp._rows(full[:2 * b], b).flatten().tolist() == list(range(rank * b, rank * b + b))
+        assert dp._rows(full[: 2 * b], b).flatten().tolist() == list(range(rank * b, rank * b + b))
     dp = DataParallel(1, 2, 1)
     assert dp.shard(x[:5]).flatten().tolist() == [2, 3]  # a partial batch of 5: 2 rows each
     assert dp.shard(x[:1]).flatten().tolist() == [0]  # fewer rows than processes: every process takes all

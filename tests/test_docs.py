@@ -70,7 +70,9 @@ def test_every_hook_is_documented(hook):
 
 
 def test_no_documented_hook_is_stale():
-    named = set(re.findall(r"introzoo_(?:register|run)_\w+", (DOCS / "hooks.md").read_text() + (DOCS / "plugins.md").read_text()))
+    named = set(
+        re.findall(r"introzoo_(?:register|run)_\w+", (DOCS / "hooks.md").read_text() + (DOCS / "plugins.md").read_text())
+    )
     assert named <= set(HOOKS) | {"introzoo_register_prior"}  # the misspelling plugins.md warns about
 
 
@@ -99,8 +101,12 @@ def test_no_documented_command_is_stale():
     assert documented == set(COMMANDS)
 
 
-DOC_FILES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md", ROOT / "CONTRIBUTING.md",
-                                          ROOT / "plugins" / "README.md", ROOT / "plugins" / "introzoo-example" / "README.md"]
+DOC_FILES = sorted(DOCS.glob("*.md")) + [
+    ROOT / "README.md",
+    ROOT / "CONTRIBUTING.md",
+    ROOT / "plugins" / "README.md",
+    ROOT / "plugins" / "introzoo-example" / "README.md",
+]
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -137,6 +143,7 @@ def test_every_doc_is_linked_from_the_readme():
 
 
 # -- the members of the base classes a plugin subclasses, as tabled in hooks.md ------------------------
+
 
 def documented_members(cls_name: str) -> set[str]:
     """The names in the first column of hooks.md's table headed ``| `cls_name` member |``."""
@@ -194,8 +201,7 @@ def members(cls_name: str) -> set[str]:
     raise KeyError(cls_name)
 
 
-TABLED = ["Objective", "SoftIntroVAE", "VAE", "Prior", "Dataset", "Images", "Factors", "Metric", "EvalContext",
-          "ConvNet"]
+TABLED = ["Objective", "SoftIntroVAE", "VAE", "Prior", "Dataset", "Images", "Factors", "Metric", "EvalContext", "ConvNet"]
 
 
 @pytest.mark.parametrize("cls_name", TABLED)
@@ -217,8 +223,12 @@ def test_member_table_parser_sees_drift(monkeypatch):
 # -- references a reader of the repository can follow -----------------------------------------------
 
 #: what a reader of the code and docs reads; none of it may cite a document outside the repository
-READER_FILES = sorted((ROOT / "introzoo").rglob("*.py")) + sorted(DOCS.glob("*.md")) + \
-    [ROOT / "README.md", ROOT / "CONTRIBUTING.md"] + sorted((ROOT / "benchmarks").glob("*.py"))
+READER_FILES = (
+    sorted((ROOT / "introzoo").rglob("*.py"))
+    + sorted(DOCS.glob("*.md"))
+    + [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
+    + sorted((ROOT / "benchmarks").glob("*.py"))
+)
 #: the specification the code was first written from lives outside the repository
 OUTSIDE = re.compile(r"SPEC §|SPEC\.md")
 #: a section of a page of the docs, as docstrings and comments cite it: docs/conventions.md, "Shared terms"
@@ -259,7 +269,9 @@ def test_cited_sections_are_found_and_checked():
     """The parser sees the citations (the code has dozens), wrapped ones too, and a wrong one fails."""
     cited = [c for path in READER_FILES for c in doc_sections(path.read_text())]
     assert len(cited) > 30 and ("conventions.md", "Shared terms") in cited
-    assert doc_sections('(docs/conventions.md,\n    "Where defaults\n    # come from")') == [("conventions.md", "Where defaults come from")]
+    assert doc_sections('(docs/conventions.md,\n    "Where defaults\n    # come from")') == [
+        ("conventions.md", "Where defaults come from")
+    ]
     cite = "docs/{}, " + '"{}"'  # written so that this file cites nothing itself
     assert unresolved("see " + cite.format("conventions.md", "No such section")) == [("conventions.md", "No such section")]
     assert unresolved(cite.format("nowhere.md", "Shared terms")) == [("nowhere.md", "Shared terms")]

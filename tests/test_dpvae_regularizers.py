@@ -53,15 +53,29 @@ def reference_decomposition(mu, logvar, z, log_pz, n, estimator):
     log_qzx, log_qz, log_prod = [], [], []
     for i in range(b):
         log_qzx.append(sum(normal_logpdf(z[i][k], mu[i][k], logvar[i][k]) for k in range(d)))
-        joint = [math.log(weight(i, j, b, n, estimator))
-                 + sum(normal_logpdf(z[i][k], mu[j][k], logvar[j][k]) for k in range(d)) for j in range(b)]
+        joint = [
+            math.log(weight(i, j, b, n, estimator)) + sum(normal_logpdf(z[i][k], mu[j][k], logvar[j][k]) for k in range(d))
+            for j in range(b)
+        ]
         log_qz.append(logsumexp(joint))
-        log_prod.append(sum(logsumexp([math.log(weight(i, j, b, n, estimator))
-                                       + normal_logpdf(z[i][k], mu[j][k], logvar[j][k]) for j in range(b)])
-                            for k in range(d)))
+        log_prod.append(
+            sum(
+                logsumexp(
+                    [
+                        math.log(weight(i, j, b, n, estimator)) + normal_logpdf(z[i][k], mu[j][k], logvar[j][k])
+                        for j in range(b)
+                    ]
+                )
+                for k in range(d)
+            )
+        )
     f64 = dict(dtype=torch.float64)
-    return (torch.tensor(log_qzx, **f64), torch.tensor(log_qz, **f64), torch.tensor(log_prod, **f64),
-            torch.tensor(log_pz.tolist(), **f64))
+    return (
+        torch.tensor(log_qzx, **f64),
+        torch.tensor(log_qz, **f64),
+        torch.tensor(log_prod, **f64),
+        torch.tensor(log_pz.tolist(), **f64),
+    )
 
 
 def hand_built_case(b=5, d=3, seed=0):
@@ -78,6 +92,7 @@ def standard_normal_logpdf(z):
 
 # -- beta-TCVAE -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("estimator", ["mws", "mss"])
 def test_tcvae_terms_against_double_sums_and_their_sum_is_the_kl_estimate(estimator):
     mu, logvar, z = hand_built_case()
@@ -90,8 +105,9 @@ def test_tcvae_terms_against_double_sums_and_their_sum_is_the_kl_estimate(estima
     mi = (ref_qzx - ref_qz).mean()
     tc = (ref_qz - ref_prod).mean()
     dwkl = (ref_prod - ref_pz).mean()
-    torch.testing.assert_close(torch.stack([parts["mi"], parts["tc"], parts["dwkl"]]),
-                               torch.stack([mi, tc, dwkl]).double(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        torch.stack([parts["mi"], parts["tc"], parts["dwkl"]]), torch.stack([mi, tc, dwkl]).double(), rtol=1e-12, atol=1e-12
+    )
     # the decomposition identity under the same estimator: MI + TC + dwKL = E[log q(z|x) - log p(z)]
     kl_estimate = (ref_qzx - ref_pz).mean().item()
     assert parts["mi"].item() + parts["tc"].item() + parts["dwkl"].item() == pytest.approx(kl_estimate, abs=1e-10)
@@ -120,6 +136,7 @@ def test_tcvae_kl_term_weights_mi_tc_dwkl_and_uses_the_run_size():
 
 
 # -- the decoupled prior: the KL through g --------------------------------------------------------------
+
 
 def flow_prior(zdim=2, seed=0):
     torch.manual_seed(seed)
@@ -170,7 +187,7 @@ def test_tcvae_with_flow_sums_to_the_kl_through_g_and_matches_monte_carlo():
     zs = mu1 + torch.exp(0.5 * lv1) * torch.randn(b, 2, dtype=torch.float64)
     with torch.no_grad():
         per = decompose(mu1, lv1, zs, prior.log_prob(zs), 100, "mws")
-        one = (per["log_qzx"] - per["log_pz"])
+        one = per["log_qzx"] - per["log_pz"]
         prior.kl_samples = 20_000
         kl = prior.kl(mu[:1], logvar[:1]).item()
     assert abs(one.mean().item() - kl) < 4 * one.std().item() / math.sqrt(b) + 0.01
@@ -178,15 +195,17 @@ def test_tcvae_with_flow_sums_to_the_kl_through_g_and_matches_monte_carlo():
 
 # -- MMD (InfoVAE) ----------------------------------------------------------------------------------
 
+
 def mmd_double_sum(z, y, kernel, c, estimator):
     def k(a, b):
         d2 = sum((u - v) ** 2 for u, v in zip(a, b))
         return math.exp(-d2 / c) if kernel == "rbf" else c / (c + d2)
+
     z, y = z.tolist(), y.tolist()
     n, m = len(z), len(y)
     if estimator == "biased":
-        zz = sum(k(a, b) for a in z for b in z) / n ** 2
-        yy = sum(k(a, b) for a in y for b in y) / m ** 2
+        zz = sum(k(a, b) for a in z for b in z) / n**2
+        yy = sum(k(a, b) for a in y for b in y) / m**2
     else:
         zz = sum(k(z[i], z[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
         yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
@@ -201,7 +220,8 @@ def test_mmd_against_a_direct_double_sum(kernel, c, estimator):
     y = 1.5 * torch.randn(5, 3, generator=g, dtype=torch.float64) + 0.3
     scale = c if c is not None else (9.0 if kernel == "rbf" else 6.0)  # zdim^2 (Zhao et al.) / 2 zdim (WAE)
     assert mmd2(z, y, kernel, c, estimator).item() == pytest.approx(
-        mmd_double_sum(z, y, kernel, scale, estimator), rel=1e-12, abs=1e-14)
+        mmd_double_sum(z, y, kernel, scale, estimator), rel=1e-12, abs=1e-14
+    )
 
 
 def test_info_term_is_weighted_kl_plus_mmd_with_prior_samples():
@@ -212,7 +232,7 @@ def test_info_term_is_weighted_kl_plus_mmd_with_prior_samples():
     term = reg.kl_term(model, mu, logvar, z, 0)
     torch.manual_seed(9)
     y = torch.randn(7, 3, dtype=torch.float64)
-    kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean().item()
+    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean().item()
     expected = 0.75 * kl + 9.25 * mmd_double_sum(z, y, "rbf", 9.0, "biased")
     assert term.item() == pytest.approx(expected, rel=1e-10)
     d = InfoConfig()
@@ -235,6 +255,7 @@ def test_info_with_flow_samples_in_z0_space_and_trains_g():
 
 # -- FactorVAE --------------------------------------------------------------------------------------
 
+
 class Holder(nn.Module):
     zdim = 2
 
@@ -245,7 +266,7 @@ class Holder(nn.Module):
 
 def correlated(n, rho, g):
     a, b = torch.randn(n, generator=g), torch.randn(n, generator=g)
-    return torch.stack([a, rho * a + math.sqrt(1 - rho ** 2) * b], 1)
+    return torch.stack([a, rho * a + math.sqrt(1 - rho**2) * b], 1)
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.9])
@@ -258,7 +279,7 @@ def test_factor_tc_estimate_near_zero_when_factorised_and_positive_when_correlat
         reg.train_discriminator(correlated(256, rho, g))
     with torch.no_grad():
         tc = reg.tc(correlated(8192, rho, g)).item()
-    true_tc = -0.5 * math.log(1 - rho ** 2)  # 0 and 0.83 nats
+    true_tc = -0.5 * math.log(1 - rho**2)  # 0 and 0.83 nats
     if rho == 0:
         assert abs(tc) < 0.1
     else:
@@ -283,7 +304,7 @@ def test_factor_term_is_kl_plus_gamma_logit_mean_and_leaves_the_discriminator_al
     term = reg.kl_term(model, mu, logvar, z, 0)
     with torch.no_grad():
         logit = reg.disc(z).squeeze(-1)
-    kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
+    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
     torch.testing.assert_close(term, kl + 7.0 * logit.mean())
     term.backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
@@ -327,6 +348,7 @@ def test_factor_discriminator_state_round_trips_through_a_checkpoint():
 
 # -- beta-VAE forms ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("t,expected", [(0, 25e-5), (1, 50e-5), (39_999, 10.0), (99_999, 25.0), (250_000, 25.0)])
 def test_capacity_schedule_against_its_formula(t, expected):
     """C = C_max (t + 1) / C_stop at the 0-based iteration t (the first iteration counts as 1)."""
@@ -348,7 +370,7 @@ def test_beta_h_vae_loss_is_rec_plus_beta_kl_exactly():
         mu, logvar = m.encode(x)
         z = m.reparameterize(mu, logvar)
         rec = (x - m.decode(z)).square().sum(1).mean()
-        kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
+        kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
     torch.manual_seed(4)
     losses = obj.train_step(x, 0)
     torch.testing.assert_close(losses["kl"], 4.0 * kl)
@@ -356,6 +378,7 @@ def test_beta_h_vae_loss_is_rec_plus_beta_kl_exactly():
 
 
 # -- composition with the objectives -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cls,config", [(SoftIntroVAE, SoftConfig()), (IntroVAE, IntroConfig(m=1.0))])
 def test_introspective_encoder_uses_the_tcvae_term_for_the_real_kl(cls, config):
@@ -372,8 +395,13 @@ def test_warmup_of_an_introspective_objective_has_no_regularizer_term():
 
 
 def test_flow_prior_composes_and_the_vae_step_trains_g_through_the_term():
-    for reg in (BetaH(BetaHConfig()), BetaB(BetaBConfig()), TCVAE(TCVAEConfig()),
-                Factor(FactorConfig(layers=2, hidden=16)), Info(InfoConfig())):
+    for reg in (
+        BetaH(BetaHConfig()),
+        BetaB(BetaBConfig()),
+        TCVAE(TCVAEConfig()),
+        Factor(FactorConfig(layers=2, hidden=16)),
+        Info(InfoConfig()),
+    ):
         torch.manual_seed(0)
         prior = FlowPrior(2, L=2, hidden=8)
         obj = vae_objective(reg, prior=prior)
@@ -390,6 +418,7 @@ def test_two_kl_replacing_regularizers_are_refused():
 
 
 # -- batch_weighting="authors": the dpVAE code's 1/B on the batch-mean terms ---------------------------
+
 
 def test_authors_batch_weighting_divides_the_batch_mean_terms_by_b():
     """The dpVAE code sums reconstruction and KL over the batch but averages the TC / MMD / TCVAE terms:

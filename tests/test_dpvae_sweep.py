@@ -24,8 +24,7 @@ def _metric_names(task) -> list[str]:
 
 def test_metrics_table_is_per_dataset():
     reg = plugins.registry()
-    spec = SweepSpec(data=["8gaussians", "digits,subset=200"], objective=["vae"],
-                     metrics={"digits": ["svm,n_train=100"]})
+    spec = SweepSpec(data=["8gaussians", "digits,subset=200"], objective=["vae"], metrics={"digits": ["svm,n_train=100"]})
     tasks = {t.config["data"]["name"]: t for t in expand(spec, reg)}
     assert _metric_names(tasks["digits"]) == ["svm"]
     assert tasks["digits"].config["metrics"][0]["options"]["n_train"] == 100

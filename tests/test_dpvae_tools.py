@@ -28,6 +28,7 @@ def gen(seed=0):
 
 # -- moons and the seed 004 2D network ---------------------------------------------------------------
 
+
 def test_moons_shape_range_and_geometry():
     x = Moons(MoonsConfig(noise=0.0)).sample(4001, gen())
     assert x.shape == (4001, 2)
@@ -65,6 +66,7 @@ def test_mlp_width_list_builds_the_seed_004_network():
 
 
 # -- training defaults per regularizer ---------------------------------------------------------------
+
 
 class _NoOpts(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -120,6 +122,7 @@ def test_mnist_and_svhn_take_seed_004_settings_with_a_dpvae_regularizer(register
 
 # -- LP-Gen --------------------------------------------------------------------------------------------
 
+
 def test_lp_gen_is_a_flow_capability_only():
     assert isinstance(FlowPrior(2, L=2), LowPosteriorSampler)
     assert not isinstance(StandardGaussian(2), LowPosteriorSampler)
@@ -127,10 +130,20 @@ def test_lp_gen_is_a_flow_capability_only():
 
 def test_aggregate_log_posterior_against_a_direct_sum():
     torch.manual_seed(0)
-    mu, logvar, z = torch.randn(7, 3, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64) * 0.3, torch.randn(5, 3, dtype=torch.float64)
-    direct = torch.stack([
-        torch.log(sum(torch.distributions.Normal(mu[m], torch.exp(0.5 * logvar[m])).log_prob(zi).sum().exp()
-                      for m in range(7)) / 7) for zi in z])
+    mu, logvar, z = (
+        torch.randn(7, 3, dtype=torch.float64),
+        torch.randn(7, 3, dtype=torch.float64) * 0.3,
+        torch.randn(5, 3, dtype=torch.float64),
+    )
+    direct = torch.stack(
+        [
+            torch.log(
+                sum(torch.distributions.Normal(mu[m], torch.exp(0.5 * logvar[m])).log_prob(zi).sum().exp() for m in range(7))
+                / 7
+            )
+            for zi in z
+        ]
+    )
     assert torch.allclose(aggregate_log_posterior(z, mu, logvar, chunk=2), direct)
 
 
@@ -147,14 +160,20 @@ def test_lp_gen_keeps_the_lowest_aggregate_posterior_candidates_of_the_flow():
     with torch.no_grad():
         cand = prior.g_inverse(z0)
         assert torch.allclose(prior.g(cand)[0], z0, atol=1e-10)  # the candidates are the prior's draws
-    q = torch.stack([sum(torch.distributions.Normal(mu[m], torch.exp(0.5 * logvar[m])).log_prob(c).sum().exp()
-                         for m in range(50)) / 50 for c in cand])
+    q = torch.stack(
+        [
+            sum(torch.distributions.Normal(mu[m], torch.exp(0.5 * logvar[m])).log_prob(c).sum().exp() for m in range(50))
+            / 50
+            for c in cand
+        ]
+    )
     order = q.argsort()
     assert torch.allclose(got, cand[order[:8]])
     assert q[order[:8]].max() <= q[order[8:]].min()
 
 
 # -- traverse / interpolate latents -------------------------------------------------------------------
+
 
 def test_traversal_and_interpolation_latents():
     c = torch.tensor([0.5, -1.0, 2.0])
@@ -176,8 +195,29 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("dpvae")
     fast = ["-n", "20", "-q", "--threads", "1", "--metric", "kl,n_samples=200"]
     assert main(["run", "-o", "vae", "-p", "flow:2", "-d", "moons", "--out", str(root / "moons"), *fast]) == 0
-    assert main(["run", "-o", "vae", "-d", "digits", "--zdim", "3", "--epochs", "1", "--out", str(root / "digits"),
-                 "-q", "--threads", "1", "--metric", "svm,n_train=100,n_test=50"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "vae",
+                "-d",
+                "digits",
+                "--zdim",
+                "3",
+                "--epochs",
+                "1",
+                "--out",
+                str(root / "digits"),
+                "-q",
+                "--threads",
+                "1",
+                "--metric",
+                "svm,n_train=100,n_test=50",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -207,11 +247,16 @@ def test_traverse_and_interpolate_image_grids(runs, tmp_path):
     out = tmp_path / "t.png"
     assert main(["traverse", str(runs / "digits"), "--steps", "7", "--range", "2", "--out", str(out)]) == 0
     assert _fits_grid(out, 3, 7)  # one row per latent dim (zdim 3)
-    assert main(["traverse", str(runs / "digits"), "--around", "test", "--index", "5", "--steps", "4", "--out", str(out)]) == 0
+    assert (
+        main(["traverse", str(runs / "digits"), "--around", "test", "--index", "5", "--steps", "4", "--out", str(out)]) == 0
+    )
     assert _fits_grid(out, 3, 4)
     out = tmp_path / "i.png"
     for mode in ("linear", "spherical"):
-        assert main(["interpolate", str(runs / "digits"), "--pairs", "3", "--steps", "6", "--mode", mode, "--out", str(out)]) == 0
+        assert (
+            main(["interpolate", str(runs / "digits"), "--pairs", "3", "--steps", "6", "--mode", mode, "--out", str(out)])
+            == 0
+        )
         assert _fits_grid(out, 3, 6)
 
 
@@ -225,6 +270,7 @@ def test_traverse_and_interpolate_2d(runs, tmp_path, capsys):
 
 
 # -- factor_score -------------------------------------------------------------------------------------
+
 
 def test_majority_vote_accuracy_by_hand():
     # dim 0 voted for factor 0 three times and factor 1 once; dim 1 for factor 1 twice: (3 + 2) / 6
@@ -297,12 +343,19 @@ def test_dpvae_benchmark_expands_regularizer_by_prior(capsys):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "dpvae.toml"
     spec = load_sweep_file(path)
     tasks = expand(spec, reg)
-    combos = {(t.config["data"]["name"], t.config["prior"]["name"], tuple(r["name"] for r in t.config["regularizers"]))
-              for t in tasks}
-    assert len(tasks) == 20 and combos == {(d, p, (r,)) for d in ("moons", "fashion-mnist") for p in ("sg", "flow")
-                                           for r in DPVAE_REGS}
+    combos = {
+        (t.config["data"]["name"], t.config["prior"]["name"], tuple(r["name"] for r in t.config["regularizers"]))
+        for t in tasks
+    }
+    assert len(tasks) == 20 and combos == {
+        (d, p, (r,)) for d in ("moons", "fashion-mnist") for p in ("sg", "flow") for r in DPVAE_REGS
+    }
     fm = next(t for t in tasks if t.config["data"]["name"] == "fashion-mnist")
-    assert (fm.config["train"]["lr"], fm.config["train"]["batch_size"], fm.config["train"]["iterations"]) == (1e-4, 100, 100_000)
+    assert (fm.config["train"]["lr"], fm.config["train"]["batch_size"], fm.config["train"]["iterations"]) == (
+        1e-4,
+        100,
+        100_000,
+    )
     assert main(["sweep", str(path), "--dry-run", "--iterations", "300"]) == 0
     assert "20 runs" in capsys.readouterr().out
     assert spec.published["fashion-mnist"]["vae + tcvae @ flow"]["factor_score"] == 0.96

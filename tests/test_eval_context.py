@@ -45,8 +45,9 @@ def test_seeded_is_reproducible_and_restores_the_global_rng():
         assert not torch.equal(ctx.model.prior.sample(5), a)
 
 
-@pytest.mark.parametrize("name,options", [("gnelbo", {"grid": 32, "n_data": 200}), ("kl", {"n_samples": 300}),
-                                          ("resp_entropy", {"n_data": 200})])
+@pytest.mark.parametrize(
+    "name,options", [("gnelbo", {"grid": 32, "n_data": 200}), ("kl", {"n_samples": 300}), ("resp_entropy", {"n_data": 200})]
+)
 def test_an_evaluation_leaves_the_callers_random_stream_as_it_was(name, options):
     comp = plugins.registry().get("metrics", name)
     a, b = context(), context()

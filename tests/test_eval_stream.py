@@ -80,7 +80,7 @@ def test_posterior_noise_is_the_same_however_it_is_split():
     parts = torch.cat([posterior_noise(7, range(5), s, 13, 2) for s in range(0, 3 * NOISE_BLOCK + 5, 13)])
     assert torch.equal(whole, parts[: whole.shape[0]])
     assert torch.equal(whole[:, 2:4], posterior_noise(7, [2, 3], 0, whole.shape[0], 2))  # by image index
-    assert not torch.equal(whole, posterior_noise(8, range(5), 0, whole.shape[0], 2))    # by key
+    assert not torch.equal(whole, posterior_noise(8, range(5), 0, whole.shape[0], 2))  # by key
     assert abs(float(whole.mean())) < 0.1 and abs(float(whole.std()) - 1) < 0.1
 
 
@@ -102,7 +102,7 @@ def test_nll_streams_to_the_unchunked_value_with_k_above_the_chunk(ds):
     with torch.no_grad():
         mu, logvar = model.encode(x)
         std = torch.exp(0.5 * logvar)
-        z = mu + eps * std                                          # (k, n, zdim)
+        z = mu + eps * std  # (k, n, zdim)
         x_hat = model.decode(z.reshape(-1, 3)).reshape(cfg.k, cfg.n, -1)
         normal = torch.distributions.Normal
         log_px = normal(x_hat, math.sqrt(0.5)).log_prob(x.reshape(1, cfg.n, -1)).sum(-1)
@@ -171,12 +171,24 @@ def test_every_phase_is_reported_and_every_metric_timed(ds):
 
     rec = Recorder()
     ctx = ctx_for(tiny(torch.float32), ds, chunk=32, progress=rec)
-    metrics = [NLL(NLLConfig(k=5, n=20)), knn(5)(ProbeConfig(n_train=100)),
-               FIDGen(FIDConfig(features="classifier,epochs=1,seed=7", n=50))]
+    metrics = [
+        NLL(NLLConfig(k=5, n=20)),
+        knn(5)(ProbeConfig(n_train=100)),
+        FIDGen(FIDConfig(features="classifier,epochs=1,seed=7", n=50)),
+    ]
     values, _ = evaluate(metrics, ctx)
     names = " | ".join(d for d, _, _ in rec.phases)
-    for part in ("nll", "encoding train", "encoding test", "knn5: fitting", "knn5: scoring",
-                 "training the FID classifier", "FID classifier: test accuracy", "real images", "fid_gen@classifier"):
+    for part in (
+        "nll",
+        "encoding train",
+        "encoding test",
+        "knn5: fitting",
+        "knn5: scoring",
+        "training the FID classifier",
+        "FID classifier: test accuracy",
+        "real images",
+        "fid_gen@classifier",
+    ):
         assert part in names, part
     for description, total, done in rec.phases:
         assert done == total, description  # each bar reaches its end

@@ -53,7 +53,7 @@ def documented() -> list[tuple[str, str]]:
         for flag in ("-e", "--executor", "--pack", "--workers", "--threads", "--out", "--dry-run", "-q"):
             while flag in words:  # where and how, not what trains: one check per configuration
                 i = words.index(flag)
-                del words[i:i + (1 if flag in ("--dry-run", "-q") else 2)]
+                del words[i : i + (1 if flag in ("--dry-run", "-q") else 2)]
         if shlex.join(words) not in seen:
             seen.add(shlex.join(words))
             out.append((where, line))
@@ -65,7 +65,9 @@ EXAMPLES = documented()
 
 def test_the_examples_are_found():
     lines = [line for _, line in EXAMPLES]
-    assert any(line.startswith("introzoo run") for line in lines) and any(line.startswith("introzoo sweep") for line in lines)
+    assert any(line.startswith("introzoo run") for line in lines) and any(
+        line.startswith("introzoo sweep") for line in lines
+    )
     assert "introzoo run --iterations 4000 --out runs/first" in lines  # the README's first command
 
 
@@ -82,7 +84,7 @@ def test_every_documented_example_leaves_the_warm_up(where, line, tmp_path, caps
     args = shlex.split(line)[1:]
     if "--out" in args:  # nothing is written by a dry run; all the same, not into the repository
         i = args.index("--out")
-        del args[i:i + 2]
+        del args[i : i + 2]
     code = main(args + ["--out", str(tmp_path / "out"), "--dry-run"])
     out, err = capsys.readouterr()
     if code == 2 and any(w in err for w in ("not available", "offline", "no network", "no CUDA device")):
@@ -126,10 +128,21 @@ def test_run_sweep_and_facade_warn_and_the_leaderboard_marks_the_row(tmp_path, c
     import introzoo
 
     with pytest.warns(UserWarning, match="only 2 of 6 iterations"):
-        introzoo.train(objective="soft,num_vae=4", data="8gaussians", iterations=6, out=tmp_path / "f",
-                       progress=False, metric="kl,n_samples=100", threads=1)
-    assert main(["sweep", "-o", "soft,num_vae=4", "-n", "6", "--metric", "kl,n_samples=100", "-q",
-                 "--out", str(tmp_path / "lb")]) == 0
+        introzoo.train(
+            objective="soft,num_vae=4",
+            data="8gaussians",
+            iterations=6,
+            out=tmp_path / "f",
+            progress=False,
+            metric="kl,n_samples=100",
+            threads=1,
+        )
+    assert (
+        main(
+            ["sweep", "-o", "soft,num_vae=4", "-n", "6", "--metric", "kl,n_samples=100", "-q", "--out", str(tmp_path / "lb")]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["leaderboard", str(tmp_path / "lb"), "-f", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]

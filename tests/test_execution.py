@@ -94,8 +94,8 @@ def test_offline_mnist_creates_nothing_and_names_the_cause(tmp_path, monkeypatch
     out, err = capsys.readouterr()
     assert rc == 2 and "Traceback" not in err
     assert "dataset 'mnist' is not under" in err and "(no network: [Errno -2] Name or service not known)" in err
-    assert "soft (" not in out                       # stopped before the plan line
-    assert list(tmp_path.iterdir()) == []           # no runs/, no data root, no empty MNIST/raw
+    assert "soft (" not in out  # stopped before the plan line
+    assert list(tmp_path.iterdir()) == []  # no runs/, no data root, no empty MNIST/raw
 
 
 def test_a_failed_download_keeps_what_was_in_the_data_root(tmp_path, offline, capsys):
@@ -116,8 +116,10 @@ def test_plan_shows_the_prior_options_and_a_covering_warm_up_warns(tmp_path, cap
     warnings = [line for line in err.splitlines() if "warm-up" in line]
     assert len(warnings) == 1 and "num_vae=2000 >= 5 iterations" in warnings[0] and "plain VAE" in warnings[0]
 
-    assert main(["run", "-o", "soft,num_vae=2", "-n", "5", "--metric", "kl,n_samples=100",
-                 "--out", str(tmp_path / "b"), "-q"]) == 0
+    assert (
+        main(["run", "-o", "soft,num_vae=2", "-n", "5", "--metric", "kl,n_samples=100", "--out", str(tmp_path / "b"), "-q"])
+        == 0
+    )
     assert "warm-up" not in capsys.readouterr().err
 
 

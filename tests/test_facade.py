@@ -32,8 +32,12 @@ def readme_example() -> tuple[str, str]:
     text = (ROOT / "README.md").read_text()
     section = re.search(r"^## From Python\n(.*?)(?=^## )", text, flags=re.S | re.M).group(1)
     code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
-    cli = next(line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-               for line in block.splitlines() if line.startswith("introzoo run"))
+    cli = next(
+        line
+        for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+        for line in block.splitlines()
+        if line.startswith("introzoo run")
+    )
     return code, cli
 
 
@@ -87,12 +91,15 @@ def test_build_gives_the_untrained_model_of_the_run():
     assert built.hash == again.hash
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    ({"prior": "mogg"}, UsageError, "unknown prior 'mogg'; did you mean 'mog'"),
-    ({"iterations": 0}, UsageError, "iterations: Input should be greater than 0"),
-    ({"reg": ["clip-logvar"]}, UsageError, "needs a mixture prior"),
-    ({"itrations": 5}, TypeError, "itrations"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"prior": "mogg"}, UsageError, "unknown prior 'mogg'; did you mean 'mog'"),
+        ({"iterations": 0}, UsageError, "iterations: Input should be greater than 0"),
+        ({"reg": ["clip-logvar"]}, UsageError, "needs a mixture prior"),
+        ({"itrations": 5}, TypeError, "itrations"),
+    ],
+)
 def test_bad_options_are_refused(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         introzoo.train(out=tmp_path / "r", **kwargs)
@@ -107,18 +114,45 @@ def test_the_facade_takes_every_training_option(tmp_path):
     from introzoo import api
     from introzoo.options import TrainOptions
 
-    values = {"iterations": 3, "epochs": None, "batch_size": 16, "lr": 1e-3, "lr_milestones": [2], "lr_gamma": 0.5,
-              "zdim": 2, "precision": "bf16", "conditional": False, "rec_loss": "mse",  # 2D data: no labels, no stages
-              **dict.fromkeys(["resolution", "stage_epochs", "stage_iterations", "blend_epochs", "blend_iterations",
-                               "stage_batch_size", "stage_beta_neg"])}
+    values = {
+        "iterations": 3,
+        "epochs": None,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "lr_milestones": [2],
+        "lr_gamma": 0.5,
+        "zdim": 2,
+        "precision": "bf16",
+        "conditional": False,
+        "rec_loss": "mse",  # 2D data: no labels, no stages
+        **dict.fromkeys(
+            [
+                "resolution",
+                "stage_epochs",
+                "stage_iterations",
+                "blend_epochs",
+                "blend_iterations",
+                "stage_batch_size",
+                "stage_beta_neg",
+            ]
+        ),
+    }
     assert set(values) == set(TrainOptions.model_fields)  # a new option: add it here
     sig = inspect.signature(api.resolve_run).parameters
     assert set(TrainOptions.model_fields) <= set(sig)
     built = introzoo.build(data="8gaussians", device="cpu", **values)
-    assert {k: built.config.train.get(k) for k in values if values[k] is not None} == \
-           {k: v for k, v in values.items() if v is not None}
-    run = introzoo.train(out=tmp_path / "r", data="8gaussians", device="cpu", metric=["kl,n_samples=200"],
-                         objective="soft,num_vae=1", threads=1, **values)
+    assert {k: built.config.train.get(k) for k in values if values[k] is not None} == {
+        k: v for k, v in values.items() if v is not None
+    }
+    run = introzoo.train(
+        out=tmp_path / "r",
+        data="8gaussians",
+        device="cpu",
+        metric=["kl,n_samples=200"],
+        objective="soft,num_vae=1",
+        threads=1,
+        **values,
+    )
     assert run.status == "finished" and run.config.train["precision"] == "bf16"
     assert run.config.train["lr_milestones"] == [2] and run.config.train["lr_gamma"] == 0.5
 
@@ -129,6 +163,7 @@ def test_load_run_refuses_what_is_not_a_run(tmp_path):
 
 
 # -- a plugin with a command and a run logger -----------------------------------------------------------
+
 
 class Logger:
     """A test plugin: the ``logged`` command, and a logger recording every run-lifecycle call."""
@@ -169,8 +204,23 @@ class Logger:
 
 
 def _run(tmp_path, *extra):
-    return main(["run", "-n", "5", "--log-every", "2", "--metric", "kl,n_samples=200", "-q", "--threads", "1",
-                 "--out", str(tmp_path / "logged-run"), *extra])
+    return main(
+        [
+            "run",
+            "-n",
+            "5",
+            "--log-every",
+            "2",
+            "--metric",
+            "kl,n_samples=200",
+            "-q",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "logged-run"),
+            *extra,
+        ]
+    )
 
 
 def test_run_hooks_see_start_each_record_and_end_in_order(register_plugin, tmp_path):
@@ -182,7 +232,9 @@ def test_run_hooks_see_start_each_record_and_end_in_order(register_plugin, tmp_p
     keys = sorted(history[0])
     assert logger.calls == [
         ("start", "logged-run", config["hash"]),
-        ("log", "logged-run", 2, keys), ("log", "logged-run", 4, keys), ("log", "logged-run", 5, keys),
+        ("log", "logged-run", 2, keys),
+        ("log", "logged-run", 4, keys),
+        ("log", "logged-run", 5, keys),
         ("end", "finished", 5, ["kl"]),
     ]
     assert [r["iteration"] for r in history] == [2, 4, 5] and all(isinstance(r["loss"], float) for r in history)
@@ -242,8 +294,15 @@ def test_train_returns_the_model_it_trained_without_rebuilding_it(tmp_path, monk
 
     monkeypatch.setattr(loop, "load", no_rebuild)
     torch.set_num_threads(1)
-    run = introzoo.train(iterations=30, metric=["kl,n_samples=100"], out=tmp_path / "r", progress=False,
-                         precision="bf16", lr_gamma=0.5, lr_milestones=[10])
+    run = introzoo.train(
+        iterations=30,
+        metric=["kl,n_samples=100"],
+        out=tmp_path / "r",
+        progress=False,
+        precision="bf16",
+        lr_gamma=0.5,
+        lr_milestones=[10],
+    )
     assert run.result["status"] == "finished" and not run.model.training
     saved = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(v, saved[k]) for k, v in run.model.state_dict().items())
@@ -256,10 +315,12 @@ def test_merged_training_defaults_are_validated(monkeypatch):
 
     from introzoo.config import RunConfig, resolve_train
 
-    bad = SimpleNamespace(name="fake", train_defaults={"batch_size": 0}, regularizer_defaults={},
-                          steps_per_epoch=lambda b: 1)
+    bad = SimpleNamespace(
+        name="fake", train_defaults={"batch_size": 0}, regularizer_defaults={}, steps_per_epoch=lambda b: 1
+    )
     with pytest.raises(UsageError, match=r"'batch_size' = 0 from the dataset 'fake' protocol"):
         resolve_train(RunConfig(), bad)
-    good = SimpleNamespace(name="fake", train_defaults={"batch_size": 7}, regularizer_defaults={},
-                           steps_per_epoch=lambda b: 1)
+    good = SimpleNamespace(
+        name="fake", train_defaults={"batch_size": 7}, regularizer_defaults={}, steps_per_epoch=lambda b: 1
+    )
     assert resolve_train(RunConfig(), good)["batch_size"] == 7

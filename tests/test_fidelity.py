@@ -131,8 +131,11 @@ def test_resp_entropy_official_estimator(K, normalize):
     mu = torch.linspace(-1.2, 1.0, B * 2, dtype=torch.float64).reshape(B, 2).requires_grad_(True)
     logvar = torch.linspace(-1.0, 0.3, B * 2, dtype=torch.float64).reshape(B, 2).flip(0).requires_grad_(True)
     z_train = mu.detach() + 0.01  # a training sample the official estimator does not use
-    cfg = RespEntropyConfig(r_entropy=3.0) if normalize == "official" else RespEntropyConfig(r_entropy=3.0,
-                                                                                               normalize=normalize)
+    cfg = (
+        RespEntropyConfig(r_entropy=3.0)
+        if normalize == "official"
+        else RespEntropyConfig(r_entropy=3.0, normalize=normalize)
+    )
     torch.manual_seed(11)
     term = RespEntropy(cfg).encoder_loss(model, mu, logvar, z_train)
     torch.manual_seed(11)
@@ -151,8 +154,9 @@ def test_resp_entropy_one_sample_option_uses_the_training_sample():
     mu = torch.zeros(4, 2, dtype=torch.float64)
     z = torch.tensor([[-1.0, 0.3], [0.8, -0.2], [0.1, 1.1], [0.0, 0.0]], dtype=torch.float64)
     term = RespEntropy(RespEntropyConfig(r_entropy=2.0, samples=0)).encoder_loss(model, mu, mu, z)
-    expected = reference_resp_entropy(model.prior, z, torch.full_like(z, -math.inf), torch.zeros(1, 4, 2,
-                                      dtype=torch.float64), 1 / 3, 2.0, False)  # exp(-inf) = 0: z itself
+    expected = reference_resp_entropy(
+        model.prior, z, torch.full_like(z, -math.inf), torch.zeros(1, 4, 2, dtype=torch.float64), 1 / 3, 2.0, False
+    )  # exp(-inf) = 0: z itself
     torch.testing.assert_close(term, expected, rtol=1e-12, atol=1e-15)
 
 
@@ -162,7 +166,7 @@ def REC(x, y):
 
 
 def KL(mu, logvar):
-    return -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+    return -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
 
 
 def test_intro_original_weighting(tiny_model):
@@ -230,6 +234,7 @@ def test_2d_mog_data_init_is_the_encoders_posterior_of_k_training_points():
 
 # -- details found against the authors' code (soft-boot, beta-b, tcvae, log 2π) ----------------------
 
+
 def test_soft_boot_gamma_r_is_the_official_bootstraps_one_on_every_dataset():
     """The official bootstrap trainer's default gamma_r = 1.0 (its main.py never passes -g on)."""
     from introzoo import plugins
@@ -273,8 +278,8 @@ def test_tcvae_docstring_states_what_the_official_weight_matrix_fills():
     B, N = 6, 100
     M = B - 1
     W = torch.empty(B, B).fill_(1 / M)
-    W.view(-1)[::M + 1] = 1 / N
-    W.view(-1)[1::M + 1] = (N - M) / (N * M)
+    W.view(-1)[:: M + 1] = 1 / N
+    W.view(-1)[1 :: M + 1] = (N - M) / (N * M)
     W[M - 1, 0] = (N - M) / (N * M)
     assert torch.all(W[:, 1] == (N - M) / (N * M)) and W[0, 0] == 1 / N and W[2, 2] == 1 / M
     doc = " ".join(tc.__doc__.split())

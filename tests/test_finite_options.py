@@ -13,13 +13,19 @@ from introzoo.spec import resolve
 from introzoo.sweeps.grid import SweepSpec
 
 
-@pytest.mark.parametrize("args,message", [
-    (["-o", "soft,beta_rec=inf"], "objective 'soft' in 'soft,beta_rec=inf': option 'beta_rec' must be a finite number (got inf)"),
-    (["-o", "soft,beta_kl=1e400"], "option 'beta_kl' must be a finite number (got inf)"),
-    (["-o", "soft,beta_neg=-inf"], "option 'beta_neg'"),
-    (["--lr", "inf"], "--lr: Input should be a finite number"),
-    (["--lr", "1e400"], "--lr: Input should be a finite number"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["-o", "soft,beta_rec=inf"],
+            "objective 'soft' in 'soft,beta_rec=inf': option 'beta_rec' must be a finite number (got inf)",
+        ),
+        (["-o", "soft,beta_kl=1e400"], "option 'beta_kl' must be a finite number (got inf)"),
+        (["-o", "soft,beta_neg=-inf"], "option 'beta_neg'"),
+        (["--lr", "inf"], "--lr: Input should be a finite number"),
+        (["--lr", "1e400"], "--lr: Input should be a finite number"),
+    ],
+)
 def test_non_finite_is_bad_input(args, message, tmp_path, capsys):
     assert main(["run", *args, "-n", "2", "--device", "cpu", "-q", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
@@ -42,11 +48,13 @@ def _plugin(config):
         @hookimpl
         def introzoo_register_priors(self, register):
             register("floats", lambda c, zdim: StandardGaussian(zdim), config, "A test prior.")
+
     return P()
 
 
-@pytest.mark.parametrize("text,option", [("floats,scale=nan", "scale"), ("floats,weights=[1,inf]", "weights"),
-                                         ("floats,scale=1e999", "scale")])
+@pytest.mark.parametrize(
+    "text,option", [("floats,scale=nan", "scale"), ("floats,weights=[1,inf]", "weights"), ("floats,scale=1e999", "scale")]
+)
 def test_every_component_option_is_checked(register_plugin, text, option):
     st = register_plugin(_plugin(Floats), name="floats-plugin")
     with pytest.raises(UsageError, match=f"prior 'floats' in '.*': option '{option}' must be a finite number"):

@@ -174,7 +174,7 @@ def test_fid_metric_is_zero_for_the_data_itself_and_grows_with_noise():
 
         def decode(self, z):
             n = z.shape[0]
-            out = pool[self.i:self.i + n]
+            out = pool[self.i : self.i + n]
             self.i += n
             return out + self.sigma * torch.randn(out.shape, generator=torch.Generator().manual_seed(self.i))
 
@@ -262,12 +262,12 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
     exact = marginal.log_prob(x).mean()
     e = torch.stack([elbo(model, x) for _ in range(50)]).mean()
     k1 = torch.stack([iw_log_likelihood(model, x, 1) for _ in range(50)]).mean()
-    assert abs(k1 - e) < 0.02 * abs(e)                  # K = 1 is the ELBO in expectation
+    assert abs(k1 - e) < 0.02 * abs(e)  # K = 1 is the ELBO in expectation
     # means of 10 estimates (one estimate of K = 100 is within its noise, ~0.01, of K = 5000)
     bounds = [torch.stack([iw_log_likelihood(model, x, k).mean() for _ in range(10)]).mean() for k in (1, 10, 100)]
     big = iw_log_likelihood(model, x, 5000).mean()
     assert e < bounds[1] < bounds[2] < exact + 1e-2 and abs(big - exact) < 1e-2
-    assert exact - big < 0.1 * (exact - e)              # and approaches log p(x)
+    assert exact - big < 0.1 * (exact - e)  # and approaches log p(x)
 
 
 def test_auroc_matches_a_hand_count():
@@ -286,8 +286,9 @@ def test_knn_probe_matches_a_direct_nearest_neighbour_count():
     ds = digits()
     torch.manual_seed(0)
     d = 16
-    enc = FixedEncoder(torch.randn(d, 64, dtype=torch.float64), torch.zeros(d, dtype=torch.float64),
-                       torch.zeros(d, dtype=torch.float64))
+    enc = FixedEncoder(
+        torch.randn(d, 64, dtype=torch.float64), torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+    )
     model = VAE(enc, Linear(torch.zeros(64, d), torch.zeros(64)), StandardGaussian(d), (1, 8, 8), d).double()
     model.encode = lambda x: enc(x.double()).chunk(2, 1)
     ctx = EvalContext(model, ds, torch.device("cpu"), 0)
@@ -314,8 +315,9 @@ def test_a_probe_that_cannot_be_fitted_reports_why_not_a_failure():
 
     ds = digits()
     d = 4
-    enc = FixedEncoder(torch.randn(d, 64, dtype=torch.float64), torch.zeros(d, dtype=torch.float64),
-                       torch.zeros(d, dtype=torch.float64))
+    enc = FixedEncoder(
+        torch.randn(d, 64, dtype=torch.float64), torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+    )
     model = VAE(enc, Linear(torch.zeros(64, d), torch.zeros(64)), StandardGaussian(d), (1, 8, 8), d).double()
     model.encode = lambda x: enc(x.double()).chunk(2, 1)
     ctx = EvalContext(model, ds, torch.device("cpu"), 0)
@@ -328,9 +330,30 @@ def test_a_probe_that_cannot_be_fitted_reports_why_not_a_failure():
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "digits-soft"
-    rc = main(["run", "-d", "digits", "-o", "soft,beta_neg=64", "--epochs", "2",
-               "--metric", "fid_gen,features=(classifier,epochs=20)", "--metric", "fid_rec,features=(classifier,epochs=20)", "--metric", "svm,max_iter=500", "--metric", "knn5", "--metric", "nll,k=8,n=50",
-               "--out", str(out), "-q"])
+    rc = main(
+        [
+            "run",
+            "-d",
+            "digits",
+            "-o",
+            "soft,beta_neg=64",
+            "--epochs",
+            "2",
+            "--metric",
+            "fid_gen,features=(classifier,epochs=20)",
+            "--metric",
+            "fid_rec,features=(classifier,epochs=20)",
+            "--metric",
+            "svm,max_iter=500",
+            "--metric",
+            "knn5",
+            "--metric",
+            "nll,k=8,n=50",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -341,7 +364,9 @@ def test_image_run_leaves_grids_checkpoint_and_image_metrics(digits_run):
     assert m["metric_info"]["fid_gen@classifier"]["bn_mode"] == "eval"
     assert 0 < m["metrics"]["knn5"] <= 1 and math.isfinite(m["metrics"]["nll"])
     cfg = json.loads((digits_run / "config.json").read_text())
-    assert cfg["backbone"]["name"] == "conv" and cfg["train"]["epochs"] == 2 and cfg["train"]["iterations"] == 2 * 45  # batch 32
+    assert (
+        cfg["backbone"]["name"] == "conv" and cfg["train"]["epochs"] == 2 and cfg["train"]["iterations"] == 2 * 45
+    )  # batch 32
     for f in ("samples.png", "reconstructions.png", "checkpoint.pt"):
         assert (digits_run / f).is_file()
     names = sorted(p.name for p in (digits_run / "progress").glob("iter_*.png"))
@@ -353,15 +378,34 @@ def test_the_early_progress_grid_leaves_the_run_unchanged(tmp_path, monkeypatch)
     streams: the run's history and weights equal a run without it, bit for bit."""
     from introzoo.training import lifecycle
 
-    base = ["run", "-d", "digits", "-o", "soft,beta_neg=64", "-n", "40", "--log-every", "5", "--metric", "knn5",
-            "--threads", "1", "-q"]
+    base = [
+        "run",
+        "-d",
+        "digits",
+        "-o",
+        "soft,beta_neg=64",
+        "-n",
+        "40",
+        "--log-every",
+        "5",
+        "--metric",
+        "knn5",
+        "--threads",
+        "1",
+        "-q",
+    ]
     assert main([*base, "--out", str(tmp_path / "early")]) == 0
     monkeypatch.setattr(lifecycle, "EARLY_GRID", 0)
     assert main([*base, "--out", str(tmp_path / "none")]) == 0
     assert sorted(p.name for p in (tmp_path / "early" / "progress").iterdir()) == ["iter_0000025.png", "iter_0000040.png"]
     assert sorted(p.name for p in (tmp_path / "none" / "progress").iterdir()) == ["iter_0000040.png"]
-    hist = [[{k: v for k, v in json.loads(line).items() if k != "time_s"}
-             for line in (tmp_path / d / "history.jsonl").read_text().splitlines()] for d in ("early", "none")]
+    hist = [
+        [
+            {k: v for k, v in json.loads(line).items() if k != "time_s"}
+            for line in (tmp_path / d / "history.jsonl").read_text().splitlines()
+        ]
+        for d in ("early", "none")
+    ]
     assert hist[0] == hist[1]
     a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True)["model"] for d in ("early", "none"))
     assert all(torch.equal(a[k], b[k]) for k in a)

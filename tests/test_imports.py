@@ -114,8 +114,10 @@ def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 def word_order_pairs(names: list[str]) -> list[tuple[str, str]]:
     """Pairs of names made of the same words in another order (``cli_sweep`` / ``sweeps_cli``; a plural counts
     as its singular)."""
+
     def words(n: str) -> tuple[str, ...]:
         return tuple(sorted(w[:-1] if w.endswith("s") and len(w) > 3 else w for w in n.strip("_").split("_")))
+
     seen: dict[tuple[str, ...], str] = {}
     pairs = []
     for n in sorted(names):
@@ -146,8 +148,9 @@ def test_the_cycle_check_reads_function_level_and_relative_imports(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("")
     (pkg / "a.py").write_text("from .sub import b\n")
-    (pkg / "sub" / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import c\n"
-                                      "def f():\n    from ..a import x\n")
+    (pkg / "sub" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import c\ndef f():\n    from ..a import x\n"
+    )
     (pkg / "c.py").write_text("")
     graph = import_graph(pkg)
     assert graph["fake.a"] == {"fake.sub.b"} and graph["fake.sub.b"] == {"fake.a"}
@@ -157,9 +160,12 @@ def test_the_cycle_check_reads_function_level_and_relative_imports(tmp_path):
 def test_nothing_imports_the_command_line():
     graph = import_graph()
     allowed = {"introzoo.__main__"}  # ``python -m introzoo`` is the command line
-    bad = sorted((m, t) for m, ts in graph.items() for t in ts
-                 if (t == "introzoo.cli" or t.startswith("introzoo.cli.")) and not m.startswith("introzoo.cli")
-                 and m not in allowed)
+    bad = sorted(
+        (m, t)
+        for m, ts in graph.items()
+        for t in ts
+        if (t == "introzoo.cli" or t.startswith("introzoo.cli.")) and not m.startswith("introzoo.cli") and m not in allowed
+    )
     assert not bad, f"modules outside introzoo.cli that import it: {bad}"
 
 
@@ -195,6 +201,7 @@ def test_the_facade_module_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         from introzoo.train import build, load, train  # noqa: F401
+
         assert callable(introzoo.train) and train is importlib.import_module("introzoo.training.loop").train
     with pytest.warns(DeprecationWarning, match="introzoo.training.loop.pick_device"):
         introzoo.train.pick_device  # noqa: B018
@@ -203,14 +210,25 @@ def test_the_facade_module_does_not_warn():
 def test_the_cli_starts_without_torch():
     """``introzoo --help``, bad input and every command's start import no torch (seconds per process with a
     CUDA build): the commands import what they need when they run."""
-    r = subprocess.run([sys.executable, "-c", "import sys, introzoo.cli; print(sorted(m for m in sys.modules "
-                        "if m.split('.')[0] in ('torch', 'torchvision', 'sklearn', 'scipy')))"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, introzoo.cli; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('torch', 'torchvision', 'sklearn', 'scipy')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert r.stdout.strip() == "[]"
 
 
 def test_import_and_help_without_deprecation_warnings():
-    for args in (["-c", "import introzoo, introzoo.api, introzoo.train, introzoo.cli"], ["-m", "introzoo.cli", "--help"],
-                 ["-m", "introzoo", "--help"]):
+    for args in (
+        ["-c", "import introzoo, introzoo.api, introzoo.train, introzoo.cli"],
+        ["-m", "introzoo.cli", "--help"],
+        ["-m", "introzoo", "--help"],
+    ):
         r = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", *args], capture_output=True, text=True)
         assert r.returncode == 0, (args, r.stderr[-2000:])

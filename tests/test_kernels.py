@@ -53,13 +53,16 @@ def test_other_inputs_take_torchs_default():
 
 
 def _run(objective: str, kernel: str, **extra):
-    cfg = {**dict(objective=objective, data="8gaussians", iterations=50, log_every=1, metrics=[], device="cpu",
-                  kernels=kernel), **extra}
+    cfg = {
+        **dict(objective=objective, data="8gaussians", iterations=50, log_every=1, metrics=[], device="cpu", kernels=kernel),
+        **extra,
+    }
     return resolve(RunConfig(**cfg), plugins.registry())
 
 
-@pytest.mark.parametrize("objective,extra", [("soft,num_vae=0", {}), ("intro,num_vae=0", {}),
-                                             ("soft-prior,num_vae=0", {"prior": "mog:8"})])
+@pytest.mark.parametrize(
+    "objective,extra", [("soft,num_vae=0", {}), ("intro,num_vae=0", {}), ("soft-prior,num_vae=0", {"prior": "mog:8"})]
+)
 @pytest.mark.slow
 def test_each_of_fifty_steps_on_onednn_agrees_with_aten_to_float32_rounding(objective, extra):
     """Along 50 steps of a run on the default path, each step is also taken on oneDNN from the same
@@ -85,8 +88,12 @@ def test_each_of_fifty_steps_on_onednn_agrees_with_aten_to_float32_rounding(obje
         ours = built.objective.train_step(x, it)
         for k in ours:
             worst_loss = max(worst_loss, abs(float(ours[k]) - float(theirs[k])) / max(1.0, abs(float(ours[k]))))
-        grad_err.append(max(((p.grad - q.grad).abs().max() / p.grad.abs().max()).item()
-                            for p, q in zip(built.model.encoder.parameters(), twin.model.encoder.parameters())))
+        grad_err.append(
+            max(
+                ((p.grad - q.grad).abs().max() / p.grad.abs().max()).item()
+                for p, q in zip(built.model.encoder.parameters(), twin.model.encoder.parameters())
+            )
+        )
         with torch.no_grad():  # the next step from the same state again
             for p, q in zip(built.model.parameters(), twin.model.parameters()):
                 q.copy_(p)
@@ -142,7 +149,20 @@ def test_auto_picks_a_path_by_timing_a_copy_without_touching_the_run(tmp_path, m
 @pytest.mark.slow
 def test_packs_on_onednn_equal_their_solo_runs_bit_for_bit(tmp_path):
     reg = plugins.registry()
-    runs = [resolve(RunConfig(objective=f"soft,num_vae={w}", data="8gaussians", iterations=40, log_every=5,
-                              metrics=["kl,n_samples=500"], device="cpu", seed=s, kernels="onednn"), reg)
-            for s, w in ((0, 10), (1, 0))]
+    runs = [
+        resolve(
+            RunConfig(
+                objective=f"soft,num_vae={w}",
+                data="8gaussians",
+                iterations=40,
+                log_every=5,
+                metrics=["kl,n_samples=500"],
+                device="cpu",
+                seed=s,
+                kernels="onednn",
+            ),
+            reg,
+        )
+        for s, w in ((0, 10), (1, 0))
+    ]
     assert compare_pack(runs, tmp_path, 0.0) == ["finished", "finished"]

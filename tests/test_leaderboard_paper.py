@@ -20,15 +20,32 @@ ROOT = Path(__file__).resolve().parents[1]
 DIRECTIONS = {"kl": "min", "jsd": "min", "gnelbo": "min"}
 
 
-def _run(root: Path, h: str, data: str, obj: str, seed: int, metrics: dict, options: dict | None = None,
-         iterations: int = 3000, prior: str = "sg") -> None:
+def _run(
+    root: Path,
+    h: str,
+    data: str,
+    obj: str,
+    seed: int,
+    metrics: dict,
+    options: dict | None = None,
+    iterations: int = 3000,
+    prior: str = "sg",
+) -> None:
     d = root / "runs" / h
     d.mkdir(parents=True)
-    atomic_write_json(d / "config.json", {
-        "hash": h, "config_key": f"{data}-{obj}-{json.dumps(options or {}, sort_keys=True)}-{prior}", "seed": seed,
-        "train": {"iterations": iterations, "batch_size": 512}, "objective": {"name": obj, "options": options or {}},
-        "prior": {"name": prior, "options": {}}, "backbone": {"name": "mlp", "options": {"hidden": 256}},
-        "data": {"name": data, "options": {}}})
+    atomic_write_json(
+        d / "config.json",
+        {
+            "hash": h,
+            "config_key": f"{data}-{obj}-{json.dumps(options or {}, sort_keys=True)}-{prior}",
+            "seed": seed,
+            "train": {"iterations": iterations, "batch_size": 512},
+            "objective": {"name": obj, "options": options or {}},
+            "prior": {"name": prior, "options": {}},
+            "backbone": {"name": "mlp", "options": {"hidden": 256}},
+            "data": {"name": data, "options": {}},
+        },
+    )
     atomic_write_json(d / "metrics.json", {"status": "finished", "metrics": metrics, "directions": DIRECTIONS})
 
 
@@ -43,8 +60,16 @@ def _paper_like_store(root: Path, iterations: int = 3000, seeds: int = 5) -> Non
                 h = f"{data}-{obj}-{s}"
                 runs.append(h)
                 shift = (s - (seeds - 1) / 2) / 2
-                _run(root, h, data, obj, s, {m: v[0] + shift * v[1] for m, v in ref.items()},
-                     {"beta_rec": 0.2, "beta_kl": 0.3}, iterations)
+                _run(
+                    root,
+                    h,
+                    data,
+                    obj,
+                    s,
+                    {m: v[0] + shift * v[1] for m, v in ref.items()},
+                    {"beta_rec": 0.2, "beta_kl": 0.3},
+                    iterations,
+                )
     atomic_write_json(root / "sweep.json", {"runs": runs, "spec": spec})
 
 
@@ -92,7 +117,7 @@ def test_every_format_has_the_new_columns_and_keeps_the_verdict(tmp_path, capsys
     board = json.loads(_board(tmp_path, capsys, "--published", "-f", "json"))
     order = [(r["data"], r["objective"]) for r in board["rows"]]
     i = order.index(("8gaussians", "soft"))
-    assert order[i + 1: i + 3] == [("8gaussians", "soft (published)"), ("8gaussians", "soft (official_reproduced)")]
+    assert order[i + 1 : i + 3] == [("8gaussians", "soft (published)"), ("8gaussians", "soft (official_reproduced)")]
     ours = board["rows"][i]
     assert ours["iterations"] == [30_000] and ours["protocol_iterations"] == 30_000
     assert board["summary"]["reported"]["cells"] == 12
@@ -120,12 +145,25 @@ def test_precision_is_shared_down_a_column(tmp_path, capsys):
 
 
 def test_options_the_sweep_wrote_define_the_row(tmp_path, capsys):
-    spec = {"objective": ["vae,beta_rec=0.05,beta_kl=1.0", "soft,num_vae=300"], "data": ["8gaussians"],
-            "prior": ["sg"], "iterations": 900, "batch_size": 256}
+    spec = {
+        "objective": ["vae,beta_rec=0.05,beta_kl=1.0", "soft,num_vae=300"],
+        "data": ["8gaussians"],
+        "prior": ["sg"],
+        "iterations": 900,
+        "batch_size": 256,
+    }
     for s in range(2):
         _run(tmp_path, f"v{s}", "8gaussians", "vae", s, {"kl": 20.0 + s}, {"beta_rec": 0.05, "beta_kl": 1.0}, 900)
-        _run(tmp_path, f"s{s}", "8gaussians", "soft", s, {"kl": 2.0 + s},
-             {"beta_rec": 0.2, "beta_kl": 0.3, "beta_neg": 0.9, "num_vae": 300}, 900)
+        _run(
+            tmp_path,
+            f"s{s}",
+            "8gaussians",
+            "soft",
+            s,
+            {"kl": 2.0 + s},
+            {"beta_rec": 0.2, "beta_kl": 0.3, "beta_neg": 0.9, "num_vae": 300},
+            900,
+        )
     atomic_write_json(tmp_path / "sweep.json", {"runs": ["v0", "v1", "s0", "s1"], "spec": spec})
     board = json.loads(_board(tmp_path, capsys, "-f", "json"))
     assert {r["objective"] for r in board["rows"]} == {"vae,beta_rec=0.05,beta_kl=1.0", "soft,num_vae=300"}
@@ -168,9 +206,8 @@ def test_latex_is_a_booktabs_table(tmp_path, capsys):
     assert r"$1.25 \pm 0.11$" in tex  # Table 2, soft on 8gaussians, KL: mean ± std in math mode
     assert "official\\_reproduced" in tex and "±" not in tex and "$$" not in tex
     assert tex.count(r"\midrule") == 1 + 3  # under the header, and between the four datasets
-    body = tex[tex.index(r"\toprule"):tex.index(r"\bottomrule")]
-    assert all(line.count("&") == body.splitlines()[1].count("&") for line in body.splitlines()[1:]
-               if line.endswith(r"\\"))
+    body = tex[tex.index(r"\toprule") : tex.index(r"\bottomrule")]
+    assert all(line.count("&") == body.splitlines()[1].count("&") for line in body.splitlines()[1:] if line.endswith(r"\\"))
     out = tmp_path / "t.tex"
     assert main(["leaderboard", str(tmp_path), "--published", "-f", "latex", "--out", str(out)]) == 0
     assert out.read_text() == tex
@@ -195,8 +232,14 @@ def test_a_reference_naming_a_regularizer_follows_that_row(tmp_path, capsys):
             config = json.loads((tmp_path / "runs" / h / "config.json").read_text())
             config["regularizers"], config["config_key"] = regs[reg], f"moons-vae-{reg}"
             atomic_write_json(tmp_path / "runs" / h / "config.json", config)
-    spec = {"objective": ["vae"], "data": ["moons"], "prior": ["flow"], "published_source": "dpVAE Table 2",
-            "published": {"moons": {"vae + tcvae @ flow": {"kl": [2.05, 0.1]}}}, "published_n": 5}
+    spec = {
+        "objective": ["vae"],
+        "data": ["moons"],
+        "prior": ["flow"],
+        "published_source": "dpVAE Table 2",
+        "published": {"moons": {"vae + tcvae @ flow": {"kl": [2.05, 0.1]}}},
+        "published_n": 5,
+    }
     atomic_write_json(tmp_path / "sweep.json", {"runs": names, "spec": spec})
     rows = json.loads(_board(tmp_path, capsys, "--published", "-f", "json"))["rows"]
     assert [r["objective"].split(",")[0] for r in rows] == ["vae + beta-h", "vae + tcvae", "vae + tcvae (published)"]

@@ -16,21 +16,27 @@ from introzoo.plugins import state
 
 
 def test_impossible_mixture_is_one_line_exit_2():
-    r = subprocess.run([sys.executable, "-m", "introzoo.cli", "run", "-p", "mog:100000000", "-n", "2",
-                        "--device", "cpu", "-q"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "introzoo.cli", "run", "-p", "mog:100000000", "-n", "2", "--device", "cpu", "-q"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "prior 'mog'" in r.stderr and "memory limit" in r.stderr
 
 
-@pytest.mark.parametrize("args,what", [
-    (["-b", "mlp,hidden=2000000000"], "backbone 'mlp'"),   # beyond what PyTorch can index
-    (["-b", "mlp,layers=100000000"], "backbone 'mlp'"),     # stopped part-way through the build
-    (["-p", "vamp:100000000"], "prior 'vamp'"),              # (51200 x 10^8) matrix in the KL
-    (["-p", "flow,hidden=2000000000"], "prior 'flow'"),
-    (["-p", "flow:100000000"], "prior 'flow'"),              # 10^8 coupling layers: too many modules
-    (["-p", "mog:100000000000000000000000"], "prior 'mog'"),  # not even a 64-bit size
-])
+@pytest.mark.parametrize(
+    "args,what",
+    [
+        (["-b", "mlp,hidden=2000000000"], "backbone 'mlp'"),  # beyond what PyTorch can index
+        (["-b", "mlp,layers=100000000"], "backbone 'mlp'"),  # stopped part-way through the build
+        (["-p", "vamp:100000000"], "prior 'vamp'"),  # (51200 x 10^8) matrix in the KL
+        (["-p", "flow,hidden=2000000000"], "prior 'flow'"),
+        (["-p", "flow:100000000"], "prior 'flow'"),  # 10^8 coupling layers: too many modules
+        (["-p", "mog:100000000000000000000000"], "prior 'mog'"),  # not even a 64-bit size
+    ],
+)
 def test_huge_components_are_refused(args, what, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(limits.ENV, "4G")
     monkeypatch.setattr(limits, "MAX_MODULES", 2000)  # the same refusal, sooner
@@ -43,8 +49,7 @@ def test_huge_components_are_refused(args, what, tmp_path, capsys, monkeypatch):
 def test_limit_from_environment(tmp_path, capsys, monkeypatch):
     # vamp:10^8 on 2D data: 2*10^8 float32 pseudo-input values, x4 with the gradient and Adam's states
     monkeypatch.setenv(limits.ENV, "1G")
-    assert main(["run", "-p", "vamp:100000000", "-n", "2", "--device", "cpu", "-q",
-                 "--out", str(tmp_path / "r")]) == 2
+    assert main(["run", "-p", "vamp:100000000", "-n", "2", "--device", "cpu", "-q", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "prior 'vamp' needs more than" in err and "parameters" in err and "1.0 GB (INTROZOO_MEMORY_LIMIT)" in err
     monkeypatch.setenv(limits.ENV, "lots")
@@ -52,8 +57,9 @@ def test_limit_from_environment(tmp_path, capsys, monkeypatch):
     assert "INTROZOO_MEMORY_LIMIT='lots' is not a memory size" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text,n", [("8G", 8 * 1024 ** 3), ("512M", 512 * 1024 ** 2), ("1.5K", 1536),
-                                    ("1000", 1000), ("2GiB", 2 * 1024 ** 3)])
+@pytest.mark.parametrize(
+    "text,n", [("8G", 8 * 1024**3), ("512M", 512 * 1024**2), ("1.5K", 1536), ("1000", 1000), ("2GiB", 2 * 1024**3)]
+)
 def test_parse_size(text, n):
     assert limits.parse_size(text) == n
 
@@ -86,12 +92,12 @@ def test_parameter_estimate(monkeypatch):
     from introzoo.backbones.mlp import MLPConfig, build
 
     backbone = sum(p.numel() for m in build(MLPConfig(), (2,), 2) for p in m.parameters()) * 4 * 4
-    params = 10 ** 6 * (4 * 4 * 4 + 4) + backbone
+    params = 10**6 * (4 * 4 * 4 + 4) + backbone
     run = _run("mog:1000000,kl_samples=1", batch_size=1)
-    monkeypatch.setenv(limits.ENV, str(params - 10 ** 6))
+    monkeypatch.setenv(limits.ENV, str(params - 10**6))
     with pytest.raises(UsageError, match="prior 'mog' needs more than .* parameters"):
         limits.check_fits(run, (2,), 2)
-    monkeypatch.setenv(limits.ENV, str(params + 10 ** 6))
+    monkeypatch.setenv(limits.ENV, str(params + 10**6))
     limits.check_fits(run, (2,), 2)
 
 

@@ -33,6 +33,7 @@ LN = math.log
 # hist_kl / hist_jsd by hand
 # --------------------------------------------------------------------------------------------------
 
+
 def test_hist_kl_hand_2x2_with_p_zero_and_q_zero():
     p = np.array([[0.2, 0.3], [0.0, 0.5]])
     q = np.array([[0.4, 0.1], [0.5, 0.0]])
@@ -92,8 +93,12 @@ def test_hist_jsd_official_differs_from_textbook_without_zeros():
     q = np.array([[0.1, 0.3, 0.6]])
     np.testing.assert_allclose(0.5 * (p + q), [[0.4, 0.25, 0.35]])  # M, the mixture
     # official: 0.5 * (KL(M||P) + KL(M||Q))
-    kl_mp = 0.4 * LN(0.4 / 0.7) + 0.25 * LN(0.25 / 0.2) + 0.35 * LN(0.35 / 0.1)  # = -0.223846 + 0.055786 + 0.438467 = 0.270407
-    kl_mq = 0.4 * LN(0.4 / 0.1) + 0.25 * LN(0.25 / 0.3) + 0.35 * LN(0.35 / 0.6)  # = 0.554518 - 0.045580 - 0.188649 = 0.320289
+    kl_mp = (
+        0.4 * LN(0.4 / 0.7) + 0.25 * LN(0.25 / 0.2) + 0.35 * LN(0.35 / 0.1)
+    )  # = -0.223846 + 0.055786 + 0.438467 = 0.270407
+    kl_mq = (
+        0.4 * LN(0.4 / 0.1) + 0.25 * LN(0.25 / 0.3) + 0.35 * LN(0.35 / 0.6)
+    )  # = 0.554518 - 0.045580 - 0.188649 = 0.320289
     official = 0.5 * (kl_mp + kl_mq)  # = 0.295348
     # textbook: 0.5 * (KL(P||M) + KL(Q||M))
     kl_pm = 0.7 * LN(0.7 / 0.4) + 0.2 * LN(0.2 / 0.25) + 0.1 * LN(0.1 / 0.35)  # = 0.391731 - 0.044629 - 0.125276 = 0.221826
@@ -125,18 +130,29 @@ def test_hist_kl_and_jsd_match_official_torch_formulas(seed):
     assert hist_kl(p, q) == pytest.approx(ref_kl, rel=1e-10)
     # official JSD: 0.5 * (kl_div(log(P+eps), M) + kl_div(log(Q+eps), M)) = 0.5 (KL(M||P) + KL(M||Q))
     tm = 0.5 * (tp + tq)
-    ref_jsd = 0.5 * (F.kl_div(torch.log(tp + EPS), tm, reduction="batchmean")
-                     + F.kl_div(torch.log(tq + EPS), tm, reduction="batchmean")).item()
+    ref_jsd = (
+        0.5
+        * (
+            F.kl_div(torch.log(tp + EPS), tm, reduction="batchmean")
+            + F.kl_div(torch.log(tq + EPS), tm, reduction="batchmean")
+        ).item()
+    )
     assert hist_jsd(p, q) == pytest.approx(ref_jsd, rel=1e-10)
     # ...and it is not the textbook JSD 0.5 (KL(P||M) + KL(Q||M)).
-    textbook = 0.5 * (F.kl_div(torch.log(tm + EPS), tp, reduction="batchmean")
-                      + F.kl_div(torch.log(tm + EPS), tq, reduction="batchmean")).item()
+    textbook = (
+        0.5
+        * (
+            F.kl_div(torch.log(tm + EPS), tp, reduction="batchmean")
+            + F.kl_div(torch.log(tm + EPS), tq, reduction="batchmean")
+        ).item()
+    )
     assert abs(hist_jsd(p, q) - textbook) > 0.01 * abs(textbook)
 
 
 # --------------------------------------------------------------------------------------------------
 # histogram and grid helpers
 # --------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("r, bins", [(2.0, 100), (4.0, 100), (1.0, 7)])
 def test_histogram_density_integrates_to_one(r, bins):
@@ -181,6 +197,7 @@ def test_grid_points_ij_order_and_corners():
 # --------------------------------------------------------------------------------------------------
 # gnELBO on a hand-made model
 # --------------------------------------------------------------------------------------------------
+
 
 class _ToyModel:
     """encode(x) = (x, 0); decode(z) = 0; kl = 0.5 |mu|^2, so negELBO(x) = 0.5|x|^2 + |x - 0|^2 = 1.5 |x|^2."""

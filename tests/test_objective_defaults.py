@@ -67,7 +67,11 @@ def test_plugin_objective_takes_the_declared_objectives_defaults(register_plugin
     plain = resolved("plain-soft", "rings")  # without a declaration: the config's own defaults
     assert (plain.beta_rec, plain.beta_neg, plain.num_vae) == (1.0, 1.0, 0)
     small = resolved("small-soft", "rings")  # a chain: small-soft -> my-soft -> soft
-    assert small.beta_neg == beta_neg and defaults_chain(plugins.registry(), "small-soft") == ["small-soft", "my-soft", "soft"]
+    assert small.beta_neg == beta_neg and defaults_chain(plugins.registry(), "small-soft") == [
+        "small-soft",
+        "my-soft",
+        "soft",
+    ]
     # the contract checks build it with the inherited defaults too
     check_component("objectives", "my-soft")
 
@@ -89,6 +93,7 @@ def test_a_defaults_from_cycle_is_one_clear_error(register_plugin):
 def test_soft_boot_inherits_soft(register_plugin):
     cfg, soft = resolved("soft-boot", "2spirals"), resolved("soft", "2spirals")
     own = {"gamma_r"}  # soft-boot's own default (the official bootstrap's 1.0), not a dataset default
-    assert {k: getattr(cfg, k) for k in type(soft).model_fields if k not in own} == \
-           {k: v for k, v in dict(soft).items() if k not in own}
+    assert {k: getattr(cfg, k) for k in type(soft).model_fields if k not in own} == {
+        k: v for k, v in dict(soft).items() if k not in own
+    }
     assert cfg.gamma_r == 1.0 and soft.gamma_r == 1e-8

@@ -24,7 +24,7 @@ def REC(x, y):  # per-sample sum of squared errors
 
 
 def KL(mu, logvar):  # KL(N(mu, e^logvar) || N(0, I)) per sample
-    return -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+    return -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
 
 
 def grads(loss, params):
@@ -59,8 +59,10 @@ def soft_reference_encoder_loss(m, x, z_p, c, detach_rec_target=False, redecode=
     target_r = x_r.detach() if detach_rec_target else x_r
     elbo_f = c.beta_rec * REC(x_f.detach(), y_f) + c.beta_neg * KL(mu_f, lv_f)
     elbo_r = c.beta_rec * REC(target_r, y_r) + c.beta_neg * KL(mu_r, lv_r)
-    return (s * (c.beta_rec * REC(x, x_r).mean() + c.beta_kl * KL(mu, logvar).mean())
-            + 0.25 * (torch.exp(-2 * s * elbo_f).mean() + torch.exp(-2 * s * elbo_r).mean())), z
+    return (
+        s * (c.beta_rec * REC(x, x_r).mean() + c.beta_kl * KL(mu, logvar).mean())
+        + 0.25 * (torch.exp(-2 * s * elbo_f).mean() + torch.exp(-2 * s * elbo_r).mean())
+    ), z
 
 
 def soft_reference_decoder_loss(m, x, z_p, z, c):
@@ -72,8 +74,11 @@ def soft_reference_decoder_loss(m, x, z_p, z, c):
     z_f, z_r = m.reparameterize(mu_f, lv_f), m.reparameterize(mu_r, lv_r)
     rr = REC(x_r.detach(), m.decode(z_r.detach())).mean()
     rf = REC(x_f.detach(), m.decode(z_f.detach())).mean()
-    return s * (c.beta_rec * REC(x, x_r).mean() + 0.5 * c.beta_kl * (KL(mu_f, lv_f).mean() + KL(mu_r, lv_r).mean())
-                + 0.5 * c.gamma_r * c.beta_rec * (rr + rf))
+    return s * (
+        c.beta_rec * REC(x, x_r).mean()
+        + 0.5 * c.beta_kl * (KL(mu_f, lv_f).mean() + KL(mu_r, lv_r).mean())
+        + 0.5 * c.gamma_r * c.beta_rec * (rr + rf)
+    )
 
 
 def record_steps(obj):
@@ -101,6 +106,7 @@ def test_soft_losses_and_gradients_match_spec(tiny_model, gamma_r):
     model = tiny_model()
     ref = copy.deepcopy(model)
     from tests.conftest import make_deterministic
+
     make_deterministic(ref)
     x = batch()
     z_p = model.prior.sample(x.shape[0])
@@ -136,6 +142,7 @@ def test_soft_keeps_the_official_rec_target_detail(tiny_model):
     model = tiny_model()
     ref = copy.deepcopy(model)
     from tests.conftest import make_deterministic
+
     make_deterministic(ref)
     x = batch()
     z_p = model.prior.sample(x.shape[0])
@@ -215,8 +222,7 @@ def test_intro_losses_and_gradients_match_spec(tiny_model, hinge, dkw):
     z_p = model.prior.sample(16)
     with torch.no_grad():  # a margin with some per-sample KLs below it and some above
         kls = KL(*model.encode(model.decode(z_p)))
-    c = IntroConfig(m=float(kls.median()), beta_rec=0.6, beta_kl=0.4, beta_neg=0.8, hinge=hinge,
-                    decoder_kl_weight=dkw)
+    c = IntroConfig(m=float(kls.median()), beta_rec=0.6, beta_kl=0.4, beta_neg=0.8, hinge=hinge, decoder_kl_weight=dkw)
     obj = IntroVAE(c, model)
     log = record_steps(obj)
     out = obj.train_step(x, 0)
@@ -257,12 +263,12 @@ def test_vae_step_matches_spec(tiny_model):
     loss = c.beta_rec * REC(x, ref.decode(ref.reparameterize(mu, logvar))).mean() + c.beta_kl * KL(mu, logvar).mean()
     torch.testing.assert_close(out["loss"], loss.detach(), rtol=1e-12, atol=1e-12)
     params = list(ref.encoder.parameters()) + list(ref.decoder.parameters())
-    assert_close_list([p.grad for p in list(model.encoder.parameters()) + list(model.decoder.parameters())],
-                      grads(loss, params))
+    assert_close_list(
+        [p.grad for p in list(model.encoder.parameters()) + list(model.decoder.parameters())], grads(loss, params)
+    )
 
 
-@pytest.mark.parametrize("cls,cfg", [(SoftIntroVAE, SoftConfig(num_vae=2)),
-                                     (IntroVAE, IntroConfig(m=1.0, num_vae=2))])
+@pytest.mark.parametrize("cls,cfg", [(SoftIntroVAE, SoftConfig(num_vae=2)), (IntroVAE, IntroConfig(m=1.0, num_vae=2))])
 def test_warmup_is_a_vae_step(tiny_model, cls, cfg):
     model = tiny_model()
     ref = copy.deepcopy(model)

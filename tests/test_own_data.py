@@ -177,6 +177,7 @@ def _csv(text: str):
     def setup(p: Path) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+
     return setup
 
 
@@ -214,21 +215,40 @@ def test_runs_on_a_folder_and_on_points(tmp_path):
     write_images(root / "cats", 12, "RGB", 0)
     write_images(root / "dogs", 12, "RGB", 1)
     out = tmp_path / "folder-run"
-    assert main(["run", "-d", f"folder:{root}", "-n", "30", "--threads", "1", "-q", "--metric", "knn5",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["run", "-d", f"folder:{root}", "-n", "30", "--threads", "1", "-q", "--metric", "knn5", "--out", str(out)]) == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert 0 <= metrics["knn5"] <= 1
     csv = tmp_path / "p.csv"
     np.savetxt(csv, np.random.default_rng(0).normal(size=(300, 2)), delimiter=",", header="x,y", comments="")
     out = tmp_path / "points-run"
-    assert main(["run", "-d", f"points:{csv}", "-n", "50", "--threads", "1", "-q", "--metric", "kl,n_samples=200",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-d",
+                f"points:{csv}",
+                "-n",
+                "50",
+                "--threads",
+                "1",
+                "-q",
+                "--metric",
+                "kl,n_samples=200",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert np.isfinite(json.loads((out / "metrics.json").read_text())["metrics"]["kl"])
 
 
 def test_celeba_offline_is_one_line(tmp_path, capsys):
-    rc = main(["run", "-d", "celeba,download=false", "-n", "1", "--data-root", str(tmp_path), "-q",
-               "--out", str(tmp_path / "run")])
+    rc = main(
+        ["run", "-d", "celeba,download=false", "-n", "1", "--data-root", str(tmp_path), "-q", "--out", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "dataset 'celeba' is not under" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
@@ -245,11 +265,13 @@ def test_celeba_is_resized_and_cropped_with_male_labels(tmp_path, monkeypatch):
     names = [f"{i}.png" for i in range(5)]
     (base / "list_eval_partition.txt").write_text("".join(f"{n} {s}\n" for n, s in zip(names, (0, 0, 1, 2, 2))))
     (base / "identity_CelebA.txt").write_text("".join(f"{n} {i}\n" for i, n in enumerate(names)))
-    (base / "list_bbox_celeba.txt").write_text("5\nimage_id x_1 y_1 width height\n"
-                                               + "".join(f"{n} 1 2 3 4\n" for n in names))
+    (base / "list_bbox_celeba.txt").write_text(
+        "5\nimage_id x_1 y_1 width height\n" + "".join(f"{n} 1 2 3 4\n" for n in names)
+    )
     (base / "list_landmarks_align_celeba.txt").write_text("5\nlefteye_x lefteye_y\n" + "".join(f"{n} 1 2\n" for n in names))
-    (base / "list_attr_celeba.txt").write_text("5\nSmiling Male\n" + "".join(
-        f"{n} 1 {m}\n" for n, m in zip(names, (1, -1, 1, 1, -1))))
+    (base / "list_attr_celeba.txt").write_text(
+        "5\nSmiling Male\n" + "".join(f"{n} 1 {m}\n" for n, m in zip(names, (1, -1, 1, 1, -1)))
+    )
     monkeypatch.setattr(tvd.CelebA, "_check_integrity", lambda self: True)
     monkeypatch.setenv("INTROZOO_DATA_ROOT", str(tmp_path))
     ds = images.CelebA(images.CelebAConfig(size=16, download=False))

@@ -13,14 +13,19 @@ from introzoo.packing.model import MaskedAdam
 from introzoo.testing import checks_pack
 from introzoo.testing.checks_pack import compare_pack
 
-SMALL = dict(backbone="mlp,hidden=32,layers=1", iterations=160, batch_size=64, log_every=20,
-             metrics=["gnelbo,grid=64,n_data=512", "kl,n_samples=500"], device="cpu")
+SMALL = dict(
+    backbone="mlp,hidden=32,layers=1",
+    iterations=160,
+    batch_size=64,
+    log_every=20,
+    metrics=["gnelbo,grid=64,n_data=512", "kl,n_samples=500"],
+    device="cpu",
+)
 
 
 def _runs(objective: str, data: str, members: list[dict]) -> list:
     reg = plugins.registry()
-    return [resolve(RunConfig(objective=f"{objective},{m.pop('opts')}", data=data, **{**SMALL, **m}), reg)
-            for m in members]
+    return [resolve(RunConfig(objective=f"{objective},{m.pop('opts')}", data=data, **{**SMALL, **m}), reg) for m in members]
 
 
 @pytest.fixture
@@ -88,12 +93,16 @@ def test_components_that_do_not_pack_say_so():
     runs = [resolve(RunConfig(objective="soft", regularizers=["factor"], data="8gaussians"), reg)]
     with pytest.raises(UsageError, match="regularizer 'factor' does not pack"):
         check_packable(runs)
-    runs = [resolve(RunConfig(objective="soft", prior="mog:4", regularizers=r, data="8gaussians"), reg)
-            for r in (["clip-logvar"], ["clip-logvar,K=5"])]
+    runs = [
+        resolve(RunConfig(objective="soft", prior="mog:4", regularizers=r, data="8gaussians"), reg)
+        for r in (["clip-logvar"], ["clip-logvar,K=5"])
+    ]
     with pytest.raises(UsageError, match="share their regularizers"):
         check_packable(runs)
-    runs = [resolve(RunConfig(objective="soft", data="8gaussians"), reg),
-            resolve(RunConfig(objective="soft", data="rings"), reg)]
+    runs = [
+        resolve(RunConfig(objective="soft", data="8gaussians"), reg),
+        resolve(RunConfig(objective="soft", data="rings"), reg),
+    ]
     with pytest.raises(UsageError, match="share their dataset"):
         check_packable(runs)
     assert reg.get("objectives", "soft").describe()["packable"]
@@ -128,8 +137,10 @@ def test_a_logger_plugin_sees_each_packed_member_as_its_solo_run(tmp_path, float
 
     logger = _Logger()
     register_plugin(logger, name="logger")
-    members = [dict(seed=0, opts="beta_kl=0.3,num_vae=20", iterations=60),
-               dict(seed=5, opts="beta_rec=1e4,beta_neg=1e-3,num_vae=40", lr=50.0, iterations=60)]
+    members = [
+        dict(seed=0, opts="beta_kl=0.3,num_vae=20", iterations=60),
+        dict(seed=5, opts="beta_rec=1e4,beta_neg=1e-3,num_vae=40", lr=50.0, iterations=60),
+    ]
     runs = _runs("soft", "8gaussians", members)
     packed = train_pack(runs, [tmp_path / f"p{i}" for i in range(2)])
     alone = [train(r, tmp_path / f"s{i}") for i, r in enumerate(runs)]

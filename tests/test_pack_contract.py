@@ -20,6 +20,7 @@ class NoOptions(BaseModel):
 
 def packable_plugin(kind: str, name: str, factory):
     """A plugin registering one component whose factory declares ``packable = True``."""
+
     def build(*args, **kwargs):
         return factory(*args, **kwargs)
 
@@ -80,10 +81,13 @@ def test_a_correct_packable_prior_and_regularizer_pass(register_plugin):
     check_packs("regularizers", "penalty")
 
 
-@pytest.mark.parametrize("kind,name,factory,match", [
-    ("priors", "numpy-noise", lambda c, zdim: NumpyNoise(zdim), r"member 0, iteration 1: 'loss_e'"),
-    ("regularizers", "stale", lambda c: StaleModel(), r"member 0, iteration 2: 'loss_e'"),
-])
+@pytest.mark.parametrize(
+    "kind,name,factory,match",
+    [
+        ("priors", "numpy-noise", lambda c, zdim: NumpyNoise(zdim), r"member 0, iteration 1: 'loss_e'"),
+        ("regularizers", "stale", lambda c: StaleModel(), r"member 0, iteration 2: 'loss_e'"),
+    ],
+)
 def test_the_pack_check_catches_a_broken_packable_component(register_plugin, kind, name, factory, match):
     register_plugin(packable_plugin(kind, name, factory))
     with pytest.raises(AssertionError, match="declares packable = True but a pack differs from the runs alone.*" + match):
@@ -99,8 +103,15 @@ def test_check_component_runs_the_pack_check_for_packable_components(register_pl
 
 def test_list_marks_every_component_that_packs():
     reg = plugins.registry()
-    packs = {(k, c.name) for k in ("objectives", "priors", "regularizers", "backbones") for c in reg.all(k)
-             if c.describe()["packable"]}
-    assert packs == ({("objectives", n) for n in ("vae", "intro", "soft", "soft-prior")}
-                     | {("priors", n) for n in ("sg", "mog", "vamp", "flow")}
-                     | {("regularizers", n) for n in ("clip-logvar", "resp-entropy")} | {("backbones", n) for n in ("mlp", "conv", "resnet")})
+    packs = {
+        (k, c.name)
+        for k in ("objectives", "priors", "regularizers", "backbones")
+        for c in reg.all(k)
+        if c.describe()["packable"]
+    }
+    assert packs == (
+        {("objectives", n) for n in ("vae", "intro", "soft", "soft-prior")}
+        | {("priors", n) for n in ("sg", "mog", "vamp", "flow")}
+        | {("regularizers", n) for n in ("clip-logvar", "resp-entropy")}
+        | {("backbones", n) for n in ("mlp", "conv", "resnet")}
+    )

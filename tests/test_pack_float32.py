@@ -20,28 +20,36 @@ from introzoo.testing.checks_pack import compare_pack
 pytestmark = pytest.mark.slow
 
 # the metrics are functions of the checkpoint, which is compared tensor by tensor: small ones suffice
-DEFAULT = dict(data="8gaussians", iterations=130, log_every=10, device="cpu",
-               metrics=["kl,n_samples=500", "jsd,n_samples=500", "gnelbo,grid=32,n_data=256"])
+DEFAULT = dict(
+    data="8gaussians",
+    iterations=130,
+    log_every=10,
+    device="cpu",
+    metrics=["kl,n_samples=500", "jsd,n_samples=500", "gnelbo,grid=32,n_data=256"],
+)
 
 
 def _runs(objective: str, members: list[dict], **extra) -> list:
     reg = plugins.registry()
-    runs = [resolve(RunConfig(objective=f"{objective},{m.pop('opts')}", **{**DEFAULT, **extra, **m}), reg)
-            for m in members]
+    runs = [resolve(RunConfig(objective=f"{objective},{m.pop('opts')}", **{**DEFAULT, **extra, **m}), reg) for m in members]
     assert runs[0].train["batch_size"] == 512 and runs[0].backbone.config.hidden == 256
     assert runs[0].backbone.config.layers == 3 and torch.get_default_dtype() == torch.float32
     return runs
 
 
 def test_soft_float32_default_network_bit_for_bit(tmp_path):
-    members = [dict(seed=0, opts="num_vae=10"),
-               dict(seed=1, opts="beta_kl=0.3,beta_neg=0.7,gamma_r=0.3,beta_rec=0.6,num_vae=20", lr=5e-4)]
+    members = [
+        dict(seed=0, opts="num_vae=10"),
+        dict(seed=1, opts="beta_kl=0.3,beta_neg=0.7,gamma_r=0.3,beta_rec=0.6,num_vae=20", lr=5e-4),
+    ]
     assert compare_pack(_runs("soft", members), tmp_path, 0.0) == ["finished", "finished"]
 
 
 def test_intro_float32_default_network_bit_for_bit(tmp_path):
-    members = [dict(seed=0, opts="m=3,num_vae=20"),
-               dict(seed=1, opts="m=7,beta_kl=0.3,beta_neg=0.7,beta_rec=0.6,num_vae=0", lr_milestones=[100])]
+    members = [
+        dict(seed=0, opts="m=3,num_vae=20"),
+        dict(seed=1, opts="m=7,beta_kl=0.3,beta_neg=0.7,beta_rec=0.6,num_vae=0", lr_milestones=[100]),
+    ]
     assert compare_pack(_runs("intro", members), tmp_path, 0.0) == ["finished", "finished"]
 
 

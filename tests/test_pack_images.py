@@ -33,8 +33,10 @@ def float64(monkeypatch):
 
 def _runs(objective: str, backbone: str, members: list[dict]) -> list:
     reg = plugins.registry()
-    return [resolve(RunConfig(objective=f"{objective},{m.pop('opts')}", backbone=backbone, **{**SMALL, **m}), reg)
-            for m in members]
+    return [
+        resolve(RunConfig(objective=f"{objective},{m.pop('opts')}", backbone=backbone, **{**SMALL, **m}), reg)
+        for m in members
+    ]
 
 
 def _same_progress(out: Path, n: int) -> None:
@@ -61,8 +63,11 @@ def test_conv_pack_equals_solo_runs(tmp_path, float64):
 
 
 def test_intro_conv_pack_equals_solo_runs(tmp_path, float64):
-    members = [dict(seed=0, opts="m=5.0,beta_kl=0.5,num_vae=0"), dict(seed=1, opts="m=2.0,beta_neg=0.5,num_vae=8"),
-               dict(seed=2, opts="m=8.0,beta_rec=0.5,num_vae=30")]
+    members = [
+        dict(seed=0, opts="m=5.0,beta_kl=0.5,num_vae=0"),
+        dict(seed=1, opts="m=2.0,beta_neg=0.5,num_vae=8"),
+        dict(seed=2, opts="m=8.0,beta_rec=0.5,num_vae=30"),
+    ]
     assert compare_pack(_runs("intro", "conv,channels=[8,16]", members), tmp_path, 1e-10) == ["finished"] * 3
 
 
@@ -119,8 +124,9 @@ def test_a_pack_holds_one_image_split_whatever_its_size(tmp_path, monkeypatch):
     member's memory (the same tensor storage), where one load per member took 16 times it."""
     from introzoo.packing.loop import train_pack
 
-    runs = _runs("vae", "conv,channels=[4]", [dict(seed=s, opts="beta_kl=1.0", iterations=2, image_every=100)
-                                              for s in range(16)])
+    runs = _runs(
+        "vae", "conv,channels=[4]", [dict(seed=s, opts="beta_kl=1.0", iterations=2, image_every=100) for s in range(16)]
+    )
     cls, loads = type(runs[0].dataset), []
     original = cls._load
 

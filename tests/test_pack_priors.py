@@ -19,8 +19,13 @@ from introzoo.packing.loop import Pack
 from introzoo.testing import checks_pack
 from introzoo.testing.checks_pack import compare_pack
 
-SMALL = dict(backbone="mlp,hidden=32,layers=1", batch_size=64, log_every=20, device="cpu",
-             metrics=["gnelbo,grid=64,n_data=512", "kl,n_samples=500"])
+SMALL = dict(
+    backbone="mlp,hidden=32,layers=1",
+    batch_size=64,
+    log_every=20,
+    device="cpu",
+    metrics=["gnelbo,grid=64,n_data=512", "kl,n_samples=500"],
+)
 
 
 @pytest.fixture
@@ -31,8 +36,20 @@ def float64():
 
 def _runs(objective: str, prior: str, regs: list[str], data: str, iterations: int, members: list[dict]) -> list:
     reg = plugins.registry()
-    return [resolve(RunConfig(objective=f"{objective},{m.pop('opts')}", prior=prior, regularizers=regs, data=data,
-                              iterations=iterations, **{**SMALL, **m}), reg) for m in members]
+    return [
+        resolve(
+            RunConfig(
+                objective=f"{objective},{m.pop('opts')}",
+                prior=prior,
+                regularizers=regs,
+                data=data,
+                iterations=iterations,
+                **{**SMALL, **m},
+            ),
+            reg,
+        )
+        for m in members
+    ]
 
 
 @pytest.mark.slow
@@ -65,8 +82,14 @@ def test_learned_weights_data_init_resp_entropy_pack_equals_solo_runs(tmp_path, 
         dict(seed=2, opts="beta_neg=0.5,gamma=0.3,num_vae=60", lr=1e-3),
         dict(seed=3, opts="num_vae=15", lr_milestones=[50], lr_gamma=0.3),
     ]
-    runs = _runs("soft-prior", "mog:4,learn_weights=true,init=data,kl_samples=10",
-                 ["clip-logvar", "resp-entropy,samples=5"], "rings", 100, members)
+    runs = _runs(
+        "soft-prior",
+        "mog:4,learn_weights=true,init=data,kl_samples=10",
+        ["clip-logvar", "resp-entropy,samples=5"],
+        "rings",
+        100,
+        members,
+    )
     assert compare_pack(runs, tmp_path, 1e-10) == ["finished"] * 4
 
 

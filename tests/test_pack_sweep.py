@@ -40,10 +40,16 @@ def default_dtype(dtype):
 
 # ---------------------------------------------------------------- grouping
 
+
 def test_compatible_runs_are_packed_up_to_the_size_and_the_rest_run_alone():
     reg = plugins.registry()
-    spec = SweepSpec(objective=["vae,beta_kl=0.1|0.5", "soft,beta_neg=0.5|1.0,num_vae=10|20"], regularizer=["none", "factor"],
-                     data=["8gaussians", "rings"], seeds=2, **TINY)
+    spec = SweepSpec(
+        objective=["vae,beta_kl=0.1|0.5", "soft,beta_neg=0.5|1.0,num_vae=10|20"],
+        regularizer=["none", "factor"],
+        data=["8gaussians", "rings"],
+        seeds=2,
+        **TINY,
+    )
     tasks = expand(spec, reg)
     assert len(tasks) == (2 + 4) * 2 * 2 * 2
     units = sp.pack_units(tasks, 3)
@@ -63,8 +69,12 @@ def test_compatible_runs_are_packed_up_to_the_size_and_the_rest_run_alone():
             assert {m.pack_key for m in ms} == {ms[0].pack_key}
             assert len({m.config["data"]["name"] for m in ms}) == 1
             assert len({m.config["objective"]["name"] for m in ms}) == 1
-    assert sizes == {("vae", "8gaussians"): [3, 1], ("vae", "rings"): [3, 1],
-                     ("soft", "8gaussians"): [3, 3, 2], ("soft", "rings"): [3, 3, 2]}
+    assert sizes == {
+        ("vae", "8gaussians"): [3, 1],
+        ("vae", "rings"): [3, 1],
+        ("soft", "8gaussians"): [3, 3, 2],
+        ("soft", "rings"): [3, 3, 2],
+    }
     assert sp.pack_units(tasks, 1) == tasks  # no packing
     # a training option other than lr and its schedule separates packs
     other = expand(SweepSpec(objective=["vae"], seeds=2, batch_size=16, iterations=30), reg)
@@ -119,6 +129,7 @@ def test_pack_option_errors_are_one_line(capsys):
 
 # ---------------------------------------------------------------- claims
 
+
 def test_a_pack_claims_every_member_and_skips_one_held_elsewhere(tmp_path, monkeypatch):
     import introzoo.packing.loop
 
@@ -130,8 +141,11 @@ def test_a_pack_claims_every_member_and_skips_one_held_elsewhere(tmp_path, monke
 
     monkeypatch.setattr(introzoo.packing.loop, "train_pack", checked)
     reg = plugins.registry()
-    tasks = expand(SweepSpec(objective=["vae,beta_kl=0.1|0.5"], seeds=2, backbone=["mlp,hidden=16,layers=1"], **TINY),
-                   reg, sweep_dir=tmp_path)
+    tasks = expand(
+        SweepSpec(objective=["vae,beta_kl=0.1|0.5"], seeds=2, backbone=["mlp,hidden=16,layers=1"], **TINY),
+        reg,
+        sweep_dir=tmp_path,
+    )
     held = RunDir(tasks[1].run_dir).claim(wait=False)  # another process's claim (its own open file)
     done = tasks[2]
     RunDir(done.run_dir).create()
@@ -154,8 +168,20 @@ def test_a_pack_claims_every_member_and_skips_one_held_elsewhere(tmp_path, monke
 
 #: the smoke benchmark's grid, 400 iterations (100 past soft's warm-up), a narrower network (mlp 3x64: the
 #: default 3x256 packs bit for bit in tests/test_pack_float32.py) and smaller metrics
-SMOKE = [str(ROOT / "benchmarks" / "toy2d_smoke.toml"), "-n", "400", "-q", "-b", "mlp,hidden=64",
-         "--metric", "kl,n_samples=1000", "--metric", "jsd,n_samples=1000", "--metric", "gnelbo,grid=64,n_data=512"]
+SMOKE = [
+    str(ROOT / "benchmarks" / "toy2d_smoke.toml"),
+    "-n",
+    "400",
+    "-q",
+    "-b",
+    "mlp,hidden=64",
+    "--metric",
+    "kl,n_samples=1000",
+    "--metric",
+    "jsd,n_samples=1000",
+    "--metric",
+    "gnelbo,grid=64,n_data=512",
+]
 
 
 def _sweep(out: Path, *extra: str) -> list[str]:
@@ -163,16 +189,21 @@ def _sweep(out: Path, *extra: str) -> list[str]:
 
 
 def _board(out: Path) -> dict:
-    r = subprocess.run([sys.executable, "-m", "introzoo.cli", "leaderboard", str(out), "-f", "json"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "introzoo.cli", "leaderboard", str(out), "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(r.stdout)
 
 
 def _content(run: Path) -> tuple:
     """A run's results without its timings: metrics and directions, the history's losses."""
     m = json.loads((run / "metrics.json").read_text())
-    history = [{k: v for k, v in json.loads(x).items() if k != "time_s"}
-               for x in (run / "history.jsonl").read_text().splitlines()]
+    history = [
+        {k: v for k, v in json.loads(x).items() if k != "time_s"} for x in (run / "history.jsonl").read_text().splitlines()
+    ]
     return m["status"], m["metrics"], m["directions"], history
 
 
@@ -193,8 +224,12 @@ def test_smoke_sweep_packed_equals_unpacked_and_resumes_after_kill_mid_pack(tmp_
         assert _content(packed / "runs" / d.name) == _content(d)
 
     # one worker: the first pack ends, the second is killed while it trains
-    proc = subprocess.Popen(_sweep(cut, "--pack", "4", "--workers", "1"), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _sweep(cut, "--pack", "4", "--workers", "1"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         started = list((cut / "runs").glob("*/history.jsonl")) if (cut / "runs").exists() else []
@@ -223,11 +258,24 @@ def test_smoke_sweep_packed_equals_unpacked_and_resumes_after_kill_mid_pack(tmp_
 @pytest.mark.slow
 def test_submitit_array_task_trains_a_pack(tmp_path):
     pytest.importorskip("submitit")
-    base = ["sweep", "-o", "vae,beta_kl=0.2|1.0", "-d", "rings", "--seeds", "1", "-n", "30",
-            "-b", "mlp,hidden=16,layers=1", "-m", "kl,n_samples=300", "-q"]
+    base = [
+        "sweep",
+        "-o",
+        "vae,beta_kl=0.2|1.0",
+        "-d",
+        "rings",
+        "--seeds",
+        "1",
+        "-n",
+        "30",
+        "-b",
+        "mlp,hidden=16,layers=1",
+        "-m",
+        "kl,n_samples=300",
+        "-q",
+    ]
     assert main([*base, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
     assert main([*base, "--out", str(tmp_path / "sub"), "--pack", "4", "-e", "submitit,cluster=local,poll=0.2"]) == 0
     assert _board(tmp_path / "sub") == _board(tmp_path / "local")  # float32: equal, packed or not
-    submits = [json.loads(x) for x in (tmp_path / "sub" / "events.jsonl").read_text().splitlines()
-               if '"submit"' in x]
+    submits = [json.loads(x) for x in (tmp_path / "sub" / "events.jsonl").read_text().splitlines() if '"submit"' in x]
     assert len(submits) == 2 and len({e["job"] for e in submits}) == 1  # one array task for the pack

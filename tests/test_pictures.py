@@ -101,8 +101,10 @@ def _tiny_image_model():
 
 
 def test_image_rows_take_the_caption_width_and_label_column():
-    rows = ImageRows([("data", torch.rand(2, 1, 8, 8)), ("reconstruction", torch.rand(2, 1, 8, 8))],
-                     caption="a long caption that is wider than two small images")
+    rows = ImageRows(
+        [("data", torch.rand(2, 1, 8, 8)), ("reconstruction", torch.rand(2, 1, 8, 8))],
+        caption="a long caption that is wider than two small images",
+    )
     img = rows.render()
     assert img.width >= 200 and rows.row_labels == ["data", "reconstruction"]
 
@@ -139,6 +141,7 @@ def saved(monkeypatch):
     whose ``save`` wrote it."""
     figures = {}
     for cls in (Figure, ImageRows):
+
         def save(self, path, _real=cls.save):
             figures[Path(path).name] = self
             _real(self, path)
@@ -182,8 +185,25 @@ def test_sample_scatter_is_captioned_with_axes_over_the_data_range(g8_dir, tmp_p
 
 def test_traverse_and_interpolate_of_2d_data_are_captioned_with_labelled_axes(g8_dir, tmp_path, saved):
     assert main(["traverse", str(g8_dir), "--range", "2", "--steps", "5", "--out", str(tmp_path / "t.png")]) == 0
-    assert main(["interpolate", str(g8_dir), "--pairs", "2", "--steps", "4", "--mode", "linear", "--seed", "1",
-                 "--out", str(tmp_path / "i.png")]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                str(g8_dir),
+                "--pairs",
+                "2",
+                "--steps",
+                "4",
+                "--mode",
+                "linear",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "i.png"),
+            ]
+        )
+        == 0
+    )
     trav, interp = saved["t.png"], saved["i.png"]
     assert trav.caption == f"{G8_RUN} | latent traversal around the prior mean: each dim over ±2, 5 steps"
     assert [p.title for p in trav.panels] == ["latent dim 0", "latent dim 1"]

@@ -86,10 +86,13 @@ def site(tmp_path, monkeypatch):
 
 @pytest.fixture
 def many(site):
-    install(site, "izt-plugins", "2.5.1",
-            {"izt_good": GOOD, "izt_broken": BROKEN, "izt_clash": CLASH, "izt_typo": TYPO, "izt_raises": RAISES},
-            {"good": "izt_good", "broken": "izt_broken", "clash": "izt_clash", "typo": "izt_typo",
-             "raises": "izt_raises"})
+    install(
+        site,
+        "izt-plugins",
+        "2.5.1",
+        {"izt_good": GOOD, "izt_broken": BROKEN, "izt_clash": CLASH, "izt_typo": TYPO, "izt_raises": RAISES},
+        {"good": "izt_good", "broken": "izt_broken", "clash": "izt_clash", "typo": "izt_typo", "raises": "izt_raises"},
+    )
     return site
 
 
@@ -98,7 +101,7 @@ def test_failing_plugins_are_reported_in_one_line_each_and_the_rest_works(many, 
     assert dict(st.failures) == {
         "broken": "RuntimeError: boom",
         "typo": "unknown hook 'introzoo_register_prior'; did you mean 'introzoo_register_priors'? known: "
-                + ", ".join(hookspecs.HOOKS),
+        + ", ".join(hookspecs.HOOKS),
         "raises": "KeyError: 'no such thing'",
     }
     assert st.registry.get("priors", "good-prior").plugin == "good"
@@ -112,8 +115,10 @@ def test_failing_plugins_are_reported_in_one_line_each_and_the_rest_works(many, 
     lines = err.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("warning: plugin '") for line in lines)
     assert "warning: plugin 'broken' failed to load and was skipped: RuntimeError: boom" in lines
-    assert ("warning: plugin 'clash' registers names that are taken: prior 'sg' (taken by introzoo); its own are "
-            "selected as clash:sg (its other components load as usual)") in lines
+    assert (
+        "warning: plugin 'clash' registers names that are taken: prior 'sg' (taken by introzoo); its own are "
+        "selected as clash:sg (its other components load as usual)"
+    ) in lines
 
 
 def test_plugins_command_shows_versions_packages_failures_and_disabled(many, monkeypatch, capsys):
@@ -122,8 +127,14 @@ def test_plugins_command_shows_versions_packages_failures_and_disabled(many, mon
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     good = {p["name"]: p for p in data["plugins"]}["good"]
-    assert good == {"name": "good", "version": "2.5.1", "module": "izt_good", "builtin": False,
-                    "package": "izt-plugins", "registers": {"priors": ["good-prior"]}}
+    assert good == {
+        "name": "good",
+        "version": "2.5.1",
+        "module": "izt_good",
+        "builtin": False,
+        "package": "izt-plugins",
+        "registers": {"priors": ["good-prior"]},
+    }
     assert sorted(set(data["disabled"]) - _others(others)) == ["raises", "typo"]
     assert sorted(f["name"] for f in data["failed"]) == ["broken"]
     assert {p["name"]: p for p in data["plugins"]}["clash"]["registers"] == {"priors": ["clash:sg"]}
@@ -187,11 +198,14 @@ def test_plugin_with_taken_names_loads_the_rest_warns_once_and_is_selected_quali
     assert reg.get("objectives", "soft-boot").plugin == reg.get("datasets", "moons").plugin == "introzoo"
     assert reg.get("objectives", "mine:soft-boot").plugin == reg.get("datasets", "mine:moons").plugin == "mine"
     assert [info.registers for info in st.plugins if info.name == "mine"] == [
-        {"objectives": ["mine:soft-boot"], "priors": ["mine-prior"], "datasets": ["mine:moons"]}]
+        {"objectives": ["mine:soft-boot"], "priors": ["mine-prior"], "datasets": ["mine:moons"]}
+    ]
 
-    line = ("plugin 'mine' registers names that are taken: objective 'soft-boot' (taken by introzoo), dataset "
-            "'moons' (taken by introzoo); its own are selected as mine:soft-boot, mine:moons (its other components "
-            "load as usual)")
+    line = (
+        "plugin 'mine' registers names that are taken: objective 'soft-boot' (taken by introzoo), dataset "
+        "'moons' (taken by introzoo); its own are selected as mine:soft-boot, mine:moons (its other components "
+        "load as usual)"
+    )
     assert st.clashes == [("mine", line)]
     assert main(["list"]) == 0
     out, err = capsys.readouterr()
@@ -207,8 +221,11 @@ def test_plugin_with_taken_names_loads_the_rest_warns_once_and_is_selected_quali
         assert resolve(reg, "objectives", "introzoo:soft-boot")[0].plugin == "introzoo"
         assert resolve(reg, "priors", "mine:mine-prior")[0].name == "mine-prior"  # qualified without a clash too
         assert parse_spec("mog:3", "priors").options == {":": "3"}  # name:value where 'mog' is no plugin
-        with pytest.raises(UsageError, match=r"plugin 'mine' registers no objective 'soft' \(in 'mine:soft'\); its "
-                                             "objectives: soft-boot"):
+        with pytest.raises(
+            UsageError,
+            match=r"plugin 'mine' registers no objective 'soft' \(in 'mine:soft'\); its "
+            "objectives: soft-boot",
+        ):
             resolve(reg, "objectives", "mine:soft")
 
     out = tmp_path / "run"
@@ -263,8 +280,13 @@ def test_installed_example_plugin_is_listed_and_recorded_in_config_json(site, tm
     assert main(["plugins", "--json"]) == 0
     example = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}["example"]
     assert example["package"] == "introzoo-example" and example["version"] == "0.1.0"
-    assert example["registers"] == {"objectives": ["soft-ema"], "priors": ["laplace", "student-t"], "regularizers": ["mmd"],
-                                   "datasets": ["gaussgrid"], "metrics": ["modes"]}
+    assert example["registers"] == {
+        "objectives": ["soft-ema"],
+        "priors": ["laplace", "student-t"],
+        "regularizers": ["mmd"],
+        "datasets": ["gaussgrid"],
+        "metrics": ["modes"],
+    }
     out = tmp_path / "run"
     assert main(["run", "-p", "student-t:3", "-o", "vae", "-n", "20", "--out", str(out), *FAST]) == 0
     config = json.loads((out / "config.json").read_text())
@@ -284,8 +306,12 @@ def _env(**extra: str) -> dict[str, str]:
 
 def test_broken_plugin_in_a_real_process(site):
     install(site, "izt-broken", "1.0", {"izt_broken": BROKEN}, {"broken": "izt_broken"})
-    r = subprocess.run([sys.executable, "-m", "introzoo.cli", "list", "objectives"], capture_output=True, text=True,
-                       env=_env(PYTHONPATH=str(site)))
+    r = subprocess.run(
+        [sys.executable, "-m", "introzoo.cli", "list", "objectives"],
+        capture_output=True,
+        text=True,
+        env=_env(PYTHONPATH=str(site)),
+    )
     assert r.returncode == 0 and "soft-prior" in r.stdout
     assert r.stderr.strip() == "warning: plugin 'broken' failed to load and was skipped: RuntimeError: boom"
 
@@ -299,15 +325,31 @@ def test_pip_install_of_the_example_plugin_then_uninstall(tmp_path):
         pytest.skip("introzoo-example is installed in this environment")
     source, target = tmp_path / "source", tmp_path / "target"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--no-index", "--target", str(target), str(source)], capture_output=True, text=True,
-                       cwd=tmp_path)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     env = _env(PYTHONPATH=str(target))
 
     def cli(*args: str, environ=env) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "introzoo.cli", *args], capture_output=True, text=True,
-                              env=environ, cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, "-m", "introzoo.cli", *args], capture_output=True, text=True, env=environ, cwd=tmp_path
+        )
 
     info = {p["name"]: p for p in json.loads(cli("plugins", "--json").stdout)["plugins"]}
     assert info["example"]["package"] == "introzoo-example" and info["example"]["version"] == "0.1.0"
@@ -320,18 +362,31 @@ def test_pip_install_of_the_example_plugin_then_uninstall(tmp_path):
 
 # -- which code made each leaderboard row --------------------------------------------------------------
 
+
 def _run(root: Path, h: str, key: str, seed: int, prior_version: str) -> None:
     from introzoo.training.run_dir import atomic_write_json
 
     d = root / "runs" / h
     d.mkdir(parents=True)
     builtin = {"plugin": "introzoo", "version": "0.1.0"}
-    atomic_write_json(d / "config.json", {
-        "introzoo": "0.1.0", "hash": h, "config_key": key, "seed": seed, "train": {"iterations": 100},
-        "objective": {"name": "soft", "options": {}, **builtin}, "data": {"name": "rings", "options": {}, **builtin},
-        "prior": {"name": "laplace", "options": {}, "plugin": "example", "version": prior_version},
-        "regularizers": [{"name": "mmd", "options": {}, "plugin": "example", "version": prior_version}],
-        "metrics": [{"name": "kl", "options": {}, **builtin}, {"name": "fancy", "options": {}, "plugin": "zz", "version": "3"}]})
+    atomic_write_json(
+        d / "config.json",
+        {
+            "introzoo": "0.1.0",
+            "hash": h,
+            "config_key": key,
+            "seed": seed,
+            "train": {"iterations": 100},
+            "objective": {"name": "soft", "options": {}, **builtin},
+            "data": {"name": "rings", "options": {}, **builtin},
+            "prior": {"name": "laplace", "options": {}, "plugin": "example", "version": prior_version},
+            "regularizers": [{"name": "mmd", "options": {}, "plugin": "example", "version": prior_version}],
+            "metrics": [
+                {"name": "kl", "options": {}, **builtin},
+                {"name": "fancy", "options": {}, "plugin": "zz", "version": "3"},
+            ],
+        },
+    )
     atomic_write_json(d / "metrics.json", {"status": "finished", "metrics": {"kl": 1.0 + seed}, "directions": {"kl": "min"}})
 
 

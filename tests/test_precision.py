@@ -18,8 +18,16 @@ RTOL = 0.02
 
 
 def _losses(precision: str, objective: str = "soft", steps: int = 50, watch: list | None = None):
-    cfg = RunConfig(objective=objective, data="digits", backbone="conv", batch_size=32, zdim=8, metrics=[],
-                    device="cpu", precision=precision)
+    cfg = RunConfig(
+        objective=objective,
+        data="digits",
+        backbone="conv",
+        batch_size=32,
+        zdim=8,
+        metrics=[],
+        device="cpu",
+        precision=precision,
+    )
     built = build(resolve(cfg, registry()))
     if watch is not None:  # the dtype the first conv layer computes in, during the step
         conv = next(m for m in built.model.encoder.modules() if isinstance(m, torch.nn.Conv2d))
@@ -95,8 +103,25 @@ def test_unsupported_precision_is_one_line_and_exit_2(monkeypatch, capsys, tmp_p
     monkeypatch.setattr(torch.amp.autocast_mode, "is_autocast_available", lambda kind: False)
     with pytest.raises(UsageError, match="not available on device 'cpu'"):
         Precision("fp16", "cpu")
-    assert main(["run", "-d", "8gaussians", "-n", "5", "--precision", "fp16", "--device", "cpu", "-q",
-                 "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "-d",
+                "8gaussians",
+                "-n",
+                "5",
+                "--precision",
+                "fp16",
+                "--device",
+                "cpu",
+                "-q",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--precision fp16 is not available" in err[0]
     assert not (tmp_path / "r").exists()

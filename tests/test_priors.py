@@ -35,6 +35,7 @@ def test_mog_with_one_component_matches_closed_form_kl_within_mc_error():
     # the MC estimate's standard error, from the per-sample log-ratios
     z = mu + torch.exp(0.5 * lv) * torch.randn(4000, 6, 3, dtype=torch.float64)
     from introzoo.losses import gaussian_log_prob
+
     ratios = gaussian_log_prob(z, mu, lv) - p.log_prob(z.reshape(-1, 3)).reshape(4000, 6)
     se = ratios.std(0) / math.sqrt(4000)
     est = p.kl(mu, lv)
@@ -61,8 +62,13 @@ def test_mixture_terms_against_broadcasting(d):
     torch.manual_seed(7)
     z, mu, lv = torch.randn(50, d) * 3, torch.randn(6, d), torch.randn(6, d) - 2
     logw = torch.log_softmax(torch.randn(6), 0)
-    direct = -0.5 * (((z.double().unsqueeze(1) - mu.double()) ** 2) * torch.exp(-lv.double()) + lv.double()
-                     + math.log(2 * math.pi)).sum(-1) + logw.double()
+    direct = (
+        -0.5
+        * (
+            ((z.double().unsqueeze(1) - mu.double()) ** 2) * torch.exp(-lv.double()) + lv.double() + math.log(2 * math.pi)
+        ).sum(-1)
+        + logw.double()
+    )
     got = gaussian_mixture_terms(z, mu, lv, logw)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), direct, rtol=1e-5, atol=1e-3)
@@ -179,6 +185,7 @@ def test_vamp_is_the_mixture_of_encoder_posteriors_and_converts_to_mog():
     z = torch.randn(9, 2, dtype=torch.float64)
     mu, lv = model.encode(prior.pseudo_inputs())
     from introzoo.losses import gaussian_log_prob
+
     direct = torch.logsumexp(gaussian_log_prob(z.unsqueeze(1), mu.unsqueeze(0), lv.unsqueeze(0)), 1) - math.log(5)
     torch.testing.assert_close(prior.log_prob(z), direct)
     assert "u" in dict(prior.named_parameters()) and len(list(prior.parameters())) == 1  # not the encoder's

@@ -34,7 +34,8 @@ def image_folder(tmp_path, side: int, n: int = 24):
 
 def test_blend_weight_hand_values():
     assert [blend_weight(t) for t in (0.0, 0.25, 0.5, 1.0, 1.5)] == pytest.approx(
-        [0.0, 0.5 - 0.5 * math.cos(math.pi / 4), 0.5, 1.0, 1.0])
+        [0.0, 0.5 - 0.5 * math.cos(math.pi / 4), 0.5, 1.0, 1.0]
+    )
     assert blend_weight(0.25) == pytest.approx(0.1464466, abs=1e-7)
 
 
@@ -49,11 +50,19 @@ def official_blend(epoch: int, images: int, epochs_per_lod: int, dataset_size: i
 
 def test_schedule_follows_the_official_blend_and_per_stage_lists():
     n, per_lod = 48, 6  # 48 images; 6 epochs per stage; batches 16, 8, 8 (the last value repeated)
-    train = {"resolution": 16, "batch_size": 32, "stage_epochs": per_lod, "stage_batch_size": [16, 8],
-             "stage_beta_neg": [2048.0, 1024.0, 512.0]}
+    train = {
+        "resolution": 16,
+        "batch_size": 32,
+        "stage_epochs": per_lod,
+        "stage_batch_size": [16, 8],
+        "stage_beta_neg": [2048.0, 1024.0, 512.0],
+    }
     s = Schedule.from_train(train, lambda b: math.ceil(n / b))
     assert [(st.level, st.start, st.length, st.blend, st.batch_size, st.beta_neg) for st in s.stages] == [
-        (0, 0, 18, 0, 16, 2048.0), (1, 18, 36, 18, 8, 1024.0), (2, 54, 36, 18, 8, 512.0)]
+        (0, 0, 18, 0, 16, 2048.0),
+        (1, 18, 36, 18, 8, 1024.0),
+        (2, 54, 36, 18, 8, 512.0),
+    ]
     assert s.iterations == s.total == 90
     for st in s.stages:
         steps = math.ceil(n / st.batch_size)
@@ -69,8 +78,7 @@ def test_schedule_follows_the_official_blend_and_per_stage_lists():
 
 
 def test_lengths_in_iterations_and_blend_options():
-    s = Schedule.from_train({"resolution": 16, "batch_size": 4, "stage_iterations": 10, "blend_iterations": 3},
-                            lambda b: 99)
+    s = Schedule.from_train({"resolution": 16, "batch_size": 4, "stage_iterations": 10, "blend_iterations": 3}, lambda b: 99)
     assert [(st.start, st.length, st.blend) for st in s.stages] == [(0, 10, 0), (10, 10, 3), (20, 10, 3)]
     assert s.at(11).alpha == pytest.approx(blend_weight(1 / 3)) and s.at(13).alpha == 1.0
     s = Schedule.from_train({"resolution": 8, "batch_size": 4, "stage_epochs": 4, "blend_epochs": 1}, lambda b: 5)
@@ -87,18 +95,33 @@ def test_stage_input_pools_and_blends():
 
 
 def test_staged_data_stream_sizes(tmp_path):
-    ds = plugins.registry().get("datasets", "folder").build(
-        plugins.registry().get("datasets", "folder").config(path=str(image_folder(tmp_path, 16))))
-    s = Schedule.from_train({"resolution": 16, "batch_size": 8, "stage_iterations": 2, "stage_batch_size": [5, 3]},
-                            ds.steps_per_epoch)
+    ds = (
+        plugins.registry()
+        .get("datasets", "folder")
+        .build(plugins.registry().get("datasets", "folder").config(path=str(image_folder(tmp_path, 16))))
+    )
+    s = Schedule.from_train(
+        {"resolution": 16, "batch_size": 8, "stage_iterations": 2, "stage_batch_size": [5, 3]}, ds.steps_per_epoch
+    )
     it = progressive.StagedData(ds, s).batches(8, torch.Generator().manual_seed(0))
     assert [tuple(next(it).shape) for _ in range(6)] == [(5, 3, 4, 4)] * 2 + [(3, 3, 8, 8)] * 2 + [(3, 3, 16, 16)] * 2
 
 
 def _cfg(folder, **kw):
-    base = dict(objective="soft,num_vae=2", data=f"folder:{folder}", backbone=TINY, resolution=16,
-                stage_iterations=4, batch_size=6, seed=2, device="cpu", metrics=[], log_every=2, kernels="aten",
-                image_every=1000)
+    base = dict(
+        objective="soft,num_vae=2",
+        data=f"folder:{folder}",
+        backbone=TINY,
+        resolution=16,
+        stage_iterations=4,
+        batch_size=6,
+        seed=2,
+        device="cpu",
+        metrics=[],
+        log_every=2,
+        kernels="aten",
+        image_every=1000,
+    )
     return RunConfig(**{**base, **kw})
 
 
@@ -119,14 +142,16 @@ def test_growing_run_passes_every_stage_and_resumes_mid_blend_bit_for_bit(tmp_pa
     ref_dir, cut_dir = RunDir(tmp_path / "ref"), RunDir(tmp_path / "cut")
     out = train(run, ref_dir.path)
     assert out["status"] == "finished"
-    assert sorted(p.name for p in (ref_dir.path / "progress").glob("stage_*.png")) == \
-        ["stage_16.png", "stage_4.png", "stage_8.png"]
+    assert sorted(p.name for p in (ref_dir.path / "progress").glob("stage_*.png")) == [
+        "stage_16.png",
+        "stage_4.png",
+        "stage_8.png",
+    ]
     assert [s[1] for s in seen["ref"]] == [0] * 4 + [1] * 4 + [2] * 4
     assert seen["ref"][5][2] == pytest.approx(blend_weight(0.5)) and seen["ref"][3][2] == 1.0
     key[0] = "cut"
     with pytest.raises(Stopped):  # stopped in the middle of the 8x8 stage's blend
-        train(resolve(_cfg(folder, stage_beta_neg=[64.0, 32.0]), plugins.registry()), cut_dir.path,
-              resumable=StopAt(5))
+        train(resolve(_cfg(folder, stage_beta_neg=[64.0, 32.0]), plugins.registry()), cut_dir.path, resumable=StopAt(5))
     seen["cut"].clear()
     again = StopAt(None)
     train(resolve(_cfg(folder, stage_beta_neg=[64.0, 32.0]), plugins.registry()), cut_dir.path, resumable=again)
@@ -138,8 +163,9 @@ def test_growing_run_passes_every_stage_and_resumes_mid_blend_bit_for_bit(tmp_pa
 
 
 def test_new_stage_empties_the_optimisers_and_sets_beta_neg(tmp_path):
-    run = resolve(_cfg(image_folder(tmp_path, 8, 12), resolution=8, stage_iterations=2, stage_beta_neg=[8.0, 4.0]),
-                  plugins.registry())
+    run = resolve(
+        _cfg(image_folder(tmp_path, 8, 12), resolution=8, stage_iterations=2, stage_beta_neg=[8.0, 4.0]), plugins.registry()
+    )
     built = build(run)
     grow = progressive.attach(run, built)
     x = built.dataset.sample(4, torch.Generator().manual_seed(0))
@@ -152,13 +178,16 @@ def test_new_stage_empties_the_optimisers_and_sets_beta_neg(tmp_path):
     assert (built.model.decoder.level, built.model.decoder.alpha) == (1, 0.0)
 
 
-@pytest.mark.parametrize("kw,message", [
-    (dict(resolution=32), "grows to 32x32 images"),
-    (dict(resolution=12), "power of two"),
-    (dict(resolution=None), "applies only with --resolution"),
-    (dict(iterations=5), "ends before the last stage"),
-    (dict(stage_batch_size=[4, 0]), "must be positive"),
-])
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        (dict(resolution=32), "grows to 32x32 images"),
+        (dict(resolution=12), "power of two"),
+        (dict(resolution=None), "applies only with --resolution"),
+        (dict(iterations=5), "ends before the last stage"),
+        (dict(stage_batch_size=[4, 0]), "must be positive"),
+    ],
+)
 def test_bad_growing_options_are_refused(tmp_path, kw, message):
     with pytest.raises(UsageError, match=message):
         resolve(_cfg(image_folder(tmp_path, 16, 4), **kw), plugins.registry())
@@ -178,8 +207,23 @@ def test_cli_lists_the_backbone_and_refuses_bad_growing_in_one_line(tmp_path, ca
     listed = {d["name"]: d for d in __import__("json").loads(capsys.readouterr().out)["backbones"]}
     assert {o["name"]: o["default"] for o in listed["style"]["options"]}["mapping_layers"] == 8
     folder = image_folder(tmp_path, 16, 4)
-    code = main(["run", "-o", "soft", "-b", "style", "-d", f"folder:{folder}", "--resolution", "32", "--threads", "1",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "run",
+            "-o",
+            "soft",
+            "-b",
+            "style",
+            "-d",
+            f"folder:{folder}",
+            "--resolution",
+            "32",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "grows to 32x32 images" in err[0] and "size=32" in err[0]
     assert not (tmp_path / "run").exists()

@@ -17,8 +17,24 @@ from introzoo.objectives.vae import VAEConfig
 from introzoo.objectives.vae import build as build_vae
 from introzoo.priors.gaussian import StandardGaussian
 
-RUN = ["run", "-d", "shapes,size=16", "-b", "lord,channels=[4,4,4,4],hidden=8,adain_channels=4,last_channels=4",
-       "-n", "2", "--zdim", "6", "--batch-size", "4", "-q", "--threads", "1", "--metric", "content_transfer,n=4"]
+RUN = [
+    "run",
+    "-d",
+    "shapes,size=16",
+    "-b",
+    "lord,channels=[4,4,4,4],hidden=8,adain_channels=4,last_channels=4",
+    "-n",
+    "2",
+    "--zdim",
+    "6",
+    "--batch-size",
+    "4",
+    "-q",
+    "--threads",
+    "1",
+    "--metric",
+    "content_transfer,n=4",
+]
 
 
 def _l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -36,7 +52,11 @@ def test_the_objective_uses_the_model_distance_in_its_rec_term():
     model.set_rec_loss(_l1)
     assert torch.equal(model.rec(x, y), _l1(x, y))
     assert "rec_loss" not in dict(model.named_modules()) and set(model.state_dict()) == {
-        "encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias"}  # not part of the checkpoint
+        "encoder.weight",
+        "encoder.bias",
+        "decoder.weight",
+        "decoder.bias",
+    }  # not part of the checkpoint
     obj = build_vae(VAEConfig(beta_rec=1.0, beta_kl=0.0), model)
     with torch.no_grad():  # by hand, with the weights before the step and the step's noise
         mu, logvar = enc(x).chunk(2, dim=1)
@@ -61,8 +81,9 @@ def test_a_run_with_the_perceptual_distance_trains_and_records_it(tmp_path, monk
     monkeypatch.setattr(perceptual, "load_vgg16_features", _tiny_features)
     calls = []
     forward = perceptual.PerceptualDistance.forward
-    monkeypatch.setattr(perceptual.PerceptualDistance, "forward",
-                        lambda self, x, y: calls.append(x.shape) or forward(self, x, y))
+    monkeypatch.setattr(
+        perceptual.PerceptualDistance, "forward", lambda self, x, y: calls.append(x.shape) or forward(self, x, y)
+    )
     out, ref = tmp_path / "p", tmp_path / "m"
     assert main([*RUN, "-o", "soft,num_vae=1", "--rec-loss", "perceptual,weights=vgg.pth", "--out", str(out)]) == 0
     assert main([*RUN, "-o", "soft,num_vae=1", "--out", str(ref)]) == 0
@@ -76,10 +97,13 @@ def test_a_run_with_the_perceptual_distance_trains_and_records_it(tmp_path, monk
     assert not any("features" in k for k in state)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--rec-loss", "perceptual,weights=/nowhere/vgg.pth"], "VGG16 weights not found at /nowhere/vgg.pth"),
-    (["--rec-loss", "l1"], "--rec-loss: 'l1': choose mse or perceptual,weights=FILE"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--rec-loss", "perceptual,weights=/nowhere/vgg.pth"], "VGG16 weights not found at /nowhere/vgg.pth"),
+        (["--rec-loss", "l1"], "--rec-loss: 'l1': choose mse or perceptual,weights=FILE"),
+    ],
+)
 def test_bad_rec_loss_is_one_line_exit_2(tmp_path, capsys, args, message):
     assert main([*RUN, "-o", "vae", "--out", str(tmp_path / "r"), *args]) == 2
     err = capsys.readouterr().err.strip()
@@ -89,8 +113,25 @@ def test_bad_rec_loss_is_one_line_exit_2(tmp_path, capsys, args, message):
 
 def test_perceptual_on_2d_data_or_small_images_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(perceptual, "load_vgg16_features", _tiny_features)
-    assert main(["run", "-o", "vae", "-d", "rings", "-n", "1", "-q", "--rec-loss", "perceptual,weights=v.pth",
-                 "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "vae",
+                "-d",
+                "rings",
+                "-n",
+                "1",
+                "-q",
+                "--rec-loss",
+                "perceptual,weights=v.pth",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "--rec-loss perceptual needs images" in capsys.readouterr().err
     pools = lambda w: nn.Sequential(*[nn.MaxPool2d(2) for _ in range(31)])  # noqa: E731
     monkeypatch.setattr(perceptual, "load_vgg16_features", pools)

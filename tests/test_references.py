@@ -41,8 +41,9 @@ def test_the_prior_learning_papers_columns_are_the_benchmark_files_tables():
     assert prior["sweep"]["published_n"] == references.TABLE1.n
     assert prior["sweep"]["published_source"] == references.TABLE1.source
     # Table 1's column 2 (S-IntroVAE, SG) is Table 4's column 5 (replicated)
-    assert {d: rows["soft @ sg"] for d, rows in references.TABLE1.values.items()} == \
-        {d: rows["soft"] for d, rows in references.REPLICATED.values.items()}
+    assert {d: rows["soft @ sg"] for d, rows in references.TABLE1.values.items()} == {
+        d: rows["soft"] for d, rows in references.REPLICATED.values.items()
+    }
     # the sweep files' hyperparameters are Table 3's
     for data, (beta_rec, beta_kl, beta_neg) in references.TABLE3.items():
         soft = f"soft,beta_rec={beta_rec},beta_kl={beta_kl},beta_neg={beta_neg}"
@@ -72,7 +73,9 @@ def test_which_references_a_run_has():
 
 
 def test_internal_paper_labels_become_paper_names():
-    assert references.plain("seed 001 Table 2 (mean ± std over 5 seeds)") == "Soft-IntroVAE Table 2 (mean ± std over 5 seeds)"
+    assert (
+        references.plain("seed 001 Table 2 (mean ± std over 5 seeds)") == "Soft-IntroVAE Table 2 (mean ± std over 5 seeds)"
+    )
     assert references.plain("seed 003 Table 4 column 2") == "Prior Learning in Introspective VAEs Table 4 column 2"
     assert references.plain("seed 004's Table 2; seed 002 Table 5") == "dpVAE's Table 2; Soft-IntroVAE Table 5"
     assert references.plain("50 seeds, seed 0") == "50 seeds, seed 0"
@@ -83,8 +86,26 @@ CHEAP = ["-m", "kl,n_samples=300", "-m", "jsd,n_samples=300"]
 
 def test_a_short_2d_run_prints_the_papers_values_and_says_it_is_shorter(tmp_path, capsys):
     out = tmp_path / "soft"
-    assert main(["run", "-o", "soft,num_vae=10", "-d", "8gaussians", "-n", "30", *CHEAP, "--threads", "1",
-                 "-q", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "soft,num_vae=10",
+                "-d",
+                "8gaussians",
+                "-n",
+                "30",
+                *CHEAP,
+                "--threads",
+                "1",
+                "-q",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "Soft-IntroVAE Table 2" in text and "official code rerun" in text
     assert "1.25 ± 0.11" in text and "0.96 ± 0.15" in text  # Table 2: soft on 8gaussians, KL and JSD
@@ -95,19 +116,76 @@ def test_a_short_2d_run_prints_the_papers_values_and_says_it_is_shorter(tmp_path
 
     # the same command again: nothing trained, it says where the finished run is
     before = (out / "metrics.json").stat().st_mtime_ns
-    assert main(["run", "-o", "soft,num_vae=10", "-d", "8gaussians", "-n", "30", *CHEAP, "--threads", "1",
-                 "-q", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "soft,num_vae=10",
+                "-d",
+                "8gaussians",
+                "-n",
+                "30",
+                *CHEAP,
+                "--threads",
+                "1",
+                "-q",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     again = capsys.readouterr().out
     assert again.startswith(f"already finished: {out}") and "1.25 ± 0.11" in again
     assert (out / "metrics.json").stat().st_mtime_ns == before
-    assert main(["run", "-o", "soft,num_vae=10", "-d", "8gaussians", "-n", "30", *CHEAP, "--threads", "1",
-                 "--json", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "soft,num_vae=10",
+                "-d",
+                "8gaussians",
+                "-n",
+                "30",
+                *CHEAP,
+                "--threads",
+                "1",
+                "--json",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert json.loads(captured.out)["status"] == "finished" and "already finished" in captured.err
 
 
 def test_no_reference_for_a_prior_the_papers_did_not_use(tmp_path, capsys):
-    assert main(["run", "-o", "vae", "-p", "mog:2", "-d", "rings", "-n", "5", "-m", "kl,n_samples=200",
-                 "--threads", "1", "-q", "--out", str(tmp_path / "mog")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "vae",
+                "-p",
+                "mog:2",
+                "-d",
+                "rings",
+                "-n",
+                "5",
+                "-m",
+                "kl,n_samples=200",
+                "--threads",
+                "1",
+                "-q",
+                "--out",
+                str(tmp_path / "mog"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "Soft-IntroVAE Table 2" not in text and "protocol" not in text

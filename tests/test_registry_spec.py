@@ -34,13 +34,37 @@ def test_builtins_register_through_hooks():
     assert reg.names("priors") == ["flow", "mog", "sg", "vamp"]
     assert reg.names("regularizers") == ["beta-b", "beta-h", "clip-logvar", "factor", "info", "resp-entropy", "tcvae"]
     assert reg.names("executors") == ["local", "submitit"]
-    assert set(reg.names("datasets")) == {"8gaussians", "2spirals", "checkerboard", "rings",
-                                          "mnist", "fashion-mnist", "cifar10", "svhn", "digits", "moons", "factors2d",
-                                          "celeba", "folder", "points"}
+    assert set(reg.names("datasets")) == {
+        "8gaussians",
+        "2spirals",
+        "checkerboard",
+        "rings",
+        "mnist",
+        "fashion-mnist",
+        "cifar10",
+        "svhn",
+        "digits",
+        "moons",
+        "factors2d",
+        "celeba",
+        "folder",
+        "points",
+    }
     assert reg.names("backbones") == ["conv", "mlp", "resnet"]
     assert reg.names("extractors") == ["classifier", "inception"]
-    assert reg.names("metrics") == ["factor_score", "fid_gen", "fid_rec", "gnelbo", "jsd", "kl", "knn100", "knn5", "nll",
-                                    "resp_entropy", "svm"]
+    assert reg.names("metrics") == [
+        "factor_score",
+        "fid_gen",
+        "fid_rec",
+        "gnelbo",
+        "jsd",
+        "kl",
+        "knn100",
+        "knn5",
+        "nll",
+        "resp_entropy",
+        "svm",
+    ]
     builtin = [p for p in st.plugins if p.builtin]
     assert len(builtin) == 1 and builtin[0].name == "introzoo"
     assert builtin[0].registers["objectives"] == ["intro", "soft", "soft-boot", "soft-prior", "vae"]
@@ -107,9 +131,17 @@ class FakeEntryPoint:
         return Plugin()
 
 
-@pytest.mark.parametrize("env,loaded", [
-    ("all", []), ("*", []), ("one", ["two"]), ("two, one", []), ("three", ["one", "two"]), ("", ["one", "two"]),
-])
+@pytest.mark.parametrize(
+    "env,loaded",
+    [
+        ("all", []),
+        ("*", []),
+        ("one", ["two"]),
+        ("two, one", []),
+        ("three", ["one", "two"]),
+        ("", ["one", "two"]),
+    ],
+)
 def test_disable_plugins_env(monkeypatch, env, loaded):
     monkeypatch.setattr(plugins, "entry_points", lambda group: [FakeEntryPoint("one"), FakeEntryPoint("two")])
     monkeypatch.setenv("INTROZOO_DISABLE_PLUGINS", env)
@@ -129,28 +161,34 @@ def test_first_line_of_an_error():
     assert first_line(ValueError(), with_type=True) == "ValueError"
 
 
-@pytest.mark.parametrize("text,name,options", [
-    ("soft", "soft", {}),
-    ("mog:100", "mog", {":": "100"}),
-    ("soft,beta_neg=0.9", "soft", {"beta_neg": "0.9"}),
-    ("mog:64,learn_weights=true", "mog", {":": "64", "learn_weights": "true"}),
-    ("resnet,channels=[64,128],zdim=32", "resnet", {"channels": ["64", "128"], "zdim": "32"}),
-    (" intro , m = 2 ", "intro", {"m": "2"}),
-])
+@pytest.mark.parametrize(
+    "text,name,options",
+    [
+        ("soft", "soft", {}),
+        ("mog:100", "mog", {":": "100"}),
+        ("soft,beta_neg=0.9", "soft", {"beta_neg": "0.9"}),
+        ("mog:64,learn_weights=true", "mog", {":": "64", "learn_weights": "true"}),
+        ("resnet,channels=[64,128],zdim=32", "resnet", {"channels": ["64", "128"], "zdim": "32"}),
+        (" intro , m = 2 ", "intro", {"m": "2"}),
+    ],
+)
 def test_parse_spec(text, name, options):
     spec = parse_spec(text, "objectives")
     assert spec.name == name and spec.options == options
 
 
-@pytest.mark.parametrize("text,message", [
-    ("", "empty objective spec"),
-    ("soft,beta_neg", "'beta_neg' is not key=value"),
-    ("soft,=3", "has no option name"),
-    ("mog:", "nothing after ':'"),
-    (":3", "missing the objective name"),
-    ("soft,beta_kl=1,beta_kl=2", "given twice"),
-    ("resnet,channels=[64,128", "unbalanced brackets"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", "empty objective spec"),
+        ("soft,beta_neg", "'beta_neg' is not key=value"),
+        ("soft,=3", "has no option name"),
+        ("mog:", "nothing after ':'"),
+        (":3", "missing the objective name"),
+        ("soft,beta_kl=1,beta_kl=2", "given twice"),
+        ("resnet,channels=[64,128", "unbalanced brackets"),
+    ],
+)
 def test_malformed_specs(text, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[")):
         parse_spec(text, "objectives")

@@ -76,12 +76,15 @@ def test_clip_needs_a_mixture_prior():
         ClipLogvar(ClipLogvarConfig()).check(StandardGaussian(2))
 
 
-@pytest.mark.parametrize("c,expected", [
-    ([0.25, 0.25, 0.25, 0.25], 1.0),
-    ([0.5, 0.5, 0.0, 0.0], 0.5),  # log 2 / log 4
-    ([1.0, 0.0, 0.0, 0.0], 0.0),
-    ([0.7, 0.3], -(0.7 * math.log(0.7) + 0.3 * math.log(0.3)) / math.log(2)),
-])
+@pytest.mark.parametrize(
+    "c,expected",
+    [
+        ([0.25, 0.25, 0.25, 0.25], 1.0),
+        ([0.5, 0.5, 0.0, 0.0], 0.5),  # log 2 / log 4
+        ([1.0, 0.0, 0.0, 0.0], 0.0),
+        ([0.7, 0.3], -(0.7 * math.log(0.7) + 0.3 * math.log(0.3)) / math.log(2)),
+    ],
+)
 def test_normalized_entropy_by_hand(c, expected):
     assert normalized_entropy(torch.tensor(c, dtype=torch.float64)).item() == pytest.approx(expected, abs=1e-7)
 

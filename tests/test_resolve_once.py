@@ -102,8 +102,31 @@ def test_every_training_option_is_on_every_surface():
 
 def test_sweep_takes_lr_gamma_and_zdim_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["sweep", "-o", "vae", "-n", "5", "--lr-gamma", "0.5", "--zdim", "3", "--lr", "1e-3",
-                 "--lr-milestones", "2", "--lr-milestones", "4", "--dry-run", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "-o",
+                "vae",
+                "-n",
+                "5",
+                "--lr-gamma",
+                "0.5",
+                "--zdim",
+                "3",
+                "--lr",
+                "1e-3",
+                "--lr-milestones",
+                "2",
+                "--lr-milestones",
+                "4",
+                "--dry-run",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "1 runs" in capsys.readouterr().out
     assert main(["sweep", "-o", "vae", "--lr-gamma", "0", "--dry-run"]) == 2
     assert "--lr-gamma: Input should be greater than 0" in capsys.readouterr().err
@@ -120,20 +143,48 @@ def test_workers_flag_wins_over_the_executor_spec():
 
 
 def test_sweep_command_with_workers_in_both_places(tmp_path, capsys):
-    assert main(["sweep", "-o", "vae", "-n", "5", "-e", "local,workers=2", "--workers", "4", "--dry-run",
-                 "--out", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "-o",
+                "vae",
+                "-n",
+                "5",
+                "-e",
+                "local,workers=2",
+                "--workers",
+                "4",
+                "--dry-run",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     assert "given twice" not in capsys.readouterr().err
 
 
 def _fake_run(root: Path, h: str, data: dict, backbone: dict, train: dict, regs: list | None = None) -> None:
     d = root / "runs" / h
     d.mkdir(parents=True)
-    atomic_write_json(d / "config.json", {
-        "hash": h, "config_key": h, "seed": 0, "train": train, "regularizers": regs or [],
-        "objective": {"name": "soft", "options": {"beta_kl": 0.5}}, "prior": {"name": "sg", "options": {}},
-        "backbone": backbone, "data": data})
-    atomic_write_json(d / "metrics.json", {"status": "finished", "metrics": {"kl": float(len(h))},
-                                           "directions": {"kl": "min"}})
+    atomic_write_json(
+        d / "config.json",
+        {
+            "hash": h,
+            "config_key": h,
+            "seed": 0,
+            "train": train,
+            "regularizers": regs or [],
+            "objective": {"name": "soft", "options": {"beta_kl": 0.5}},
+            "prior": {"name": "sg", "options": {}},
+            "backbone": backbone,
+            "data": data,
+        },
+    )
+    atomic_write_json(
+        d / "metrics.json", {"status": "finished", "metrics": {"kl": float(len(h))}, "directions": {"kl": "min"}}
+    )
 
 
 def test_leaderboard_rows_name_every_varying_axis(tmp_path):
@@ -159,8 +210,9 @@ def test_leaderboard_rows_name_every_varying_axis(tmp_path):
 def test_dry_run_grid_has_a_backbone_column():
     from introzoo.cli.sweep_run import print_grid
 
-    tasks = expand(SweepSpec(objective=["vae"], backbone=["mlp,hidden=32|64"], iterations=5, metrics=CHEAP),
-                   plugins.registry())
+    tasks = expand(
+        SweepSpec(objective=["vae"], backbone=["mlp,hidden=32|64"], iterations=5, metrics=CHEAP), plugins.registry()
+    )
     console = Console(record=True, width=200)
     print_grid(console, tasks, set())
     text = console.export_text()

@@ -64,16 +64,29 @@ def _same_state(a, b) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective,prior,regs,stops", [
-    ("vae", "sg", [], [37]),
-    ("soft,num_vae=20", "sg", [], [10, 55]),                      # before and after the warm-up's end
-    ("soft-prior,num_vae=20", "vamp:4,to_mog=true", ["clip-logvar"], [30]),  # prior converted, range fixed
-    ("intro,num_vae=5,m=2", "mog:3,learn_weights=true", [], [33]),
-    ("soft,num_vae=20", "flow:2", ["factor,layers=2,hidden=16"], [40]),  # the discriminator and its Adam
-])
+@pytest.mark.parametrize(
+    "objective,prior,regs,stops",
+    [
+        ("vae", "sg", [], [37]),
+        ("soft,num_vae=20", "sg", [], [10, 55]),  # before and after the warm-up's end
+        ("soft-prior,num_vae=20", "vamp:4,to_mog=true", ["clip-logvar"], [30]),  # prior converted, range fixed
+        ("intro,num_vae=5,m=2", "mog:3,learn_weights=true", [], [33]),
+        ("soft,num_vae=20", "flow:2", ["factor,layers=2,hidden=16"], [40]),  # the discriminator and its Adam
+    ],
+)
 def test_stopped_and_resumed_equals_uninterrupted(tmp_path, objective, prior, regs, stops):
-    cfg = RunConfig(objective=objective, prior=prior, regularizers=regs, data="8gaussians", iterations=70,
-                    batch_size=32, seed=3, device="cpu", metrics=METRICS, log_every=20)
+    cfg = RunConfig(
+        objective=objective,
+        prior=prior,
+        regularizers=regs,
+        data="8gaussians",
+        iterations=70,
+        batch_size=32,
+        seed=3,
+        device="cpu",
+        metrics=METRICS,
+        log_every=20,
+    )
     ref_dir, cut_dir = RunDir(tmp_path / "ref"), RunDir(tmp_path / "cut")
     ref = train(resolve(cfg, plugins.registry()), ref_dir.path)
     assert not ref_dir.resume.exists()
@@ -91,15 +104,26 @@ def test_stopped_and_resumed_equals_uninterrupted(tmp_path, objective, prior, re
     _same_state(a["model"], b["model"])
     _same_state(a["objective"], b["objective"])
     assert not cut_dir.resume.exists()  # a finished run keeps no resume point
-    assert json.loads(cut_dir.metrics.read_text()).get("regularizers") == json.loads(ref_dir.metrics.read_text()).get("regularizers")
+    assert json.loads(cut_dir.metrics.read_text()).get("regularizers") == json.loads(ref_dir.metrics.read_text()).get(
+        "regularizers"
+    )
 
 
 @pytest.mark.slow
 def test_image_run_stopped_mid_epoch_resumes_exactly(tmp_path):
     """An image dataset's stream keeps an epoch's permutation between batches: it is replayed from the
     seed to the resume point; the progress grids draw prior samples in the loop."""
-    cfg = RunConfig(objective="soft,num_vae=3", data="digits,subset=100", backbone="conv,channels=[4,8]",
-                    iterations=11, batch_size=32, seed=1, device="cpu", metrics=[], log_every=5)
+    cfg = RunConfig(
+        objective="soft,num_vae=3",
+        data="digits,subset=100",
+        backbone="conv,channels=[4,8]",
+        iterations=11,
+        batch_size=32,
+        seed=1,
+        device="cpu",
+        metrics=[],
+        log_every=5,
+    )
     ref_dir, cut_dir = RunDir(tmp_path / "ref"), RunDir(tmp_path / "cut")
     train(resolve(cfg, plugins.registry()), ref_dir.path)
     with pytest.raises(Stopped):  # 4 iterations per epoch: stopped in the second, after its grid at 4
@@ -109,14 +133,14 @@ def test_image_run_stopped_mid_epoch_resumes_exactly(tmp_path):
     assert again.resumed_at == 6
     assert _losses(cut_dir) == _losses(ref_dir)
     _same_state(_final(ref_dir)["model"], _final(cut_dir)["model"])
-    assert sorted(p.name for p in (cut_dir.path / "progress").iterdir()) == \
-        sorted(p.name for p in (ref_dir.path / "progress").iterdir())
+    assert sorted(p.name for p in (cut_dir.path / "progress").iterdir()) == sorted(
+        p.name for p in (ref_dir.path / "progress").iterdir()
+    )
 
 
 def test_resume_point_of_another_configuration_is_ignored(tmp_path):
     reg = plugins.registry()
-    base = dict(objective="vae", data="8gaussians", iterations=30, batch_size=16, device="cpu",
-                metrics=["kl,n_samples=200"])
+    base = dict(objective="vae", data="8gaussians", iterations=30, batch_size=16, device="cpu", metrics=["kl,n_samples=200"])
     rd = RunDir(tmp_path / "run")
     with pytest.raises(Stopped):
         train(resolve(RunConfig(**base, seed=0), reg), rd.path, resumable=StopAt(10))
@@ -127,8 +151,9 @@ def test_resume_point_of_another_configuration_is_ignored(tmp_path):
 
 def test_plain_runs_write_no_resume_point_and_drop_a_stale_one(tmp_path):
     reg = plugins.registry()
-    cfg = RunConfig(objective="vae", data="8gaussians", iterations=30, batch_size=16, device="cpu",
-                    metrics=["kl,n_samples=200"])
+    cfg = RunConfig(
+        objective="vae", data="8gaussians", iterations=30, batch_size=16, device="cpu", metrics=["kl,n_samples=200"]
+    )
     rd = RunDir(tmp_path / "run")
     with pytest.raises(Stopped):
         train(resolve(cfg, reg), rd.path, resumable=StopAt(10))

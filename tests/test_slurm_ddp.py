@@ -40,11 +40,18 @@ def test_a_job_process_trains_the_run_data_parallel(tmp_path, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-                 "MASTER_PORT": str(port)}.items():
+    for k, v in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }.items():
         monkeypatch.setenv(k, v)
-    run = resolve(RunConfig(data="8gaussians", objective="soft,num_vae=2", iterations=4, batch_size=32,
-                            metrics=["kl"], device="cpu"), registry())
+    run = resolve(
+        RunConfig(data="8gaussians", objective="soft,num_vae=2", iterations=4, batch_size=32, metrics=["kl"], device="cpu"),
+        registry(),
+    )
     out = tmp_path / "runs" / run.hash()
     result = SweepRun(0, 600, 90, None, ddp=True)(str(out), run.record(), 1, str(tmp_path))
     assert result["status"] == "finished"

@@ -22,24 +22,32 @@ from introzoo.cli.sweep_run import build_spec, make_executor
 submitit = pytest.importorskip("submitit")
 
 
-@pytest.mark.parametrize("lines,expected", [
-    (["--qos=high"], {"qos": "high"}),
-    (["#SBATCH --account lab", "--exclusive", " --constraint=a100|h100 "],
-     {"account": "lab", "exclusive": True, "constraint": "a100|h100"}),
-    ([], {}),
-])
+@pytest.mark.parametrize(
+    "lines,expected",
+    [
+        (["--qos=high"], {"qos": "high"}),
+        (
+            ["#SBATCH --account lab", "--exclusive", " --constraint=a100|h100 "],
+            {"account": "lab", "exclusive": True, "constraint": "a100|h100"},
+        ),
+        ([], {}),
+    ],
+)
 def test_sbatch_lines(lines, expected):
     assert sbatch_params(lines) == expected
 
 
-@pytest.mark.parametrize("line,message", [
-    ("-q high", "give a long option"),
-    ("qos=high", "give a long option"),
-    ("--time=10", "use the executor option 'time'"),
-    ("--cpus-per-task=4", "use the executor option 'cpus'"),
-    ("--array=0-3", "--array is set by the executor"),
-    ("--signal=USR1@60", "--signal is set by the executor"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("-q high", "give a long option"),
+        ("qos=high", "give a long option"),
+        ("--time=10", "use the executor option 'time'"),
+        ("--cpus-per-task=4", "use the executor option 'cpus'"),
+        ("--array=0-3", "--array is set by the executor"),
+        ("--signal=USR1@60", "--signal is set by the executor"),
+    ],
+)
 def test_sbatch_line_errors(line, message):
     with pytest.raises(ValueError, match=message):
         sbatch_params([line])
@@ -59,12 +67,29 @@ def _sbatch_script(cfg: SubmititConfig, tmp_path: Path, monkeypatch) -> str:
 
 
 def test_options_become_sbatch_lines(tmp_path, monkeypatch):
-    cfg = SubmititConfig(partition="gpu", time=30, cpus=4, gpus=1, mem_gb=8, parallel=16,
-                         sbatch=["--qos=high", "--account=vision", "--exclusive"])
+    cfg = SubmititConfig(
+        partition="gpu",
+        time=30,
+        cpus=4,
+        gpus=1,
+        mem_gb=8,
+        parallel=16,
+        sbatch=["--qos=high", "--account=vision", "--exclusive"],
+    )
     script = _sbatch_script(cfg, tmp_path, monkeypatch)
-    for line in ("--partition=gpu", "--time=30", "--cpus-per-task=4", "--gpus-per-node=1", "--mem=8GB",
-                 "--qos=high", "--account=vision", "--exclusive", "--requeue", "--job-name=introzoo-demo",
-                 "--signal=USR2@90"):
+    for line in (
+        "--partition=gpu",
+        "--time=30",
+        "--cpus-per-task=4",
+        "--gpus-per-node=1",
+        "--mem=8GB",
+        "--qos=high",
+        "--account=vision",
+        "--exclusive",
+        "--requeue",
+        "--job-name=introzoo-demo",
+        "--signal=USR2@90",
+    ):
         assert f"#SBATCH {line}\n" in script, line
     assert "srun" in script
 
@@ -82,8 +107,11 @@ def _sweep_file(tmp_path: Path, body: str) -> Path:
 
 
 def test_sweep_file_executor_tables_and_command_line_override(tmp_path):
-    f = _sweep_file(tmp_path, 'executor = "submitit"\n\n[executor.submitit]\npartition = "cpu"\ntime = 30\n'
-                              'sbatch = ["--qos=low"]\n\n[executor.local]\nworkers = 3\n')
+    f = _sweep_file(
+        tmp_path,
+        'executor = "submitit"\n\n[executor.submitit]\npartition = "cpu"\ntime = 30\n'
+        'sbatch = ["--qos=low"]\n\n[executor.local]\nworkers = 3\n',
+    )
     reg = plugins.registry()
     spec = build_spec(f)
     _, cfg = make_executor(reg, spec, None, None)
@@ -94,13 +122,19 @@ def test_sweep_file_executor_tables_and_command_line_override(tmp_path):
     assert cfg.workers == 3 and executor.workers == 3
 
 
-@pytest.mark.parametrize("body,message", [
-    ('[executor.submitit]\npartion = "cpu"\n', "sweep file [executor.submitit]: unknown option 'partion'; did you mean 'partition'?"),
-    ('[executor.slurm]\npartition = "cpu"\n', "unknown executor 'slurm'"),
-    ('[executor]\npartition = "cpu"\n', "one table per executor"),
-    ('executor = "submitit"\n[executor.submitit]\ntime = -5\n', "option 'time'"),
-    ('executor = "submitit"\n[executor.submitit]\nsbatch = ["-p gpu"]\n', "give a long option"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (
+            '[executor.submitit]\npartion = "cpu"\n',
+            "sweep file [executor.submitit]: unknown option 'partion'; did you mean 'partition'?",
+        ),
+        ('[executor.slurm]\npartition = "cpu"\n', "unknown executor 'slurm'"),
+        ('[executor]\npartition = "cpu"\n', "one table per executor"),
+        ('executor = "submitit"\n[executor.submitit]\ntime = -5\n', "option 'time'"),
+        ('executor = "submitit"\n[executor.submitit]\nsbatch = ["-p gpu"]\n', "give a long option"),
+    ],
+)
 def test_sweep_file_executor_errors_are_one_line(tmp_path, capsys, body, message):
     f = _sweep_file(tmp_path, body)
     assert main(["sweep", str(f), "--dry-run", "--out", str(tmp_path / "s")]) == 2
@@ -110,16 +144,24 @@ def test_sweep_file_executor_errors_are_one_line(tmp_path, capsys, body, message
 
 def test_no_slurm_cluster_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no srun
-    rc = main(["sweep", "-o", "vae", "-d", "rings", "-n", "5", "--out", str(tmp_path / "s"), "-q",
-               "-e", "submitit,cluster=slurm"])
+    rc = main(
+        ["sweep", "-o", "vae", "-d", "rings", "-n", "5", "--out", str(tmp_path / "s"), "-q", "-e", "submitit,cluster=slurm"]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "cannot use cluster 'slurm'" in err and "cluster=local" in err and "Traceback" not in err
 
 
 def test_job_states_from_sacct_and_squeue():
     text = "12_0|COMPLETED\n12_1|CANCELLED by 0\n12_1.batch|CANCELLED\n12_[2-4%2]|PENDING\n13|TIMEOUT\n14|RUNNING+\n"
-    assert _parse_states(text) == {"12_0": "COMPLETED", "12_1": "CANCELLED", "12_2": "PENDING", "12_3": "PENDING",
-                                   "12_4": "PENDING", "13": "TIMEOUT", "14": "RUNNING"}
+    assert _parse_states(text) == {
+        "12_0": "COMPLETED",
+        "12_1": "CANCELLED",
+        "12_2": "PENDING",
+        "12_3": "PENDING",
+        "12_4": "PENDING",
+        "13": "TIMEOUT",
+        "14": "RUNNING",
+    }
 
 
 def test_an_ended_job_is_recorded_unless_its_run_finished(tmp_path):
@@ -135,14 +177,17 @@ def test_an_ended_job_is_recorded_unless_its_run_finished(tmp_path):
     assert json.loads((done.run_dir / "metrics.json").read_text())["metrics"] == {"kl": 1.0}
 
 
-@pytest.mark.parametrize("signals,scontrol,elapsed,outcome", [
-    ({signal.SIGUSR2, signal.SIGTERM}, "JobState=RUNNING PreemptTime=2026-01-01T00:00:00", 3000, "preempted"),
-    ({signal.SIGUSR2}, "JobState=RUNNING PreemptTime=None", 10, "preempted"),        # scancel --signal=USR2
-    ({signal.SIGUSR2}, "JobState=RUNNING PreemptTime=None", 3520, "time-limit-warning"),  # 90 s before the limit
-    ({signal.SIGTERM}, "JobState=COMPLETING PreemptTime=None", 10, "stopped"),        # scancel, time limit
-    ({signal.SIGTERM}, None, 10, "stopped"),                                          # no scontrol answer
-    ({signal.SIGTERM}, "JobState=RUNNING PreemptTime=None", 10, None),                # a stray SIGTERM
-])
+@pytest.mark.parametrize(
+    "signals,scontrol,elapsed,outcome",
+    [
+        ({signal.SIGUSR2, signal.SIGTERM}, "JobState=RUNNING PreemptTime=2026-01-01T00:00:00", 3000, "preempted"),
+        ({signal.SIGUSR2}, "JobState=RUNNING PreemptTime=None", 10, "preempted"),  # scancel --signal=USR2
+        ({signal.SIGUSR2}, "JobState=RUNNING PreemptTime=None", 3520, "time-limit-warning"),  # 90 s before the limit
+        ({signal.SIGTERM}, "JobState=COMPLETING PreemptTime=None", 10, "stopped"),  # scancel, time limit
+        ({signal.SIGTERM}, None, 10, "stopped"),  # no scontrol answer
+        ({signal.SIGTERM}, "JobState=RUNNING PreemptTime=None", 10, None),  # a stray SIGTERM
+    ],
+)
 def test_what_a_run_does_on_slurm_signals(tmp_path, monkeypatch, signals, scontrol, elapsed, outcome):
     calls = []
 
@@ -164,8 +209,11 @@ def test_what_a_run_does_on_slurm_signals(tmp_path, monkeypatch, signals, scontr
             res.saved(120)
     else:
         res.saved(120)
-    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()] \
-        if (tmp_path / "events.jsonl").exists() else []
+    events = (
+        [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+        if (tmp_path / "events.jsonl").exists()
+        else []
+    )
     assert [e["event"] for e in events] == ([outcome] if outcome else [])
     if events:
         assert events[0]["iteration"] == 120 and events[0]["job"] == "40_3"
@@ -190,13 +238,15 @@ def test_waiting_reads_results_and_accounting_states(tmp_path, monkeypatch):
     """Per poll: (sacct states, squeue states). A result file wins; a job still COMPLETING is waited for;
     an ended job is recorded with its state (squeue's while the accounting database lags); a preempted
     job that comes back to PENDING is waited for again; a job squeue has forgotten is judged by sacct."""
-    polls = iter([
-        ({}, {"5_0": "RUNNING", "5_1": "RUNNING", "5_2": "RUNNING", "5_3": "RUNNING"}),
-        ({"5_0": "RUNNING"}, {"5_0": "COMPLETING", "5_1": "RUNNING", "5_3": "PREEMPTED"}),  # 5_2: squeue forgot it
-        ({"5_0": "RUNNING", "5_2": "TIMEOUT"}, {"5_0": "CANCELLED", "5_1": "RUNNING", "5_3": "PENDING"}),
-        ({"5_0": "CANCELLED"}, {"5_0": "CANCELLED", "5_1": "COMPLETED", "5_3": "RUNNING"}),
-        ({}, {"5_3": "RUNNING"}),
-    ])
+    polls = iter(
+        [
+            ({}, {"5_0": "RUNNING", "5_1": "RUNNING", "5_2": "RUNNING", "5_3": "RUNNING"}),
+            ({"5_0": "RUNNING"}, {"5_0": "COMPLETING", "5_1": "RUNNING", "5_3": "PREEMPTED"}),  # 5_2: squeue forgot it
+            ({"5_0": "RUNNING", "5_2": "TIMEOUT"}, {"5_0": "CANCELLED", "5_1": "RUNNING", "5_3": "PENDING"}),
+            ({"5_0": "CANCELLED"}, {"5_0": "CANCELLED", "5_1": "COMPLETED", "5_3": "RUNNING"}),
+            ({}, {"5_3": "RUNNING"}),
+        ]
+    )
     seen: list[tuple[str, str]] = []
     jobs = {_FakeJob(f"5_{i}", tmp_path): Task(tmp_path / "runs" / f"r{i}", {}, f"r{i}", f"r{i}") for i in range(4)}
     by_id = {j.job_id: j for j in jobs}

@@ -49,8 +49,11 @@ def reference_losses(m, target, x, z_p, c):
         z_f, z_r = m.reparameterize(mu_f2, lv_f2), m.reparameterize(mu_r2, lv_r2)
         rr = REC(x_r2, target(z_r)).mean()  # nothing detached: the official decoder step
         rf = REC(x_f2, target(z_f)).mean()
-        return s * (c.beta_rec * REC(x, x_r2).mean() + 0.5 * c.beta_kl * (KL(mu_f2, lv_f2).mean() + KL(mu_r2, lv_r2).mean())
-                    + 0.5 * c.gamma_r * c.beta_rec * (rr + rf))
+        return s * (
+            c.beta_rec * REC(x, x_r2).mean()
+            + 0.5 * c.beta_kl * (KL(mu_f2, lv_f2).mean() + KL(mu_r2, lv_r2).mean())
+            + 0.5 * c.gamma_r * c.beta_rec * (rr + rf)
+        )
 
     return loss_e, loss_d
 
@@ -105,6 +108,7 @@ def test_hand_computed_losses_with_linear_maps():
     out = obj.train_step(torch.tensor([[x0]], dtype=torch.float64), 0)
 
     import math
+
     sd = math.exp(-0.5)  # logvar = -1
     kl = lambda m: 0.5 * (m * m + math.exp(-1) - 1 + 1)  # KL(N(m, e^-1) || N(0, 1)), per sample
     z = w * x0 + sd
@@ -118,15 +122,17 @@ def test_hand_computed_losses_with_linear_maps():
 
     w2 = float(model.encoder.w.detach())  # the decoder step uses the updated encoder
     zr2, zf2 = w2 * xr + sd, w2 * xf + sd
-    loss_d = s * ((x0 - xr) ** 2 + 0.5 * c.beta_kl * (kl(w2 * xf) + kl(w2 * xr))
-                  + 0.5 * c.gamma_r * ((xr - t * zr2) ** 2 + (xf - t * zf2) ** 2))
+    loss_d = s * (
+        (x0 - xr) ** 2
+        + 0.5 * c.beta_kl * (kl(w2 * xf) + kl(w2 * xr))
+        + 0.5 * c.gamma_r * ((xr - t * zr2) ** 2 + (xf - t * zf2) ** 2)
+    )
     assert float(out["loss_d"]) == pytest.approx(loss_d, rel=1e-12)
 
 
 def test_target_decoder_gets_no_gradient_and_is_copied_exactly_every_n_iterations():
     model = small_vae(StandardGaussian(2), seed=0)
-    obj = SoftIntroVAEBootstrap(SoftBootConfig(copy_every=3, num_vae=2, gamma_r=1.0), model,
-                                train=TrainSettings(lr=1e-2))
+    obj = SoftIntroVAEBootstrap(SoftBootConfig(copy_every=3, num_vae=2, gamma_r=1.0), model, train=TrainSettings(lr=1e-2))
     assert all(torch.equal(a, b) for a, b in zip(obj.target_decoder.parameters(), model.decoder.parameters()))
     g = torch.Generator().manual_seed(0)
     copied = []
@@ -199,13 +205,15 @@ def test_official_warmup_reconstructs_through_the_target_decoder():
     assert float(out["loss"]) == pytest.approx(float(0.7 * rec + 0.4 * kl), rel=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(dec0, model.decoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(enc0, model.encoder.parameters()))
-    plain = SoftIntroVAEBootstrap(SoftBootConfig(num_vae=3, copy_every=100), small_vae(StandardGaussian(2), seed=0),
-                                  train=TrainSettings(lr=1e-2))
+    plain = SoftIntroVAEBootstrap(
+        SoftBootConfig(num_vae=3, copy_every=100), small_vae(StandardGaussian(2), seed=0), train=TrainSettings(lr=1e-2)
+    )
     plain.train_step(x, 0)  # the default warm-up trains the decoder
     assert any(not torch.equal(a, b) for a, b in zip(dec0, plain.model.decoder.parameters()))
 
 
 # -- a plugin objective from the documented parts ----------------------------------------------------
+
 
 class PluginBoot(SoftIntroVAE):
     """The bootstrap variant as a plugin writes it: only SoftIntroVAE's documented parts."""
@@ -279,8 +287,25 @@ def test_soft_boot_is_listed_and_runs(tmp_path, capsys):
     entry = next(d for d in listed["objectives"] if d["name"] == "soft-boot")
     assert "copy_every" in {o["name"] for o in entry["options"]}
     out = tmp_path / "run"
-    assert main(["run", "-o", "soft-boot,num_vae=10,copy_every=7", "-d", "8gaussians", "-n", "30",
-                 "--metric", "kl,n_samples=300", "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "soft-boot,num_vae=10,copy_every=7",
+                "-d",
+                "8gaussians",
+                "-n",
+                "30",
+                "--metric",
+                "kl,n_samples=300",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "metrics.json").read_text())
     assert result["status"] == "finished" and "kl" in result["metrics"]
     config = json.loads((out / "config.json").read_text())

@@ -67,8 +67,9 @@ def reference_losses(m, x, c, z_fixed=None):
     mu_r, lv_r = m.encode(x_r.detach())
     ef = c.beta_rec * REC(x_f.detach(), m.decode(m.reparameterize(mu_f, lv_f))) + c.beta_neg * m.kl(mu_f, lv_f)
     er = c.beta_rec * REC(x_r, m.decode(m.reparameterize(mu_r, lv_r))) + c.beta_neg * m.kl(mu_r, lv_r)
-    le = s * (c.beta_rec * REC(x, x_r).mean() + c.beta_kl * m.kl(mu, lv).mean()) \
-        + 0.25 * (torch.exp(-2 * s * ef).mean() + torch.exp(-2 * s * er).mean())
+    le = s * (c.beta_rec * REC(x, x_r).mean() + c.beta_kl * m.kl(mu, lv).mean()) + 0.25 * (
+        torch.exp(-2 * s * ef).mean() + torch.exp(-2 * s * er).mean()
+    )
     return le, z, mu, lv
 
 
@@ -83,8 +84,12 @@ def reference_decoder_prior_loss(m, x, c, z, mu, lv):
     kl_r = m.prior.kl(mu_r, lv_r, stop_gradient=True).mean()
     rr = REC(x_r.detach(), m.decode(m.reparameterize(mu_r, lv_r).detach())).mean()
     rf = REC(x_f.detach(), m.decode(m.reparameterize(mu_f, lv_f).detach())).mean()
-    return s * (c.beta_rec * REC(x, x_r).mean() + c.beta_kl * m.prior.kl(mu.detach(), lv.detach()).mean()
-                + c.gamma * c.beta_kl * 0.5 * (kl_r + kl_f) + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (rr + rf))
+    return s * (
+        c.beta_rec * REC(x, x_r).mean()
+        + c.beta_kl * m.prior.kl(mu.detach(), lv.detach()).mean()
+        + c.gamma * c.beta_kl * 0.5 * (kl_r + kl_f)
+        + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (rr + rf)
+    )
 
 
 @pytest.mark.parametrize("gamma,gamma_r", [(1.0, 1e-8), (0.6, 0.5)])
@@ -111,8 +116,11 @@ def test_soft_prior_matches_spec(gamma, gamma_r):
     torch.testing.assert_close(out["loss_d"], ld.detach(), rtol=1e-12, atol=1e-12)
     params = list(ref2.decoder.parameters()) + [ref2.prior.mu, ref2.prior.raw_logvar, ref2.prior.logits]
     grads = torch.autograd.grad(ld, params)
-    ours = [p.grad for p in model.decoder.parameters()] + [model.prior.mu.grad, model.prior.raw_logvar.grad,
-                                                            model.prior.logits.grad]
+    ours = [p.grad for p in model.decoder.parameters()] + [
+        model.prior.mu.grad,
+        model.prior.raw_logvar.grad,
+        model.prior.logits.grad,
+    ]
     for a, b in zip(ours, grads):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
@@ -149,12 +157,18 @@ def test_steps_update_only_their_players():
 
     def enc_step(*a, **k):
         out = orig_e(*a, **k)
-        seen.append(("enc", [torch.equal(a_, b_) for a_, b_ in zip(dec0, snap(m.decoder))],
-                     [torch.equal(a_, b_) for a_, b_ in zip(pri0, snap(m.prior))]))
+        seen.append(
+            (
+                "enc",
+                [torch.equal(a_, b_) for a_, b_ in zip(dec0, snap(m.decoder))],
+                [torch.equal(a_, b_) for a_, b_ in zip(pri0, snap(m.prior))],
+            )
+        )
         return out
 
     obj.optimizers["encoder"].step = enc_step
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         obj.train_step(torch.randn(16, 3, dtype=torch.float64), 0)

@@ -32,8 +32,21 @@ def _statuses(store: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_two_sweeps_at_once_train_each_run_once(tmp_path):
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "introzoo.cli", "sweep", "-o", "vae", "--seeds", "4", "--workers", "1",
-           "--out", str(store), *SMALL]
+    cmd = [
+        sys.executable,
+        "-m",
+        "introzoo.cli",
+        "sweep",
+        "-o",
+        "vae",
+        "--seeds",
+        "4",
+        "--workers",
+        "1",
+        "--out",
+        str(store),
+        *SMALL,
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=300)

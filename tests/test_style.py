@@ -18,7 +18,7 @@ def test_adain_against_hand_values():
     x = torch.tensor([1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 2.0, 2.0]).view(1, 2, 2, 2)
     y = torch.tensor([[0.5, -1.0, -1.0, 3.0]])  # y_s per channel (0.5, -1), then y_b (-1, 3)
     # channel 0: mean 2.5, var 1.25 -> (x - 2.5) / 1.1180340 ; scaled by 1.5, shifted by -1
-    d = 1.25 ** 0.5
+    d = 1.25**0.5
     c0 = [1.5 * (v - 2.5) / d - 1 for v in (1, 2, 3, 4)]
     # channel 1: scale 1 + (-1) = 0 -> every pixel is the shift, 3
     expect = torch.tensor(c0 + [3.0] * 4).view(1, 2, 2, 2)
@@ -52,9 +52,12 @@ def test_encoder_w_is_the_sum_of_the_mapped_styles_and_the_new_block_is_weighted
     for level, alpha in ((2, 1.0), (2, 0.3), (1, 0.6)):
         enc.set_stage(level, alpha)
         seen = []
-        hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], o)))
-                 for b in enc.blocks for m in (b.style_1, b.style_2)]
-        side = 4 * 2 ** level
+        hooks = [
+            m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], o)))
+            for b in enc.blocks
+            for m in (b.style_1, b.style_2)
+        ]
+        side = 4 * 2**level
         w = enc.styles(F.avg_pool2d(x, 16 // side))
         for h in hooks:
             h.remove()
@@ -81,9 +84,15 @@ def test_blend_at_alpha_zero_is_the_previous_stage():
     assert torch.allclose(dec(z), F.interpolate(prev_out, scale_factor=2, mode="nearest"), atol=1e-6)
     assert torch.allclose(enc(x), prev_code, atol=1e-6)
     dec.set_stage(2, 0.25)  # in between: the lerp of the two
-    new = dec.to_rgb[2](dec.blocks[2](dec.blocks[1](dec.blocks[0](dec.const.expand(3, -1, -1, -1),
-                                                                    dec.mapping(style.pixel_norm(z))),
-                                                    dec.mapping(style.pixel_norm(z))), dec.mapping(style.pixel_norm(z))))
+    new = dec.to_rgb[2](
+        dec.blocks[2](
+            dec.blocks[1](
+                dec.blocks[0](dec.const.expand(3, -1, -1, -1), dec.mapping(style.pixel_norm(z))),
+                dec.mapping(style.pixel_norm(z)),
+            ),
+            dec.mapping(style.pixel_norm(z)),
+        )
+    )
     expect = 0.75 * F.interpolate(prev_out, scale_factor=2, mode="nearest") + 0.25 * new
     assert torch.allclose(dec(z), expect, atol=1e-5)
 
@@ -96,7 +105,7 @@ def test_shapes_and_channels_at_every_stage():
     assert [r.weight.shape[1] for r in dec.to_rgb] == [8, 8, 8, 4]
     z = torch.randn(2, 5)
     for level in range(4):
-        side = 4 * 2 ** level
+        side = 4 * 2**level
         for alpha in (0.5, 1.0) if level else (1.0,):
             enc.set_stage(level, alpha)
             dec.set_stage(level, alpha)
@@ -127,4 +136,3 @@ def test_bad_stage_is_refused():
         enc.set_stage(3)
     with pytest.raises(ValueError, match="alpha"):
         enc.set_stage(0, 0.5)
-

@@ -27,24 +27,37 @@ CHEAP = ["--metric", "kl,n_samples=500", "--metric", "gnelbo,grid=32,n_data=256"
 SMALL = ["-b", "mlp,hidden=64", "--batch-size", "128"]
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("vae,soft,intro,m=2", ["vae", "soft", "intro,m=2"]),
-    ("soft,beta_kl=0.1|0.3,beta_neg=0.5|1", ["soft,beta_kl=0.1,beta_neg=0.5", "soft,beta_kl=0.1,beta_neg=1",
-                                             "soft,beta_kl=0.3,beta_neg=0.5", "soft,beta_kl=0.3,beta_neg=1"]),
-    ("mog:10|100,learn_weights=true", ["mog:10,learn_weights=true", "mog:100,learn_weights=true"]),
-    ("resnet,channels=[64,128]|[32,64]", ["resnet,channels=[64,128]", "resnet,channels=[32,64]"]),
-    ("8gaussians, rings", ["8gaussians", "rings"]),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("vae,soft,intro,m=2", ["vae", "soft", "intro,m=2"]),
+        (
+            "soft,beta_kl=0.1|0.3,beta_neg=0.5|1",
+            [
+                "soft,beta_kl=0.1,beta_neg=0.5",
+                "soft,beta_kl=0.1,beta_neg=1",
+                "soft,beta_kl=0.3,beta_neg=0.5",
+                "soft,beta_kl=0.3,beta_neg=1",
+            ],
+        ),
+        ("mog:10|100,learn_weights=true", ["mog:10,learn_weights=true", "mog:100,learn_weights=true"]),
+        ("resnet,channels=[64,128]|[32,64]", ["resnet,channels=[64,128]", "resnet,channels=[32,64]"]),
+        ("8gaussians, rings", ["8gaussians", "rings"]),
+    ],
+)
 def test_expand_axis(text, expected):
     assert expand_axis(text) == expected
 
 
-@pytest.mark.parametrize("text,message", [
-    ("m=2,intro", "option 'm=2' before any"),
-    ("soft,beta_kl=0.1||0.3", "empty alternative"),
-    ("vae,,soft", "empty item"),
-    ("resnet,channels=[64", "unbalanced brackets"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("m=2,intro", "option 'm=2' before any"),
+        ("soft,beta_kl=0.1||0.3", "empty alternative"),
+        ("vae,,soft", "empty item"),
+        ("resnet,channels=[64", "unbalanced brackets"),
+    ],
+)
 def test_expand_axis_errors(text, message):
     with pytest.raises(UsageError, match=message):
         expand_axis(text)
@@ -62,8 +75,12 @@ def test_constraints():
 
 def test_expand_grid_hashes_and_constraints(tmp_path):
     reg = plugins.registry()
-    spec = SweepSpec(objective=["vae,beta_kl=0.1|0.5", "soft,beta_kl=0.1,beta_neg=0.1|1.0|0.9"],
-                     data=["8gaussians", "rings"], seeds=3, constraints=["beta_neg <= 5 * beta_kl"])
+    spec = SweepSpec(
+        objective=["vae,beta_kl=0.1|0.5", "soft,beta_kl=0.1,beta_neg=0.1|1.0|0.9"],
+        data=["8gaussians", "rings"],
+        seeds=3,
+        constraints=["beta_neg <= 5 * beta_kl"],
+    )
     tasks = expand(spec, reg, sweep_dir=tmp_path)
     # vae: 2 configs; soft: beta_neg 1.0 and 0.9 violate <= 5*0.1 -> 1 config; x 2 datasets x 3 seeds
     assert len(tasks) == (2 + 1) * 2 * 3
@@ -128,13 +145,20 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
 def _fake_run(root: Path, h: str, key: str, data: str, obj: str, options: dict, seed: int, status: str, metrics: dict):
     d = root / "runs" / h
     d.mkdir(parents=True)
-    config = {"hash": h, "config_key": key, "seed": seed, "train": {"iterations": 100},
-              "objective": {"name": obj, "options": options}, "prior": {"name": "sg", "options": {}},
-              "data": {"name": data, "options": {}}}
+    config = {
+        "hash": h,
+        "config_key": key,
+        "seed": seed,
+        "train": {"iterations": 100},
+        "objective": {"name": obj, "options": options},
+        "prior": {"name": "sg", "options": {}},
+        "data": {"name": data, "options": {}},
+    }
     atomic_write_json(d / "config.json", config)
     if status != "unfinished":
-        atomic_write_json(d / "metrics.json", {"status": status, "metrics": metrics,
-                                               "directions": {"kl": "min", "acc": "max"}})
+        atomic_write_json(
+            d / "metrics.json", {"status": status, "metrics": metrics, "directions": {"kl": "min", "acc": "max"}}
+        )
 
 
 def test_leaderboard_aggregates_ranks_and_counts(tmp_path):
@@ -175,13 +199,37 @@ def test_leaderboard_cli_errors(tmp_path, capsys):
 
 
 def _sweep_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "introzoo.cli", "sweep", "-o", "vae,soft,num_vae=20", "-d", "8gaussians,rings",
-            "--seeds", "2", "-n", "60", *CHEAP, *SMALL, "--workers", "2", "--out", str(out), "-q", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "introzoo.cli",
+        "sweep",
+        "-o",
+        "vae,soft,num_vae=20",
+        "-d",
+        "8gaussians,rings",
+        "--seeds",
+        "2",
+        "-n",
+        "60",
+        *CHEAP,
+        *SMALL,
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "-q",
+        *extra,
+    ]
 
 
 def _leaderboard(out: Path) -> dict:
-    r = subprocess.run([sys.executable, "-m", "introzoo.cli", "leaderboard", str(out), "-f", "json"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "introzoo.cli", "leaderboard", str(out), "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(r.stdout)
 
 
@@ -226,9 +274,30 @@ def test_submitit_executor_matches_local(tmp_path):
 def test_smoke_benchmark_leaderboard(tmp_path):
     out = tmp_path / "smoke"
     # the file's grid and network, 500 of its 900 iterations (200 past soft's warm-up), a coarser gnelbo grid
-    r = subprocess.run([sys.executable, "-m", "introzoo.cli", "sweep", str(ROOT / "benchmarks" / "toy2d_smoke.toml"),
-                        "-n", "500", "--metric", "kl", "--metric", "jsd", "--metric", "gnelbo,grid=64",
-                        "--workers", "2", "--out", str(out), "-q"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "introzoo.cli",
+            "sweep",
+            str(ROOT / "benchmarks" / "toy2d_smoke.toml"),
+            "-n",
+            "500",
+            "--metric",
+            "kl",
+            "--metric",
+            "jsd",
+            "--metric",
+            "gnelbo,grid=64",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     board = _leaderboard(out)
     assert board["sort"] == "kl" and board["directions"] == {"kl": "min", "jsd": "min", "gnelbo": "min"}
@@ -245,8 +314,27 @@ def test_smoke_benchmark_leaderboard(tmp_path):
 
 def test_select_protocol_reruns_the_best_with_all_seeds(tmp_path, capsys):
     out = tmp_path / "sel"
-    args = ["sweep", "-o", "vae,beta_rec=0.8,beta_kl=0.05|1.0", "-d", "8gaussians", "--seeds", "2", "-n", "150", *SMALL,
-            "--metric", "kl,n_samples=2000", "--select", "kl", "--workers", "1", "--out", str(out), "-q"]
+    args = [
+        "sweep",
+        "-o",
+        "vae,beta_rec=0.8,beta_kl=0.05|1.0",
+        "-d",
+        "8gaussians",
+        "--seeds",
+        "2",
+        "-n",
+        "150",
+        *SMALL,
+        "--metric",
+        "kl,n_samples=2000",
+        "--select",
+        "kl",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "-q",
+    ]
     assert main(args) == 0
     selection = json.loads((out / "selection.json").read_text())
     assert selection["metric"] == "kl" and len(selection["keys"]) == 1
@@ -275,13 +363,39 @@ def test_select_protocol_reruns_the_best_with_all_seeds(tmp_path, capsys):
 def test_resume_every_continues_an_interrupted_run(tmp_path):
     """``--resume-every``: a sweep killed mid-run continues that run from its last resume point (noted in
     events.jsonl) and ends with the result of an uninterrupted sweep."""
-    cmd = lambda out, *extra: [sys.executable, "-m", "introzoo.cli", "sweep", "-o", "soft", "-d", "rings",  # noqa: E731
-                               "--seeds", "1", "-n", "600", "--batch-size", "64", *CHEAP, *SMALL[:2], "--workers", "1", "--threads", "1",
-                               "--out", str(out), "-q", *extra]
+    cmd = (
+        lambda out, *extra: [
+            sys.executable,
+            "-m",
+            "introzoo.cli",
+            "sweep",
+            "-o",
+            "soft",
+            "-d",
+            "rings",  # noqa: E731
+            "--seeds",
+            "1",
+            "-n",
+            "600",
+            "--batch-size",
+            "64",
+            *CHEAP,
+            *SMALL[:2],
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "-q",
+            *extra,
+        ]
+    )
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     subprocess.run(cmd(ref), check=True, capture_output=True)
-    proc = subprocess.Popen(cmd(cut, "--resume-every", "0.05"), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd(cut, "--resume-every", "0.05"), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not list(cut.glob("runs/*/resume.pt")):
         time.sleep(0.05)

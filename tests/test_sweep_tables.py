@@ -25,24 +25,41 @@ def _run(t) -> tuple:
     c = t.config
     o, p = c["objective"], c["prior"]
     betas = tuple(o["options"].get(k) for k in ("beta_rec", "beta_kl", "beta_neg"))
-    return (c["data"]["name"], o["name"], betas, p["name"], json.dumps(p["options"], sort_keys=True),
-            tuple(r["name"] for r in c["regularizers"]))
+    return (
+        c["data"]["name"],
+        o["name"],
+        betas,
+        p["name"],
+        json.dumps(p["options"], sort_keys=True),
+        tuple(r["name"] for r in c["regularizers"]),
+    )
 
 
 def test_each_dataset_is_crossed_with_its_own_alternatives_only():
     reg = plugins.registry()
-    spec = SweepSpec(data=["8gaussians", "rings"], seeds=2,
-                     objective={"8gaussians": ["soft,beta_kl=0.1|0.3"], "rings": ["vae,beta_rec=0.5"]},
-                     prior={"rings": ["mog:4|6"]})
+    spec = SweepSpec(
+        data=["8gaussians", "rings"],
+        seeds=2,
+        objective={"8gaussians": ["soft,beta_kl=0.1|0.3"], "rings": ["vae,beta_rec=0.5"]},
+        prior={"rings": ["mog:4|6"]},
+    )
     tasks = expand(spec, reg)
     assert len(tasks) == (2 * 1 + 1 * 2) * 2
-    got = {(t.config["data"]["name"], t.config["objective"]["name"], t.config["objective"]["options"].get("beta_kl"),
-            t.config["objective"]["options"]["beta_rec"], t.config["prior"]["name"], t.config["prior"]["options"].get("K"))
-           for t in tasks}
+    got = {
+        (
+            t.config["data"]["name"],
+            t.config["objective"]["name"],
+            t.config["objective"]["options"].get("beta_kl"),
+            t.config["objective"]["options"]["beta_rec"],
+            t.config["prior"]["name"],
+            t.config["prior"]["options"].get("K"),
+        )
+        for t in tasks
+    }
     assert got == {
         ("8gaussians", "soft", 0.1, 0.2, "sg", None),  # beta_rec 0.2: the dataset's default; a prior table
         ("8gaussians", "soft", 0.3, 0.2, "sg", None),  # that leaves 8gaussians out gives it sg
-        ("rings", "vae", 0.05, 0.5, "mog", 4),         # rings: its own objective and priors, nothing of 8gaussians'
+        ("rings", "vae", 0.05, 0.5, "mog", 4),  # rings: its own objective and priors, nothing of 8gaussians'
         ("rings", "vae", 0.05, 0.5, "mog", 6),
     }
     assert [t.config["seed"] for t in tasks] == [0, 1] * 4
@@ -92,9 +109,16 @@ def test_constraints_on_component_names():
     assert satisfies(["beta_neg <= 5 * beta_kl", "prior != 'sg'"], {**names, "beta_kl": 0.3, "beta_neg": 0.9})
     # a name constraint is decided before a run is resolved: soft-prior with sg (refused by soft-prior
     # itself) never reaches it
-    spec = SweepSpec(data=["rings"], objective=["vae", "soft-prior"], prior=["sg", "mog:4"],
-                     constraints=["objective != 'soft-prior' or prior != 'sg'", "objective != 'vae' or prior == 'sg'"])
-    assert sorted((_run(t)[1], _run(t)[3]) for t in expand(spec, plugins.registry())) == [("soft-prior", "mog"), ("vae", "sg")]
+    spec = SweepSpec(
+        data=["rings"],
+        objective=["vae", "soft-prior"],
+        prior=["sg", "mog:4"],
+        constraints=["objective != 'soft-prior' or prior != 'sg'", "objective != 'vae' or prior == 'sg'"],
+    )
+    assert sorted((_run(t)[1], _run(t)[3]) for t in expand(spec, plugins.registry())) == [
+        ("soft-prior", "mog"),
+        ("vae", "sg"),
+    ]
 
 
 def test_list_form_hashes_are_unchanged():
@@ -110,8 +134,12 @@ def test_list_form_hashes_are_unchanged():
 
 
 # The prior-learning paper's Table 3 (Soft-IntroVAE under SG, the authors' grid search), read from the paper:
-TABLE3 = {"8gaussians": (0.2, 0.3, 0.9), "2spirals": (0.2, 0.05, 0.2), "checkerboard": (0.05, 0.2, 0.8),
-          "rings": (0.2, 0.2, 0.6)}
+TABLE3 = {
+    "8gaussians": (0.2, 0.3, 0.9),
+    "2spirals": (0.2, 0.05, 0.2),
+    "checkerboard": (0.05, 0.2, 0.8),
+    "rings": (0.2, 0.2, 0.6),
+}
 # The authors' 2D configuration, 2D/utils/configs.py get_config, "VAE": (beta_rec, beta_kl)
 VAE = {"8gaussians": (0.8, 0.05), "2spirals": (1.0, 0.05), "checkerboard": (0.8, 0.1), "rings": (0.8, 0.05)}
 
@@ -124,8 +152,9 @@ def test_toy2d_replicated_is_table3_with_five_seeds():
         mine = [t for t in tasks if t.config["data"]["name"] == data]
         assert sorted(t.config["seed"] for t in mine) == [0, 1, 2, 3, 4]
         assert {_run(t) for t in mine} == {(data, "soft", betas, "sg", "{}", ())}
-        assert all(t.config["train"]["iterations"] == 30_000 and t.config["objective"]["options"]["num_vae"] == 2000
-                   for t in mine)
+        assert all(
+            t.config["train"]["iterations"] == 30_000 and t.config["objective"]["options"]["num_vae"] == 2000 for t in mine
+        )
     # on 8gaussians Table 3 is the dataset's default: the same runs as toy2d_best's soft on 8gaussians
     best = {t.hash for t in expand(load_sweep_file(BENCH / "toy2d_best.toml"), plugins.registry())}
     assert {t.hash for t in tasks if t.config["data"]["name"] == "8gaussians"} <= best
@@ -164,8 +193,9 @@ def test_toy2d_prior_is_table1s_six_columns():
     assert {t.hash for t in tasks if t.config["objective"]["name"] == "vae"} <= best
     assert {t.hash for t in tasks if (_run(t)[1], _run(t)[3]) == ("soft", "sg")} == replicated
     # every published row is matched by exactly one row of the grid (its key: objective[ + reg] @ prior)
-    rows, _ = lb.build_rows([lb.Record(t.hash, t.key, t.config, "unfinished", {}, {})
-                             for t in tasks if t.config["seed"] == 0])
+    rows, _ = lb.build_rows(
+        [lb.Record(t.hash, t.key, t.config, "unfinished", {}, {}) for t in tasks if t.config["seed"] == 0]
+    )
     refs = lb.published_rows(spec.model_dump(), {"8gaussians", "2spirals", "checkerboard", "rings"})
     assert len(refs) == 24
     for ref in refs:
@@ -173,8 +203,9 @@ def test_toy2d_prior_is_table1s_six_columns():
 
 
 def test_written_options_of_a_table():
-    shown = lb.written_options({"objective": {"rings": ["soft,beta_kl=0.2"], "8gaussians": "vae,beta_rec=0.5"},
-                                "prior": {"rings": ["mog:4"]}})
+    shown = lb.written_options(
+        {"objective": {"rings": ["soft,beta_kl=0.2"], "8gaussians": "vae,beta_rec=0.5"}, "prior": {"rings": ["mog:4"]}}
+    )
     assert shown["objective"] == {"soft": {"beta_kl"}, "vae": {"beta_rec"}} and shown["prior"] == {"mog": {"K"}}
 
 

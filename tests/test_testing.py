@@ -52,6 +52,7 @@ def fails(kind: str, name: str, match: str, **kwargs) -> None:
 
 # -- registration --------------------------------------------------------------------------------------
 
+
 class Open(BaseModel):
     x: int = Field(1, description="an option")
 
@@ -67,19 +68,23 @@ class BadPrimary(BaseModel):
     x: int = Field(1, description="an option")
 
 
-@pytest.mark.parametrize("config,name,doc,match", [
-    (Open, "p", "doc", "must refuse unknown options"),
-    (Undocumented, "p", "doc", "options without a description .*: x"),
-    (BadPrimary, "p", "doc", "primary = 'K' is not one of its options"),
-    (Empty, "p", "", "without a doc line"),
-    (Empty, "p,q", "doc", "must not contain"),
-])
+@pytest.mark.parametrize(
+    "config,name,doc,match",
+    [
+        (Open, "p", "doc", "must refuse unknown options"),
+        (Undocumented, "p", "doc", "options without a description .*: x"),
+        (BadPrimary, "p", "doc", "primary = 'K' is not one of its options"),
+        (Empty, "p", "", "without a doc line"),
+        (Empty, "p,q", "doc", "must not contain"),
+    ],
+)
 def test_registration_check(register_plugin, config, name, doc, match):
     register_plugin(plugin("priors", name, lambda c, zdim: StandardGaussian(zdim), config, doc))
     fails("priors", name, match)
 
 
 # -- priors --------------------------------------------------------------------------------------------
+
 
 class Unnormalised(StandardGaussian):
     def log_prob(self, z, stop_gradient=False):
@@ -125,15 +130,24 @@ class Shifted(Prior):
         return 0.5 * ((mu - m) ** 2 + logvar.exp() - 1 - logvar).sum(-1)
 
 
-@pytest.mark.parametrize("factory,match", [
-    (lambda c, zdim: Unnormalised(zdim), "log_prob is not the density of sample: total variation"),
-    (lambda c, zdim: WrongScale(zdim), "log_prob is not the density of sample"),
-    (lambda c, zdim: HalfKL(zdim), r"kl\(mu, logvar\) = .* but the Monte Carlo estimate"),
-    (lambda c, zdim: Shifted(zdim, leak_sg=True), "stop_gradient=True\\) must not reach the prior's parameters"),
-    (lambda c, zdim: Shifted(zdim, no_grad_samples=True), r"sample\(n, with_grad=True\) of a learnable prior must carry"),
-    (lambda c, zdim: Shifted(zdim, unregistered=True), "after loading the model's state_dict into a fresh build, log_prob differs"),
-    (lambda c, zdim: Shifted(zdim + 1), r"sample\(7\) with zdim 3 has shape \(7, 4\)"),
-])
+@pytest.mark.parametrize(
+    "factory,match",
+    [
+        (lambda c, zdim: Unnormalised(zdim), "log_prob is not the density of sample: total variation"),
+        (lambda c, zdim: WrongScale(zdim), "log_prob is not the density of sample"),
+        (lambda c, zdim: HalfKL(zdim), r"kl\(mu, logvar\) = .* but the Monte Carlo estimate"),
+        (lambda c, zdim: Shifted(zdim, leak_sg=True), "stop_gradient=True\\) must not reach the prior's parameters"),
+        (
+            lambda c, zdim: Shifted(zdim, no_grad_samples=True),
+            r"sample\(n, with_grad=True\) of a learnable prior must carry",
+        ),
+        (
+            lambda c, zdim: Shifted(zdim, unregistered=True),
+            "after loading the model's state_dict into a fresh build, log_prob differs",
+        ),
+        (lambda c, zdim: Shifted(zdim + 1), r"sample\(7\) with zdim 3 has shape \(7, 4\)"),
+    ],
+)
 def test_prior_checks_catch(register_plugin, factory, match):
     register_plugin(plugin("priors", "bad", factory))
     fails("priors", "bad", match)
@@ -145,6 +159,7 @@ def test_a_correct_plugin_prior_passes(register_plugin):
 
 
 # -- objectives ----------------------------------------------------------------------------------------
+
 
 class TouchesFixedPrior(VAEObjective):
     def step(self, x, iteration):
@@ -199,7 +214,10 @@ class BacksPropagatesItself(VAEObjective):
 
     def step(self, x, iteration):
         mu, logvar = self.model.encode(x)
-        loss = self.model.kl(mu, logvar).mean() + ((self.model.decode(self.model.reparameterize(mu, logvar)) - x) ** 2).sum(1).mean()
+        loss = (
+            self.model.kl(mu, logvar).mean()
+            + ((self.model.decode(self.model.reparameterize(mu, logvar)) - x) ** 2).sum(1).mean()
+        )
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -224,19 +242,34 @@ class ScalesButStepsItself(VAEObjective):
             self.optimizers[name].step()
 
 
-@pytest.mark.parametrize("cls,prior,match", [
-    (TouchesFixedPrior, "fixed-mog", "changed what it has no optimiser for: param prior.mu"),
-    (ForgetsOptimiserState, None, "does not continue identically"),
-    (AttachedLosses, None, "still carries a graph"),
-    (EncoderOnly, None, "did not change the decoder"),
-    (BacksPropagatesItself, None, r"scaled by 2\*\*12 .* change the parameters differently .*never loss.backward\(\)"),
-    (ScalesButStepsItself, None, r"scaled by 2\*\*12 .* change the parameters differently .*self.step_optimizers"),
-    (StepsItself, None, (r"under --precision fp16 .* train_step raised AssertionError: .*never loss.backward\(\) or "
-                         r"optimizer.step\(\) directly")),
-])
+@pytest.mark.parametrize(
+    "cls,prior,match",
+    [
+        (TouchesFixedPrior, "fixed-mog", "changed what it has no optimiser for: param prior.mu"),
+        (ForgetsOptimiserState, None, "does not continue identically"),
+        (AttachedLosses, None, "still carries a graph"),
+        (EncoderOnly, None, "did not change the decoder"),
+        (BacksPropagatesItself, None, r"scaled by 2\*\*12 .* change the parameters differently .*never loss.backward\(\)"),
+        (ScalesButStepsItself, None, r"scaled by 2\*\*12 .* change the parameters differently .*self.step_optimizers"),
+        (
+            StepsItself,
+            None,
+            (
+                r"under --precision fp16 .* train_step raised AssertionError: .*never loss.backward\(\) or "
+                r"optimizer.step\(\) directly"
+            ),
+        ),
+    ],
+)
 def test_objective_checks_catch(register_plugin, cls, prior, match):
-    register_plugin(plugin("objectives", "bad", lambda c, model, regularizers=None, train=None:
-                           cls(c, model, regularizers, train), VAEOptions))
+    register_plugin(
+        plugin(
+            "objectives",
+            "bad",
+            lambda c, model, regularizers=None, train=None: cls(c, model, regularizers, train),
+            VAEOptions,
+        )
+    )
     register_plugin(plugin("priors", "fixed-mog", lambda c, zdim: _fixed_mog(zdim)))
     fails("objectives", "bad", match, prior=prior)
 
@@ -245,15 +278,25 @@ def test_objective_checks_catch(register_plugin, cls, prior, match):
 def test_objective_that_bypasses_the_loss_scale_fails_under_fp16(register_plugin, cls):
     """Both pass every step check where no loss is scaled (bf16); under --precision fp16 they fail with
     the reason, not with GradScaler's internal error alone."""
-    register_plugin(plugin("objectives", "bad", lambda c, model, regularizers=None, train=None:
-                           cls(c, model, regularizers, train), VAEOptions))
+    register_plugin(
+        plugin(
+            "objectives",
+            "bad",
+            lambda c, model, regularizers=None, train=None: cls(c, model, regularizers, train),
+            VAEOptions,
+        )
+    )
     check_objective("bad", precisions=("bf16",))  # the steps themselves, without the routing check ...
-    with pytest.raises(AssertionError, match=r"under --precision fp16 with prior 'sg', train_step at iteration 0: "
-                                             r"train_step raised AssertionError: Attempted .*self.backward\(loss"):
+    with pytest.raises(
+        AssertionError,
+        match=r"under --precision fp16 with prior 'sg', train_step at iteration 0: "
+        r"train_step raised AssertionError: Attempted .*self.backward\(loss",
+    ):
         check_objective("bad", precisions=("fp16",))  # ... crash under fp16
 
 
 # -- regularizers --------------------------------------------------------------------------------------
+
 
 class TypeErrorCheck(Regularizer):
     def check(self, prior):
@@ -282,11 +325,14 @@ class NotJSON(Regularizer):
         return {"tensor": torch.zeros(2)}
 
 
-@pytest.mark.parametrize("cls,match", [
-    (TypeErrorCheck, "must raise introzoo.errors.UsageError"),
-    (ReachesDecoder, "reaches the decoder"),
-    (NotJSON, "not JSON-serialisable"),
-])
+@pytest.mark.parametrize(
+    "cls,match",
+    [
+        (TypeErrorCheck, "must raise introzoo.errors.UsageError"),
+        (ReachesDecoder, "reaches the decoder"),
+        (NotJSON, "not JSON-serialisable"),
+    ],
+)
 def test_regularizer_checks_catch(register_plugin, cls, match):
     register_plugin(plugin("regularizers", "bad", lambda c: cls()))
     fails("regularizers", "bad", match)
@@ -335,21 +381,37 @@ class EmptyState(Regularizer):
         pass
 
 
-@pytest.mark.parametrize("cls,match", [
-    (CountsInAnInt, (r"its state is lost in a checkpoint: after 4 iterations.*encoder_loss gives .* \(differing: "
-                     r"attribute seen: 4 vs 0\)")),
-    (EmptyState, (r"its state is lost in a checkpoint: after 4 iterations.*encoder_loss gives .* \(differing: "
-                  r"attribute target: ")),
-])
+@pytest.mark.parametrize(
+    "cls,match",
+    [
+        (
+            CountsInAnInt,
+            (
+                r"its state is lost in a checkpoint: after 4 iterations.*encoder_loss gives .* \(differing: "
+                r"attribute seen: 4 vs 0\)"
+            ),
+        ),
+        (
+            EmptyState,
+            (
+                r"its state is lost in a checkpoint: after 4 iterations.*encoder_loss gives .* \(differing: "
+                r"attribute target: "
+            ),
+        ),
+    ],
+)
 def test_regularizer_state_must_survive_a_checkpoint(register_plugin, cls, match):
     register_plugin(plugin("regularizers", "bad", lambda c: cls()))
     fails("regularizers", "bad", match)
 
 
-@pytest.mark.parametrize("cls,problem", [
-    (CountsInAnInt, "attribute seen: 6 vs 2"),
-    (EmptyState, "attribute target: "),
-])
+@pytest.mark.parametrize(
+    "cls,problem",
+    [
+        (CountsInAnInt, "attribute seen: 6 vs 2"),
+        (EmptyState, "attribute target: "),
+    ],
+)
 def test_regularizer_resume_compares_every_attribute(register_plugin, cls, problem, monkeypatch):
     """Even where the hooks' outputs right after restoring agree, the continued state is compared."""
     from introzoo.testing import checks_model
@@ -363,6 +425,7 @@ def test_regularizer_resume_compares_every_attribute(register_plugin, cls, probl
 def _without_hook_outputs(diff):
     def only_after_training(a, b, where, depth=0):
         return [] if where == "" else diff(a, b, where, depth)  # "" = encoder_loss / kl_term just after restoring
+
     return only_after_training
 
 
@@ -373,13 +436,20 @@ def test_regularizer_with_its_count_in_state_dict_passes(register_plugin):
 
 def test_regularizer_without_effect_on_the_step_is_caught(register_plugin):
     register_plugin(plugin("regularizers", "bad", lambda c: Unused()))
-    register_plugin(plugin("objectives", "ignores-regs", lambda c, model, regularizers=None, train=None:
-                           UnusedObjective(c, model, regularizers, train), VAEOptions))
+    register_plugin(
+        plugin(
+            "objectives",
+            "ignores-regs",
+            lambda c, model, regularizers=None, train=None: UnusedObjective(c, model, regularizers, train),
+            VAEOptions,
+        )
+    )
     check_component("regularizers", "bad")  # with vae, which adds the term, it passes
     fails("regularizers", "bad", "does not change the encoder's update", objective="ignores-regs")
 
 
 # -- backbones -----------------------------------------------------------------------------------------
+
 
 class Crop(nn.Module):
     def __init__(self, dec):
@@ -412,12 +482,15 @@ class Declares(BaseModel):
     data_shapes: ClassVar = ((2, 5, 5),)
 
 
-@pytest.mark.parametrize("factory,config,match", [
-    (wrong_output, Empty, r"decoder output has shape \(4, 1\), expected \(4, 2\)"),
-    (unused_parameter, Empty, "parameters that receive no gradient: encoder.spare.weight"),
-    (lambda c, data_shape, zdim: (_ for _ in ()).throw(ValueError("never")), Empty, "builds and runs for none"),
-    (lambda c, data_shape, zdim: wrong_output(c, data_shape, zdim), Declares, r"for data shape \(2, 5, 5\)"),
-])
+@pytest.mark.parametrize(
+    "factory,config,match",
+    [
+        (wrong_output, Empty, r"decoder output has shape \(4, 1\), expected \(4, 2\)"),
+        (unused_parameter, Empty, "parameters that receive no gradient: encoder.spare.weight"),
+        (lambda c, data_shape, zdim: (_ for _ in ()).throw(ValueError("never")), Empty, "builds and runs for none"),
+        (lambda c, data_shape, zdim: wrong_output(c, data_shape, zdim), Declares, r"for data shape \(2, 5, 5\)"),
+    ],
+)
 def test_backbone_checks_catch(register_plugin, factory, config, match):
     register_plugin(plugin("backbones", "bad", factory, config))
     fails("backbones", "bad", match)
@@ -436,6 +509,7 @@ def test_backbone_for_images_is_checked_on_an_image_shape(register_plugin):
 
 
 # -- datasets ------------------------------------------------------------------------------------------
+
 
 class IgnoresGenerator(Toy2D):
     def __init__(self):
@@ -461,11 +535,14 @@ def offline(c):
     raise UsageError("dataset 'offline' is not under /data and could not be downloaded")
 
 
-@pytest.mark.parametrize("factory,match", [
-    (lambda c: IgnoresGenerator(), "the same generator seed gives different samples"),
-    (lambda c: Typo(), "defaults for objective 'soft' name options it does not have: beta_nge"),
-    (lambda c: BadValue(), "invalid defaults for objective 'soft': beta_neg"),
-])
+@pytest.mark.parametrize(
+    "factory,match",
+    [
+        (lambda c: IgnoresGenerator(), "the same generator seed gives different samples"),
+        (lambda c: Typo(), "defaults for objective 'soft' name options it does not have: beta_nge"),
+        (lambda c: BadValue(), "invalid defaults for objective 'soft': beta_neg"),
+    ],
+)
 def test_dataset_checks_catch(register_plugin, factory, match):
     register_plugin(plugin("datasets", "bad", factory))
     fails("datasets", "bad", match)
@@ -522,6 +599,7 @@ def test_metric_is_computed_on_the_first_dataset_that_is_available(register_plug
 
 # -- metrics -------------------------------------------------------------------------------------------
 
+
 class Noisy(Metric):
     directions = {"noise": "min"}
     kinds = frozenset({"2d"})
@@ -563,11 +641,14 @@ class WellReconstructed(Metric):
         return {"well_reconstructed": float((err < 0.05).double().mean())}
 
 
-@pytest.mark.parametrize("cls,match", [
-    (WellReconstructed, r"the model trained 30 iterations \(vae\): the same seed gives different values"),
-    (Noisy, "the same seed gives different values"),
-    (Undirected, "reports 'b' but directions has no entry for it"),
-])
+@pytest.mark.parametrize(
+    "cls,match",
+    [
+        (WellReconstructed, r"the model trained 30 iterations \(vae\): the same seed gives different values"),
+        (Noisy, "the same seed gives different values"),
+        (Undirected, "reports 'b' but directions has no entry for it"),
+    ],
+)
 def test_metric_checks_catch(register_plugin, cls, match):
     register_plugin(plugin("metrics", "bad", lambda c: cls()))
     fails("metrics", "bad", match)
@@ -582,6 +663,7 @@ def test_metric_compute_is_skipped_with_a_reason(register_plugin, cls, match):
 
 # -- the fixture and the parameter list ----------------------------------------------------------------
 
+
 def _twice(register):
     register("extra", lambda c, zdim: StandardGaussian(zdim), Empty, "one")
     register("extra", lambda c, zdim: StandardGaussian(zdim), Empty, "two")
@@ -593,8 +675,11 @@ def test_register_plugin_is_strict_and_restores_the_registry(register_plugin):
         register_plugin(twice)
     st = register_plugin(plugin("priors", "extra", lambda c, zdim: StandardGaussian(zdim)), name="mine")
     assert plugins.registry() is st.registry and plugins.registry().get("priors", "extra").plugin == "mine"
-    with pytest.warns(PluginClashWarning, match=r"plugin 'priors-sg' registers names that are taken: prior 'sg' "
-                                                r"\(taken by introzoo\); its own are selected as priors-sg:sg"):
+    with pytest.warns(
+        PluginClashWarning,
+        match=r"plugin 'priors-sg' registers names that are taken: prior 'sg' "
+        r"\(taken by introzoo\); its own are selected as priors-sg:sg",
+    ):
         st = register_plugin(plugin("priors", "sg", lambda c, zdim: Shifted(zdim)))  # not an error: qualified
     assert plugins.registry() is st.registry and st.registry.get("priors", "sg").plugin == "introzoo"
     assert st.registry.get("priors", "priors-sg:sg").plugin == "priors-sg"

@@ -110,7 +110,11 @@ def test_shapes_ground_truth(shapes):
     # covered area against the closed forms (in pixels^2 of a 64-pixel render, unrotated, scale 2)
     big = Shapes(ShapesConfig(size=64))
     r = SCALES[2] * 64
-    areas = {0: 4 * r * r, 7: math.pi * r * r * 0.6, 14: 3 * math.sqrt(3) / 4 * r * r}  # red square/green ellipse/yellow triangle
+    areas = {
+        0: 4 * r * r,
+        7: math.pi * r * r * 0.6,
+        14: 3 * math.sqrt(3) / 4 * r * r,
+    }  # red square/green ellipse/yellow triangle
     for cls, area in areas.items():
         img = big.render(torch.tensor([cls]), torch.tensor([4])).double() / 255
         assert img.max(1).values.sum().item() == pytest.approx(area, rel=0.03)
@@ -180,7 +184,7 @@ def test_content_transfer_on_known_translators(shapes):
     cls, content = shapes.class_content("test")
     errs = []
     for i, j in zip(a.tolist(), b.tolist()):
-        truth = shapes.render(cls[i:i + 1], content[j:j + 1])[0].numpy() / 255.0
+        truth = shapes.render(cls[i : i + 1], content[j : j + 1])[0].numpy() / 255.0
         errs.append(np.mean((imgs[j].numpy() / 255.0 - truth) ** 2))
     assert copy == pytest.approx(float(np.mean(errs)), rel=1e-6) and copy > 0.01
 
@@ -194,8 +198,21 @@ def test_content_transfer_reports_nothing_without_codes(shapes, tiny_model):
     assert "lord" in ctx.info["content_transfer"]["skipped"]
 
 
-LORD_RUN = ["-d", "shapes,size=16", "-b", "lord,channels=[4,4,4,4],hidden=8,adain_channels=4,last_channels=4",
-            "-n", "1", "--zdim", "6", "--batch-size", "16", "-q", "--threads", "1"]
+LORD_RUN = [
+    "-d",
+    "shapes,size=16",
+    "-b",
+    "lord,channels=[4,4,4,4],hidden=8,adain_channels=4,last_channels=4",
+    "-n",
+    "1",
+    "--zdim",
+    "6",
+    "--batch-size",
+    "16",
+    "-q",
+    "--threads",
+    "1",
+]
 
 
 def test_translate_command_writes_the_grid(tmp_path, capsys):
@@ -212,8 +229,29 @@ def test_translate_command_writes_the_grid(tmp_path, capsys):
 
 def test_translate_refuses_a_backbone_without_codes(tmp_path, capsys):
     run = tmp_path / "conv"
-    assert main(["run", "-o", "vae", "-d", "shapes,size=16", "-b", "conv,channels=[4]", "-n", "1", "-q", "--threads", "1",
-                 "--metric", "content_transfer,n=4", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "vae",
+                "-d",
+                "shapes,size=16",
+                "-b",
+                "conv,channels=[4]",
+                "-n",
+                "1",
+                "-q",
+                "--threads",
+                "1",
+                "--metric",
+                "content_transfer,n=4",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["translate", str(run)]) == 2
     err = capsys.readouterr().err.strip()
@@ -248,7 +286,7 @@ def test_perceptual_distance_against_a_hand_computation(tmp_path):
 
     (a1, a2), (b1, b2) = phis(x), phis(y)
     for i in range(2):
-        expected = ((x[i] - y[i]).abs().mean() + (a1[i] - b1[i]).abs().mean() + (a2[i] - b2[i]).abs().mean())
+        expected = (x[i] - y[i]).abs().mean() + (a1[i] - b1[i]).abs().mean() + (a2[i] - b2[i]).abs().mean()
         assert dist(x, y)[i].item() == pytest.approx(expected.item(), rel=1e-6)
     assert torch.equal(dist(x, x), torch.zeros(2))
     with pytest.raises(UsageError, match="VGG16 weights not found at .*vgg16-397923af.pth"):

@@ -81,8 +81,24 @@ def test_the_inception_fid_example_of_eval_help_parses_to_the_extractor():
 
 def test_resp_entropy_is_not_reported_for_a_prior_without_components(tmp_path, capsys):
     out = tmp_path / "sg"
-    assert main(["run", "-n", "5", "-m", "kl,n_samples=200", "-m", "resp_entropy,n_data=200", "--threads", "1",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-n",
+                "5",
+                "-m",
+                "kl,n_samples=200",
+                "-m",
+                "resp_entropy,n_data=200",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out.replace(str(out), "RUN")
     assert "resp_entropy" not in text and "active_components" not in text  # no time line, no table row
     m = json.loads((out / "metrics.json").read_text())
@@ -90,8 +106,27 @@ def test_resp_entropy_is_not_reported_for_a_prior_without_components(tmp_path, c
 
 
 def test_a_quiet_sweep_still_prints_its_leaderboard(tmp_path, capsys):
-    assert main(["sweep", "-o", "vae", "-n", "5", "-m", "kl,n_samples=200", "--workers", "1", "--threads", "1",
-                 "-q", "--out", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "-o",
+                "vae",
+                "-n",
+                "5",
+                "-m",
+                "kl,n_samples=200",
+                "--workers",
+                "1",
+                "--threads",
+                "1",
+                "-q",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "leaderboard: s" in out and "kl ↓" in out and "sweep ->" not in out  # results, not progress
 

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _by_hand(m1, sd0, n1, m2, s2, n2):
     """Welch by hand: our ddof=0 std to the sample std, t, Welch-Satterthwaite df, two-sided p."""
     s1 = sd0 * math.sqrt(n1 / (n1 - 1))
-    v1, v2 = s1 ** 2 / n1, s2 ** 2 / n2
+    v1, v2 = s1**2 / n1, s2**2 / n2
     t = (m1 - m2) / math.sqrt(v1 + v2)
-    df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
     return t, df, 2 * stats.t.sf(abs(t), df)
 
 
@@ -40,7 +40,7 @@ def test_welch_against_a_hand_computation():
     assert verdict == "agrees" and p2 == pytest.approx(_by_hand(1.25, 0.11 * math.sqrt(4 / 5), 5, 1.33, 0.52, 5)[2])
     # at the edge of the level: a mean placed where p is just under / over 5%
     crit = stats.t.ppf(0.975, 8.0)  # equal stds and n: df = 2(n-1) = 8
-    half = crit * math.sqrt(2 * 0.5 ** 2 / 5)
+    half = crit * math.sqrt(2 * 0.5**2 / 5)
     sd0 = 0.5 * math.sqrt(4 / 5)
     assert lb.welch((half * 1.01, sd0, 5), (0.0, 0.5, 5))[0] == "differs"
     assert lb.welch((half * 0.99, sd0, 5), (0.0, 0.5, 5))[0] == "agrees"
@@ -53,9 +53,18 @@ def test_welch_against_a_hand_computation():
 def _fake_run(root: Path, h: str, data: str, obj: str, seed: int, metrics: dict):
     d = root / "runs" / h
     d.mkdir(parents=True)
-    atomic_write_json(d / "config.json", {"hash": h, "config_key": f"{data}-{obj}", "seed": seed,
-                                          "train": {"iterations": 100}, "objective": {"name": obj, "options": {}},
-                                          "prior": {"name": "sg", "options": {}}, "data": {"name": data, "options": {}}})
+    atomic_write_json(
+        d / "config.json",
+        {
+            "hash": h,
+            "config_key": f"{data}-{obj}",
+            "seed": seed,
+            "train": {"iterations": 100},
+            "objective": {"name": obj, "options": {}},
+            "prior": {"name": "sg", "options": {}},
+            "data": {"name": data, "options": {}},
+        },
+    )
     atomic_write_json(d / "metrics.json", {"status": "finished", "metrics": metrics, "directions": {"kl": "min"}})
 
 

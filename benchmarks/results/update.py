@@ -31,8 +31,14 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sweep_file", type=Path)
-    ap.add_argument("--from", dest="stores", type=Path, action="append", default=[],
-                    help="a sweep directory (or its runs/ folder) holding finished runs of the file's grid")
+    ap.add_argument(
+        "--from",
+        dest="stores",
+        type=Path,
+        action="append",
+        default=[],
+        help="a sweep directory (or its runs/ folder) holding finished runs of the file's grid",
+    )
     ap.add_argument("--name", help="results folder name (default: the sweep file's name)")
     ap.add_argument("--dest", type=Path, help="results folder (default: benchmarks/results/<name>)")
     args = ap.parse_args()
@@ -60,8 +66,9 @@ def main() -> int:
     print(f"{dest}: {copied} run(s) copied, {have} of {len(tasks)} in the grid finished")
     if have:
         for fmt, name in (("md", "leaderboard.md"), ("json", "leaderboard.json")):
-            render_leaderboard(Console(), dest, fmt=fmt, sort=None, group_by="data", published=True, show_all=True,
-                               out=dest / name)
+            render_leaderboard(
+                Console(), dest, fmt=fmt, sort=None, group_by="data", published=True, show_all=True, out=dest / name
+            )
     return 0
 
 

@@ -34,8 +34,10 @@ PACKED = [
 
 
 def _text(x: float, y: float, s: str, size: int, weight: str = "normal") -> str:
-    return (f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size}" font-weight="{weight}" text-anchor="middle" '
-            f'font-family="DejaVu Sans, Arial, sans-serif">{escape(s)}</text>')
+    return (
+        f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size}" font-weight="{weight}" text-anchor="middle" '
+        f'font-family="DejaVu Sans, Arial, sans-serif">{escape(s)}</text>'
+    )
 
 
 def _wrap(s: str, width: int = 24) -> list[str]:
@@ -50,38 +52,53 @@ def _wrap(s: str, width: int = 24) -> list[str]:
 
 
 def row(boxes: list[tuple[str, str, str]], y: float, title: str) -> list[str]:
-    out = [f'<text x="20" y="{y - 14:.0f}" font-size="15" font-weight="bold" '
-           f'font-family="DejaVu Sans, Arial, sans-serif">{escape(title)}</text>']
+    out = [
+        f'<text x="20" y="{y - 14:.0f}" font-size="15" font-weight="bold" '
+        f'font-family="DejaVu Sans, Arial, sans-serif">{escape(title)}</text>'
+    ]
     step = (W - 40 - BOX_W) / (len(boxes) - 1)
     for i, (name, what, colour) in enumerate(boxes):
         x = 20 + i * step
-        out.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{colour}" '
-                   f'stroke="#374151"/>')
+        out.append(
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{colour}" stroke="#374151"/>'
+        )
         out.append(_text(x + BOX_W / 2, y + 18, name, 11, "bold"))
         for k, line in enumerate(_wrap(what)):
             out.append(_text(x + BOX_W / 2, y + 36 + 13 * k, line, 10))
         if i:
             x0 = 20 + (i - 1) * step + BOX_W
-            out.append(f'<line x1="{x0 + 2:.0f}" y1="{y + BOX_H / 2:.0f}" x2="{x - 4:.0f}" y2="{y + BOX_H / 2:.0f}" '
-                       'stroke="#374151" stroke-width="1.5" marker-end="url(#arrow)"/>')
+            out.append(
+                f'<line x1="{x0 + 2:.0f}" y1="{y + BOX_H / 2:.0f}" x2="{x - 4:.0f}" y2="{y + BOX_H / 2:.0f}" '
+                'stroke="#374151" stroke-width="1.5" marker-end="url(#arrow)"/>'
+            )
     return out
 
 
 def draw() -> str:
     h = 2 * (BOX_H + 60) + 70
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-             'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#374151"/></marker></defs>',
-             f'<rect width="{W}" height="{h}" fill="white"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#374151"/></marker></defs>',
+        f'<rect width="{W}" height="{h}" fill="white"/>',
+    ]
     parts += row(SOLO, 40, "A solo run: introzoo run / introzoo.train()")
     parts += row(PACKED, 40 + BOX_H + 70, "A packed sweep: introzoo sweep --pack (N runs trained as one model)")
     y = 2 * (BOX_H + 70) + 20
-    for i, (colour, what) in enumerate([(SHARED, "the same code for solo runs and pack members"),
-                                        (PACK, "packing only"), (STORE, "what is written"), (INPUT, "input")]):
+    for i, (colour, what) in enumerate(
+        [
+            (SHARED, "the same code for solo runs and pack members"),
+            (PACK, "packing only"),
+            (STORE, "what is written"),
+            (INPUT, "input"),
+        ]
+    ):
         x = 20 + i * 380
         parts.append(f'<rect x="{x}" y="{y}" width="18" height="14" fill="{colour}" stroke="#374151"/>')
-        parts.append(f'<text x="{x + 26}" y="{y + 12}" font-size="12" '
-                     f'font-family="DejaVu Sans, Arial, sans-serif">{escape(what)}</text>')
+        parts.append(
+            f'<text x="{x + 26}" y="{y + 12}" font-size="12" '
+            f'font-family="DejaVu Sans, Arial, sans-serif">{escape(what)}</text>'
+        )
     return "\n".join(parts + ["</svg>"]) + "\n"
 
 

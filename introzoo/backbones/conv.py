@@ -56,13 +56,13 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    def __init__(self, data_shape: tuple[int, ...], zdim: int, channels: list[int],
-                 feature_shape: tuple[int, int, int]) -> None:
+    def __init__(
+        self, data_shape: tuple[int, ...], zdim: int, channels: list[int], feature_shape: tuple[int, int, int]
+    ) -> None:
         super().__init__()
         self.feature_shape = tuple(feature_shape)
         c = channels[-1]
-        self.fc = nn.Sequential(Linear(zdim, c * feature_shape[1] * feature_shape[2]),
-                                nn.LeakyReLU(0.2, inplace=True))
+        self.fc = nn.Sequential(Linear(zdim, c * feature_shape[1] * feature_shape[2]), nn.LeakyReLU(0.2, inplace=True))
         layers: list[nn.Module] = []
         for ch in reversed(channels):
             layers += [nn.ConvTranspose2d(c, ch, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]

@@ -48,11 +48,17 @@ class LordConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_shapes: ClassVar[tuple[tuple[int, int, int], ...]] = ((3, 16, 16),)
 
-    class_dim: int | None = Field(None, gt=0, description="size of the class code; the rest of zdim is the "
-                                                          "content code (default: two thirds of zdim, "
-                                                          "the paper's 256 of 384)")
-    channels: list[int] = Field(default_factory=lambda: [64, 128, 256, 256],
-                                description="encoder conv channels, one stride-2 halving each (the paper's 64, 128, 256, 256)")
+    class_dim: int | None = Field(
+        None,
+        gt=0,
+        description="size of the class code; the rest of zdim is the "
+        "content code (default: two thirds of zdim, "
+        "the paper's 256 of 384)",
+    )
+    channels: list[int] = Field(
+        default_factory=lambda: [64, 128, 256, 256],
+        description="encoder conv channels, one stride-2 halving each (the paper's 64, 128, 256, 256)",
+    )
     hidden: int = Field(256, gt=0, description="width of the encoders' first two FC layers")
     adain_channels: int = Field(256, gt=0, description="channels of the decoder's AdaIN convolutions")
     last_channels: int = Field(64, gt=0, description="channels of the decoder's Conv5x5 before the output (LORD's 64)")
@@ -121,11 +127,16 @@ class LordDecoder(nn.Module):
         c, h, w = data_shape
         self.class_dim = class_dim
         a = adain_channels
-        self.start = (a, h // 2 ** ADAIN_LAYERS, w // 2 ** ADAIN_LAYERS)
+        self.start = (a, h // 2**ADAIN_LAYERS, w // 2**ADAIN_LAYERS)
         cells = self.start[1] * self.start[2]
-        self.fc = nn.Sequential(Linear(content_dim, cells * max(1, a // 8)), _act(),
-                                Linear(cells * max(1, a // 8), cells * max(1, a // 4)), _act(),
-                                Linear(cells * max(1, a // 4), cells * a), _act())
+        self.fc = nn.Sequential(
+            Linear(content_dim, cells * max(1, a // 8)),
+            _act(),
+            Linear(cells * max(1, a // 8), cells * max(1, a // 4)),
+            _act(),
+            Linear(cells * max(1, a // 4), cells * a),
+            _act(),
+        )
         self.convs = nn.ModuleList(nn.Conv2d(a, a, 3, padding=1) for _ in range(ADAIN_LAYERS))
         self.modulation = nn.ModuleList(Linear(class_dim, 2 * a) for _ in range(ADAIN_LAYERS))
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
@@ -133,7 +144,7 @@ class LordDecoder(nn.Module):
         self.last = nn.Sequential(nn.Conv2d(a, last, 5, padding=2), _act(), nn.Conv2d(last, c, 7, padding=3))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        code, content = z[:, :self.class_dim], z[:, self.class_dim:]
+        code, content = z[:, : self.class_dim], z[:, self.class_dim :]
         x = self.fc(content).view(z.shape[0], *self.start)
         for conv, mod in zip(self.convs, self.modulation):
             gamma, beta = mod(code).chunk(2, dim=1)
@@ -145,8 +156,10 @@ def split_dims(config: LordConfig, zdim: int) -> tuple[int, int]:
     """(class_dim, content_dim) of a run with latent size ``zdim``."""
     class_dim = config.class_dim if config.class_dim is not None else max(1, (2 * zdim) // 3)
     if class_dim >= zdim:
-        raise ValueError(f"the lord backbone splits zdim into a class and a content code: class_dim {class_dim} "
-                         f"leaves nothing of zdim {zdim} for the content (the paper: --zdim 384 with class_dim=256)")
+        raise ValueError(
+            f"the lord backbone splits zdim into a class and a content code: class_dim {class_dim} "
+            f"leaves nothing of zdim {zdim} for the content (the paper: --zdim 384 with class_dim=256)"
+        )
     return class_dim, zdim - class_dim
 
 
@@ -155,10 +168,12 @@ def build(config: LordConfig, data_shape: tuple[int, ...], zdim: int) -> tuple[n
         raise ValueError(f"the lord backbone needs images (C, H, W), got data of shape {tuple(data_shape)}")
     _, h, w = data_shape
     halvings = max(len(config.channels), ADAIN_LAYERS)
-    if h % 2 ** halvings or w % 2 ** halvings:
-        raise ValueError(f"image size {h}x{w} is not divisible by {2 ** halvings} (the lord backbone halves it "
-                         f"{len(config.channels)} times in the encoders and doubles it {ADAIN_LAYERS} times "
-                         f"in the decoder); resize the images, e.g. to 64x64")
+    if h % 2**halvings or w % 2**halvings:
+        raise ValueError(
+            f"image size {h}x{w} is not divisible by {2**halvings} (the lord backbone halves it "
+            f"{len(config.channels)} times in the encoders and doubles it {ADAIN_LAYERS} times "
+            f"in the decoder); resize the images, e.g. to 64x64"
+        )
     class_dim, content_dim = split_dims(config, zdim)
     enc = LordEncoder(tuple(data_shape), class_dim, content_dim, list(config.channels), config.hidden)
     dec = LordDecoder(tuple(data_shape), class_dim, content_dim, config.adain_channels, config.last_channels)

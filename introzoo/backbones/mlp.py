@@ -29,7 +29,8 @@ class MLPConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden: Union[int, list[PositiveInt]] = Field(
-        256, description="width of the hidden layers, or their widths from the input on (e.g. [100,50]; decoder mirrored)")
+        256, description="width of the hidden layers, or their widths from the input on (e.g. [100,50]; decoder mirrored)"
+    )
     layers: int = Field(3, ge=0, description="number of hidden Linear(h, h) layers (an int hidden only)")
 
     @field_validator("hidden")
@@ -73,8 +74,10 @@ class MLPDecoder(nn.Module):
 
 
 def build(config: MLPConfig, data_shape: tuple[int, ...], zdim: int) -> tuple[nn.Module, nn.Module]:
-    return (MLPEncoder(data_shape, zdim, config.hidden, config.layers),
-            MLPDecoder(data_shape, zdim, config.hidden, config.layers))
+    return (
+        MLPEncoder(data_shape, zdim, config.hidden, config.layers),
+        MLPDecoder(data_shape, zdim, config.hidden, config.layers),
+    )
 
 
 build.packable = True  # trains in a pack (introzoo.packing.loop)

@@ -37,8 +37,9 @@ class ResNetConfig(BaseModel):
     #: the image shapes of the papers' datasets (the contract checks build it for these)
     data_shapes: ClassVar[tuple[tuple[int, int, int], ...]] = ((1, 28, 28), (3, 32, 32))
 
-    channels: list[int] | None = Field(None, description="channels per stage, one AvgPool/upsample each "
-                                                         "(default: the papers' for the image size)")
+    channels: list[int] | None = Field(
+        None, description="channels per stage, one AvgPool/upsample each (default: the papers' for the image size)"
+    )
     norm: Literal["batch", "none"] = Field("batch", description="normalisation layers: batch or none")
 
     @field_validator("channels")
@@ -74,9 +75,11 @@ def _check_size(data_shape: tuple[int, ...], stages: int) -> None:
     if len(data_shape) != 3:
         raise ValueError(f"the resnet backbone needs images (C, H, W), got data of shape {tuple(data_shape)}")
     _, h, w = data_shape
-    if h % (2 ** stages) or w % (2 ** stages):
-        raise ValueError(f"image size {h}x{w} is not divisible by 2^{stages} (one halving per stage of "
-                         f"channels); use fewer channel stages")
+    if h % (2**stages) or w % (2**stages):
+        raise ValueError(
+            f"image size {h}x{w} is not divisible by 2^{stages} (one halving per stage of "
+            f"channels); use fewer channel stages"
+        )
 
 
 class ResNetEncoder(nn.Module):
@@ -84,8 +87,12 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         _check_size(data_shape, len(channels))
         c, h, w = data_shape
-        layers: list[nn.Module] = [nn.Conv2d(c, channels[0], 5, padding=2, bias=norm == "none"),
-                                   _norm(norm, channels[0]), nn.LeakyReLU(0.2, inplace=True), nn.AvgPool2d(2)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(c, channels[0], 5, padding=2, bias=norm == "none"),
+            _norm(norm, channels[0]),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.AvgPool2d(2),
+        ]
         cc = channels[0]
         for ch in channels[1:]:
             layers += [ResidualBlock(cc, ch, norm), nn.AvgPool2d(2)]
@@ -101,8 +108,9 @@ class ResNetEncoder(nn.Module):
 
 
 class ResNetDecoder(nn.Module):
-    def __init__(self, data_shape: tuple[int, ...], zdim: int, channels: list[int], norm: str,
-                 feature_shape: tuple[int, int, int]) -> None:
+    def __init__(
+        self, data_shape: tuple[int, ...], zdim: int, channels: list[int], norm: str, feature_shape: tuple[int, int, int]
+    ) -> None:
         super().__init__()
         self.feature_shape = tuple(feature_shape)
         cc = channels[-1]

@@ -88,8 +88,11 @@ class Blur(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("kernel", torch.tensor([[[[1 / 16, 2 / 16, 1 / 16], [2 / 16, 4 / 16, 2 / 16],
-                                                       [1 / 16, 2 / 16, 1 / 16]]]]), persistent=False)
+        self.register_buffer(
+            "kernel",
+            torch.tensor([[[[1 / 16, 2 / 16, 1 / 16], [2 / 16, 4 / 16, 2 / 16], [1 / 16, 2 / 16, 1 / 16]]]]),
+            persistent=False,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.kernel.expand(x.shape[1], 1, 3, 3), padding=1, groups=x.shape[1])
@@ -124,8 +127,7 @@ def mapping(cin: int, width: int, cout: int, layers: int) -> nn.Sequential:
     """``layers`` x (EqualLinear(lrmul 0.1) - LReLU(0.2)), the last one included (official ``MappingBlock``)."""
     mods: list[nn.Module] = []
     for i in range(layers):
-        mods += [EqualLinear(cin if i == 0 else width, cout if i == layers - 1 else width, lrmul=0.1),
-                 nn.LeakyReLU(0.2)]
+        mods += [EqualLinear(cin if i == 0 else width, cout if i == layers - 1 else width, lrmul=0.1), nn.LeakyReLU(0.2)]
     return nn.Sequential(*mods)
 
 
@@ -190,7 +192,7 @@ class Staged(nn.Module):
 def channel_counts(levels: int, start: int, most: int) -> list[int]:
     """Channels of the feature maps from the full resolution down to 4x4 and one more halving (the
     official ``min(maxf, startf * 2^i)``): ``levels + 1`` counts."""
-    return [min(most, start * 2 ** i) for i in range(levels + 1)]
+    return [min(most, start * 2**i) for i in range(levels + 1)]
 
 
 class StyleEncoder(Staged):
@@ -217,7 +219,7 @@ class StyleEncoder(Staged):
         if self.alpha < 1.0:
             w = w * self.alpha
             h = torch.lerp(self._rgb(first + 1, F.avg_pool2d(x, 2)), h, self.alpha)
-        for block in self.blocks[first + 1:]:
+        for block in self.blocks[first + 1 :]:
             h, s1, s2 = block(h)
             w = w + s1 + s2
         return w
@@ -230,18 +232,19 @@ class StyleDecoder(Staged):
     def __init__(self, data_shape: tuple[int, int, int], zdim: int, cfg: StyleConfig) -> None:
         super().__init__()
         c, self.levels = data_shape[0], levels_of(data_shape)
-        ch = channel_counts(self.levels, cfg.start_channels, cfg.max_channels)[:self.levels][::-1]  # 4x4 first
+        ch = channel_counts(self.levels, cfg.start_channels, cfg.max_channels)[: self.levels][::-1]  # 4x4 first
         self.mapping = mapping(zdim, cfg.style, cfg.style, cfg.mapping_layers)
         self.const = nn.Parameter(torch.ones(1, ch[0], 4, 4))
-        self.blocks = nn.ModuleList(DecodeBlock(ch[max(i - 1, 0)], ch[i], cfg.style, i == 0, cfg.noise)
-                                    for i in range(self.levels))
+        self.blocks = nn.ModuleList(
+            DecodeBlock(ch[max(i - 1, 0)], ch[i], cfg.style, i == 0, cfg.noise) for i in range(self.levels)
+        )
         self.to_rgb = nn.ModuleList(EqualConv2d(ch[i], c, 1, gain=0.03) for i in range(self.levels))
         self.set_stage(self.levels - 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         w = self.mapping(pixel_norm(z))
         h = self.const.expand(z.shape[0], -1, -1, -1)
-        for block in self.blocks[:self.level]:
+        for block in self.blocks[: self.level]:
             h = block(h, w)
         prev = self.to_rgb[self.level - 1](h) if self.alpha < 1.0 else None
         y = self.to_rgb[self.level](self.blocks[self.level](h, w))
@@ -256,8 +259,9 @@ def levels_of(data_shape: tuple[int, ...]) -> int:
         raise ValueError(f"the style backbone needs images (C, H, W), got data of shape {tuple(data_shape)}")
     _, h, w = data_shape
     if h != w or h < 4 or h & (h - 1):
-        raise ValueError(f"the style backbone needs square images whose side is a power of two from 4 "
-                         f"(4, 8, ..., 256, ...), got {h}x{w}")
+        raise ValueError(
+            f"the style backbone needs square images whose side is a power of two from 4 (4, 8, ..., 256, ...), got {h}x{w}"
+        )
     return int(math.log2(h)) - 1
 
 

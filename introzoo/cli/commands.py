@@ -18,9 +18,25 @@ from .. import __version__
 from . import latent as cli_latent
 from . import sweep as cli_sweep
 from . import translate as cli_translate
-from .common import (RichPhases, RichProgress, apply_execution, chunk_option, console, device_option, err_console, given,
-                         default_threads, kernels_option, output_path,
-                         print_plan, registry, set_data_root, threads_option, train_options, warn_failures)
+from .common import (
+    RichPhases,
+    RichProgress,
+    apply_execution,
+    chunk_option,
+    console,
+    device_option,
+    err_console,
+    given,
+    default_threads,
+    kernels_option,
+    output_path,
+    print_plan,
+    registry,
+    set_data_root,
+    threads_option,
+    train_options,
+    warn_failures,
+)
 from .errors import DEBUG_ENV, report
 from ..errors import IntrozooError, UsageError, first_error, unknown
 from ..references import warmup_warning
@@ -40,12 +56,14 @@ _ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "
 app = typer.Typer(
     name="introzoo",
     help="The reference zoo of introspective VAEs: train, compare and extend IntroVAE-family models.\n\n"
-         "Example: introzoo run --objective soft --data 8gaussians",
+    "Example: introzoo run --objective soft --data 8gaussians",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
 def _kind(text: str) -> str:
     t = text.strip().lower()
     for kind in KINDS:
@@ -75,23 +93,43 @@ def run(
     data: str = typer.Option("8gaussians", "--data", "-d", help="dataset spec"),
     prior: str = typer.Option("sg", "--prior", "-p", help="prior spec, e.g. 'sg'"),
     reg: list[str] = typer.Option([], "--reg", help="regularizer spec (repeatable)"),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="backbone spec (dataset default: mlp for 2D, resnet for images)"),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="where image datasets are (default $INTROZOO_DATA_ROOT or ~/.cache/introzoo/data)"),
-    image_every: Optional[int] = typer.Option(None, "--image-every", help="image datasets: iterations between progress grids (one epoch)"),
-    resume_every: Optional[float] = typer.Option(None, "--resume-every", help="seconds between resume points (image datasets: 300; 0: none); a rerun with the same --out continues from the last one"),
+    backbone: Optional[str] = typer.Option(
+        None, "--backbone", "-b", help="backbone spec (dataset default: mlp for 2D, resnet for images)"
+    ),
+    data_root: Optional[Path] = typer.Option(
+        None, "--data-root", help="where image datasets are (default $INTROZOO_DATA_ROOT or ~/.cache/introzoo/data)"
+    ),
+    image_every: Optional[int] = typer.Option(
+        None, "--image-every", help="image datasets: iterations between progress grids (one epoch)"
+    ),
+    resume_every: Optional[float] = typer.Option(
+        None,
+        "--resume-every",
+        help="seconds between resume points (image datasets: 300; 0: none); a rerun with the same --out continues from the last one",
+    ),
     seed: int = typer.Option(0, "--seed", "-s", help="random seed; the same seed gives the same metrics"),
     device: str = device_option("auto"),
     kernels: str = kernels_option(),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (all that apply)"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", parser=output_path, metavar="PATH", help="run directory (runs/<data>-<objective>-s<seed>-<hash>)"
+    ),
     threads: Optional[int] = threads_option(),
     eval_chunk: int = chunk_option("--eval-chunk"),
     log_every: int = typer.Option(100, "--log-every", help="iterations between history records"),
-    log: list[str] = typer.Option([], "--log", help="experiment logger (repeatable): tensorboard (RUN/tensorboard/), or an installed logger plugin"),
-    ddp: bool = typer.Option(False, "--ddp", help="data parallel over the processes torchrun starts, --batch-size the global batch (docs/images.md)"),
+    log: list[str] = typer.Option(
+        [], "--log", help="experiment logger (repeatable): tensorboard (RUN/tensorboard/), or an installed logger plugin"
+    ),
+    ddp: bool = typer.Option(
+        False,
+        "--ddp",
+        help="data parallel over the processes torchrun starts, --batch-size the global batch (docs/images.md)",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print metrics.json instead of a table"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="check the options, print the plan (and any warning) and train nothing"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="check the options, print the plan (and any warning) and train nothing"
+    ),
     **train_opts: Any,
 ) -> None:
     """Train one model, evaluate it, and write a run directory.
@@ -115,9 +153,20 @@ def run(
 
     select(list(log))  # --log, else the loggers INTROZOO_LOG names
     try:
-        cfg = RunConfig(objective=objective, data=data, prior=prior, regularizers=list(reg), backbone=backbone,
-                        seed=seed, device=device, kernels=kernels, metrics=list(metric) or None, log_every=log_every,
-                        image_every=image_every, **given(train_opts))
+        cfg = RunConfig(
+            objective=objective,
+            data=data,
+            prior=prior,
+            regularizers=list(reg),
+            backbone=backbone,
+            seed=seed,
+            device=device,
+            kernels=kernels,
+            metrics=list(metric) or None,
+            log_every=log_every,
+            image_every=image_every,
+            **given(train_opts),
+        )
     except ValidationError as exc:
         raise UsageError(first_error(exc, flag=True)) from None
     resolved = resolve(cfg, components)
@@ -134,7 +183,9 @@ def run(
         (err_console if as_json else console).print(
             f"already finished: {out} holds this run ({done.get('iterations')} iterations, metrics.json written); "
             "its results are below. To train again, delete the directory or give another --out",
-            highlight=False, soft_wrap=True)
+            highlight=False,
+            soft_wrap=True,
+        )
         if as_json:
             console.print_json(json.dumps(done))
         else:
@@ -159,9 +210,12 @@ def run(
         if plan_threads:
             console.print(plan_threads, highlight=False)
     image = getattr(resolved.dataset, "kind", "") == "image"
-    bar = RichProgress("training", enabled=not quiet and not as_json,
-                       batch_size=resolved.train["batch_size"] if image else None,
-                       notes=[warmup_warning(resolved)] if dp is None or dp.main else [])  # once training starts
+    bar = RichProgress(
+        "training",
+        enabled=not quiet and not as_json,
+        batch_size=resolved.train["batch_size"] if image else None,
+        notes=[warmup_warning(resolved)] if dp is None or dp.main else [],
+    )  # once training starts
     every = resume_every if resume_every is not None else (300.0 if image else 0.0)
     resumable = _run_resumable(every) if every > 0 and not ddp else None
     try:
@@ -245,11 +299,15 @@ def _interrupted_line(bar: RichProgress, resumable: Any, total: int, out: Path) 
     if last is not None:
         how = f"rerun the same command to continue from iteration {last} (resume point {out / 'resume.pt'})"
     elif resumable is not None:
-        how = (f"no resume point yet (one every {resumable.every_s:g} s): rerun the same command to train the run "
-               "from the start")
+        how = (
+            f"no resume point yet (one every {resumable.every_s:g} s): rerun the same command to train the run "
+            "from the start"
+        )
     else:
-        how = (f"{out} has no resume point: rerun the same command to train the run from the start "
-               "(--resume-every SECONDS writes resume points that a rerun continues from)")
+        how = (
+            f"{out} has no resume point: rerun the same command to train the run from the start "
+            "(--resume-every SECONDS writes resume points that a rerun continues from)"
+        )
     return f"{where}; {how}"
 
 
@@ -270,15 +328,22 @@ def _finished(out: Path, resolved: Any) -> dict[str, Any] | None:
 
 def _print_result(result: dict[str, Any], out: Path, resolved: Any = None) -> None:
     if result["status"] != "finished":
-        err_console.print(f"[red]diverged[/] at iteration {result.get('diverged_at')}: {result.get('reason')}; "
-                          f"history kept in {out}/history.jsonl", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]diverged[/] at iteration {result.get('diverged_at')}: {result.get('reason')}; "
+            f"history kept in {out}/history.jsonl",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     from .saved import metrics_table, paper_comparison
 
     refs, notes = paper_comparison(resolved, int(result["iterations"]), result["metrics"]) if resolved else ([], [])
     speed = f", {result['it_per_s']} it/s" if result.get("it_per_s") is not None else ""
-    console.print(metrics_table(f"metrics ({result['iterations']} iterations{speed})",
-                                result["metrics"], result.get("directions", {}), refs))
+    console.print(
+        metrics_table(
+            f"metrics ({result['iterations']} iterations{speed})", result["metrics"], result.get("directions", {}), refs
+        )
+    )
     for line in notes:
         console.print(line, highlight=False, soft_wrap=True)
     console.print(f"run directory: {out}  (plots: {', '.join(result.get('plots', [])) or 'none'})", highlight=False)
@@ -333,11 +398,23 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable
     from ..plugins import state
 
     st = state()
-    rows = [{"name": p.name, "version": p.version, "module": p.module, "builtin": p.builtin,
-             "package": p.package, "registers": p.registers} for p in st.plugins]
+    rows = [
+        {
+            "name": p.name,
+            "version": p.version,
+            "module": p.module,
+            "builtin": p.builtin,
+            "package": p.package,
+            "registers": p.registers,
+        }
+        for p in st.plugins
+    ]
     if as_json:
-        console.print_json(json.dumps({"plugins": rows, "failed": [{"name": n, "error": e} for n, e in st.failures],
-                                       "disabled": st.disabled}))
+        console.print_json(
+            json.dumps(
+                {"plugins": rows, "failed": [{"name": n, "error": e} for n, e in st.failures], "disabled": st.disabled}
+            )
+        )
         return
     table = Table(title="plugins")
     table.add_column("plugin", style="bold")
@@ -373,13 +450,29 @@ SAMPLE_EPILOG = (
 def sample(
     run_dir: Path = typer.Argument(..., help="a finished run directory"),
     n: int = typer.Option(64, "--n", help="number of samples"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png (grid / scatter), .pt or .npy (default RUN/samples_n<N>_s<seed>.png)"),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        parser=output_path,
+        metavar="PATH",
+        help=".png (grid / scatter), .pt or .npy (default RUN/samples_n<N>_s<seed>.png)",
+    ),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the prior draws"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
-    low_posterior: bool = typer.Option(False, "--low-posterior", help="LP-Gen (dpVAE): the prior's samples of lowest aggregate posterior (priors that have it: flow)"),
-    candidates: int = typer.Option(10, "--candidates", help="--low-posterior: keep the lowest N of candidates x N prior draws"),
-    klass: Optional[int] = typer.Option(None, "--class", help="a class-conditional run (--conditional): samples of class K (default: classes drawn from the training labels)"),
+    low_posterior: bool = typer.Option(
+        False,
+        "--low-posterior",
+        help="LP-Gen (dpVAE): the prior's samples of lowest aggregate posterior (priors that have it: flow)",
+    ),
+    candidates: int = typer.Option(
+        10, "--candidates", help="--low-posterior: keep the lowest N of candidates x N prior draws"
+    ),
+    klass: Optional[int] = typer.Option(
+        None,
+        "--class",
+        help="a class-conditional run (--conditional): samples of class K (default: classes drawn from the training labels)",
+    ),
 ) -> None:
     """Draw samples from a saved model (prior -> decoder)."""
     from .saved import sample as do_sample
@@ -433,8 +526,17 @@ def eval_(
     if save and Path(run_dir).is_dir():
         check_output_dir(run_dir, "run directory")
     set_data_root(data_root)
-    evaluate(console, run_dir, list(metric), seed, device, save, as_json, chunk=chunk,
-             progress=RichPhases(enabled=not quiet and not as_json))
+    evaluate(
+        console,
+        run_dir,
+        list(metric),
+        seed,
+        device,
+        save,
+        as_json,
+        chunk=chunk,
+        progress=RichPhases(enabled=not quiet and not as_json),
+    )
 
 
 OOD_EPILOG = (
@@ -452,11 +554,19 @@ OOD_EPILOG = (
 def ood(
     runs: list[Path] = typer.Argument(..., help="finished run directories (image datasets)"),
     against: str = typer.Option(..., "--against", help="the out-of-distribution dataset (its test split)"),
-    score: str = typer.Option("elbo", "--score", help="elbo (Soft-IntroVAE Table 7) | iw (importance-weighted, --k samples)"),
+    score: str = typer.Option(
+        "elbo", "--score", help="elbo (Soft-IntroVAE Table 7) | iw (importance-weighted, --k samples)"
+    ),
     k: int = typer.Option(100, "--k", help="importance samples for --score iw"),
     n: int = typer.Option(5000, "--n", help="test images from each side"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the posterior draws"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png: one ROC figure with every run's curve (default: RUN/ood_<against>_<score>_s<seed>.png per run)"),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        parser=output_path,
+        metavar="PATH",
+        help=".png: one ROC figure with every run's curve (default: RUN/ood_<against>_<score>_s<seed>.png per run)",
+    ),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
     chunk: int = chunk_option(),
@@ -478,14 +588,28 @@ def ood(
             if Path(run_dir).is_dir():
                 check_output_dir(run_dir, "run directory")
     set_data_root(data_root)
-    do_ood(console, list(runs), against, score, k, n, seed, device, as_json, chunk=chunk,
-           progress=RichPhases(enabled=not quiet and not as_json), out=out)
+    do_ood(
+        console,
+        list(runs),
+        against,
+        score,
+        k,
+        n,
+        seed,
+        device,
+        as_json,
+        chunk=chunk,
+        progress=RichPhases(enabled=not quiet and not as_json),
+        out=out,
+    )
 
 
 @app.callback(invoke_without_command=True)
 def _root(
     version: bool = typer.Option(False, "--version", help="print the version and exit"),
-    no_plugins: bool = typer.Option(False, "--no-plugins", help=f"built-in components only: skip every installed plugin (as {DISABLE_ENV}=all)"),
+    no_plugins: bool = typer.Option(
+        False, "--no-plugins", help=f"built-in components only: skip every installed plugin (as {DISABLE_ENV}=all)"
+    ),
     debug: bool = typer.Option(False, "--debug", help=f"show the traceback of an internal error (as {DEBUG_ENV}=1)"),
 ) -> None:
     _debug[0] = debug
@@ -517,7 +641,9 @@ def main(argv: list[str] | None = None) -> int:
     except _ClickUsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             return 0
-        where = f"introzoo {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "introzoo"
+        where = (
+            f"introzoo {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "introzoo"
+        )
         err_console.print(f"[red]error:[/] {exc.format_message()} (see '{where} --help')", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except (typer.Abort, KeyboardInterrupt):
@@ -544,4 +670,3 @@ def main(argv: list[str] | None = None) -> int:
     if rc == EXIT_INTERRUPTED:  # Typer turned a Ctrl-C inside a command into this code
         err_console.print("aborted")
     return rc if isinstance(rc, int) else 0
-

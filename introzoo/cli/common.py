@@ -50,8 +50,9 @@ def train_options(func: Callable[..., Any]) -> Callable[..., Any]:
         if type(None) in args:  # Optional[X] -> X
             annotation = next(a for a in args if a is not type(None))
         option = typer.Option(None, *flags, help=field.description, rich_help_panel="Training options")
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[annotation],
-                                        default=option))
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[annotation], default=option)
+        )
     func.__signature__ = sig.replace(parameters=params)
     return func
 
@@ -74,20 +75,32 @@ EXECUTION = "Execution options"
 
 def device_option(default: str | None = None) -> Any:
     """``--device``: ``run`` defaults to ``auto``; the saved-run commands to the run's own setting."""
-    return typer.Option(default, "--device", rich_help_panel=EXECUTION,
-                        help="auto | cpu | cuda" + ("" if default else " (the run's setting)"))
+    return typer.Option(
+        default,
+        "--device",
+        rich_help_panel=EXECUTION,
+        help="auto | cpu | cuda" + ("" if default else " (the run's setting)"),
+    )
 
 
 def kernels_option(default: str | None = "auto") -> Any:
     """``--kernels``: the CPU kernels of the Linear products (:mod:`introzoo.training.kernels`)."""
-    return typer.Option(default, "--kernels", rich_help_panel=EXECUTION,
-                        help="auto | aten | onednn: CPU kernels of the Linear layers' products (auto: the faster here, "
-                             "measured once and cached); recorded in config.json, not part of a run's hash")
+    return typer.Option(
+        default,
+        "--kernels",
+        rich_help_panel=EXECUTION,
+        help="auto | aten | onednn: CPU kernels of the Linear layers' products (auto: the faster here, "
+        "measured once and cached); recorded in config.json, not part of a run's hash",
+    )
 
 
 def threads_option() -> Any:
-    return typer.Option(None, "--threads", rich_help_panel=EXECUTION,
-                        help="torch CPU threads (run: 1 on 2D data, else the free cores; other commands: torch's default)")
+    return typer.Option(
+        None,
+        "--threads",
+        rich_help_panel=EXECUTION,
+        help="torch CPU threads (run: 1 on 2D data, else the free cores; other commands: torch's default)",
+    )
 
 
 def default_threads(kind: str) -> tuple[int, str]:
@@ -110,9 +123,13 @@ def default_threads(kind: str) -> tuple[int, str]:
 
 
 def chunk_option(flag: str = "--chunk") -> Any:
-    return typer.Option(EVAL_CHUNK, flag, rich_help_panel=EXECUTION,
-                        help="evaluation: the most images through the model in one pass (importance samples "
-                             "included); bounds memory, not the values")
+    return typer.Option(
+        EVAL_CHUNK,
+        flag,
+        rich_help_panel=EXECUTION,
+        help="evaluation: the most images through the model in one pass (importance samples "
+        "included); bounds memory, not the values",
+    )
 
 
 def apply_execution(device: str | None, threads: int | None, chunk: int | None = None, flag: str = "--chunk") -> None:
@@ -140,8 +157,9 @@ def registry():
 
 def warn_failures(st) -> None:
     for name, error in st.failures:
-        err_console.print(f"[yellow]warning:[/] plugin '{name}' failed to load and was skipped: {error}",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[yellow]warning:[/] plugin '{name}' failed to load and was skipped: {error}", highlight=False, soft_wrap=True
+        )
     for _, line in st.clashes:  # components registered as plugin:name
         from rich.markup import escape
 
@@ -160,10 +178,12 @@ def print_plan(resolved, out) -> None:
     opts = ", ".join(f"{k}={v}" for k, v in resolved.objective.config.model_dump().items())
     prior_opts = ", ".join(f"{k}={v}" for k, v in resolved.prior.config.model_dump().items())
     train = resolved.train
-    console.print(f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
-                  f" prior {resolved.prior.component.name}" + (f" ({prior_opts})" if prior_opts else "")
-                  + f", backbone {resolved.backbone.component.name}, {train['iterations']} iterations"
-                  + (f" ({train['epochs']} epochs)," if train.get("epochs") else ",")
-                  + f" batch {train['batch_size']}, seed {resolved.seed} -> {out}", highlight=False)
-
-
+    console.print(
+        f"[bold]{resolved.objective.component.name}[/] ({opts}) on [bold]{resolved.data.component.name}[/],"
+        f" prior {resolved.prior.component.name}"
+        + (f" ({prior_opts})" if prior_opts else "")
+        + f", backbone {resolved.backbone.component.name}, {train['iterations']} iterations"
+        + (f" ({train['epochs']} epochs)," if train.get("epochs") else ",")
+        + f" batch {train['batch_size']}, seed {resolved.seed} -> {out}",
+        highlight=False,
+    )

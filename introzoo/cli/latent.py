@@ -31,7 +31,9 @@ def traverse(
     steps: int = typer.Option(10, "--steps", help="codes per row"),
     around: str = typer.Option("prior", "--around", help="prior (the prior mean) | test (a test point's encoding)"),
     index: int = typer.Option(0, "--index", help="--around test: which test point (2D: which draw of --seed)"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/traverse_<around>.png)"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/traverse_<around>.png)"
+    ),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the data draws"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
@@ -67,7 +69,9 @@ def interpolate(
     pairs: int = typer.Option(4, "--pairs", help="pairs of test points (rows)"),
     steps: int = typer.Option(10, "--steps", help="codes per row, both ends included"),
     mode: str = typer.Option("spherical", "--mode", help="linear | spherical"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/interpolate_<mode>_s<seed>.png)"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/interpolate_<mode>_s<seed>.png)"
+    ),
     seed: int = typer.Option(0, "--seed", "-s", help="seed choosing the test points"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),

@@ -43,6 +43,8 @@ def with_plugin_commands(app: typer.Typer, argv: list[str] | None, warn: Callabl
                 raise ValueError(f"'{clash[0]}' is a built-in command")
         except Exception as exc:
             del cli.registered_commands[n:], cli.registered_groups[g:]
-            warn(f"warning: plugin '{impl.plugin_name}': introzoo_register_commands raised {first_line(exc, with_type=True)}; "
-                 "its commands were left out")
+            warn(
+                f"warning: plugin '{impl.plugin_name}': introzoo_register_commands raised {first_line(exc, with_type=True)}; "
+                "its commands were left out"
+            )
     return cli

@@ -22,8 +22,17 @@ from ..training.lifecycle import evaluate as evaluate_metrics
 from ..training.loop import load
 
 
-def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int, device: str | None,
-           low_posterior: bool = False, candidates: int = 10, klass: int | None = None) -> Path:
+def sample(
+    console: Console,
+    run_dir: Path,
+    n: int,
+    out: Path | None,
+    seed: int,
+    device: str | None,
+    low_posterior: bool = False,
+    candidates: int = 10,
+    klass: int | None = None,
+) -> Path:
     """Draw ``n`` samples from the prior through the decoder: a PNG grid for images, a scatter with axes over
     the data's range for 2D data, both captioned with the run and what was drawn
     (:func:`introzoo.figures.pictures.samples_figure`); ``.pt`` / ``.npy`` outputs hold the tensor instead (images clamped
@@ -47,8 +56,9 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
             z = low_posterior_latents(built, run.prior.component.name, n, candidates, seed)
         else:
             z = built.model.prior.sample(n)
-        x = torch.cat([decode_chunk(built.model, c, None if labels is None else labels[i])
-                       for i, c in enumerate(z.split(EVAL_CHUNK))])  # bounded passes
+        x = torch.cat(
+            [decode_chunk(built.model, c, None if labels is None else labels[i]) for i, c in enumerate(z.split(EVAL_CHUNK))]
+        )  # bounded passes
     if built.dataset.kind == "image":  # the data's range, as the PNG grids show them
         x = x.clamp(0, 1)
     out = out or Path(run_dir) / f"{'lp_' if low_posterior else ''}samples_n{n}_s{seed}.png"
@@ -62,8 +72,11 @@ def sample(console: Console, run_dir: Path, n: int, out: Path | None, seed: int,
     elif out.suffix == ".png":
         from ..figures.pictures import samples_figure, saved_caption
 
-        what = (f"{n} low-posterior samples (LP-Gen, lowest of {candidates} x {n})" if low_posterior
-                else f"{n} prior samples") + ("" if klass is None else f" of class {klass}") + f", sampling seed {seed}"
+        what = (
+            (f"{n} low-posterior samples (LP-Gen, lowest of {candidates} x {n})" if low_posterior else f"{n} prior samples")
+            + ("" if klass is None else f" of class {klass}")
+            + f", sampling seed {seed}"
+        )
         samples_figure(built, x, saved_caption(run, built, what)).save(out)
     else:
         raise UsageError(f"unknown output type '{out.suffix}' for {out}; known: .png, .pt, .npy")
@@ -79,8 +92,17 @@ def decode_chunk(model, z: torch.Tensor, labels: torch.Tensor | None) -> torch.T
         return model.decode(z).cpu()
 
 
-def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | None, device: str | None,
-             save: bool, as_json: bool, chunk: int = EVAL_CHUNK, progress: Phases | None = None) -> dict[str, Any]:
+def evaluate(
+    console: Console,
+    run_dir: Path,
+    metrics: list[str],
+    seed: int | None,
+    device: str | None,
+    save: bool,
+    as_json: bool,
+    chunk: int = EVAL_CHUNK,
+    progress: Phases | None = None,
+) -> dict[str, Any]:
     """Compute metrics on a saved run, at most ``chunk`` images per pass, phases and timings reported to
     ``progress``; with ``save`` merge them into its metrics.json (atomically)."""
     from ..metrics.base import EvalContext
@@ -89,9 +111,17 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
 
     registry = state().registry
     run, built = load(run_dir, registry, device=device)
-    chosen = [resolve(registry, "metrics", m) for m in metrics] if metrics else [(c.component, c.config) for c in run.metrics]
-    ctx = EvalContext(built.model, built.dataset, built.device, run.seed if seed is None else seed,
-                      chunk=chunk, progress=progress or Phases())
+    chosen = (
+        [resolve(registry, "metrics", m) for m in metrics] if metrics else [(c.component, c.config) for c in run.metrics]
+    )
+    ctx = EvalContext(
+        built.model,
+        built.dataset,
+        built.device,
+        run.seed if seed is None else seed,
+        chunk=chunk,
+        progress=progress or Phases(),
+    )
     values, directions = evaluate_metrics([build_metric(comp, cfg, built.dataset) for comp, cfg in chosen], ctx)
     if save:
         rd = RunDir(run_dir)
@@ -109,8 +139,12 @@ def evaluate(console: Console, run_dir: Path, metrics: list[str], seed: int | No
     return values
 
 
-def metrics_table(title: str, values: dict[str, float], directions: dict[str, str],
-                  references: list[tuple[str, dict[str, list[float]]]] = ()) -> Table:
+def metrics_table(
+    title: str,
+    values: dict[str, float],
+    directions: dict[str, str],
+    references: list[tuple[str, dict[str, list[float]]]] = (),
+) -> Table:
     """metric | value | better (an arrow): the table ``run`` and ``eval`` print; ``references``: a column
     per (name, metric -> [mean, std]) of published values (:func:`paper_comparison`)."""
     from ..references import fmt
@@ -122,37 +156,55 @@ def metrics_table(title: str, values: dict[str, float], directions: dict[str, st
     for name, _ in references:
         table.add_column(name, justify="right")
     for k, v in values.items():
-        table.add_row(k, f"{v:.4g}", {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""),
-                      *[fmt(*ref[k]) if k in ref else "-" for _, ref in references])
+        table.add_row(
+            k,
+            f"{v:.4g}",
+            {"min": "↓", "max": "↑"}.get(directions.get(k, ""), ""),
+            *[fmt(*ref[k]) if k in ref else "-" for _, ref in references],
+        )
     return table
 
 
-def paper_comparison(resolved, iterations: int, metrics: dict[str, float]) -> tuple[list[tuple[str, dict[str, list[float]]]], list[str]]:
+def paper_comparison(
+    resolved, iterations: int, metrics: dict[str, float]
+) -> tuple[list[tuple[str, dict[str, list[float]]]], list[str]]:
     """The published values a finished run compares with (:func:`introzoo.references.for_run`), as
     (column name, metric -> [mean, std]), and the lines to print under them: where they come from, the
     protocol they were measured at, and whether this run is shorter than it or uses other hyperparameters."""
     from ..references import for_run, protocol_iterations
 
     data, objective = resolved.data.component.name, resolved.objective.component.name
-    found = [(ref, values) for ref, values in for_run(data, objective, resolved.prior.component.name,
-                                                      len(resolved.regularizers)) if set(values) & set(metrics)]
+    found = [
+        (ref, values)
+        for ref, values in for_run(data, objective, resolved.prior.component.name, len(resolved.regularizers))
+        if set(values) & set(metrics)
+    ]
     if not found:
         return [], []
     protocol = protocol_iterations(data)
-    sources = "; ".join(f"{ref.name}: {ref.source}" for ref, _ in found if ref.source != ref.name
-                        and not ref.source.startswith(ref.name))
-    lines = [f"reference values: {objective} on {data} as published (mean ± std over {found[0][0].n} seeds"
-             + (f", {protocol:,} iterations" if protocol else "") + ", the paper's hyperparameters)"
-             + (f"; {sources}" if sources else "")]
+    sources = "; ".join(
+        f"{ref.name}: {ref.source}" for ref, _ in found if ref.source != ref.name and not ref.source.startswith(ref.name)
+    )
+    lines = [
+        f"reference values: {objective} on {data} as published (mean ± std over {found[0][0].n} seeds"
+        + (f", {protocol:,} iterations" if protocol else "")
+        + ", the paper's hyperparameters)"
+        + (f"; {sources}" if sources else "")
+    ]
     defaults = (getattr(resolved.dataset, "objective_defaults", None) or {}).get(objective, {})
     options = resolved.objective.config.model_dump()
     changed = {k: options[k] for k in defaults if k in options and options[k] != defaults[k]}
     if protocol and iterations < protocol:
-        lines.append(f"note: this run trained {iterations:,} iterations, shorter than the protocol ({protocol:,} "
-                     f"iterations on {data}): its numbers are not comparable with the reference values")
+        lines.append(
+            f"note: this run trained {iterations:,} iterations, shorter than the protocol ({protocol:,} "
+            f"iterations on {data}): its numbers are not comparable with the reference values"
+        )
     if changed:
-        lines.append("note: this run's hyperparameters differ from the paper's ("
-                     + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")")
+        lines.append(
+            "note: this run's hyperparameters differ from the paper's ("
+            + ", ".join(f"{k}={v}" for k, v in changed.items())
+            + ")"
+        )
     return [(ref.name, values) for ref, values in found], lines
 
 
@@ -167,9 +219,20 @@ def _as_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return xf.round().clamp(0, 255).to(torch.uint8)
 
 
-def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n: int, seed: int,
-        device: str | None, as_json: bool, chunk: int = EVAL_CHUNK, progress: Phases | None = None,
-        out: Path | None = None) -> list[dict[str, Any]]:
+def ood(
+    console: Console,
+    runs: list[Path],
+    against: str,
+    score: str,
+    k: int,
+    n: int,
+    seed: int,
+    device: str | None,
+    as_json: bool,
+    chunk: int = EVAL_CHUNK,
+    progress: Phases | None = None,
+    out: Path | None = None,
+) -> list[dict[str, Any]]:
     """AUROC of telling each run's test images from ``against``'s test images by ``score`` (seed 001 Table 7),
     at most ``chunk`` images (importance samples included) per pass; the ROC curves as captioned figures
     (AUROC in the legend): one per run in its directory (``RUN/ood_<against>_<score>_s<seed>.png``), or
@@ -202,17 +265,34 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
         progress = progress or Phases()
         side = {}
         for name, x in (("in", x_in), ("out", x_out)):
-            with progress.phase(f"ood {run_dir}: {score} scores of {ds.name if name == 'in' else comp.name}",
-                                x.shape[0]) as advance:
+            with progress.phase(
+                f"ood {run_dir}: {score} scores of {ds.name if name == 'in' else comp.name}", x.shape[0]
+            ) as advance:
                 side[name] = scores(built.model, x, score, k, built.device, chunk, noise_key(seed, f"ood:{name}"), advance)
         s_in, s_out = side["in"], side["out"]
-        rows.append({"run": str(run_dir), "objective": run.objective.component.name, "prior": run.prior.component.name,
-                     "data": ds.name, "against": comp.name, "score": score, "k": k if score == "iw" else 1,
-                     "n_in": len(s_in), "n_out": len(s_out), "auroc": auroc(s_in, s_out),
-                     "mean_score_in": float(s_in.mean()), "mean_score_out": float(s_out.mean()), "note": note})
+        rows.append(
+            {
+                "run": str(run_dir),
+                "objective": run.objective.component.name,
+                "prior": run.prior.component.name,
+                "data": ds.name,
+                "against": comp.name,
+                "score": score,
+                "k": k if score == "iw" else 1,
+                "n_in": len(s_in),
+                "n_out": len(s_out),
+                "auroc": auroc(s_in, s_out),
+                "mean_score_in": float(s_in.mean()),
+                "mean_score_out": float(s_out.mean()),
+                "note": note,
+            }
+        )
         curves.append((*roc(s_in, s_out), rows[-1]["auroc"]))
-        captions.append(saved_caption(run, built, f"OOD: {ds.name} test vs {comp.name} test, {how}, "
-                                                  f"{len(s_in)} + {len(s_out)} images, seed {seed}"))
+        captions.append(
+            saved_caption(
+                run, built, f"OOD: {ds.name} test vs {comp.name} test, {how}, {len(s_in)} + {len(s_out)} images, seed {seed}"
+            )
+        )
     title = f"ROC: in-distribution test data (positive) vs {comp.name}, {score} score"
     if out is None:  # one figure per run, in its directory
         for run_dir, r, curve, caption in zip(runs, rows, curves, captions):
@@ -221,8 +301,11 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
     else:  # every run's curve in one figure
         out.parent.mkdir(parents=True, exist_ok=True)
         caption = captions[0] if len(rows) == 1 else f"OOD: test data vs {comp.name} test, {how}, seed {seed}"
-        roc_figure([(f"{Path(r['run']).name} ({r['objective']}, prior {r['prior']})", *curve)
-                    for r, curve in zip(rows, curves)], title, caption).save(out)
+        roc_figure(
+            [(f"{Path(r['run']).name} ({r['objective']}, prior {r['prior']})", *curve) for r, curve in zip(rows, curves)],
+            title,
+            caption,
+        ).save(out)
         for r in rows:
             r["figure"] = str(out)
     if as_json:
@@ -232,8 +315,15 @@ def ood(console: Console, runs: list[Path], against: str, score: str, k: int, n:
     for col in ("run", "objective", "prior", "data", "AUROC ↑", "mean score in", "mean score out"):
         table.add_column(col, justify="right" if col[0].isupper() or col.startswith("mean") else "left")
     for r in rows:
-        table.add_row(r["run"], r["objective"], r["prior"], r["data"], f"{r['auroc']:.4f}",
-                      f"{r['mean_score_in']:.1f}", f"{r['mean_score_out']:.1f}")
+        table.add_row(
+            r["run"],
+            r["objective"],
+            r["prior"],
+            r["data"],
+            f"{r['auroc']:.4f}",
+            f"{r['mean_score_in']:.1f}",
+            f"{r['mean_score_out']:.1f}",
+        )
     console.print(table)
     for note in sorted({r["note"] for r in rows if r["note"]}):
         console.print(f"note: {note}", highlight=False)
@@ -246,18 +336,21 @@ def _load_run(run_dir: Path, device: str | None):
     return load(run_dir, device=device)
 
 
-def traverse(console, run_dir: Path, out: Path | None, span: float, steps: int, around: str, index: int,
-             seed: int, device: str | None) -> Path:
+def traverse(
+    console, run_dir: Path, out: Path | None, span: float, steps: int, around: str, index: int, seed: int, device: str | None
+) -> Path:
     run, built = _load_run(run_dir, device)
     out = out or Path(run_dir) / f"traverse_{around}.png"
     latent.traverse_run(built, out, span, steps, around, index, seed, run)
-    console.print(f"traversal ({built.model.zdim} dims x {steps} steps, ±{span:g} around the {around}) -> {out}",
-                  highlight=False)
+    console.print(
+        f"traversal ({built.model.zdim} dims x {steps} steps, ±{span:g} around the {around}) -> {out}", highlight=False
+    )
     return out
 
 
-def interpolate(console, run_dir: Path, out: Path | None, pairs: int, steps: int, mode: str, seed: int,
-                device: str | None) -> Path:
+def interpolate(
+    console, run_dir: Path, out: Path | None, pairs: int, steps: int, mode: str, seed: int, device: str | None
+) -> Path:
     run, built = _load_run(run_dir, device)
     out = out or Path(run_dir) / f"interpolate_{mode}_s{seed}.png"
     latent.interpolate_run(built, out, pairs, steps, mode, seed, run)

@@ -39,15 +39,33 @@ def sweep(
     reg: list[str] = typer.Option([], "--reg", help="regularizer spec for every run (repeatable)"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="seeds per configuration (0..N-1)"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric spec (repeatable) (all that apply)"),
-    select: Optional[str] = typer.Option(None, "--select", help="papers' protocol: best per (objective, data) by this metric with one seed, then rerun with --seeds"),
-    executor: Optional[str] = typer.Option(None, "--executor", "-e", help="executor spec, e.g. 'local' or 'submitit,partition=gpu'"),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="local executor: runs in parallel (the machine's cores)"),
+    select: Optional[str] = typer.Option(
+        None,
+        "--select",
+        help="papers' protocol: best per (objective, data) by this metric with one seed, then rerun with --seeds",
+    ),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", "-e", help="executor spec, e.g. 'local' or 'submitit,partition=gpu'"
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-w", help="local executor: runs in parallel (the machine's cores)"
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per run (1)"),
-    resume_every: Optional[float] = typer.Option(None, "--resume-every", help="local executor: seconds between resume points of each run (0: none); rerunning an interrupted sweep continues its unfinished runs from them"),
-    pack: Optional[str] = typer.Option(None, "--pack", help="train compatible runs together in packs of at most N (docs/packing.md); 'auto': as many as fit the GPU's free memory (the default with --device cuda); 1: no packing (the CPU default)"),
+    resume_every: Optional[float] = typer.Option(
+        None,
+        "--resume-every",
+        help="local executor: seconds between resume points of each run (0: none); rerunning an interrupted sweep continues its unfinished runs from them",
+    ),
+    pack: Optional[str] = typer.Option(
+        None,
+        "--pack",
+        help="train compatible runs together in packs of at most N (docs/packing.md); 'auto': as many as fit the GPU's free memory (the default with --device cuda); 1: no packing (the CPU default)",
+    ),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda: where every run trains (cpu)"),
     kernels: Optional[str] = kernels_option(None),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help="sweep directory (sweeps/<name>)"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", parser=output_path, metavar="PATH", help="sweep directory (sweeps/<name>)"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the expanded grid and its size, run nothing"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
     **train_opts: Any,
@@ -60,11 +78,33 @@ def sweep(
     check_resume_every(resume_every)
     select_loggers([])  # the loggers INTROZOO_LOG names, which every run of the sweep starts
 
-    raise typer.Exit(run_sweep(console, err_console, registry(), file=file, objective=objective, data=data,
-                               prior=prior, backbone=backbone, reg=reg, seeds=seeds, metric=metric, select=select,
-                               executor=executor, workers=workers, threads=threads, resume_every=resume_every, pack=pack, device=device,
-                               kernels=kernels, out=out, dry_run=dry_run,
-                               quiet=quiet, **given(train_opts)))
+    raise typer.Exit(
+        run_sweep(
+            console,
+            err_console,
+            registry(),
+            file=file,
+            objective=objective,
+            data=data,
+            prior=prior,
+            backbone=backbone,
+            reg=reg,
+            seeds=seeds,
+            metric=metric,
+            select=select,
+            executor=executor,
+            workers=workers,
+            threads=threads,
+            resume_every=resume_every,
+            pack=pack,
+            device=device,
+            kernels=kernels,
+            out=out,
+            dry_run=dry_run,
+            quiet=quiet,
+            **given(train_opts),
+        )
+    )
 
 
 LEADERBOARD_EPILOG = (
@@ -82,10 +122,20 @@ def leaderboard(
     fmt: str = typer.Option("table", "--format", "-f", help="table | md | csv | json | html | latex (booktabs)"),
     sort: Optional[str] = typer.Option(None, "--sort", help="metric to rank by (kl, else the first)"),
     group_by: str = typer.Option("data", "--group-by", help="data | objective | none: rank within these groups"),
-    published: bool = typer.Option(False, "--published", help="the papers' numbers beside ours, each after the row it is compared with, where the sweep file has them (else one line says so)"),
+    published: bool = typer.Option(
+        False,
+        "--published",
+        help="the papers' numbers beside ours, each after the row it is compared with, where the sweep file has them (else one line says so)",
+    ),
     show_all: bool = typer.Option(False, "--all", help="with --select sweeps: every configuration, not only the selected"),
-    versions: bool = typer.Option(False, "--versions", help="a column saying which code made each row: introzoo's and third-party plugins' versions (json and csv always have it)"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help="write to a file instead of the terminal"),
+    versions: bool = typer.Option(
+        False,
+        "--versions",
+        help="a column saying which code made each row: introzoo's and third-party plugins' versions (json and csv always have it)",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", parser=output_path, metavar="PATH", help="write to a file instead of the terminal"
+    ),
 ) -> None:
     """Aggregate a sweep over seeds: mean ± std, n, direction, best per group marked, rank."""
     from ..sweeps.leaderboard import render_leaderboard
@@ -94,5 +144,14 @@ def leaderboard(
         raise UsageError(unknown("format", fmt, ["table", "md", "csv", "json", "html", "latex"]))
     if group_by not in ("data", "objective", "none"):
         raise UsageError(unknown("grouping", group_by, ["data", "objective", "none"]))
-    render_leaderboard(console, sweep_dir, fmt=fmt, sort=sort, group_by=group_by, published=published,
-                       show_all=show_all, out=out, versions=versions)
+    render_leaderboard(
+        console,
+        sweep_dir,
+        fmt=fmt,
+        sort=sort,
+        group_by=group_by,
+        published=published,
+        show_all=show_all,
+        out=out,
+        versions=versions,
+    )

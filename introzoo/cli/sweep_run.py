@@ -72,12 +72,13 @@ def check_select(metric: str, tasks: list[Task], given_as: str) -> None:
     """Before anything trains: the selection metric must be one that runs of the grid report."""
     reported = list(dict.fromkeys(m for t in tasks for m in t.reports))
     if tasks and metric not in reported:
-        raise UsageError(f"{given_as} '{metric}': no run of this sweep reports it{suggest(metric, reported) or ';'} "
-                         f"its metrics: {', '.join(reported) or '(none)'}")
+        raise UsageError(
+            f"{given_as} '{metric}': no run of this sweep reports it{suggest(metric, reported) or ';'} "
+            f"its metrics: {', '.join(reported) or '(none)'}"
+        )
 
 
-def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int | None,
-                  resume_every: float | None = None):
+def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int | None, resume_every: float | None = None):
     """The executor of ``spec.executor`` (a spec string) with the sweep file's ``[executor.NAME]`` options
     under it and ``--workers`` / ``--threads`` / ``--resume-every`` over it (``-e local,workers=2
     --workers 4``: 4 workers)."""
@@ -87,17 +88,18 @@ def make_executor(registry, spec: SweepSpec, workers: int | None, threads: int |
         check_device(spec.device)  # the runs train on this machine
         if workers is None and spec.device == "cuda":
             workers = 1  # one process (one CUDA context) holds the GPU; packs fill it
-        options.update({k: v for k, v in (("workers", workers), ("threads", threads),
-                                          ("resume_every", resume_every)) if v is not None})
+        options.update(
+            {k: v for k, v in (("workers", workers), ("threads", threads), ("resume_every", resume_every)) if v is not None}
+        )
     elif workers is not None:
         raise UsageError(f"--workers applies to the local executor, not '{name}'")
     elif resume_every is not None:
-        raise UsageError(f"--resume-every applies to the local executor, not '{name}' "
-                         "(submitit: its checkpoint option)")
+        raise UsageError(f"--resume-every applies to the local executor, not '{name}' (submitit: its checkpoint option)")
     elif threads is not None and name == "submitit":
         options["cpus"] = threads
-    comp, cfg = resolve_spec(registry, "executors", spec.executor,
-                             defaults=file_executor_options(registry, spec, name), overrides=options)
+    comp, cfg = resolve_spec(
+        registry, "executors", spec.executor, defaults=file_executor_options(registry, spec, name), overrides=options
+    )
     return comp.build(cfg), cfg
 
 
@@ -119,16 +121,25 @@ class SweepProgress:
         self.counts = {"finished": 0, "diverged": 0, "failed": 0}
         self.already = already
         if enabled:
-            self.bar = Progress(TextColumn("[bold]sweep"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
+            self.bar = Progress(
+                TextColumn("[bold]sweep"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+            )
             self.bar.start()
             self.task = self.bar.add_task("sweep", total=total, info=self.info())
 
     def info(self) -> str:
         done = sum(self.counts.values())
         left = self.total - done
-        return (f"done {done}/{self.total} (+{self.already} earlier) running {min(self.workers, left)} "
-                f"diverged {self.counts['diverged']} failed {self.counts['failed']} left {left}")
+        return (
+            f"done {done}/{self.total} (+{self.already} earlier) running {min(self.workers, left)} "
+            f"diverged {self.counts['diverged']} failed {self.counts['failed']} left {left}"
+        )
 
     def update(self, status: str) -> None:
         self.counts[status if status in self.counts else "failed"] += 1
@@ -157,8 +168,7 @@ def pack_summary(todo: list[Task], size: int) -> str:
     units = pack_units(todo, size)
     packs = [u for u in units if isinstance(u, PackTask)]
     alone = len(units) - len(packs)
-    return (f"packs of at most {size}: {sum(len(p.members) for p in packs)} runs in {len(packs)} packs, "
-            f"{alone} alone")
+    return f"packs of at most {size}: {sum(len(p.members) for p in packs)} runs in {len(packs)} packs, {alone} alone"
 
 
 def _run_tasks(console, err_console, executor, workers, todo, sweep_dir, quiet, already, size=1) -> dict[str, int]:
@@ -188,10 +198,12 @@ def warmup_note(tasks: list[Task]) -> str | None:
     t = short[0]
     warm, n = t.config["objective"]["options"]["num_vae"], t.config["train"]["iterations"]
     names = sorted({x.config["objective"]["name"] for x in short})
-    return (f"{len(short)} of {len(tasks)} runs ({', '.join(names)}) spend half their iterations or more in the "
-            f"plain-VAE warm-up (e.g. num_vae={warm} of {n:,} iterations): their results describe a VAE, not the "
-            f"objective; give at least {2 * warm:,} iterations (-n) or a shorter warm-up (num_vae=N); the "
-            "leaderboard marks their rows with †")
+    return (
+        f"{len(short)} of {len(tasks)} runs ({', '.join(names)}) spend half their iterations or more in the "
+        f"plain-VAE warm-up (e.g. num_vae={warm} of {n:,} iterations): their results describe a VAE, not the "
+        f"objective; give at least {2 * warm:,} iterations (-n) or a shorter warm-up (num_vae=N); the "
+        "leaderboard marks their rows with †"
+    )
 
 
 def print_grid(console: Console, tasks: list[Task], finished: set[str]) -> None:
@@ -199,18 +211,21 @@ def print_grid(console: Console, tasks: list[Task], finished: set[str]) -> None:
     for col in (*lb.AXES, "seed", "run", "state"):
         table.add_column(col)
     for t, labels in zip(tasks, lb.axis_labels([t.config for t in tasks])):
-        table.add_row(*[labels[a] for a in lb.AXES], str(t.config["seed"]), t.hash,
-                      "finished" if t.hash in finished else "to run")
+        table.add_row(
+            *[labels[a] for a in lb.AXES], str(t.config["seed"]), t.hash, "finished" if t.hash in finished else "to run"
+        )
     console.print(table)
 
 
-def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, workers, threads, resume_every=None,
-              **cli) -> int:
+def run_sweep(
+    console, err_console, registry, *, file, dry_run, quiet, out, workers, threads, resume_every=None, **cli
+) -> int:
     spec = build_spec(file, **cli)
     sweep_dir = check_output_dir(out or default_dir(spec, file), "--out" if out else "sweep directory")
     if (sweep_dir / "runs").exists() and not (sweep_dir / "runs").is_dir():
-        raise UsageError(f"sweep directory '{sweep_dir}': '{sweep_dir / 'runs'}' exists as a file; the run "
-                         "store is a directory")
+        raise UsageError(
+            f"sweep directory '{sweep_dir}': '{sweep_dir / 'runs'}' exists as a file; the run store is a directory"
+        )
     executor, ex_cfg = make_executor(registry, spec, workers, threads, resume_every)
     n_workers = getattr(executor, "workers", 1)
     stage1_seeds = [spec.seed_start] if spec.select else None
@@ -225,16 +240,23 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
     if dry_run:
         print_grid(console, tasks, {t.hash for t in finished})
         if spec.select:
-            console.print(f"then the best configuration per (objective, data) by {spec.select} reruns with "
-                          f"{spec.seeds} seeds", highlight=False)
-        console.print(f"{len(tasks)} runs, {len(todo)} to run, {len(finished)} finished earlier -> {sweep_dir}", highlight=False)
+            console.print(
+                f"then the best configuration per (objective, data) by {spec.select} reruns with {spec.seeds} seeds",
+                highlight=False,
+            )
+        console.print(
+            f"{len(tasks)} runs, {len(todo)} to run, {len(finished)} finished earlier -> {sweep_dir}", highlight=False
+        )
         if size > 1:
             console.print(pack_summary(todo, size), highlight=False)
         return 0
     write_manifest(sweep_dir, spec, tasks, {"executor": spec.executor, "stage": "grid"})
     if not quiet:
-        console.print(f"sweep -> {sweep_dir}: {len(tasks)} runs, {len(finished)} finished earlier, {len(todo)} to run, "
-                      f"executor {spec.executor} ({json.dumps(ex_cfg.model_dump())})", highlight=False)
+        console.print(
+            f"sweep -> {sweep_dir}: {len(tasks)} runs, {len(finished)} finished earlier, {len(todo)} to run, "
+            f"executor {spec.executor} ({json.dumps(ex_cfg.model_dump())})",
+            highlight=False,
+        )
         if size > 1:
             console.print(pack_summary(todo, size), highlight=False)
     t0 = time.time()
@@ -246,21 +268,27 @@ def run_sweep(console, err_console, registry, *, file, dry_run, quiet, out, work
         full = expand(spec, registry, sweep_dir=sweep_dir)
         stage2 = [t for t in full if t.key in set(selected)]
         fin2, todo2 = pending(stage2)
-        atomic_write_json(sweep_dir / "selection.json", {"metric": spec.select, "keys": selected,
-                                                          "runs": [t.hash for t in stage2]})
+        atomic_write_json(
+            sweep_dir / "selection.json", {"metric": spec.select, "keys": selected, "runs": [t.hash for t in stage2]}
+        )
         if not quiet:
-            console.print(f"selected {len(selected)} configurations by {spec.select}; {len(todo2)} seed runs to do", highlight=False)
+            console.print(
+                f"selected {len(selected)} configurations by {spec.select}; {len(todo2)} seed runs to do", highlight=False
+            )
         c2 = _run_tasks(console, err_console, executor, n_workers, todo2, sweep_dir, quiet, len(fin2), size)
         counts = {k: counts[k] + c2[k] for k in counts}
         all_tasks = tasks + [t for t in stage2 if t.hash not in {x.hash for x in tasks}]
         write_manifest(sweep_dir, spec, all_tasks, {"executor": spec.executor, "stage": "selected", "selected": selected})
     elapsed = time.time() - t0
     if not quiet:
-        console.print(f"done in {elapsed:.0f} s: {counts['finished']} finished, {counts['diverged']} diverged, "
-                      f"{counts['failed']} failed (this invocation)", highlight=False)
+        console.print(
+            f"done in {elapsed:.0f} s: {counts['finished']} finished, {counts['diverged']} diverged, "
+            f"{counts['failed']} failed (this invocation)",
+            highlight=False,
+        )
     ended = counts["finished"] + counts["diverged"] + len(finished)
     if ended or not quiet:  # -q hides the progress, not the results
-        lb.render_leaderboard(console, sweep_dir, fmt="table", sort=spec.select, group_by="data", published=False,
-                              show_all=False, out=None)
+        lb.render_leaderboard(
+            console, sweep_dir, fmt="table", sort=spec.select, group_by="data", published=False, show_all=False, out=None
+        )
     return EXIT_FAILED_RUNS if counts["failed"] else 0
-

@@ -29,7 +29,9 @@ def translate(
     run_dir: Path = typer.Argument(..., help="a finished run directory (backbone lord)"),
     n: int = typer.Option(8, "--n", help="class sources (rows) and content sources (columns)"),
     split: str = typer.Option("test", "--split", help="where the images come from: test | train"),
-    out: Optional[Path] = typer.Option(None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/translate_n<N>_s<seed>.png)"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", parser=output_path, metavar="PATH", help=".png (default RUN/translate_n<N>_s<seed>.png)"
+    ),
     seed: int = typer.Option(0, "--seed", "-s", help="seed choosing the images"),
     device: Optional[str] = device_option(),
     threads: Optional[int] = threads_option(),
@@ -48,8 +50,7 @@ def translate(
     write_grid(console, run_dir, n, split, out, seed, device)
 
 
-def write_grid(console: Console, run_dir: Path, n: int, split: str, out: Path | None, seed: int,
-               device: str | None) -> Path:
+def write_grid(console: Console, run_dir: Path, n: int, split: str, out: Path | None, seed: int, device: str | None) -> Path:
     """Load the run, pick ``n`` class sources and ``n`` content sources of ``split`` (seeded), and save the
     ``(n + 1) x (n + 1)`` grid: the content sources along the top, the class sources down the left, the
     translation of each pair inside."""
@@ -66,20 +67,19 @@ def write_grid(console: Console, run_dir: Path, n: int, split: str, out: Path | 
         raise UsageError(f"dataset '{ds.name}' has no stored images to translate")
     x, _ = ds.images(split)
     g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(x.shape[0], generator=g)[:2 * n]
+    pick = torch.randperm(x.shape[0], generator=g)[: 2 * n]
     if pick.shape[0] < 2:
         raise UsageError(f"the {split} split has {x.shape[0]} image(s); translation needs two")
     k = pick.shape[0] // 2
     dtype = next(built.model.parameters()).dtype
     a = ds.to_float(x[pick[:k]]).to(built.device, dtype)
-    b = ds.to_float(x[pick[k:2 * k]]).to(built.device, dtype)
+    b = ds.to_float(x[pick[k : 2 * k]]).to(built.device, dtype)
     built.model.eval()
     grid = transfer_grid(built.model, a, b).float().cpu().clamp(0, 1)
     corner = torch.ones(1, *a.shape[1:])
-    rows = [torch.cat([corner, b.float().cpu()])] + [torch.cat([a[i:i + 1].float().cpu(), grid[i]]) for i in range(k)]
+    rows = [torch.cat([corner, b.float().cpu()])] + [torch.cat([a[i : i + 1].float().cpu(), grid[i]]) for i in range(k)]
     out = out or Path(run_dir) / f"translate_n{k}_s{seed}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(torch.cat(rows), out, nrow=k + 1, padding=2, pad_value=1.0)
-    console.print(f"content transfer, {k} class sources x {k} content sources ({split} split) -> {out}",
-                  highlight=False)
+    console.print(f"content transfer, {k} class sources x {k} content sources ({split} split) -> {out}", highlight=False)
     return out

@@ -40,9 +40,11 @@ def labels_of(dataset: Any) -> tuple[torch.Tensor, int]:
     y_test = dataset.images("test")[1].long()
     k = int(max(int(y_train.max()), int(y_test.max()) if y_test.numel() else 0)) + 1
     if k < 2 or int(y_train.min()) < 0:
-        raise UsageError(f"--conditional needs at least two classes, and dataset '{name}' has "
-                         f"{'one' if k < 2 else 'negative labels'} (a flat folder has one: put the images "
-                         f"in class subfolders)")
+        raise UsageError(
+            f"--conditional needs at least two classes, and dataset '{name}' has "
+            f"{'one' if k < 2 else 'negative labels'} (a flat folder has one: put the images "
+            f"in class subfolders)"
+        )
     return y_train, k
 
 
@@ -90,7 +92,7 @@ class LabelledStream:
             while True:
                 perm = torch.randperm(x.shape[0], generator=generator)
                 for i in range(0, x.shape[0], batch_size):
-                    idx = perm[i:i + batch_size]
+                    idx = perm[i : i + batch_size]
                     self.model.condition(y[idx])
                     yield self.dataset.to_float(x[idx])
         finally:
@@ -103,7 +105,12 @@ def check_same_draws(dataset: Any) -> None:
     from ..data.images import ImageDataset
 
     cls = type(dataset)
-    if not isinstance(dataset, ImageDataset) or cls.batches is not ImageDataset.batches \
-            or cls.sample is not ImageDataset.sample:
-        raise UsageError(f"--conditional trains on introzoo's image datasets ({LABELLED}); "
-                         f"dataset '{getattr(dataset, 'name', '?')}' draws its own batches")
+    if (
+        not isinstance(dataset, ImageDataset)
+        or cls.batches is not ImageDataset.batches
+        or cls.sample is not ImageDataset.sample
+    ):
+        raise UsageError(
+            f"--conditional trains on introzoo's image datasets ({LABELLED}); "
+            f"dataset '{getattr(dataset, 'name', '?')}' draws its own batches"
+        )

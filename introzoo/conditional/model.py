@@ -87,8 +87,15 @@ class ConditionalVAE(VAE):
     ``label_probs`` (a buffer, saved with the model): the training split's class frequencies, from which
     ``decode`` draws labels when none are set (prior samples, ``fid_gen``)."""
 
-    def __init__(self, encoder: ConditionalEncoder, decoder: ConditionalDecoder, prior, data_shape, zdim: int,
-                 label_probs: torch.Tensor) -> None:
+    def __init__(
+        self,
+        encoder: ConditionalEncoder,
+        decoder: ConditionalDecoder,
+        prior,
+        data_shape,
+        zdim: int,
+        label_probs: torch.Tensor,
+    ) -> None:
         super().__init__(encoder, decoder, prior, data_shape, zdim)
         self.num_classes = int(label_probs.numel())
         self.register_buffer("label_probs", label_probs.double())
@@ -121,8 +128,7 @@ class ConditionalVAE(VAE):
         y = self.labels
         if y is None or rows % y.numel():
             have = "no labels are set" if y is None else f"{y.numel()} labels are set"
-            raise UsageError(f"this class-conditional model {what} {rows} rows but {have}: "
-                             f"use model.conditioned(labels)")
+            raise UsageError(f"this class-conditional model {what} {rows} rows but {have}: use model.conditioned(labels)")
         return y.repeat(rows // y.numel())
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -98,9 +98,7 @@ class Factors(Protocol):
 
     factor_sizes: tuple[int, ...]
 
-    def sample_with_factor(self, k: int, value: int, n: int,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
-        ...
+    def sample_with_factor(self, k: int, value: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -112,8 +110,6 @@ class Images(Protocol):
 
     n_test: int
 
-    def images(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        ...
+    def images(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def to_float(self, x: torch.Tensor) -> torch.Tensor:
-        ...
+    def to_float(self, x: torch.Tensor) -> torch.Tensor: ...

@@ -46,8 +46,7 @@ class Factors2D(Dataset):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.from_factors(self.sample_factors(n, generator), generator)
 
-    def sample_with_factor(self, k: int, value: int, n: int,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_with_factor(self, k: int, value: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         f = self.sample_factors(n, generator)
         f[:, k] = value
         return self.from_factors(f, generator)

@@ -37,13 +37,20 @@ class FolderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     primary: ClassVar[str] = "path"
 
-    path: str = Field(..., description="the folder: class subfolders, a flat folder of images, or train/ and "
-                                       "test/ subfolders holding either")
-    size: int | None = Field(None, gt=0, description="resize the shorter side to SIZE and crop the centre SIZE x SIZE "
-                                                     "(default: the images' own size, when they all have it)")
+    path: str = Field(
+        ...,
+        description="the folder: class subfolders, a flat folder of images, or train/ and test/ subfolders holding either",
+    )
+    size: int | None = Field(
+        None,
+        gt=0,
+        description="resize the shorter side to SIZE and crop the centre SIZE x SIZE "
+        "(default: the images' own size, when they all have it)",
+    )
     channels: int | None = Field(None, description="1 (grey) or 3 (RGB); default: 1 when every image is grey, else 3")
-    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of the images in the test split (without "
-                                                              "train/ and test/ subfolders)")
+    test_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of the images in the test split (without train/ and test/ subfolders)"
+    )
     seed: int = Field(0, ge=0, description="seed of the permutation that splits off the test images")
     subset: int | None = Field(None, gt=0, description="use only the first N training images (quick runs)")
 
@@ -70,8 +77,10 @@ def scan(root: Path) -> list[tuple[Path, str]]:
     classes = [(d, sorted(p for p in d.rglob("*") if is_image(p))) for d in _subdirs(root)]
     classes = [(d, files) for d, files in classes if files]
     if flat and classes:
-        raise UsageError(f"image folder {root} has both images and class subfolders with images "
-                         f"({', '.join(d.name for d, _ in classes[:3])}); keep one layout")
+        raise UsageError(
+            f"image folder {root} has both images and class subfolders with images "
+            f"({', '.join(d.name for d, _ in classes[:3])}); keep one layout"
+        )
     if flat:
         return [(p, "") for p in flat]
     return [(p, d.name) for d, files in classes for p in files]
@@ -111,8 +120,10 @@ class Folder(ImageDataset):
         else:
             files = scan(root)
             if len(files) < 2:
-                raise UsageError(f"image folder {root} holds {'no images' if not files else 'one image'} "
-                                 f"({', '.join(EXTENSIONS)}); it needs at least 2 (train and test)")
+                raise UsageError(
+                    f"image folder {root} holds {'no images' if not files else 'one image'} "
+                    f"({', '.join(EXTENSIONS)}); it needs at least 2 (train and test)"
+                )
             perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(config.seed)).tolist()
             n_test = min(len(files) - 1, max(1, round(len(files) * config.test_fraction)))
             parts = [[files[i] for i in perm[n_test:]], [files[i] for i in perm[:n_test]]]
@@ -131,8 +142,10 @@ class Folder(ImageDataset):
             sizes = sorted({s for _, s in headers})
             if len(sizes) > 1:
                 shown = ", ".join(f"{a}x{b}" for a, b in sizes[:4]) + (", ..." if len(sizes) > 4 else "")
-                raise UsageError(f"images in {root} have different sizes ({shown}); give folder:{config.path},size=N "
-                                 "to resize and crop them to N x N")
+                raise UsageError(
+                    f"images in {root} have different sizes ({shown}); give folder:{config.path},size=N "
+                    "to resize and crop them to N x N"
+                )
             w, h = sizes[0]
         self.shape = (channels, h, w)
         self.n_train, self.n_test = len(self._files[0]), len(self._files[1])
@@ -155,8 +168,10 @@ class Folder(ImageDataset):
         for i, (p, _) in enumerate(files):
             a = decode(p, c, size)
             if a.shape != x.shape[1:]:
-                raise UsageError(f"image folder: {p} is {a.shape[2]}x{a.shape[1]}, not {w}x{h} like the others; "
-                                 "give size=N to resize and crop them all")
+                raise UsageError(
+                    f"image folder: {p} is {a.shape[2]}x{a.shape[1]}, not {w}x{h} like the others; "
+                    "give size=N to resize and crop them all"
+                )
             x[i] = a
         y = torch.tensor([label for _, label in files], dtype=torch.int64)
         return torch.from_numpy(x), y

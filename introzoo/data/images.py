@@ -36,8 +36,7 @@ from .base import Dataset, Epochs
 
 #: Debian's ``dataset-fashion-mnist`` package
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def data_root(root: str | Path | None = None) -> Path:
@@ -127,11 +126,13 @@ class ImageDataset(Dataset):
         while True:
             perm = torch.randperm(x.shape[0], generator=generator)
             for i in range(0, x.shape[0], batch_size):
-                yield self.to_float(x[perm[i:i + batch_size]])
+                yield self.to_float(x[perm[i : i + batch_size]])
 
     def missing(self, root: Path, reason: str) -> UsageError:
-        return UsageError(f"dataset '{self.name}' is not under {root} and could not be downloaded ({reason}); "
-                          f"{self.how_to_get}, then pass --data-root DIR (or set INTROZOO_DATA_ROOT)")
+        return UsageError(
+            f"dataset '{self.name}' is not under {root} and could not be downloaded ({reason}); "
+            f"{self.how_to_get}, then pass --data-root DIR (or set INTROZOO_DATA_ROOT)"
+        )
 
     def ensure_available(self) -> None:
         """Load both splits now (downloading if allowed), so that a missing dataset stops a run before it
@@ -141,9 +142,17 @@ class ImageDataset(Dataset):
 
 
 #: socket errors that mean the machine has no route to the download servers
-NO_NETWORK = ("name or service not known", "temporary failure in name resolution", "network is unreachable",
-              "no address associated", "nodename nor servname", "getaddrinfo failed", "connection refused",
-              "timed out", "no route to host")
+NO_NETWORK = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "network is unreachable",
+    "no address associated",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "connection refused",
+    "timed out",
+    "no route to host",
+)
 
 
 def download_cause(exc: BaseException) -> str:
@@ -231,11 +240,18 @@ def small_image_defaults(shape: tuple[int, int, int]) -> dict[str, Any]:
         backbone, bdefaults = "resnet", {}
     # REC sums over the values: below MNIST's 784 every beta shrinks with the count (as digits does)
     scale = min(1.0, values / 784)
-    train = ({"epochs": 60, "batch_size": 32, "zdim": 16, "lr": 1e-3} if small else
-             {"epochs": 100, "batch_size": 32, "zdim": 128 if side >= 32 else 32, "lr": 2e-4})
+    train = (
+        {"epochs": 60, "batch_size": 32, "zdim": 16, "lr": 1e-3}
+        if small
+        else {"epochs": 100, "batch_size": 32, "zdim": 128 if side >= 32 else 32, "lr": 2e-4}
+    )
     train.update(lr_milestones=[], lr_gamma=0.1)
-    return {"backbone": backbone, "backbone_defaults": bdefaults, "train": train,
-            "objectives": _objective_defaults(20, round(256.0 * scale, 4), round(scale, 4))}
+    return {
+        "backbone": backbone,
+        "backbone_defaults": bdefaults,
+        "train": train,
+        "objectives": _objective_defaults(20, round(256.0 * scale, 4), round(scale, 4)),
+    }
 
 
 class TorchvisionDataset(ImageDataset):
@@ -292,9 +308,11 @@ class CelebA(TorchvisionDataset):
 
     name, tv_class = "celeba", "CelebA"
     n_train, n_test = 162_770, 19_962
-    how_to_get = ("download it once with network access (torchvision fetches it from Google Drive and needs gdown; "
-                  "or put its files under <data root>/celeba/: img_align_celeba/ and the list_*.txt, "
-                  "identity_CelebA.txt files)")
+    how_to_get = (
+        "download it once with network access (torchvision fetches it from Google Drive and needs gdown; "
+        "or put its files under <data root>/celeba/: img_align_celeba/ and the list_*.txt, "
+        "identity_CelebA.txt files)"
+    )
 
     def __init__(self, config: CelebAConfig | None = None) -> None:
         config = config or CelebAConfig()
@@ -328,8 +346,10 @@ class MNIST(TorchvisionDataset):
 class FashionMNIST(TorchvisionDataset):
     name, tv_class, shape = "fashion-mnist", "FashionMNIST", (1, 28, 28)
     n_train, n_test = 60_000, 10_000
-    how_to_get = ("install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
-                  "or download it once with network access")
+    how_to_get = (
+        "install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+        "or download it once with network access"
+    )
 
     def _prepare_offline(self, root: Path) -> None:
         raw = root / "FashionMNIST" / "raw"
@@ -386,8 +406,15 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "fashion-mnist": {"epochs": 200, "batch_size": 128, "zdim": 32, "channels": [64, 128], "beta_neg": 256.0},
     "cifar10": {"epochs": 220, "batch_size": 32, "zdim": 128, "channels": [64, 128, 256], "beta_neg": 256.0},
     "svhn": {"epochs": 220, "batch_size": 32, "zdim": 128, "channels": [64, 128, 256], "beta_neg": 256.0},
-    "digits": {"epochs": 60, "batch_size": 32, "zdim": 16, "channels": [32, 64], "beta_neg": 20.0, "beta_kl": 0.08,
-               "lr": 1e-3},
+    "digits": {
+        "epochs": 60,
+        "batch_size": 32,
+        "zdim": 16,
+        "channels": [32, 64],
+        "beta_neg": 20.0,
+        "beta_kl": 0.08,
+        "lr": 1e-3,
+    },
 }
 # Seed 004 §3: every dpVAE regularizer trains with lr 1e-4 for 100,000 iterations, batch 100 on MNIST
 # and 50 on SVHN (and CelebA); Fashion-MNIST, MNIST's offline stand-in, takes MNIST's. ``epochs = None``:
@@ -413,11 +440,16 @@ def factory(name: str):
 
     def build(config: ImageConfig) -> ImageDataset:
         ds = cls(config)
-        ds.train_defaults = {"epochs": proto["epochs"], "batch_size": proto["batch_size"], "zdim": proto["zdim"],
-                             "lr": proto.get("lr", 2e-4), "lr_milestones": [], "lr_gamma": 0.1}
+        ds.train_defaults = {
+            "epochs": proto["epochs"],
+            "batch_size": proto["batch_size"],
+            "zdim": proto["zdim"],
+            "lr": proto.get("lr", 2e-4),
+            "lr_milestones": [],
+            "lr_gamma": 0.1,
+        }
         ds.objective_defaults = _objective_defaults(20, proto["beta_neg"], proto.get("beta_kl", 1.0))
-        ds.backbone_defaults = {"resnet": {"channels": proto["channels"]},
-                                "conv": {"channels": proto["channels"]}}
+        ds.backbone_defaults = {"resnet": {"channels": proto["channels"]}, "conv": {"channels": proto["channels"]}}
         if name in DPVAE_PROTOCOLS:
             ds.regularizer_defaults = {reg: dict(DPVAE_PROTOCOLS[name]) for reg in DPVAE_REGULARIZERS}
         return ds

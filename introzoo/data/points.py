@@ -29,8 +29,14 @@ from .toy2d import BEST, WARMUP
 
 DOC = "Your own 2D or tabular points from a .npy or .csv file (points:FILE; test_fraction, standardize)."
 #: training protocol of ``points``: the 2D benchmarks' (seed 002 Table 5) without the learning-rate steps
-TRAIN_DEFAULTS: dict[str, Any] = {"iterations": 30_000, "batch_size": 512, "lr": 2e-4, "lr_milestones": [],
-                                  "lr_gamma": 0.1, "zdim": 2}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "iterations": 30_000,
+    "batch_size": 512,
+    "lr": 2e-4,
+    "lr_milestones": [],
+    "lr_gamma": 0.1,
+    "zdim": 2,
+}
 
 
 class PointsConfig(BaseModel):
@@ -60,8 +66,9 @@ def _csv(path: Path) -> np.ndarray:
                 bad = next(c for c in cells if not _is_number(c))
                 raise UsageError(f"points file {path}, line {i}: '{bad}' is not a number") from None
             if rows and len(values) != len(rows[0]):
-                raise UsageError(f"points file {path}, line {i}: {len(values)} columns, the lines before have "
-                                 f"{len(rows[0])}")
+                raise UsageError(
+                    f"points file {path}, line {i}: {len(values)} columns, the lines before have {len(rows[0])}"
+                )
             rows.append(values)
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
 
@@ -162,7 +169,7 @@ class Points(Dataset):
         while True:
             perm = torch.randperm(x.shape[0], generator=generator)
             for i in range(0, x.shape[0], batch_size):
-                yield x[perm[i:i + batch_size]]
+                yield x[perm[i : i + batch_size]]
 
 
 def build(config: PointsConfig) -> Points:

@@ -29,8 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .images import ImageDataset, _objective_defaults
 
 SHAPES = ("square", "ellipse", "triangle")
-COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow": (1, 1, 0), "magenta": (1, 0, 1),
-           "cyan": (0, 1, 1)}
+COLOURS = {
+    "red": (1, 0, 0),
+    "green": (0, 1, 0),
+    "blue": (0, 0, 1),
+    "yellow": (1, 1, 0),
+    "magenta": (1, 0, 1),
+    "cyan": (0, 1, 1),
+}
 POSITIONS, SCALES, ROTATIONS = 4, (0.12, 0.16, 0.20), (0.0, 30.0)
 N_CONTENT = POSITIONS * POSITIONS * len(SCALES) * len(ROTATIONS)
 N_CLASSES = len(SHAPES) * len(COLOURS)
@@ -39,8 +45,10 @@ TEST_CLASSES = (0 * 6 + 5, 1 * 6 + 3, 2 * 6 + 2)
 SUPERSAMPLE = 4
 #: the ellipse's second half-axis over its first (so that its rotation shows)
 ELLIPSE = 0.6
-DOC = ("Rendered shapes, class = shape x colour (18), content = position x scale x rotation (96); "
-       "ground-truth translations (content_transfer).")
+DOC = (
+    "Rendered shapes, class = shape x colour (18), content = position x scale x rotation (96); "
+    "ground-truth translations (content_transfer)."
+)
 
 
 class ShapesConfig(BaseModel):
@@ -115,10 +123,17 @@ class Shapes(ImageDataset):
         self.size = (config or ShapesConfig()).size
         self.shape = (3, self.size, self.size)
         super().__init__(None)
-        self.train_defaults: dict[str, Any] = {"epochs": 20, "batch_size": 64, "zdim": 24, "lr": 1e-3,
-                                               "lr_milestones": [], "lr_gamma": 0.1}
-        self.backbone_defaults = {"lord": {"channels": [16, 32, 32, 32], "hidden": 64, "adain_channels": 32,
-                                           "last_channels": 16}}
+        self.train_defaults: dict[str, Any] = {
+            "epochs": 20,
+            "batch_size": 64,
+            "zdim": 24,
+            "lr": 1e-3,
+            "lr_milestones": [],
+            "lr_gamma": 0.1,
+        }
+        self.backbone_defaults = {
+            "lord": {"channels": [16, 32, 32, 32], "hidden": 64, "adain_channels": 32, "last_channels": 16}
+        }
         self.objective_defaults = _objective_defaults(20, 256.0, 1.0)
         self._pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 

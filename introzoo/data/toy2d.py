@@ -136,8 +136,7 @@ class MoonsConfig(BaseModel):
 
 # Seed 004 §3: lr 1e-4 and 100,000 iterations for every experiment; it gives no batch size for the two
 # moons, so introzoo's 2D batch (512) is kept. Its 2D network: 100 and 50 units, mirrored, zdim 2.
-MOONS_TRAIN_DEFAULTS: dict[str, Any] = {"iterations": 100_000, "batch_size": 512, "lr": 1e-4,
-                                        "lr_milestones": [], "zdim": 2}
+MOONS_TRAIN_DEFAULTS: dict[str, Any] = {"iterations": 100_000, "batch_size": 512, "lr": 1e-4, "lr_milestones": [], "zdim": 2}
 MOONS_DOC = "Two moons (dpVAE's toy data, scikit-learn's make_moons), centred; metric range [-2, 2]^2."
 
 

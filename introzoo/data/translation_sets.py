@@ -35,10 +35,11 @@ AZIMUTHS, ELEVATIONS, CARS_TRAIN = 24, 4, 163
 SIZE = 64
 #: Appendix 9.3: 64x64, zdim 256 + 128, batch 64, 400 epochs; the learning rate is lost from the text, 2e-4
 #: is Soft-IntroVAE's image setting
-PROTOCOL: dict[str, Any] = {"epochs": 400, "batch_size": 64, "zdim": 384, "lr": 2e-4, "lr_milestones": [],
-                            "lr_gamma": 0.1}
-DOCS = {"cars3d": "Cars3D car renderings (183 models x 96 views, 64x64; your files: .mat or LORD's npz); translation.",
-        "kth": "KTH human actions, grey 64x64 frames, class = person (your files: videos or frames); translation."}
+PROTOCOL: dict[str, Any] = {"epochs": 400, "batch_size": 64, "zdim": 384, "lr": 2e-4, "lr_milestones": [], "lr_gamma": 0.1}
+DOCS = {
+    "cars3d": "Cars3D car renderings (183 models x 96 views, 64x64; your files: .mat or LORD's npz); translation.",
+    "kth": "KTH human actions, grey 64x64 frames, class = person (your files: videos or frames); translation.",
+}
 
 
 class TranslationSetConfig(BaseModel):
@@ -68,8 +69,10 @@ class _FileSet(ImageDataset):
         return data_root() / self.folder
 
     def absent(self, what: str) -> UsageError:
-        return UsageError(f"dataset '{self.name}' is not available: {what} under {self.root()}; put {self.layout} there "
-                          f"(from {self.url}; introzoo does not download it), or pass --data-root DIR")
+        return UsageError(
+            f"dataset '{self.name}' is not available: {what} under {self.root()}; put {self.layout} there "
+            f"(from {self.url}; introzoo does not download it), or pass --data-root DIR"
+        )
 
     def _read(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -134,9 +137,15 @@ class Cars3D(_FileSet):
                 idx = idx[: self.n_train]
             split[name] = (torch.from_numpy(classes[idx]), torch.from_numpy(contents[idx]))
         self._pairs = split
-        return {name: (self._images[torch.from_numpy(np.flatnonzero((classes < cut) if name == "train" else
-                                                                     (classes >= cut)))][: len(split[name][0])],
-                       split[name][0].clone()) for name in split}
+        return {
+            name: (
+                self._images[torch.from_numpy(np.flatnonzero((classes < cut) if name == "train" else (classes >= cut)))][
+                    : len(split[name][0])
+                ],
+                split[name][0].clone(),
+            )
+            for name in split
+        }
 
     def class_content(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """(car model, ``azimuth * 4 + elevation``) of each image of ``split``."""
@@ -174,17 +183,21 @@ class KTH(_FileSet):
 
             video, _, _ = read_video(str(path), pts_unit="sec", output_format="TCHW")
         except Exception as exc:
-            raise UsageError(f"cannot read the video {path} ({first_line(exc)}); install PyAV (pip install av) "
-                             f"or extract its frames to {path.with_suffix('')}/ (ffmpeg -i {path.name} %04d.png)") from None
+            raise UsageError(
+                f"cannot read the video {path} ({first_line(exc)}); install PyAV (pip install av) "
+                f"or extract its frames to {path.with_suffix('')}/ (ffmpeg -i {path.name} %04d.png)"
+            ) from None
         from PIL import Image
 
-        return [np.asarray(resize_crop(Image.fromarray(f.permute(1, 2, 0).numpy()).convert("L"), SIZE))[None]
-                for f in video]
+        return [np.asarray(resize_crop(Image.fromarray(f.permute(1, 2, 0).numpy()).convert("L"), SIZE))[None] for f in video]
 
     def _read(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         root = self.root()
-        sources = sorted(p for p in root.glob("*/*") if VIDEO.match(p.name)
-                         and (p.is_dir() or p.suffix.lower() == ".avi")) if root.is_dir() else []
+        sources = (
+            sorted(p for p in root.glob("*/*") if VIDEO.match(p.name) and (p.is_dir() or p.suffix.lower() == ".avi"))
+            if root.is_dir()
+            else []
+        )
         if not sources:
             raise self.absent("no videos or frame folders")
         images, labels = [], []

@@ -18,7 +18,6 @@ from torch import nn
 from ..paths import cache_dir  # noqa: F401 - the extractors' cache root, kept importable here
 
 
-
 class Extractor(nn.Module):
     num_features: int = 0
 

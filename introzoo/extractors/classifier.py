@@ -53,8 +53,7 @@ class Classifier(Extractor):
 
 
 def _key(dataset, config: ClassifierConfig) -> str:
-    d = {"dataset": dataset.name, "n_train": dataset.n_train, "shape": list(dataset.shape),
-         "options": config.model_dump()}
+    d = {"dataset": dataset.name, "n_train": dataset.n_train, "shape": list(dataset.shape), "options": config.model_dump()}
     identity = getattr(dataset, "identity", None)  # where the data come from (``folder``: its path)
     if identity:
         d["identity"] = identity
@@ -62,21 +61,23 @@ def _key(dataset, config: ClassifierConfig) -> str:
 
 
 @torch.no_grad()
-def accuracy(net: Classifier, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-             batch: int = EVAL_CHUNK, advance=None) -> float:
+def accuracy(
+    net: Classifier, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = EVAL_CHUNK, advance=None
+) -> float:
     """Test accuracy, ``batch`` images per pass (``advance(n)``: told of each pass)."""
     net.eval()
     correct = 0
     for i in range(0, x.shape[0], batch):
-        xb = x[i:i + batch].to(device).float().div_(255.0)
-        correct += int((net.logits(xb).argmax(1).cpu() == y[i:i + batch]).sum())
+        xb = x[i : i + batch].to(device).float().div_(255.0)
+        correct += int((net.logits(xb).argmax(1).cpu() == y[i : i + batch]).sum())
         if advance is not None:
             advance(xb.shape[0])
     return correct / max(x.shape[0], 1)
 
 
-def train_classifier(dataset, config: ClassifierConfig, device: torch.device, progress: Phases | None = None,
-                     chunk: int = EVAL_CHUNK) -> Classifier:
+def train_classifier(
+    dataset, config: ClassifierConfig, device: torch.device, progress: Phases | None = None, chunk: int = EVAL_CHUNK
+) -> Classifier:
     """Train the classifier (one progress phase over its steps, one over the test accuracy)."""
     progress = progress or Phases()
     x, y = dataset.images("train")
@@ -93,7 +94,7 @@ def train_classifier(dataset, config: ClassifierConfig, device: torch.device, pr
             net.train()
             perm = torch.randperm(x.shape[0], generator=g)
             for i in range(0, x.shape[0], batch):
-                idx = perm[i:i + batch]
+                idx = perm[i : i + batch]
                 loss = nn.functional.cross_entropy(net.logits(x[idx].to(device).float().div_(255.0)), y[idx].to(device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -102,13 +103,23 @@ def train_classifier(dataset, config: ClassifierConfig, device: torch.device, pr
     xt, yt = dataset.images("test")
     with progress.phase("FID classifier: test accuracy", xt.shape[0]) as advance:
         acc = accuracy(net, xt, yt, device, chunk, advance)
-    net.info = {"extractor": "classifier", "test_accuracy": round(acc, 4),
-                "classes": classes, **config.model_dump(), "epochs": epochs}
+    net.info = {
+        "extractor": "classifier",
+        "test_accuracy": round(acc, 4),
+        "classes": classes,
+        **config.model_dump(),
+        "epochs": epochs,
+    }
     return net.eval()
 
 
-def build(config: ClassifierConfig, dataset, device: torch.device | str = "cpu", progress: Phases | None = None,
-          chunk: int = EVAL_CHUNK) -> Classifier:
+def build(
+    config: ClassifierConfig,
+    dataset,
+    device: torch.device | str = "cpu",
+    progress: Phases | None = None,
+    chunk: int = EVAL_CHUNK,
+) -> Classifier:
     """The cached classifier for ``dataset``, training (and caching) it on first use; ``progress`` and
     ``chunk`` (the evaluation's, :mod:`introzoo.metrics.stream`) bound and report that training."""
     device = torch.device(device)

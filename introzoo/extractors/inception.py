@@ -27,8 +27,10 @@ from ..errors import UsageError
 from .base import Extractor
 
 FILES = {"fid": "pt_inception-2015-12-05-6726825d.pth", "torchvision": "inception_v3_google-0cc3c7bd.pth"}
-URLS = {"fid": "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + FILES["fid"],
-        "torchvision": "https://download.pytorch.org/models/" + FILES["torchvision"]}
+URLS = {
+    "fid": "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + FILES["fid"],
+    "torchvision": "https://download.pytorch.org/models/" + FILES["torchvision"],
+}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -50,8 +52,10 @@ def find_weights(config: InceptionConfig) -> Path:
     path = Path(torch.hub.get_dir()) / "checkpoints" / FILES[config.kind]
     if path.is_file():
         return path
-    raise UsageError(f"the inception extractor needs weights: download {URLS[config.kind]} into "
-                     f"{path.parent}/ or pass weights=PATH; offline, use features=classifier")
+    raise UsageError(
+        f"the inception extractor needs weights: download {URLS[config.kind]} into "
+        f"{path.parent}/ or pass weights=PATH; offline, use features=classifier"
+    )
 
 
 class TorchvisionInception(Extractor):
@@ -84,10 +88,13 @@ class FidInception(Extractor):
         try:
             from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
         except ImportError:
-            raise UsageError("the FID Inception needs the package torch-fidelity: pip install 'introzoo[fid]' "
-                             "(or use inception,kind=torchvision)") from None
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                               feature_extractor_weights_path=str(path)).eval()
+            raise UsageError(
+                "the FID Inception needs the package torch-fidelity: pip install 'introzoo[fid]' "
+                "(or use inception,kind=torchvision)"
+            ) from None
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+        ).eval()
         self.info = {"extractor": "inception", "kind": "fid", "weights": str(path)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

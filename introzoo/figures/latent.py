@@ -55,8 +55,10 @@ def low_posterior_latents(built: Any, prior_name: str, n: int, candidates: int, 
     prior = built.model.prior
     if not isinstance(prior, LowPosteriorSampler):
         names = [c.name for c in state().registry.all("priors") if _has_lp(c)]
-        raise UsageError(f"prior '{prior_name}' has no low-posterior sampling (dpVAE's LP-Gen samples the "
-                         f"decoupled prior); priors that have it: {', '.join(names) or '(none)'}")
+        raise UsageError(
+            f"prior '{prior_name}' has no low-posterior sampling (dpVAE's LP-Gen samples the "
+            f"decoupled prior); priors that have it: {', '.join(names) or '(none)'}"
+        )
     g = torch.Generator().manual_seed(seed)
     mu, logvar = _encode(built, _points(built, POSTERIOR_POINTS, g, split="train"))
     torch.manual_seed(seed)
@@ -133,8 +135,9 @@ def paths_figure(built: Any, paths: list[np.ndarray], titles: list[str], seed: i
     return Figure(panels, caption)
 
 
-def _write(built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles: list[str], seed: int,
-           caption: str = "") -> Path:
+def _write(
+    built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles: list[str], seed: int, caption: str = ""
+) -> Path:
     """Decode ``z`` (``rows`` x ``steps`` codes) into ``out``: an image grid with ``titles`` as row labels, or
     one 2D panel per row titled by them; ``caption`` above either."""
     from .layout import ImageRows
@@ -152,8 +155,9 @@ def _write(built: Any, z: torch.Tensor, rows: int, steps: int, out: Path, titles
 
 
 @torch.no_grad()
-def traverse_run(built: Any, out: Path, span: float, steps: int, around: str, index: int, seed: int,
-                 run: Any = None) -> Path:
+def traverse_run(
+    built: Any, out: Path, span: float, steps: int, around: str, index: int, seed: int, run: Any = None
+) -> Path:
     """Traversal grid of a loaded run around the prior mean or the encoding (mean) of test point ``index``,
     captioned with ``run`` (:func:`introzoo.figures.pictures.saved_caption`) and the traversal."""
     from .pictures import saved_caption
@@ -167,7 +171,7 @@ def traverse_run(built: Any, out: Path, span: float, steps: int, around: str, in
             test = built.dataset.images("test")[0]
             if index >= len(test):
                 raise UsageError(f"--index {index} is past the test split ({len(test)} images)")
-            x = built.dataset.to_float(test[index:index + 1])
+            x = built.dataset.to_float(test[index : index + 1])
         else:
             x = _points(built, index + 1, torch.Generator().manual_seed(seed))[-1:]
         centre = _encode(built, x)[0][0]

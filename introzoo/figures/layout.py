@@ -18,8 +18,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_SIZE = 11
-TICK = 3          # tick length, pixels
-BAR_W = 10        # colour-bar width, pixels
+TICK = 3  # tick length, pixels
+BAR_W = 10  # colour-bar width, pixels
 PAD = 6
 
 
@@ -46,7 +46,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
         return []
     e = math.floor(math.log10((hi - lo) / max(1, n - 1)))
     best: list[float] = []
-    for step in sorted(m * 10.0 ** k for k in (e - 1, e, e + 1) for m in (1, 2, 5)):
+    for step in sorted(m * 10.0**k for k in (e - 1, e, e + 1) for m in (1, 2, 5)):
         ticks = [round(i * step, 10) for i in range(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1)]
         if not best or abs(len(ticks) - n) < abs(len(best) - n):
             best = ticks
@@ -113,15 +113,16 @@ def _draw_ticks(draw: ImageDraw.ImageDraw, p: Panel, x0: int, y0: int) -> None:
     for t, label in zip(p.ticks, p.tick_labels):
         f = (t - lo) / (hi - lo)
         px, py = x0 + f * (w - 1), y0 + (1 - f) * (h - 1)
-        draw.line([px, y0 + h, px, y0 + h + TICK], fill="black")            # x axis, below
+        draw.line([px, y0 + h, px, y0 + h + TICK], fill="black")  # x axis, below
         tw, th = text_size(label)
         draw.text((px - tw / 2, y0 + h + TICK + 1), label, fill="black", font=font())
-        draw.line([x0 - TICK - 1, py, x0 - 1, py], fill="black")            # y axis, left
+        draw.line([x0 - TICK - 1, py, x0 - 1, py], fill="black")  # y axis, left
         draw.text((x0 - TICK - 3 - tw, py - th / 2 - 1), label, fill="black", font=font())
 
 
-def _draw_axis_labels(canvas: Image.Image, draw: ImageDraw.ImageDraw, p: Panel, x_left: int, x0: int, y0: int,
-                      bottom: int) -> None:
+def _draw_axis_labels(
+    canvas: Image.Image, draw: ImageDraw.ImageDraw, p: Panel, x_left: int, x0: int, y0: int, bottom: int
+) -> None:
     """``xlabel`` centred under the x axis, ``ylabel`` turned upright at the panel's left edge."""
     w, h = p.image.size
     if p.xlabel:

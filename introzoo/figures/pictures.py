@@ -40,18 +40,38 @@ PANEL = 384
 DATA_AXES = ("x1", "x2")
 
 
-__all__ = ["jet", "run_caption", "scatter_panel", "density_panel", "titled", "two_d_figures", "save_2d_figures",
-           "latent_panel", "save_latent_figure", "save_image_grid", "progress_rows", "save_image_progress",
-           "save_image_figures", "latent_half_range", "save_latent_plot", "saved_caption",
-           "samples_figure", "roc_figure"]
+__all__ = [
+    "jet",
+    "run_caption",
+    "scatter_panel",
+    "density_panel",
+    "titled",
+    "two_d_figures",
+    "save_2d_figures",
+    "latent_panel",
+    "save_latent_figure",
+    "save_image_grid",
+    "progress_rows",
+    "save_image_progress",
+    "save_image_figures",
+    "latent_half_range",
+    "save_latent_plot",
+    "saved_caption",
+    "samples_figure",
+    "roc_figure",
+]
 
 
 def run_caption(run: ResolvedRun | None, iteration: int | None = None, steps_per_epoch: int | None = None) -> str:
     """``soft | 8gaussians | prior sg | seed 0 | iteration 30000`` (``, epoch 2`` where epochs count)."""
     parts = []
     if run is not None:
-        parts = [run.objective.component.name, run.data.component.name, f"prior {run.prior.component.name}",
-                 f"seed {run.seed}"]
+        parts = [
+            run.objective.component.name,
+            run.data.component.name,
+            f"prior {run.prior.component.name}",
+            f"seed {run.seed}",
+        ]
     if iteration is not None:
         it = f"iteration {iteration}"
         if steps_per_epoch and steps_per_epoch > 1:
@@ -92,19 +112,24 @@ def titled(panels: list[tuple[str, Image.Image]], extent: float | None = None, c
     return Figure([Panel(title, img, extent) for title, img in panels], caption).render()
 
 
-def two_d_figures(real: np.ndarray, fake: np.ndarray, density: np.ndarray, half_range: float,
-                  caption: str = "") -> dict[str, Figure]:
+def two_d_figures(
+    real: np.ndarray, fake: np.ndarray, density: np.ndarray, half_range: float, caption: str = ""
+) -> dict[str, Figure]:
     """``samples.png`` (real | generated), ``density.png`` and ``overview.png`` (all three): panels with
     ticks over the metric range, the density with its colour bar (0 .. its largest value)."""
     real_p = Panel("real data", scatter_panel(real, half_range), half_range)
     fake_p = Panel("generated samples", scatter_panel(fake, half_range, color=(30, 150, 60)), half_range)
     dens_p = Panel("density exp(-negELBO)", density_panel(density), half_range, (0.0, float(np.max(density))))
-    return {"samples.png": Figure([real_p, fake_p], caption), "density.png": Figure([dens_p], caption),
-            "overview.png": Figure([real_p, fake_p, dens_p], caption)}
+    return {
+        "samples.png": Figure([real_p, fake_p], caption),
+        "density.png": Figure([dens_p], caption),
+        "overview.png": Figure([real_p, fake_p, dens_p], caption),
+    }
 
 
-def save_2d_figures(out_dir, real: np.ndarray, fake: np.ndarray, density: np.ndarray, half_range: float,
-                    caption: str = "") -> list[str]:
+def save_2d_figures(
+    out_dir, real: np.ndarray, fake: np.ndarray, density: np.ndarray, half_range: float, caption: str = ""
+) -> list[str]:
     """Write the figures of :func:`two_d_figures` into ``out_dir``."""
     files = two_d_figures(real, fake, density, half_range, caption)
     for name, fig in files.items():
@@ -112,8 +137,9 @@ def save_2d_figures(out_dir, real: np.ndarray, fake: np.ndarray, density: np.nda
     return list(files)
 
 
-def latent_panel(z: np.ndarray, prior_density: np.ndarray, half_range: float, centers: np.ndarray | None = None,
-                 size: int = PANEL) -> Image.Image:
+def latent_panel(
+    z: np.ndarray, prior_density: np.ndarray, half_range: float, centers: np.ndarray | None = None, size: int = PANEL
+) -> Image.Image:
     """The prior's density (heat map) with the aggregate posterior's samples (white dots) and, for
     mixtures, the components' means (black crosses). ``prior_density`` is n x n in 'ij' order."""
     img = density_panel(prior_density, size)
@@ -129,16 +155,21 @@ def latent_panel(z: np.ndarray, prior_density: np.ndarray, half_range: float, ce
     return img
 
 
-def latent_figure(z: np.ndarray, prior_density: np.ndarray, half_range: float, centers: np.ndarray | None,
-                  caption: str = "") -> Figure:
-    panel = Panel("latent: prior density, aggregate posterior (dots), components (x)",
-                  latent_panel(z, prior_density, half_range, centers), half_range,
-                  (0.0, float(np.max(prior_density))))
+def latent_figure(
+    z: np.ndarray, prior_density: np.ndarray, half_range: float, centers: np.ndarray | None, caption: str = ""
+) -> Figure:
+    panel = Panel(
+        "latent: prior density, aggregate posterior (dots), components (x)",
+        latent_panel(z, prior_density, half_range, centers),
+        half_range,
+        (0.0, float(np.max(prior_density))),
+    )
     return Figure([panel], caption)
 
 
-def save_latent_figure(out_dir, z: np.ndarray, prior_density: np.ndarray, half_range: float,
-                       centers: np.ndarray | None, caption: str = "") -> str:
+def save_latent_figure(
+    out_dir, z: np.ndarray, prior_density: np.ndarray, half_range: float, centers: np.ndarray | None, caption: str = ""
+) -> str:
     latent_figure(z, prior_density, half_range, centers, caption).save(f"{out_dir}/latent.png")
     return "latent.png"
 
@@ -161,19 +192,30 @@ def samples_figure(built: Built, x: torch.Tensor, caption: str = "") -> Figure |
     scatter with ticks over the data's range (its metric range) and the axes labelled ``x1``, ``x2``."""
     if built.dataset.kind == "image":
         per_row = max(1, int(len(x) ** 0.5))
-        return ImageRows([("", x[i:i + per_row]) for i in range(0, len(x), per_row)], caption)
+        return ImageRows([("", x[i : i + per_row]) for i in range(0, len(x), per_row)], caption)
     pts = x.numpy()
     half = built.dataset.metric_range or float(np.abs(pts).max()) * 1.1
-    return Figure([Panel(f"{len(pts)} decoded samples, data range ±{half:g}", scatter_panel(pts, half), half,
-                         xlabel=DATA_AXES[0], ylabel=DATA_AXES[1])], caption)
+    return Figure(
+        [
+            Panel(
+                f"{len(pts)} decoded samples, data range ±{half:g}",
+                scatter_panel(pts, half),
+                half,
+                xlabel=DATA_AXES[0],
+                ylabel=DATA_AXES[1],
+            )
+        ],
+        caption,
+    )
 
 
 #: the colours of the curves of a ROC figure, one per run
 CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
 
 
-def roc_figure(curves: list[tuple[str, np.ndarray, np.ndarray, float]], title: str, caption: str = "",
-               size: int = PANEL) -> Figure:
+def roc_figure(
+    curves: list[tuple[str, np.ndarray, np.ndarray, float]], title: str, caption: str = "", size: int = PANEL
+) -> Figure:
     """ROC curves (label, false positive rates, true positive rates, AUROC) on [0, 1]^2 with the chance
     diagonal (grey), the axes labelled and each curve's AUROC in the legend (``label: AUROC 0.873``)."""
     img = Image.new("RGB", (size, size), "white")
@@ -185,11 +227,14 @@ def roc_figure(curves: list[tuple[str, np.ndarray, np.ndarray, float]], title: s
         pts = [(float(f) * (size - 1), (1 - float(t)) * (size - 1)) for f, t in zip(fpr, tpr)]
         draw.line(pts, fill=colour, width=2)
         legend.append((f"{label}: AUROC {auc:.3f}", colour))
-    return Figure([Panel(title, img, limits=(0.0, 1.0), xlabel="false positive rate", ylabel="true positive rate",
-                         legend=legend)], caption)
+    return Figure(
+        [Panel(title, img, limits=(0.0, 1.0), xlabel="false positive rate", ylabel="true positive rate", legend=legend)],
+        caption,
+    )
 
 
 # -- the run's figures ----------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def progress_rows(built: Built, x: torch.Tensor, caption: str = "", n: int = 16) -> ImageRows:
@@ -203,8 +248,9 @@ def progress_rows(built: Built, x: torch.Tensor, caption: str = "", n: int = 16)
     return ImageRows([("data", x), ("reconstruction", rec_), ("samples", fake)], caption)
 
 
-def save_image_progress(built: Built, x: torch.Tensor, path: Path, run: ResolvedRun | None = None,
-                        iteration: int | None = None) -> str:
+def save_image_progress(
+    built: Built, x: torch.Tensor, path: Path, run: ResolvedRun | None = None, iteration: int | None = None
+) -> str:
     """The progress grid of :func:`progress_rows`, captioned with the run and its iteration / epoch."""
     steps = built.dataset.steps_per_epoch(int(run.train["batch_size"])) if run is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,14 +266,14 @@ def save_image_figures(built: Built, out: Path, ctx: EvalContext, caption: str =
     model.eval()
     with ctx.seeded("plots"):
         samples = model.sample(64)
-    ImageRows([("", samples[i:i + 8]) for i in range(0, 64, 8)], caption).save(out / "samples.png")
+    ImageRows([("", samples[i : i + 8]) for i in range(0, 64, 8)], caption).save(out / "samples.png")
     x, y = ds.images("test")
     x = ds.to_float(x[:32]).to(built.device)
     with conditioned(model, y[:32]):  # a conditional model: the images' labels
         _, _, _, rec_ = model(x, deterministic=True)
     rows = []
     for i in range(0, 32, 8):
-        rows += [("data", x[i:i + 8]), ("reconstruction", rec_[i:i + 8])]
+        rows += [("data", x[i : i + 8]), ("reconstruction", rec_[i : i + 8])]
     ImageRows(rows, caption).save(out / "reconstructions.png")
     return ["samples.png", "reconstructions.png"]
 

@@ -43,8 +43,7 @@ def majority_vote_accuracy(argmins: torch.Tensor, factors: torch.Tensor, n_dims:
 
 
 @torch.no_grad()
-def factor_score(encode, dataset, config: FactorScoreConfig, generator: torch.Generator,
-                 advance=None) -> tuple[float, dict]:
+def factor_score(encode, dataset, config: FactorScoreConfig, generator: torch.Generator, advance=None) -> tuple[float, dict]:
     """The score of ``encode`` (points -> latent means) on ``dataset``'s factors, with ``info``;
     ``advance(n)`` is told of each vote."""
     sizes = tuple(dataset.factor_sizes)
@@ -79,8 +78,10 @@ class FactorScore(Metric):
         return isinstance(dataset, Factors)
 
     def why_not(self, dataset) -> str:
-        return (f"dataset '{dataset.name}' has no ground-truth factors (factor_sizes, sample_with_factor); "
-                "factor_score needs them (e.g. --data factors2d)")
+        return (
+            f"dataset '{dataset.name}' has no ground-truth factors (factor_sizes, sample_with_factor); "
+            "factor_score needs them (e.g. --data factors2d)"
+        )
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         model = ctx.model

@@ -40,8 +40,10 @@ class FIDConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    features: str = Field("classifier", description="feature extractor spec; options in parentheses: "
-                                                    "(inception,weights=PATH), (classifier,epochs=5)")
+    features: str = Field(
+        "classifier",
+        description="feature extractor spec; options in parentheses: (inception,weights=PATH), (classifier,epochs=5)",
+    )
     n: int = Field(10_000, gt=1, description="real and generated images each (capped by the training split)")
     bn_mode: Literal["eval", "train"] = Field("eval", description="model mode while generating")
     batch_size: int = Field(500, gt=0, description="images per batch")
@@ -109,8 +111,11 @@ class _FID(Metric):
         fid.reset()  # keeps the real statistics
         ctx.model.train(c.bn_mode == "train")
         try:
-            with torch.no_grad(), ctx.seeded(f"fid:{self.which}"), \
-                    ctx.phase(f"{self.key}: generated images", idx.numel()) as advance:  # seeded: the prior's draws
+            with (
+                torch.no_grad(),
+                ctx.seeded(f"fid:{self.which}"),
+                ctx.phase(f"{self.key}: generated images", idx.numel()) as advance,
+            ):  # seeded: the prior's draws
                 for x in self.images(ctx, idx):
                     fid.update(x.clamp(0, 1), real=False)
                     advance(x.shape[0])
@@ -141,8 +146,8 @@ class FIDRec(_FID):
         key = noise_key(ctx.seed, "fid:rec")  # the posterior draw of the i-th image is keyed by i
         step = min(self.config.batch_size, ctx.chunk)
         for lo in range(0, idx.numel(), step):
-            with conditioned(ctx.model, y[idx[lo:lo + step]]):  # a conditional model: the images' labels
-                mu, logvar = ctx.model.encode(ctx.model_input(x[idx[lo:lo + step]]))
+            with conditioned(ctx.model, y[idx[lo : lo + step]]):  # a conditional model: the images' labels
+                mu, logvar = ctx.model.encode(ctx.model_input(x[idx[lo : lo + step]]))
                 eps = posterior_noise(key, range(lo, lo + mu.shape[0]), 0, 1, mu.shape[1])[0].to(mu)
                 out = ctx.model.decode(mu + eps * torch.exp(0.5 * logvar))
             yield out

@@ -38,15 +38,16 @@ class FIDCondConfig(FIDConfig):
 
     primary: ClassVar[str] = "kind"
 
-    kind: Literal["pooled", "per_class"] = Field(..., description="pooled: one FID, samples with the real "
-                                                                  "images' labels; per_class: mean FID per class")
+    kind: Literal["pooled", "per_class"] = Field(
+        ..., description="pooled: one FID, samples with the real images' labels; per_class: mean FID per class"
+    )
 
 
 def _generate(ctx: EvalContext, labels: torch.Tensor, batch_size: int):
     """Samples with ``labels``, the prior's latents drawn ``batch_size`` at a time (as ``fid_gen``)."""
     model: ConditionalVAE = ctx.model  # type: ignore[assignment]
     for lo in range(0, labels.numel(), batch_size):
-        y = labels[lo:lo + batch_size]
+        y = labels[lo : lo + batch_size]
         z = model.prior.sample(y.numel()).to(ctx.device)
         for zc, yc in zip(z.split(ctx.chunk), y.split(ctx.chunk)):
             with model.conditioned(yc):
@@ -64,8 +65,7 @@ class FIDCond(_FID):
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         if not isinstance(ctx.model, ConditionalVAE):
-            raise UsageError("metric 'fid_cond' needs a class-conditional run (trained with --conditional); "
-                             "use fid_gen")
+            raise UsageError("metric 'fid_cond' needs a class-conditional run (trained with --conditional); use fid_gen")
         if self.config.kind == "pooled":
             return super().compute(ctx)
         return self._per_class(ctx)
@@ -83,8 +83,11 @@ class FIDCond(_FID):
         per: dict[str, float] = {}
         ctx.model.train(c.bn_mode == "train")
         try:
-            with torch.no_grad(), ctx.seeded(f"fid:{self.which}"), \
-                    ctx.phase(f"{self.key}: real and generated images per class", 2 * idx.numel()) as advance:
+            with (
+                torch.no_grad(),
+                ctx.seeded(f"fid:{self.which}"),
+                ctx.phase(f"{self.key}: real and generated images per class", 2 * idx.numel()) as advance,
+            ):
                 for k in sorted(int(v) for v in labels.unique()):
                     rows = idx[labels == k]
                     if rows.numel() < 2:
@@ -103,4 +106,3 @@ class FIDCond(_FID):
         value = sum(per.values()) / len(per)
         ctx.info[self.key] = {"n": int(idx.numel()), "bn_mode": c.bn_mode, "per_class": per, **net.info}
         return {self.key: value}
-

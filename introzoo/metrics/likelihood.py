@@ -40,8 +40,9 @@ def _encode(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = EVAL_CHUNK, key: int | None = None,
-                      first: int = 0) -> torch.Tensor:
+def iw_log_likelihood(
+    model, x: torch.Tensor, k: int, chunk: int = EVAL_CHUNK, key: int | None = None, first: int = 0
+) -> torch.Tensor:
     """Importance-weighted estimate of ``log p(x)`` per image with ``k`` posterior samples, decoding at most
     ``chunk`` images per pass: ``max(1, chunk // k)`` images with all their samples, or one image with
     ``chunk`` of its samples, the log-weights summed into a running ``logaddexp`` (memory independent of
@@ -53,7 +54,7 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = EVAL_CHUNK, k
     per = max(1, chunk // k)  # images per pass
     out = []
     for lo in range(0, x.shape[0], per):
-        xb = x[lo:lo + per]
+        xb = x[lo : lo + per]
         mu, logvar = _encode(model, xb)
         b, zdim = mu.shape
         total = torch.full((b,), -math.inf, dtype=mu.dtype, device=mu.device)
@@ -64,8 +65,11 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = EVAL_CHUNK, k
             z = mu.unsqueeze(0) + eps * (0.5 * logvar).exp()
             zf = z.reshape(-1, zdim)
             xr = xb.unsqueeze(0).expand((t,) + xb.shape).reshape((-1,) + xb.shape[1:])
-            log_w = (log_px_given_z(xr.to(mu), model.decode(zf)) + model.prior.log_prob(zf)
-                     - gaussian_log_prob(zf, mu.repeat(t, 1), logvar.repeat(t, 1)))
+            log_w = (
+                log_px_given_z(xr.to(mu), model.decode(zf))
+                + model.prior.log_prob(zf)
+                - gaussian_log_prob(zf, mu.repeat(t, 1), logvar.repeat(t, 1))
+            )
             total = torch.logaddexp(total, torch.logsumexp(log_w.reshape(t, b), dim=0))
         out.append(total - math.log(k))
     return torch.cat(out)
@@ -89,8 +93,17 @@ def elbo(model, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tenso
 
 
 @torch.no_grad()
-def scores(model, images: torch.Tensor, score: str, k: int, device, chunk: int = EVAL_CHUNK,
-           key: int | None = None, advance=None, labels: torch.Tensor | None = None) -> torch.Tensor:
+def scores(
+    model,
+    images: torch.Tensor,
+    score: str,
+    k: int,
+    device,
+    chunk: int = EVAL_CHUNK,
+    key: int | None = None,
+    advance=None,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Per-image scores of uint8 images: ``elbo`` or ``iw`` (importance-weighted, ``k`` samples), at most
     ``chunk`` images per pass; the noise of image ``i`` is keyed by ``key`` and ``i`` (not by the chunking).
     ``advance(n)`` is told of each image done."""
@@ -98,8 +111,8 @@ def scores(model, images: torch.Tensor, score: str, k: int, device, chunk: int =
     per = chunk if score == "elbo" else max(1, chunk // k)
     out = []
     for lo in range(0, images.shape[0], per):
-        x = images[lo:lo + per].float().div(255.0).to(device)
-        with conditioned(model, None if labels is None else labels[lo:lo + per]):  # a conditional model: log p(x|y)
+        x = images[lo : lo + per].float().div(255.0).to(device)
+        with conditioned(model, None if labels is None else labels[lo : lo + per]):  # a conditional model: log p(x|y)
             if score == "elbo":
                 zdim = model.zdim
                 s = elbo(model, x, posterior_noise(key, range(lo, lo + x.shape[0]), 0, 1, zdim)[0])
@@ -148,8 +161,8 @@ class NLL(Metric):
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         x, y = (t[: self.config.n] for t in ctx.dataset.images("test"))
         with ctx.phase(f"nll: {self.config.k} importance samples per image", x.shape[0]) as advance:
-            s = scores(ctx.model, x, "iw", self.config.k, ctx.device, ctx.chunk, noise_key(ctx.seed, "nll"), advance,
-                       labels=y)
-        ctx.info["nll"] = {"k": self.config.k, "n": int(s.shape[0]), "unit": "nats per image",
-                           "decoder": "N(D(z), I/2)"}
+            s = scores(
+                ctx.model, x, "iw", self.config.k, ctx.device, ctx.chunk, noise_key(ctx.seed, "nll"), advance, labels=y
+            )
+        ctx.info["nll"] = {"k": self.config.k, "n": int(s.shape[0]), "unit": "nats per image", "decoder": "N(D(z), I/2)"}
         return {"nll": float(-s.mean())}

@@ -32,15 +32,14 @@ class RespEntropyMetricConfig(BaseModel):
 
 
 @torch.no_grad()
-def mean_responsibilities(model, x: torch.Tensor, chunk: int = 4096, key: int | None = None,
-                          advance=None) -> torch.Tensor:
+def mean_responsibilities(model, x: torch.Tensor, chunk: int = 4096, key: int | None = None, advance=None) -> torch.Tensor:
     """Mean over ``x`` of the responsibilities of ``z ~ q(z|x)``, ``chunk`` points per pass; the posterior
     noise of point ``i`` is keyed by ``key`` and ``i`` (:mod:`introzoo.metrics.stream`)."""
     model.eval()
     key = random_key() if key is None else key
     total = None
     for lo in range(0, x.shape[0], chunk):
-        mu, logvar = model.encode(x[lo:lo + chunk])
+        mu, logvar = model.encode(x[lo : lo + chunk])
         eps = posterior_noise(key, range(lo, lo + mu.shape[0]), 0, 1, mu.shape[1])[0].to(mu)
         r = model.prior.responsibilities(mu + eps * torch.exp(0.5 * logvar)).sum(0)
         total = r if total is None else total + r

@@ -65,8 +65,8 @@ class _Probe(Metric):
         correct = 0
         with ctx.phase(f"{self.name}: scoring the test split", mu_te.shape[0]) as advance:
             for lo in range(0, mu_te.shape[0], ctx.chunk):  # bounded neighbour / decision matrices
-                pred = clf.predict(mu_te[lo:lo + ctx.chunk].double().numpy())
-                correct += int(np.sum(pred == y_te[lo:lo + ctx.chunk].numpy()))
+                pred = clf.predict(mu_te[lo : lo + ctx.chunk].double().numpy())
+                correct += int(np.sum(pred == y_te[lo : lo + ctx.chunk].numpy()))
                 advance(len(pred))
         acc = correct / max(1, mu_te.shape[0])
         ctx.info[self.name] = {"n_train": int(mu_tr.shape[0]), "n_test": int(mu_te.shape[0])}

@@ -69,7 +69,7 @@ def posterior_noise(key: int, indices: Sequence[int], start: int, count: int, zd
     out = torch.empty(count, len(indices), zdim)
     for col, i in enumerate(indices):
         blocks = torch.cat([_block(key, int(i), b, zdim) for b in range(b0, b1 + 1)])
-        out[:, col] = blocks[lo:lo + count]
+        out[:, col] = blocks[lo : lo + count]
     return out
 
 

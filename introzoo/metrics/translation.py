@@ -48,8 +48,7 @@ class ContentTransfer(Metric):
         return isinstance(dataset, ClassContent) and dataset.kind in self.kinds
 
     def why_not(self, dataset) -> str:
-        return ("it needs a dataset that knows each image's class and content and can draw any pair of them "
-                "(shapes, cars3d)")
+        return "it needs a dataset that knows each image's class and content and can draw any pair of them (shapes, cars3d)"
 
     @torch.no_grad()
     def compute(self, ctx: EvalContext) -> dict[str, float]:

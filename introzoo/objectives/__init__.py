@@ -9,7 +9,15 @@ def introzoo_register_objectives(register):
     register("vae", vae.build, vae.VAEConfig, "Plain beta-VAE: one joint step on beta_rec*REC + beta_kl*KL.")
     register("intro", intro.build, intro.IntroConfig, "IntroVAE: hard-margin hinge on the fakes' KL (needs m).")
     register("soft", soft.build, soft.SoftConfig, "Soft-IntroVAE: exponential ELBO of fakes for the encoder.")
-    register("soft-boot", soft_boot.build, soft_boot.SoftBootConfig,
-             "Soft-IntroVAE with a target decoder copied every epoch or copy_every iterations (official bootstrap).")
-    register("soft-prior", soft_prior.build, soft_prior.SoftPriorConfig,
-             "Three-player Soft-IntroVAE: a learnable prior cooperates with the decoder.")
+    register(
+        "soft-boot",
+        soft_boot.build,
+        soft_boot.SoftBootConfig,
+        "Soft-IntroVAE with a target decoder copied every epoch or copy_every iterations (official bootstrap).",
+    )
+    register(
+        "soft-prior",
+        soft_prior.build,
+        soft_prior.SoftPriorConfig,
+        "Three-player Soft-IntroVAE: a learnable prior cooperates with the decoder.",
+    )

@@ -40,8 +40,9 @@ class Objective:
     #: generator without epochs): for schedules counted in epochs (``soft-boot``'s copies)
     epoch_length: int | None = None
 
-    def __init__(self, config: BaseModel, model: VAE, regularizers: list | None = None,
-                 train: TrainSettings | None = None) -> None:
+    def __init__(
+        self, config: BaseModel, model: VAE, regularizers: list | None = None, train: TrainSettings | None = None
+    ) -> None:
         self.config = config
         self.model = model
         self.regularizers = list(regularizers or [])
@@ -61,8 +62,15 @@ class Objective:
             self.precision = Precision(self.train.precision, next(model.parameters()).device)
 
     @classmethod
-    def bound(cls, config: Any, model: Any, groups: dict[str, list], optimizers: dict[str, Any],
-              regularizers: list | None = None, phase: Callable[[int], bool] | None = None) -> "Objective":
+    def bound(
+        cls,
+        config: Any,
+        model: Any,
+        groups: dict[str, list],
+        optimizers: dict[str, Any],
+        regularizers: list | None = None,
+        phase: Callable[[int], bool] | None = None,
+    ) -> "Objective":
         """An objective whose step runs on a given model with given optimisers, building none.
 
         This is how a pack (:mod:`introzoo.packing.loop`) runs an objective's own :meth:`step` on a view of its
@@ -86,8 +94,9 @@ class Objective:
         old = getattr(self, "schedulers", {})
         self.optimizers = {k: torch.optim.Adam(v, lr=self.train.lr, foreach=True) for k, v in self.groups.items()}
         self.schedulers = {
-            k: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.train.lr_milestones),
-                                                    gamma=self.train.lr_gamma)
+            k: torch.optim.lr_scheduler.MultiStepLR(
+                opt, milestones=list(self.train.lr_milestones), gamma=self.train.lr_gamma
+            )
             for k, opt in self.optimizers.items()
         }
         for k, sched in self.schedulers.items():  # a rebuilt optimiser keeps the schedule's position
@@ -154,8 +163,9 @@ class Objective:
                 reg.on_warmup_end(self.model)
         return False
 
-    def vae_step(self, x: torch.Tensor, beta_rec: float, beta_kl: float,
-                 regularize: bool = False) -> dict[str, torch.Tensor]:
+    def vae_step(
+        self, x: torch.Tensor, beta_rec: float, beta_kl: float, regularize: bool = False
+    ) -> dict[str, torch.Tensor]:
         """One joint step on ``beta_rec*REC(x, x_r) + beta_kl*KL(x)`` over every parameter group, the prior
         included when learnable (``vae`` in docs/conventions.md, "Objectives"; also the warm-up of the
         introspective objectives; no ``s`` scaling). ``regularize``: the regularizers' KL replacement and

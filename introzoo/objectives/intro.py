@@ -50,8 +50,10 @@ class IntroConfig(BaseModel):
     beta_neg: float = Field(1.0, ge=0, description="weight of the fakes' KL terms")
     hinge: Literal["batch", "sample"] = Field("batch", description="hinge on the batch-mean KL or per sample")
     decoder_kl_weight: Literal["beta_neg", "beta_kl", "introvae"] = Field(
-        "beta_neg", description="fakes' KL weights: beta_neg (Soft-IntroVAE Eq. 7), beta_kl (decoder only), "
-                                "introvae (original code: hinge x beta_kl*beta_neg, decoder x beta_kl)")
+        "beta_neg",
+        description="fakes' KL weights: beta_neg (Soft-IntroVAE Eq. 7), beta_kl (decoder only), "
+        "introvae (original code: hinge x beta_kl*beta_neg, decoder x beta_kl)",
+    )
     num_vae: int = Field(0, ge=0, description="iterations of plain VAE warm-up")
 
 
@@ -99,8 +101,12 @@ class IntroVAE(Objective):
         self.backward(loss_d, inputs=self.groups["decoder"])
         self.step_optimizers("decoder")
         return {
-            "loss_e": loss_e.detach(), "loss_d": loss_d.detach(), "rec": rec_real.detach(),
-            "kl": kl_real.detach(), "kl_fake": kl_fake.detach(), "kl_rec": kl_rec.detach(),
+            "loss_e": loss_e.detach(),
+            "loss_d": loss_d.detach(),
+            "rec": rec_real.detach(),
+            "kl": kl_real.detach(),
+            "kl_fake": kl_fake.detach(),
+            "kl_rec": kl_rec.detach(),
         }
 
 

@@ -72,7 +72,7 @@ class MemberOption:
         like = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
         if like is None or not like.is_floating_point():
             raise TypeError(f"{func.__name__}: a per-member option needs a floating-point tensor beside it")
-        conv = (lambda a: a.column(like) if isinstance(a, MemberOption) else a)
+        conv = lambda a: a.column(like) if isinstance(a, MemberOption) else a
         return func(*map(conv, args), **{k: conv(v) for k, v in kwargs.items()})
 
     def _op(self, other, fn):
@@ -91,14 +91,35 @@ class MemberOption:
             return MemberOption(fn(float(other), self.values))
         return NotImplemented
 
-    def __add__(self, o): return self._op(o, lambda a, b: a + b)
-    def __radd__(self, o): return self._rop(o, lambda a, b: a + b)
-    def __sub__(self, o): return self._op(o, lambda a, b: a - b)
-    def __rsub__(self, o): return self._rop(o, lambda a, b: a - b)
-    def __mul__(self, o): return self._op(o, lambda a, b: a * b)
-    def __rmul__(self, o): return self._rop(o, lambda a, b: a * b)
-    def __truediv__(self, o): return self._op(o, lambda a, b: a / b)
-    def __rtruediv__(self, o): return self._rop(o, lambda a, b: a / b)
-    def __pow__(self, o): return self._op(o, lambda a, b: a ** b)
-    def __rpow__(self, o): return self._rop(o, lambda a, b: a ** b)
-    def __neg__(self): return MemberOption(-self.values)
+    def __add__(self, o):
+        return self._op(o, lambda a, b: a + b)
+
+    def __radd__(self, o):
+        return self._rop(o, lambda a, b: a + b)
+
+    def __sub__(self, o):
+        return self._op(o, lambda a, b: a - b)
+
+    def __rsub__(self, o):
+        return self._rop(o, lambda a, b: a - b)
+
+    def __mul__(self, o):
+        return self._op(o, lambda a, b: a * b)
+
+    def __rmul__(self, o):
+        return self._rop(o, lambda a, b: a * b)
+
+    def __truediv__(self, o):
+        return self._op(o, lambda a, b: a / b)
+
+    def __rtruediv__(self, o):
+        return self._rop(o, lambda a, b: a / b)
+
+    def __pow__(self, o):
+        return self._op(o, lambda a, b: a**b)
+
+    def __rpow__(self, o):
+        return self._rop(o, lambda a, b: a**b)
+
+    def __neg__(self):
+        return MemberOption(-self.values)

@@ -101,9 +101,14 @@ class SoftIntroVAE(Objective):
         dec = self.decoder_step(x, d, e["rec"])
         m = self.model
         losses = {
-            "loss_e": e["loss_e"], "loss_d": dec["loss_d"], "rec": bmean(m, e["rec"]), "kl": bmean(m, e["kl"]),
-            "exp_elbo_fake": e["exp_elbo_fake"], "exp_elbo_rec": e["exp_elbo_rec"],
-            "kl_fake": dec["kl_fake"], "kl_rec": dec["kl_rec"],
+            "loss_e": e["loss_e"],
+            "loss_d": dec["loss_d"],
+            "rec": bmean(m, e["rec"]),
+            "kl": bmean(m, e["kl"]),
+            "exp_elbo_fake": e["exp_elbo_fake"],
+            "exp_elbo_rec": e["exp_elbo_rec"],
+            "kl_fake": dec["kl_fake"],
+            "kl_rec": dec["kl_rec"],
         }
         losses.update((k, v) for k, v in dec.items() if k not in losses)  # a variant's further terms
         return {k: v.detach() for k, v in losses.items()}
@@ -166,8 +171,11 @@ class SoftIntroVAE(Objective):
         else:
             rr = m.rec(out, self.redecode(z3), ld)
         kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
-        loss_d = s * (c.beta_rec * bmean(m, rec_real) + 0.5 * c.beta_kl * (kl_fake + kl_rec)
-                      + 0.5 * c.gamma_r * c.beta_rec * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))
+        loss_d = s * (
+            c.beta_rec * bmean(m, rec_real)
+            + 0.5 * c.beta_kl * (kl_fake + kl_rec)
+            + 0.5 * c.gamma_r * c.beta_rec * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b]))
+        )
         self.optimizers["decoder"].zero_grad(set_to_none=True)
         self.backward(loss_d, inputs=self.groups["decoder"])
         self.step_optimizers("decoder")

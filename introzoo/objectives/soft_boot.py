@@ -50,15 +50,30 @@ class SoftBootConfig(SoftConfig):
     #: a dataset's defaults for ``soft`` apply (docs/hooks.md, ``defaults_from``)
     defaults_from: ClassVar[str] = "soft"
 
-    gamma_r: float = Field(1.0, gt=0, description="weight of the decoder's reconstruction of fakes (official "
-                                                  "bootstrap code: 1.0, never changed by its -g flag)")
-    copy_every: int | None = Field(None, gt=0, description="iterations between copies of the decoder into the target "
-                                                           "decoder (the iteration form; default: copy_every_epochs on "
-                                                           "datasets with epochs, every 1000 iterations otherwise)")
-    copy_every_epochs: int = Field(1, gt=0, description="official schedule: copy after epoch e (counted from 0) when "
-                                                        "e % copy_every_epochs == 0 (datasets with epochs)")
-    warmup_target: bool = Field(False, description="official warm-up: the VAE warm-up reconstructs through the target "
-                                                   "decoder, so the decoder learns nothing during it")
+    gamma_r: float = Field(
+        1.0,
+        gt=0,
+        description="weight of the decoder's reconstruction of fakes (official "
+        "bootstrap code: 1.0, never changed by its -g flag)",
+    )
+    copy_every: int | None = Field(
+        None,
+        gt=0,
+        description="iterations between copies of the decoder into the target "
+        "decoder (the iteration form; default: copy_every_epochs on "
+        "datasets with epochs, every 1000 iterations otherwise)",
+    )
+    copy_every_epochs: int = Field(
+        1,
+        gt=0,
+        description="official schedule: copy after epoch e (counted from 0) when "
+        "e % copy_every_epochs == 0 (datasets with epochs)",
+    )
+    warmup_target: bool = Field(
+        False,
+        description="official warm-up: the VAE warm-up reconstructs through the target "
+        "decoder, so the decoder learns nothing during it",
+    )
 
 
 class SoftIntroVAEBootstrap(SoftIntroVAE):

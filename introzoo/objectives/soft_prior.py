@@ -48,8 +48,10 @@ class SoftIntroVAEPrior(SoftIntroVAE):
 
     def __init__(self, config, model, regularizers=None, train=None) -> None:
         if not model.prior.learnable:
-            raise UsageError("objective 'soft-prior' needs a learnable prior (mog, vamp, flow; a mog with "
-                             "learnable means or log-variances); for a fixed prior use 'soft'")
+            raise UsageError(
+                "objective 'soft-prior' needs a learnable prior (mog, vamp, flow; a mog with "
+                "learnable means or log-variances); for a fixed prior use 'soft'"
+            )
         super().__init__(config, model, regularizers, train)
 
     def decoder_step(self, x: torch.Tensor, d: SoftDraws, rec_real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -68,9 +70,12 @@ class SoftIntroVAEPrior(SoftIntroVAE):
         kl_fake, kl_rec = bmean(m, kl3[..., :b]), bmean(m, kl3[..., b:])
         rr = m.rec(out.detach(), y3, ld)
         kl_prior = bmean(m, m.prior.kl(d.mu.detach(), d.logvar.detach()))  # the prior fits the real posteriors
-        loss_d = s * (c.beta_rec * bmean(m, rec_real) + c.beta_kl * kl_prior
-                      + c.gamma * c.beta_kl * 0.5 * (kl_rec + kl_fake)
-                      + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b])))
+        loss_d = s * (
+            c.beta_rec * bmean(m, rec_real)
+            + c.beta_kl * kl_prior
+            + c.gamma * c.beta_kl * 0.5 * (kl_rec + kl_fake)
+            + c.gamma * c.gamma_r * c.beta_rec * 0.5 * (bmean(m, rr[..., b:]) + bmean(m, rr[..., :b]))
+        )
         for k in ("decoder", "prior"):
             if k in self.optimizers:
                 self.optimizers[k].zero_grad(set_to_none=True)

@@ -41,8 +41,20 @@ from ..errors import UsageError
 from ..training.kernels import Linear, linear
 
 #: parameterless modules that act element-wise or per channel (run unchanged on the channel layout)
-PER_CHANNEL = (nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Tanh, nn.Sigmoid,
-               nn.AvgPool2d, nn.MaxPool2d, nn.Upsample, nn.Sequential)
+PER_CHANNEL = (
+    nn.Identity,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SiLU,
+    nn.GELU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.AvgPool2d,
+    nn.MaxPool2d,
+    nn.Upsample,
+    nn.Sequential,
+)
 
 
 class _Members:
@@ -105,8 +117,12 @@ class StackedConv2d(_Stacked):
         self.stride, self.padding, self.dilation, self.groups = m.stride, m.padding, m.dilation, m.groups
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return per_member(h, self.pick(self.weight), self.pick(self.bias), lambda x, w, b: F.conv2d(
-            x, w, b, self.stride, self.padding, self.dilation, self.groups))
+        return per_member(
+            h,
+            self.pick(self.weight),
+            self.pick(self.bias),
+            lambda x, w, b: F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups),
+        )
 
 
 class StackedConvTranspose2d(_Stacked):
@@ -117,8 +133,14 @@ class StackedConvTranspose2d(_Stacked):
         self.dilation, self.groups = m.dilation, m.groups
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return per_member(h, self.pick(self.weight), self.pick(self.bias), lambda x, w, b: F.conv_transpose2d(
-            x, w, b, self.stride, self.padding, self.output_padding, self.groups, self.dilation))
+        return per_member(
+            h,
+            self.pick(self.weight),
+            self.pick(self.bias),
+            lambda x, w, b: F.conv_transpose2d(
+                x, w, b, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+            ),
+        )
 
 
 class StackedBatchNorm2d(_Stacked):
@@ -167,8 +189,13 @@ class StackedLinear(_Stacked):
         return member_linear(h, self.pick(self.weight), self.pick(self.bias), self.routed)
 
 
-STACKED = {nn.Conv2d: StackedConv2d, nn.ConvTranspose2d: StackedConvTranspose2d,
-           nn.BatchNorm2d: StackedBatchNorm2d, nn.Linear: StackedLinear, Linear: StackedLinear}
+STACKED = {
+    nn.Conv2d: StackedConv2d,
+    nn.ConvTranspose2d: StackedConvTranspose2d,
+    nn.BatchNorm2d: StackedBatchNorm2d,
+    nn.Linear: StackedLinear,
+    Linear: StackedLinear,
+}
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -194,8 +221,11 @@ class PackedConvNet(nn.Module):
             cls = STACKED.get(type(sub))
             if cls is not None:
                 _replace(net, name, cls([s[name] for s in solo], self.members))
-            elif list(sub.parameters(recurse=False)) or list(sub.buffers(recurse=False)) or \
-                    (not list(sub.children()) and not isinstance(sub, PER_CHANNEL)):
+            elif (
+                list(sub.parameters(recurse=False))
+                or list(sub.buffers(recurse=False))
+                or (not list(sub.children()) and not isinstance(sub, PER_CHANNEL))
+            ):
                 raise UsageError(f"layer '{name}' ({type(sub).__name__}) of the backbone does not pack")
         for name, child in net.named_children():  # the solo order of parameters (Adam states map 1:1)
             self.add_module(name, child)

@@ -55,14 +55,17 @@ def check_packable(runs: list[ResolvedRun]) -> None:
     for r in runs:
         for kind, comp in (("objective", r.objective), ("prior", r.prior), ("backbone", r.backbone)):
             if not packable(comp.component):
-                raise UsageError(f"{kind} '{comp.component.name}' does not pack; it runs unpacked "
-                                 "(introzoo list shows which components pack)")
+                raise UsageError(
+                    f"{kind} '{comp.component.name}' does not pack; it runs unpacked "
+                    "(introzoo list shows which components pack)"
+                )
         for reg in r.regularizers:
             if not packable(reg.component):
-                raise UsageError(f"regularizer '{reg.component.name}' does not pack; it runs unpacked "
-                                 "(introzoo list shows which components pack)")
-        if [(g.component.name, g.config) for g in r.regularizers] != [(g.component.name, g.config)
-                                                                     for g in r0.regularizers]:
+                raise UsageError(
+                    f"regularizer '{reg.component.name}' does not pack; it runs unpacked "
+                    "(introzoo list shows which components pack)"
+                )
+        if [(g.component.name, g.config) for g in r.regularizers] != [(g.component.name, g.config) for g in r0.regularizers]:
             raise UsageError("runs of a pack share their regularizers and their options")
         if r.train.get("resolution") is not None:
             raise UsageError("progressive growing (--resolution) does not pack; it runs unpacked")
@@ -157,11 +160,12 @@ class Pack:
 
     def _bind_objective(self, members: list[int], warm: bool):
         view = self.model.view(members)
-        regs = [MemberRegularizer(view, [self.builts[i].objective.regularizers[r] for i in members])
-                for r in range(len(self.builts[members[0]].objective.regularizers))]
+        regs = [
+            MemberRegularizer(view, [self.builts[i].objective.regularizers[r] for i in members])
+            for r in range(len(self.builts[members[0]].objective.regularizers))
+        ]
         groups, optimizers = self._bind(members)
-        obj = self.cls.bound(_member_config(self.configs, members),
-                             view, groups, optimizers, regs)
+        obj = self.cls.bound(_member_config(self.configs, members), view, groups, optimizers, regs)
 
         def phase(iteration: int) -> bool:
             if not warm and not all(self.warmed[i] for i in members):
@@ -226,8 +230,9 @@ class Pack:
         return built
 
 
-def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torch.device | None = None
-               ) -> list[dict[str, Any]]:
+def train_pack(
+    runs: list[ResolvedRun], out_dirs: list[str | Path], device: torch.device | None = None
+) -> list[dict[str, Any]]:
     """Train ``runs`` as one pack; returns each member's ``metrics.json`` content. The members share one
     dataset object (one image split in memory); each member's run directory, history, divergence check,
     hooks, progress grids and final record are those of its solo run: one
@@ -244,8 +249,9 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
         g.set_state(torch.get_rng_state())  # the global stream the solo run draws its noise from
         gens.append(g)
     if shared.kind not in PACK_DATA:
-        raise UsageError(f"dataset '{runs[0].data.component.name}' does not pack (2D and image datasets only); "
-                         "it runs unpacked")
+        raise UsageError(
+            f"dataset '{runs[0].data.component.name}' does not pack (2D and image datasets only); it runs unpacked"
+        )
     shared.ensure_available()  # a missing dataset stops before any file
     pack = Pack(runs, builts, gens)
     kernel_path = solo.choose_kernels(runs[0], builts[0])[0]  # one path for all: each member's solo choice
@@ -253,8 +259,14 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
     recs, streams = [], []
     for i, (r, b, out) in enumerate(zip(runs, builts, out_dirs)):
         config = {**r.record(), "device_used": str(b.device), "kernels_used": kernel_path}
-        rec = RunRecorder(r, b, out, config, lr=lambda i=i: pack.lr[i],
-                          grid=lambda x, path, it, keep, i=i: pack.progress_grid(i, x, path, it, keep))
+        rec = RunRecorder(
+            r,
+            b,
+            out,
+            config,
+            lr=lambda i=i: pack.lr[i],
+            grid=lambda x, path, it, keep, i=i: pack.progress_grid(i, x, path, it, keep),
+        )
         streams.append(rec.begin(torch.Generator().manual_seed(r.seed)))
         recs.append(rec)
 
@@ -275,5 +287,4 @@ def train_pack(runs: list[ResolvedRun], out_dirs: list[str | Path], device: torc
     elapsed = time.perf_counter() - t0
     # each member's checkpoint, evaluation (on its own solo model: the same kernels, so the same values)
     # and metrics.json, written last, member by member
-    return [rec.finish(elapsed, None if rec.stopped else pack.export(i, rec.done), packed=n)
-            for i, rec in enumerate(recs)]
+    return [rec.finish(elapsed, None if rec.stopped else pack.export(i, rec.done), packed=n) for i, rec in enumerate(recs)]

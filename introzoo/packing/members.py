@@ -127,8 +127,10 @@ class MemberRegularizer:
         if all(v is None for v in values):
             return None
         if any(v is None for v in values):
-            raise RuntimeError(f"regularizer '{self.name}' returned a term for some members of a pack and None "
-                               "for others in the same step; a packable regularizer decides the same for all")
+            raise RuntimeError(
+                f"regularizer '{self.name}' returned a term for some members of a pack and None "
+                "for others in the same step; a packable regularizer decides the same for all"
+            )
         return _stack(values).reshape(len(values), 1)
 
     def kl_term(self, model, mu, logvar, z, iteration: int):

@@ -89,8 +89,7 @@ class PackView:
 
     def randn(self, shape: tuple[int, ...]) -> torch.Tensor:
         p = self.pack
-        return torch.stack([torch.randn(shape, generator=p.generators[i], dtype=p.dtype) for i in self.members]
-                           ).to(p.device)
+        return torch.stack([torch.randn(shape, generator=p.generators[i], dtype=p.dtype) for i in self.members]).to(p.device)
 
     def encode(self, x):
         return self.pack.encoder(x, self.idx).chunk(2, dim=-1)
@@ -199,8 +198,10 @@ class MaskedAdam:
             if p.grad is None:
                 continue
             if p.dtype not in per_dtype:
-                per_dtype[p.dtype] = (torch.tensor(size, dtype=p.dtype, device=dev),
-                                      torch.tensor(bc2, dtype=p.dtype, device=dev))
+                per_dtype[p.dtype] = (
+                    torch.tensor(size, dtype=p.dtype, device=dev),
+                    torch.tensor(bc2, dtype=p.dtype, device=dev),
+                )
             shape = (len(members),) + (1,) * (p.dim() - 1)
             step_size, denom_c = (t.reshape(shape) for t in per_dtype[p.dtype])
             g = p.grad if full else p.grad[idx]
@@ -226,8 +227,10 @@ class MaskedAdam:
 
     def member_state(self, i: int) -> list[dict[str, torch.Tensor]]:
         """Member i's state in ``torch.optim.Adam``'s per-parameter form."""
-        return [{"step": torch.tensor(float(self.steps[i])), "exp_avg": m1[i].clone(), "exp_avg_sq": m2[i].clone()}
-                for m1, m2 in zip(self.exp_avg, self.exp_avg_sq)]
+        return [
+            {"step": torch.tensor(float(self.steps[i])), "exp_avg": m1[i].clone(), "exp_avg_sq": m2[i].clone()}
+            for m1, m2 in zip(self.exp_avg, self.exp_avg_sq)
+        ]
 
 
 class MembersOptimizer:

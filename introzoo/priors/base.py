@@ -91,8 +91,10 @@ class Prior(nn.Module):
     def init_from_posterior(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
         """Called before training with the encoder's posteriors ``(data_init_points, zdim)`` of as many
         training points when ``data_init_points > 0`` (``mog,init=data``)."""
-        raise NotImplementedError(f"{type(self).__name__} declares data_init_points = {self.data_init_points} "
-                                  "but does not implement init_from_posterior(mu, logvar)")
+        raise NotImplementedError(
+            f"{type(self).__name__} declares data_init_points = {self.data_init_points} "
+            "but does not implement init_from_posterior(mu, logvar)"
+        )
 
 
 @runtime_checkable
@@ -122,11 +124,9 @@ class LogvarTransformable(Protocol):
     installs ``fn`` (applied to the untransformed log-variances; ``None`` removes it)."""
 
     @property
-    def logvar(self) -> torch.Tensor:
-        ...
+    def logvar(self) -> torch.Tensor: ...
 
-    def set_logvar_transform(self, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
-        ...
+    def set_logvar_transform(self, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> None: ...
 
 
 @runtime_checkable
@@ -142,13 +142,10 @@ class LowPosteriorSampler(Protocol):
     for 100 samples). introzoo scores with the exact mixture density above; that code's score keeps only
     the first two latent dimensions and divides by the log-variance where the variance belongs."""
 
-    def sample_low_posterior(self, n: int, mu: torch.Tensor, logvar: torch.Tensor,
-                             candidates: int = 10) -> torch.Tensor:
-        ...
+    def sample_low_posterior(self, n: int, mu: torch.Tensor, logvar: torch.Tensor, candidates: int = 10) -> torch.Tensor: ...
 
 
-def aggregate_log_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                            chunk: int = 256) -> torch.Tensor:
+def aggregate_log_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """``log q(z) = logsumexp_m log N(z; mu_m, exp(logvar_m)) - log M`` per row of ``z`` (chunked)."""
     out = []
     for zc in z.split(chunk):

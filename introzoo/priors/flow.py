@@ -99,14 +99,14 @@ class FlowPrior(Prior):
 
     def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         z0, logdet = self.g(z, stop_gradient)
-        return -0.5 * (z0 ** 2 + math.log(2 * math.pi)).sum(-1) + logdet
+        return -0.5 * (z0**2 + math.log(2 * math.pi)).sum(-1) + logdet
 
     def kl_terms(self, mu: torch.Tensor, logvar: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         """The per-sample estimates (``kl_samples`` x batch) whose mean is :meth:`kl`."""
         t, (n, d) = self.kl_samples, mu.shape
         z = (mu + torch.randn((t, n, d), device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar)).reshape(t * n, d)
         z0, logdet = self.g(z, stop_gradient)
-        return (-0.5 * logvar.sum(-1) + (0.5 * (z0 ** 2).sum(-1) - logdet).reshape(t, n) - 0.5 * d)
+        return -0.5 * logvar.sum(-1) + (0.5 * (z0**2).sum(-1) - logdet).reshape(t, n) - 0.5 * d
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         return self.kl_terms(mu, logvar, stop_gradient).mean(0)
@@ -119,8 +119,7 @@ class FlowPrior(Prior):
         return z if with_grad else z.detach()
 
     @torch.no_grad()
-    def sample_low_posterior(self, n: int, mu: torch.Tensor, logvar: torch.Tensor,
-                             candidates: int = 10) -> torch.Tensor:
+    def sample_low_posterior(self, n: int, mu: torch.Tensor, logvar: torch.Tensor, candidates: int = 10) -> torch.Tensor:
         """The ``n`` of ``candidates * n`` prior samples with the lowest aggregate posterior of the
         posteriors ``(mu, logvar)`` (M, zdim), lowest first (LP-Gen, seed 004)."""
         return lowest_posterior(self.sample(candidates * n), n, mu, logvar)

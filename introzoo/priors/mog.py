@@ -31,8 +31,9 @@ from torch import nn
 from .base import LogvarTransformable, Mixture, Prior
 
 
-def gaussian_mixture_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                           logw: torch.Tensor | float) -> torch.Tensor:
+def gaussian_mixture_terms(
+    z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, logw: torch.Tensor | float
+) -> torch.Tensor:
     """``log w_k + log N(z_n; mu_k, diag(exp(logvar_k)))`` as an (N, K) matrix.
 
     The Monte Carlo KL evaluates ~10^5 points x K components per step, so the quadratic form is
@@ -45,9 +46,14 @@ def gaussian_mixture_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tens
     centre = mu.detach().mean(0)
     zc, muc = z - centre, mu - centre
     inv_var = torch.exp(-logvar)
-    const = (-0.5 * (logvar.sum(1) + d * math.log(2 * math.pi) + (muc * muc * inv_var).sum(1)) + logw)
-    out = torch.addmm(const.unsqueeze(0) if isinstance(const, torch.Tensor) else torch.full((1, mu.shape[0]), const, dtype=z.dtype, device=z.device),
-                      zc * zc, (-0.5 * inv_var).T)
+    const = -0.5 * (logvar.sum(1) + d * math.log(2 * math.pi) + (muc * muc * inv_var).sum(1)) + logw
+    out = torch.addmm(
+        const.unsqueeze(0)
+        if isinstance(const, torch.Tensor)
+        else torch.full((1, mu.shape[0]), const, dtype=z.dtype, device=z.device),
+        zc * zc,
+        (-0.5 * inv_var).T,
+    )
     return torch.addmm(out, zc, (muc * inv_var).T)
 
 
@@ -84,8 +90,7 @@ class _QuadLogSumExp(torch.autograd.Function):
         return grad_zc, grad_W, grad_c
 
 
-def mixture_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                     logw: torch.Tensor | float) -> torch.Tensor:
+def mixture_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, logw: torch.Tensor | float) -> torch.Tensor:
     """``log sum_k w_k N(z; mu_k, diag(exp(logvar_k)))`` per row of z: the quadratic form expanded into
     matrix products around the centre of the means (see :func:`gaussian_mixture_terms`), with an
     efficient fused log-sum-exp; gradients reach z, mu, logvar and logw through ordinary autograd on
@@ -115,8 +120,16 @@ class MoGConfig(BaseModel):
 
 
 class MixturePrior(Prior, Mixture, LogvarTransformable):
-    def __init__(self, zdim: int, K: int, learn_means: bool = True, learn_logvars: bool = True,
-                 learn_weights: bool = False, init: str = "random", kl_samples: int = 100) -> None:
+    def __init__(
+        self,
+        zdim: int,
+        K: int,
+        learn_means: bool = True,
+        learn_logvars: bool = True,
+        learn_weights: bool = False,
+        init: str = "random",
+        kl_samples: int = 100,
+    ) -> None:
         super().__init__(zdim)
         self.K, self.init, self.kl_samples = K, init, kl_samples
         self.mu = nn.Parameter(torch.randn(K, zdim) / math.sqrt(K * zdim), requires_grad=learn_means)
@@ -173,8 +186,9 @@ class MixturePrior(Prior, Mixture, LogvarTransformable):
 
 
 def build(config: MoGConfig, zdim: int) -> MixturePrior:
-    return MixturePrior(zdim, config.K, config.learn_means, config.learn_logvars, config.learn_weights,
-                        config.init, config.kl_samples)
+    return MixturePrior(
+        zdim, config.K, config.learn_means, config.learn_logvars, config.learn_weights, config.init, config.kl_samples
+    )
 
 
 build.packable = True  # trains in a pack (introzoo.packing.loop)

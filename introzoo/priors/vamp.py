@@ -33,7 +33,10 @@ class VampConfig(BaseModel):
 
     K: int = Field(10, gt=0, description="number of pseudo-inputs")
     clamp: bool | None = Field(None, description="clamp pseudo-inputs to [0, 1] (default: for image data)")
-    to_mog: bool = Field(False, description="freeze E(u_k) into a MoG when the warm-up ends (the protocol of Prior Learning in Introspective VAEs)")
+    to_mog: bool = Field(
+        False,
+        description="freeze E(u_k) into a MoG when the warm-up ends (the protocol of Prior Learning in Introspective VAEs)",
+    )
     mog_learnable: bool = Field(True, description="after to_mog: the MoG's means and log-variances are learnable")
     kl_samples: int = Field(100, gt=0, description="Monte Carlo samples for KL(q || p)")
 
@@ -41,8 +44,15 @@ class VampConfig(BaseModel):
 class VampPrior(Prior, Mixture, LogvarTransformable):
     learnable = True
 
-    def __init__(self, zdim: int, K: int = 10, clamp: bool | None = None, to_mog: bool = False,
-                 mog_learnable: bool = True, kl_samples: int = 100) -> None:
+    def __init__(
+        self,
+        zdim: int,
+        K: int = 10,
+        clamp: bool | None = None,
+        to_mog: bool = False,
+        mog_learnable: bool = True,
+        kl_samples: int = 100,
+    ) -> None:
         super().__init__(zdim)
         self.K, self.clamp, self.to_mog, self.mog_learnable, self.kl_samples = K, clamp, to_mog, mog_learnable, kl_samples
         self.u: nn.Parameter | None = None

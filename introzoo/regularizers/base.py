@@ -52,8 +52,7 @@ class Regularizer:
     def bind(self, model) -> None:
         """Called once when the objective is built (``model`` on its device): build own networks here."""
 
-    def kl_term(self, model, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor,
-                iteration: int) -> torch.Tensor | None:
+    def kl_term(self, model, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, iteration: int) -> torch.Tensor | None:
         """The scalar that replaces the batch-mean real-data ``KL(x)`` of the objective, given the real
         batch's posterior and its training sample ``z``; ``None`` to keep the KL."""
         return None

@@ -65,8 +65,10 @@ class ClipLogvar(Regularizer):
 
     def check(self, prior) -> None:
         if not isinstance(prior, LogvarTransformable):
-            raise UsageError(f"regularizer 'clip-logvar' needs a mixture prior with log-variances (mog or vamp); "
-                             f"{type(prior).__name__} does not declare LogvarTransformable (introzoo.priors.base)")
+            raise UsageError(
+                f"regularizer 'clip-logvar' needs a mixture prior with log-variances (mog or vamp); "
+                f"{type(prior).__name__} does not declare LogvarTransformable (introzoo.priors.base)"
+            )
 
     def on_warmup_end(self, model) -> None:
         lv = model.prior.logvar.detach()
@@ -78,9 +80,13 @@ class ClipLogvar(Regularizer):
         if self.lo is None:
             return {"range_fixed": False}
         lv = model.prior.logvar.detach()
-        return {"lo": self.lo.tolist(), "hi": self.hi.tolist(), "logvar_min": lv.min(0).values.tolist(),
-                "logvar_max": lv.max(0).values.tolist(),
-                "inside": bool(torch.all(lv >= self.lo - 1e-6) and torch.all(lv <= self.hi + 1e-6))}
+        return {
+            "lo": self.lo.tolist(),
+            "hi": self.hi.tolist(),
+            "logvar_min": lv.min(0).values.tolist(),
+            "logvar_max": lv.max(0).values.tolist(),
+            "inside": bool(torch.all(lv >= self.lo - 1e-6) and torch.all(lv <= self.hi + 1e-6)),
+        }
 
 
 def build(config: ClipLogvarConfig) -> ClipLogvar:

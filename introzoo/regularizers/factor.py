@@ -49,8 +49,10 @@ class FactorConfig(BaseModel):
     #: options added after runs were recorded, at the value those runs had (left out of the run hash)
     hash_neutral: ClassVar[dict[str, Any]] = {"batch_weighting": "paper"}
     batch_weighting: Literal["paper", "authors"] = Field(
-        "paper", description="paper: every term a batch mean; authors: the dpVAE code's weighting, the TC term divided by the "
-                             "batch size (their reconstruction and KL are batch sums, this term a batch mean)")
+        "paper",
+        description="paper: every term a batch mean; authors: the dpVAE code's weighting, the TC term divided by the "
+        "batch size (their reconstruction and KL are batch sums, this term a batch mean)",
+    )
 
 
 def discriminator(zdim: int, layers: int = 5, hidden: int = 1000) -> nn.Sequential:
@@ -112,7 +114,7 @@ class Factor(Regularizer):
         """One step of the discriminator on samples ``z`` of q(z): first half label 1, second half
         permuted label 0. Returns its loss."""
         h = z.shape[0] // 2
-        joint, perm = z[:h], permute_dims(z[h: 2 * h])
+        joint, perm = z[:h], permute_dims(z[h : 2 * h])
         logits = self.logit(torch.cat([joint, perm]))
         labels = torch.cat([torch.ones(h), torch.zeros(h)]).to(logits)
         loss = F.binary_cross_entropy_with_logits(logits, labels)

@@ -44,12 +44,16 @@ class InfoConfig(BaseModel):
     lam: float = Field(1000.0, ge=0, description="lambda; MMD weight is alpha + lambda - 1 (dpVAE Table 1: 1000)")
     kernel: Literal["rbf", "imq"] = Field("rbf", description="rbf exp(-|a-b|^2/c) or imq c/(c + |a-b|^2)")
     c: float | None = Field(None, gt=0, description="kernel scale (default: zdim^2 for rbf, 2*zdim for imq)")
-    estimator: Literal["biased", "unbiased"] = Field("biased", description="MMD^2 with (Zhao et al.) or without the diagonals")
+    estimator: Literal["biased", "unbiased"] = Field(
+        "biased", description="MMD^2 with (Zhao et al.) or without the diagonals"
+    )
     #: options added after runs were recorded, at the value those runs had (left out of the run hash)
     hash_neutral: ClassVar[dict[str, Any]] = {"batch_weighting": "paper"}
     batch_weighting: Literal["paper", "authors"] = Field(
-        "paper", description="paper: every term a batch mean; authors: the dpVAE code's weighting, the MMD term divided by the "
-                             "batch size (their reconstruction and KL are batch sums, this term a batch mean)")
+        "paper",
+        description="paper: every term a batch mean; authors: the dpVAE code's weighting, the MMD term divided by the "
+        "batch size (their reconstruction and KL are batch sums, this term a batch mean)",
+    )
 
 
 def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str, c: float) -> torch.Tensor:
@@ -57,8 +61,9 @@ def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str, c: float) -> to
     return torch.exp(-d2 / c) if kernel == "rbf" else c / (c + d2)
 
 
-def mmd2(z: torch.Tensor, y: torch.Tensor, kernel: str = "rbf", c: float | None = None,
-         estimator: str = "biased") -> torch.Tensor:
+def mmd2(
+    z: torch.Tensor, y: torch.Tensor, kernel: str = "rbf", c: float | None = None, estimator: str = "biased"
+) -> torch.Tensor:
     """MMD^2 between the rows of ``z`` (n, d) and ``y`` (m, d) (see the module docstring)."""
     d = z.shape[1]
     c = float(c if c is not None else (d * d if kernel == "rbf" else 2 * d))
@@ -66,8 +71,11 @@ def mmd2(z: torch.Tensor, y: torch.Tensor, kernel: str = "rbf", c: float | None 
     if estimator == "biased":
         return kzz.mean() + kyy.mean() - 2 * kzy.mean()
     n, m = z.shape[0], y.shape[0]
-    return ((kzz.sum() - kzz.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-            - 2 * kzy.mean())
+    return (
+        (kzz.sum() - kzz.diagonal().sum()) / (n * (n - 1))
+        + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+        - 2 * kzy.mean()
+    )
 
 
 class Info(Regularizer):

@@ -38,10 +38,12 @@ class RespEntropyConfig(BaseModel):
     primary: ClassVar[str] = "r_entropy"
 
     r_entropy: float = Field(1.0, ge=0, description="weight of the normalised responsibility entropy")
-    samples: int = Field(100, ge=0, description="fresh posterior draws per real point (official: 100); "
-                                                "0 = the training sample z")
+    samples: int = Field(
+        100, ge=0, description="fresh posterior draws per real point (official: 100); 0 = the training sample z"
+    )
     normalize: Literal["official", "always"] = Field(
-        "official", description="official: divide by log K only when log K > 1 (K >= 3); always: every K")
+        "official", description="official: divide by log K only when log K > 1 (K >= 3); always: every K"
+    )
 
 
 def normalized_entropy(c: torch.Tensor, normalize: str = "always") -> torch.Tensor:
@@ -63,8 +65,10 @@ class RespEntropy(Regularizer):
     def check(self, prior) -> None:
         if not isinstance(prior, Mixture) or prior.K < 2:
             what = f"K = {prior.K}" if isinstance(prior, Mixture) else "not a Mixture (introzoo.priors.base)"
-            raise UsageError(f"regularizer 'resp-entropy' needs a prior of at least 2 components (mog:K or vamp:K); "
-                             f"{type(prior).__name__} is {what}")
+            raise UsageError(
+                f"regularizer 'resp-entropy' needs a prior of at least 2 components (mog:K or vamp:K); "
+                f"{type(prior).__name__} is {what}"
+            )
 
     def encoder_loss(self, model, mu, logvar, z):
         if self.samples > 0:  # draw t of point i is row t*B + i

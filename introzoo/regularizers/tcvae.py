@@ -63,8 +63,10 @@ class TCVAEConfig(BaseModel):
     #: options added after runs were recorded, at the value those runs had (left out of the run hash)
     hash_neutral: ClassVar[dict[str, Any]] = {"batch_weighting": "paper"}
     batch_weighting: Literal["paper", "authors"] = Field(
-        "paper", description="paper: every term a batch mean; authors: the dpVAE code's weighting, the whole MI + TC + dimension-wise KL term divided by the "
-                             "batch size (their reconstruction and KL are batch sums, this term a batch mean)")
+        "paper",
+        description="paper: every term a batch mean; authors: the dpVAE code's weighting, the whole MI + TC + dimension-wise KL term divided by the "
+        "batch size (their reconstruction and KL are batch sums, this term a batch mean)",
+    )
 
 
 def log_weights(batch: int, n: int, estimator: str, like: torch.Tensor) -> torch.Tensor:
@@ -79,8 +81,9 @@ def log_weights(batch: int, n: int, estimator: str, like: torch.Tensor) -> torch
     return w.log()
 
 
-def decompose(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, log_pz: torch.Tensor, n: int,
-              estimator: str = "mws") -> dict[str, torch.Tensor]:
+def decompose(
+    mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, log_pz: torch.Tensor, n: int, estimator: str = "mws"
+) -> dict[str, torch.Tensor]:
     """Per-sample ``log q(z|x)``, ``log q(z)``, ``log prod_k q(z_k)``, ``log p(z)`` and the batch means
     ``mi``, ``tc``, ``dwkl``, ``kl`` (= mi + tc + dwkl) for samples ``z`` (B, d) of the posteriors."""
     b = z.shape[0]
@@ -88,15 +91,26 @@ def decompose(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, log_pz: t
         raise UsageError("regularizer 'tcvae' needs a batch of at least 2 samples (its estimator uses the batch)")
     n = max(int(n), b)
     # log q(z_ik | x_jk): (B, B, d), row i the sample, column j the posterior
-    lq = -0.5 * ((z.unsqueeze(1) - mu.unsqueeze(0)).square() * torch.exp(-logvar).unsqueeze(0)
-                 + logvar.unsqueeze(0) + math.log(2 * math.pi))
+    lq = -0.5 * (
+        (z.unsqueeze(1) - mu.unsqueeze(0)).square() * torch.exp(-logvar).unsqueeze(0)
+        + logvar.unsqueeze(0)
+        + math.log(2 * math.pi)
+    )
     log_qzx = lq.diagonal(dim1=0, dim2=1).sum(0)
     lw = log_weights(b, n, estimator, z)
     log_qz = torch.logsumexp(lw + lq.sum(-1), dim=1)
     log_qz_prod = torch.logsumexp(lw.unsqueeze(-1) + lq, dim=1).sum(-1)
     mi, tc, dwkl = (log_qzx - log_qz).mean(), (log_qz - log_qz_prod).mean(), (log_qz_prod - log_pz).mean()
-    return {"log_qzx": log_qzx, "log_qz": log_qz, "log_qz_prod": log_qz_prod, "log_pz": log_pz,
-            "mi": mi, "tc": tc, "dwkl": dwkl, "kl": (log_qzx - log_pz).mean()}
+    return {
+        "log_qzx": log_qzx,
+        "log_qz": log_qz,
+        "log_qz_prod": log_qz_prod,
+        "log_pz": log_pz,
+        "mi": mi,
+        "tc": tc,
+        "dwkl": dwkl,
+        "kl": (log_qzx - log_pz).mean(),
+    }
 
 
 class TCVAE(Regularizer):

@@ -79,9 +79,13 @@ class LocalConfig(BaseModel):
 
     workers: int | None = Field(None, gt=0, description="runs in parallel (default: the machine's cores)")
     threads: int = Field(1, gt=0, description="torch threads per run")
-    resume_every: float = Field(0.0, ge=0, allow_inf_nan=False,
-                                description="seconds between resume points of each run trained alone (0: none); "
-                                            "rerunning an interrupted sweep continues its unfinished runs from them")
+    resume_every: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="seconds between resume points of each run trained alone (0: none); "
+        "rerunning an interrupted sweep continues its unfinished runs from them",
+    )
 
 
 class LocalExecutor:
@@ -99,8 +103,9 @@ class LocalExecutor:
         remaining, wait = list(tasks), False
         ctx = multiprocessing.get_context("spawn")
         while remaining:
-            with ProcessPoolExecutor(max_workers=min(self.workers, len(remaining)), mp_context=ctx,
-                                     initializer=_die_with_parent) as pool:
+            with ProcessPoolExecutor(
+                max_workers=min(self.workers, len(remaining)), mp_context=ctx, initializer=_die_with_parent
+            ) as pool:
                 futures = {self._submit(pool, unit, sweep_dir, wait): unit for unit in remaining}
                 remaining, busy = [], []
                 broken = False
@@ -135,12 +140,19 @@ class LocalExecutor:
 
     def _submit(self, pool, unit, sweep_dir: Path, wait: bool):
         if isinstance(unit, PackTask):
-            return pool.submit(execute_pack, [str(t.run_dir) for t in unit.members], [t.config for t in unit.members],
-                               self.config.threads, str(sweep_dir), wait=wait)
+            return pool.submit(
+                execute_pack,
+                [str(t.run_dir) for t in unit.members],
+                [t.config for t in unit.members],
+                self.config.threads,
+                str(sweep_dir),
+                wait=wait,
+            )
         every = self.config.resume_every
         resumable = _LocalResumable(every, str(sweep_dir), unit.run_dir.name) if every > 0 else None
-        return pool.submit(execute, str(unit.run_dir), unit.config, self.config.threads, str(sweep_dir),
-                           resumable=resumable, wait=wait)
+        return pool.submit(
+            execute, str(unit.run_dir), unit.config, self.config.threads, str(sweep_dir), resumable=resumable, wait=wait
+        )
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from typing import Any
 from .rows import AXES, Row, best_values, group_key
 from .verdicts import ALPHA, verdict_text
 
+
 def column_decimals(stats: list[tuple[float, float, int]]) -> int:
     """Decimal places of one metric column, the same for every row: down to the first significant digit of
     the column's smallest std (two digits when it starts with 1: ``1.25 ± 0.11``); without stds (single
@@ -23,7 +24,7 @@ def column_decimals(stats: list[tuple[float, float, int]]) -> int:
     if stds:
         sd = min(stds)
         exp = math.floor(math.log10(sd))
-        places = -exp + (1 if int(round(sd / 10 ** exp, 6)) == 1 else 0)
+        places = -exp + (1 if int(round(sd / 10**exp, 6)) == 1 else 0)
     elif len(set(means)) > 1:
         places = 1 - math.floor(math.log10(max(means) - min(means)))
     elif means and means[0] != 0:
@@ -69,20 +70,30 @@ def warmup_heavy_note(rows: list[Row]) -> str | None:
     n = sum(1 for r in rows if r.warmup_heavy and not r.published)
     if not n:
         return None
-    return (f"†: {n} row(s) spent half their iterations or more in the objective's plain-VAE warm-up (num_vae): "
-            "they describe a VAE more than the objective; train longer")
+    return (
+        f"†: {n} row(s) spent half their iterations or more in the objective's plain-VAE warm-up (num_vae): "
+        "they describe a VAE more than the objective; train longer"
+    )
 
 
 def short_of_protocol(rows: list[Row]) -> str | None:
     """A line explaining ``a / b`` in the iterations column, when some row trained less than the protocol."""
     from ..references import protocol_iterations
 
-    short = [r for r in rows if not r.published and r.iterations and protocol_iterations(r.data)
-             and max(r.iterations) < protocol_iterations(r.data)]
+    short = [
+        r
+        for r in rows
+        if not r.published
+        and r.iterations
+        and protocol_iterations(r.data)
+        and max(r.iterations) < protocol_iterations(r.data)
+    ]
     if not short:
         return None
-    return (f"iterations a / b: {len(short)} row(s) trained a iterations, shorter than the papers' protocol (b): "
-            "their numbers are not comparable with the published ones")
+    return (
+        f"iterations a / b: {len(short)} row(s) trained a iterations, shorter than the papers' protocol (b): "
+        "their numbers are not comparable with the published ones"
+    )
 
 
 def code_label(row: Row) -> str:
@@ -94,20 +105,32 @@ def mixed_code(rows: list[Row]) -> list[Row]:
     return [r for r in rows if len(r.code) > 1]
 
 
-def table_data(rows: list[Row], directions: dict[str, str], group_by: str,
-               versions: bool = False) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+def table_data(
+    rows: list[Row], directions: dict[str, str], group_by: str, versions: bool = False
+) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     metrics = list(directions)
     best = best_values(rows, directions, group_by)
     judged = any(r.verdicts for r in rows)
     places = {m: column_decimals([r.stats[m] for r in rows if m in r.stats]) for m in metrics}
-    header = ["rank", "data", "objective", "prior", "backbone", "n", "iterations"] + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics] + ["diverged", "failed"]
+    header = (
+        ["rank", "data", "objective", "prior", "backbone", "n", "iterations"]
+        + [f"{m} {'↓' if directions[m] == 'min' else '↑'}" for m in metrics]
+        + ["diverged", "failed"]
+    )
     header += ["verdict"] if judged else []
     header += ["code"] if versions else []
     body, marks = [], []
     for r in rows:
         g = group_key(r, group_by)
-        cells = ["" if r.rank is None else str(r.rank), r.data, r.label, r.prior, r.backbone,
-                 "paper" if r.published else f"{r.finished}/{r.n_runs}", iterations_text(r)]
+        cells = [
+            "" if r.rank is None else str(r.rank),
+            r.data,
+            r.label,
+            r.prior,
+            r.backbone,
+            "paper" if r.published else f"{r.finished}/{r.n_runs}",
+            iterations_text(r),
+        ]
         flags = [False] * len(cells)
         for m in metrics:
             stat = r.stats.get(m)
@@ -132,14 +155,29 @@ def _protocol(row: Row) -> int | None:
     return protocol_iterations(row.data)
 
 
-def to_json(rows: list[Row], directions: dict[str, str], sort: str | None,
-            summary: dict[str, dict[str, Any]] | None = None) -> str:
+def to_json(
+    rows: list[Row], directions: dict[str, str], sort: str | None, summary: dict[str, dict[str, Any]] | None = None
+) -> str:
     out = []
     for r in rows:
-        row = {"rank": r.rank, "data": r.data, "objective": r.label, "prior": r.prior, "backbone": r.backbone, "published": r.published,
-               "n": r.finished, "runs": r.n_runs, "diverged": r.diverged, "failed": r.failed, "unfinished": r.unfinished,
-               "iterations": sorted(r.iterations), "protocol_iterations": _protocol(r), "warmup_heavy": r.warmup_heavy,
-               "code": sorted(r.code), "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()}}
+        row = {
+            "rank": r.rank,
+            "data": r.data,
+            "objective": r.label,
+            "prior": r.prior,
+            "backbone": r.backbone,
+            "published": r.published,
+            "n": r.finished,
+            "runs": r.n_runs,
+            "diverged": r.diverged,
+            "failed": r.failed,
+            "unfinished": r.unfinished,
+            "iterations": sorted(r.iterations),
+            "protocol_iterations": _protocol(r),
+            "warmup_heavy": r.warmup_heavy,
+            "code": sorted(r.code),
+            "metrics": {m: {"mean": s[0], "std": s[1], "n": s[2]} for m, s in r.stats.items()},
+        }
         if r.published:
             row["column"] = r.column
             row["verdict"] = {m: {"verdict": v, "p": p} for m, (v, p) in r.verdicts.items()}
@@ -162,8 +200,9 @@ LABEL_WIDTH = 16
 _UNIFORM = ("data", "prior", "backbone")
 
 
-def compact(rows: list[Row], header: list[str], body: list[list[str]],
-            marks: list[list[bool]]) -> tuple[list[str], list[list[str]], list[list[bool]], list[str]]:
+def compact(
+    rows: list[Row], header: list[str], body: list[list[str]], marks: list[list[bool]]
+) -> tuple[list[str], list[list[str]], list[list[bool]], list[str]]:
     """The table for a terminal and for LaTeX, within about 120 columns: the data, prior and backbone
     columns leave it when equal in every row (one line says ``every row: prior sg``), the diverged and
     failed columns when every count is 0; a label longer than :data:`LABEL_WIDTH` becomes its first part
@@ -177,15 +216,19 @@ def compact(rows: list[Row], header: list[str], body: list[list[str]],
         for row, cells in zip(rows, body):
             verdicts = row.verdicts
             differs = [m for m, (x, _) in verdicts.items() if x == "differs"]
-            cells[v] = "differs" if differs else ("agrees" if any(x == "agrees" for x, _ in verdicts.values())
-                                                  else ("untested" if verdicts else ""))
+            cells[v] = (
+                "differs"
+                if differs
+                else ("agrees" if any(x == "agrees" for x, _ in verdicts.values()) else ("untested" if verdicts else ""))
+            )
             for m in differs:
                 i = next((i for i, h in enumerate(header) if h.rsplit(" ", 1)[0] == m), None)
                 if i is not None:
                     cells[i] += "*"
         if any("*" in c for cells in body for c in cells):
-            lines.append("* differs from our row above it (Welch's t-test, two-sided, p < 0.05; "
-                         "p-values: --format md or json)")
+            lines.append(
+                "* differs from our row above it (Welch's t-test, two-sided, p < 0.05; p-values: --format md or json)"
+            )
     drop, same = set(), []
     for i, h in enumerate(header):
         column = {cells[i] for cells in body}
@@ -203,8 +246,9 @@ def compact(rows: list[Row], header: list[str], body: list[list[str]],
     labels = [i for i in keep if header[i] in AXES + ("code",)]
 
     def width(limit: int) -> int:  # the table's natural width with labels cut at ``limit``
-        return sum(max([len(header[i])] + [min(len(c[i]), limit) if i in labels else len(c[i]) for c in body])
-                   for i in keep) + 2 * (len(keep) - 1)
+        return sum(
+            max([len(header[i])] + [min(len(c[i]), limit) if i in labels else len(c[i]) for c in body]) for i in keep
+        ) + 2 * (len(keep) - 1)
 
     longest = max([len(c[i]) for c in body for i in labels] + [LABEL_WIDTH])
     limit = next((n for n in range(longest, LABEL_WIDTH - 1, -1) if width(n) <= TABLE_WIDTH), LABEL_WIDTH)
@@ -217,15 +261,35 @@ def compact(rows: list[Row], header: list[str], body: list[list[str]],
                 head = text
                 for sep in (",", " (", " + ", " [", ";"):
                     head = head.split(sep)[0]
-                cells[i] = f"{head[:limit - len(key) - 3]} [{key}]"
+                cells[i] = f"{head[: limit - len(key) - 3]} [{key}]"
     lines += [f"[{key}] {text}" for text, key in legend.items()]
-    return ([header[i] for i in keep], [[cells[i] for i in keep] for cells in body],
-            [[flags[i] for i in keep] for flags in marks], lines)
+    return (
+        [header[i] for i in keep],
+        [[cells[i] for i in keep] for cells in body],
+        [[flags[i] for i in keep] for flags in marks],
+        lines,
+    )
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "↓": r"$\downarrow$", "↑": r"$\uparrow$",
-        "±": r"$\pm$", "–": "--", "<": r"$<$", ">": r"$>$", "|": r"$|$"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "↓": r"$\downarrow$",
+    "↑": r"$\uparrow$",
+    "±": r"$\pm$",
+    "–": "--",
+    "<": r"$<$",
+    ">": r"$>$",
+    "|": r"$|$",
+}
 
 
 _STAT = re.compile(r"(-?[\d.]+) ± ([\d.]+)(\*?)")
@@ -245,14 +309,22 @@ def _tex_cell(text: str, bold: bool) -> str:
     return rf"\textbf{{{_tex(text)}}}" if bold and text else _tex(text)
 
 
-def to_latex(header: list[str], body: list[list[str]], marks: list[list[bool]], groups: list[Any], title: str,
-             notes: list[str] = ()) -> str:
+def to_latex(
+    header: list[str], body: list[list[str]], marks: list[list[bool]], groups: list[Any], title: str, notes: list[str] = ()
+) -> str:
     """A booktabs table (``\\usepackage{booktabs}``): mean $\\pm$ std, the best value per group in bold, a
     ``\\midrule`` between groups, the notes under the table."""
     align = "".join("l" if h in AXES else "r" for h in header)
-    lines = ["% introzoo leaderboard; needs \\usepackage{booktabs}", r"\begin{table}", r"\centering",
-             rf"\caption{{{_tex(title)}}}", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
-             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    lines = [
+        "% introzoo leaderboard; needs \\usepackage{booktabs}",
+        r"\begin{table}",
+        r"\centering",
+        rf"\caption{{{_tex(title)}}}",
+        rf"\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+        " & ".join(_tex(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
     for i, (cells, flags) in enumerate(zip(body, marks)):
         if i and groups[i] != groups[i - 1]:
             lines.append(r"\midrule")
@@ -275,17 +347,49 @@ def to_csv(rows: list[Row], directions: dict[str, str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     metrics = list(directions)
-    w.writerow(["rank", "data", "objective", "prior", "backbone", "published", "n", "runs", "diverged", "failed", "unfinished",
-                "iterations", "protocol_iterations"]
-               + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["column", "verdict", "code"])
+    w.writerow(
+        [
+            "rank",
+            "data",
+            "objective",
+            "prior",
+            "backbone",
+            "published",
+            "n",
+            "runs",
+            "diverged",
+            "failed",
+            "unfinished",
+            "iterations",
+            "protocol_iterations",
+        ]
+        + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+        + ["column", "verdict", "code"]
+    )
     for r in rows:
         vals = []
         for m in metrics:
             s = r.stats.get(m)
             vals += [s[0], s[1]] if s else ["", ""]
-        w.writerow([r.rank or "", r.data, r.label, r.prior, r.backbone, r.published, r.finished, r.n_runs, r.diverged, r.failed,
-                    r.unfinished, ";".join(str(i) for i in sorted(r.iterations)), _protocol(r) or ""]
-                   + vals + [r.column, verdict_text(r), code_label(r)])
+        w.writerow(
+            [
+                r.rank or "",
+                r.data,
+                r.label,
+                r.prior,
+                r.backbone,
+                r.published,
+                r.finished,
+                r.n_runs,
+                r.diverged,
+                r.failed,
+                r.unfinished,
+                ";".join(str(i) for i in sorted(r.iterations)),
+                _protocol(r) or "",
+            ]
+            + vals
+            + [r.column, verdict_text(r), code_label(r)]
+        )
     return buf.getvalue()
 
 
@@ -293,11 +397,16 @@ def to_html(header, body, marks, title: str, notes: list[str] = ()) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     trs = []
     for cells, flags in zip(body, marks):
-        tds = "".join(f"<td><b>{html.escape(c)}</b></td>" if f else f"<td>{html.escape(c)}</td>" for c, f in zip(cells, flags))
+        tds = "".join(
+            f"<td><b>{html.escape(c)}</b></td>" if f else f"<td>{html.escape(c)}</td>" for c, f in zip(cells, flags)
+        )
         trs.append(f"<tr>{tds}</tr>")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px 8px;text-align:right}td:nth-child(-n+5){text-align:left}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
-            "<p>mean ± std over seeds; best per group in bold.</p>"
-            + "".join(f"<p>{html.escape(x)}</p>" for x in notes) + "</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;text-align:right}td:nth-child(-n+5){text-align:left}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+        "<p>mean ± std over seeds; best per group in bold.</p>"
+        + "".join(f"<p>{html.escape(x)}</p>" for x in notes)
+        + "</body></html>\n"
+    )

@@ -103,31 +103,59 @@ class SweepSpec(TrainOverrides):
     objective: list[str] | dict[str, list[str]] = Field(
         default_factory=lambda: ["soft"],
         description="objectives (sweep syntax) of every dataset, or dataset name -> objectives, from a "
-                    "[sweep.objective] table (every dataset of the sweep must be named)")
+        "[sweep.objective] table (every dataset of the sweep must be named)",
+    )
     prior: list[str] | dict[str, list[str]] = Field(
         default_factory=lambda: ["sg"],
         description="priors (sweep syntax) of every dataset, or dataset name -> priors, from a [sweep.prior] "
-                    "table (a dataset not named: sg)")
+        "table (a dataset not named: sg)",
+    )
     backbone: list[str] = Field(default_factory=list, description="empty: each dataset's default backbone")
     data: list[str] = Field(default_factory=lambda: ["8gaussians"])
     regularizers: list[str] = Field(default_factory=list)
-    regularizer: list[str] = Field(default_factory=list, description="regularizer alternatives, sweep syntax: each run adds one of them to regularizers ('none': no regularizer)")
+    regularizer: list[str] = Field(
+        default_factory=list,
+        description="regularizer alternatives, sweep syntax: each run adds one of them to regularizers ('none': no regularizer)",
+    )
     seeds: int = Field(1, gt=0, le=MAX_RUNS, description="seeds 0 .. seeds-1 (from seed_start)")
     seed_start: int = Field(0, ge=0, le=MAX_SEED)
-    metrics: list[str] | dict[str, list[str]] | None = Field(None, description="metric specs of every run, or dataset name -> metric specs (a dataset not named: every metric that applies)")
-    select: str | None = Field(None, description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds")
+    metrics: list[str] | dict[str, list[str]] | None = Field(
+        None,
+        description="metric specs of every run, or dataset name -> metric specs (a dataset not named: every metric that applies)",
+    )
+    select: str | None = Field(
+        None,
+        description="metric for the papers' protocol: pick the best per (objective, data) with one seed, rerun it with all seeds",
+    )
     executor: str = "local"
-    device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="where every run trains (auto: CUDA when available); not part of a run's hash")
-    kernels: Literal["auto", "aten", "onednn"] = Field("auto", description="CPU kernels of the Linear products (introzoo.training.kernels); not part of a run's hash")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu", description="where every run trains (auto: CUDA when available); not part of a run's hash"
+    )
+    kernels: Literal["auto", "aten", "onednn"] = Field(
+        "auto", description="CPU kernels of the Linear products (introzoo.training.kernels); not part of a run's hash"
+    )
     pack: Union[int, Literal["auto"], None] = Field(
-        None, description="train compatible runs in packs of at most this many (introzoo.packing.loop); 'auto': as many as fit "
-                          "in the GPU's free memory; default: auto on a GPU, 1 (no packing) on the CPU")
-    executor_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="executor name -> options, from the file's [executor.NAME] tables")
-    constraints: list[str] = Field(default_factory=list, description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl' (skipped where an option is absent), and on the components' names (objective, prior, regularizer, data), e.g. \"objective != 'vae' or prior == 'sg'\"")
-    published: dict[str, Any] = Field(default_factory=dict, description="published numbers: data -> row -> metric -> [mean, std]; a row is 'objective[ + regularizer...][ @ prior]'")
+        None,
+        description="train compatible runs in packs of at most this many (introzoo.packing.loop); 'auto': as many as fit "
+        "in the GPU's free memory; default: auto on a GPU, 1 (no packing) on the CPU",
+    )
+    executor_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="executor name -> options, from the file's [executor.NAME] tables"
+    )
+    constraints: list[str] = Field(
+        default_factory=list,
+        description="conditions on objective options, e.g. 'beta_neg <= 5 * beta_kl' (skipped where an option is absent), and on the components' names (objective, prior, regularizer, data), e.g. \"objective != 'vae' or prior == 'sg'\"",
+    )
+    published: dict[str, Any] = Field(
+        default_factory=dict,
+        description="published numbers: data -> row -> metric -> [mean, std]; a row is 'objective[ + regularizer...][ @ prior]'",
+    )
     published_source: str = ""
     published_n: int | None = Field(None, gt=0, description="seeds behind each published mean ± std (the verdict's n)")
-    references: dict[str, dict[str, Any]] = Field(default_factory=dict, description="further reference columns, from [references.NAME] tables: name -> {source, n, DATA -> row -> metric -> [mean, std]}")
+    references: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="further reference columns, from [references.NAME] tables: name -> {source, n, DATA -> row -> metric -> [mean, std]}",
+    )
 
     @field_validator("pack", mode="before")
     @classmethod
@@ -146,15 +174,25 @@ class SweepSpec(TrainOverrides):
 
         if info.field_name != "metrics" and isinstance(v, dict):  # a table's dataset may give one string
             v = {k: [x] if isinstance(x, str) else x for k, x in v.items()}
-        if (v is None and info.field_name == "metrics") or specs(v) or (isinstance(v, dict) and all(specs(x) for x in v.values())):
+        if (
+            (v is None and info.field_name == "metrics")
+            or specs(v)
+            or (isinstance(v, dict) and all(specs(x) for x in v.values()))
+        ):
             return v
         if info.field_name == "metrics":
-            raise PydanticCustomError("metrics", "must be a list of metric specs for every run (metrics = [\"kl\", \"jsd\"]) or a "
-                                                 "table of dataset name -> list ([sweep.metrics] with 8gaussians = [\"kl\"])")
+            raise PydanticCustomError(
+                "metrics",
+                "must be a list of metric specs for every run (metrics = [\"kl\", \"jsd\"]) or a "
+                "table of dataset name -> list ([sweep.metrics] with 8gaussians = [\"kl\"])",
+            )
         axis = info.field_name
         example = "soft,beta_kl=0.3" if axis == "objective" else "mog:64"
-        raise PydanticCustomError(axis, f"must be a list of {axis} specs for every dataset ({axis} = [\"{example}\"]) or a table of "
-                                        f"dataset name -> list ([sweep.{axis}] with 8gaussians = [\"{example}\"])")
+        raise PydanticCustomError(
+            axis,
+            f"must be a list of {axis} specs for every dataset ({axis} = [\"{example}\"]) or a table of "
+            f"dataset name -> list ([sweep.{axis}] with 8gaussians = [\"{example}\"])",
+        )
 
     @field_validator("seed_start")
     @classmethod
@@ -185,8 +223,10 @@ class SweepSpec(TrainOverrides):
             return value[name]
         if axis == "prior":
             return ["sg"]
-        raise UsageError(f"the sweep's [sweep.{axis}] table has no entry for dataset '{name}' (it names "
-                         f"{', '.join(value) or 'none'}); add one, or give --{axis}")
+        raise UsageError(
+            f"the sweep's [sweep.{axis}] table has no entry for dataset '{name}' (it names "
+            f"{', '.join(value) or 'none'}); add one, or give --{axis}"
+        )
 
     def check_tables(self) -> None:
         """Every per-dataset table (``objective``, ``prior``, ``metrics``) names datasets of the sweep only,
@@ -200,8 +240,9 @@ class SweepSpec(TrainOverrides):
             stray = [k for k in table if k not in names]
             if stray:
                 what = "metrics name" if axis == "metrics" else f"[sweep.{axis}] table names"
-                raise UsageError(f"the sweep's {what} dataset '{stray[0]}', which is not in its data; "
-                                 f"valid: {', '.join(sorted(names))}")
+                raise UsageError(
+                    f"the sweep's {what} dataset '{stray[0]}', which is not in its data; valid: {', '.join(sorted(names))}"
+                )
         for d in datasets:
             self.axis_for("objective", d)
 
@@ -209,8 +250,11 @@ class SweepSpec(TrainOverrides):
         """The per-dataset tables (``objective``, ``prior``, ``metrics``) cut to the datasets of ``data``
         (a command line's ``--data`` over a sweep file): field -> table, for the tables there are."""
         names = {data_name(d) for text in data for d in expand_axis(text, "data")}
-        return {axis: {k: v for k, v in table.items() if k in names}
-                for axis in ("objective", "prior", "metrics") if isinstance(table := getattr(self, axis), dict)}
+        return {
+            axis: {k: v for k, v in table.items() if k in names}
+            for axis in ("objective", "prior", "metrics")
+            if isinstance(table := getattr(self, axis), dict)
+        }
 
 
 def data_name(spec: str) -> str:
@@ -232,8 +276,11 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     raw = read_toml(path, "sweep file")
     for table in ("sweep", "published", "references"):
         if table in raw and not isinstance(raw[table], dict):
-            raise ReadError("sweep file", path, f"has a {_TOML_KINDS.get(type(raw[table]), 'value')} for '{table}' where a table "
-                                                f"([{table}]) is expected")
+            raise ReadError(
+                "sweep file",
+                path,
+                f"has a {_TOML_KINDS.get(type(raw[table]), 'value')} for '{table}' where a table ([{table}]) is expected",
+            )
     body = dict(raw.get("sweep", raw))
     for table in ("published", "references"):
         if table in raw:
@@ -244,8 +291,9 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
             del body["executor"]
         bad = [k for k, v in tables.items() if not isinstance(v, dict)]
         if bad:
-            raise UsageError(f"sweep file '{path}': [executor] holds one table per executor, e.g. "
-                             f"[executor.submitit]; found '{bad[0]}'")
+            raise UsageError(
+                f"sweep file '{path}': [executor] holds one table per executor, e.g. [executor.submitit]; found '{bad[0]}'"
+            )
         body["executor_options"] = tables
     for axis in AXES:
         if isinstance(body.get(axis), str):
@@ -282,8 +330,12 @@ def component_names(objective: str, prior: str, regularizer: str, data: str) -> 
     """The variables a constraint can test besides the objective's options: each axis's component name
     (``objective``, ``prior``, ``data``) and ``regularizer``, the name of the run's alternative of the
     ``regularizer`` axis (``"none"`` without one), e.g. ``"objective != 'vae' or prior == 'sg'"``."""
-    return {"objective": spec_name(objective), "prior": spec_name(prior), "data": spec_name(data),
-            "regularizer": spec_name(regularizer)}
+    return {
+        "objective": spec_name(objective),
+        "prior": spec_name(prior),
+        "data": spec_name(data),
+        "regularizer": spec_name(regularizer),
+    }
 
 
 @dataclass
@@ -301,6 +353,7 @@ class Task:
 def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir: Path | None = None) -> list[Task]:
     """All runs of the grid, validated and resolved (once per configuration; each seed is a copy), in
     a stable order."""
+
     def alternatives(texts: list[str], axis: str) -> list[str]:
         return [s for text in texts for s in expand_axis(text, axis)]
 
@@ -316,21 +369,36 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
     if size > MAX_RUNS:
         raise UsageError(f"the grid has {size} runs; introzoo refuses sweeps of more than {MAX_RUNS} runs")
     tasks, seen, fits_checked = [], set(), set()
-    grid = ((d, o, p, b, r) for d in datasets for o, p, b, r in itertools.product(
-        per_data["objective"][d], per_data["prior"][d], backbones, regs))
+    grid = (
+        (d, o, p, b, r)
+        for d in datasets
+        for o, p, b, r in itertools.product(per_data["objective"][d], per_data["prior"][d], backbones, regs)
+    )
     for data, objective, prior, backbone, reg in grid:
         names = component_names(objective, prior, reg, data)
         if not satisfies([c for c in spec.constraints if _names_only(c, names)], names):
             continue  # e.g. a prior one objective does not take: refused before it is resolved
-        cfg = RunConfig(objective=objective, prior=prior, backbone=backbone, data=data, metrics=spec.metrics_for(data),
-                        device=spec.device, kernels=spec.kernels,
-                        regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]), **train)
+        cfg = RunConfig(
+            objective=objective,
+            prior=prior,
+            backbone=backbone,
+            data=data,
+            metrics=spec.metrics_for(data),
+            device=spec.device,
+            kernels=spec.kernels,
+            regularizers=list(spec.regularizers) + ([] if reg == "none" else [reg]),
+            **train,
+        )
         resolved = resolve(cfg, registry)
         if not satisfies(spec.constraints, {**names, **resolved.objective.config.model_dump()}):
             continue
         if resolved.dataset is not None:  # a model too large for memory is refused before anything trains
-            fit = (json.dumps([resolved.backbone.to_json(), resolved.prior.to_json()], sort_keys=True, default=str),
-                   tuple(resolved.dataset.shape), int(resolved.train["zdim"]), int(resolved.train["batch_size"]))
+            fit = (
+                json.dumps([resolved.backbone.to_json(), resolved.prior.to_json()], sort_keys=True, default=str),
+                tuple(resolved.dataset.shape),
+                int(resolved.train["zdim"]),
+                int(resolved.train["batch_size"]),
+            )
             if fit not in fits_checked:  # the same networks and batch fit once for every objective option
                 check_fits(resolved, resolved.dataset.shape, int(resolved.train["zdim"]))
                 fits_checked.add(fit)
@@ -341,8 +409,16 @@ def expand(spec: SweepSpec, registry, seeds: list[int] | None = None, sweep_dir:
             if record["hash"] in seen:  # e.g. an option given explicitly at its default value
                 continue
             seen.add(record["hash"])
-            tasks.append(Task((sweep_dir or Path(".")) / "runs" / record["hash"], record, record["hash"],
-                              record["config_key"], key, reports))
+            tasks.append(
+                Task(
+                    (sweep_dir or Path(".")) / "runs" / record["hash"],
+                    record,
+                    record["hash"],
+                    record["config_key"],
+                    key,
+                    reports,
+                )
+            )
     return tasks
 
 
@@ -367,4 +443,3 @@ def write_manifest(sweep_dir: Path, spec: SweepSpec, tasks: list[Task], extra: d
     sweep_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"spec": spec.model_dump(mode="json"), "runs": [t.hash for t in tasks], **(extra or {})}
     atomic_write_json(sweep_dir / "sweep.json", manifest)
-

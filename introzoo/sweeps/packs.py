@@ -58,9 +58,12 @@ def pack_key(run) -> str | None:
         return None
     rec = run.to_json()
     shared = {k: v for k, v in rec["objective"]["options"].items() if k != "num_vae" and not isinstance(v, float)}
-    body = {"objective": [rec["objective"]["name"], shared], "device": run.device,
-            "train": {k: v for k, v in rec["train"].items() if k not in MEMBER_TRAIN_OPTIONS},
-            **{k: rec[k] for k in ("prior", "backbone", "data", "regularizers")}}
+    body = {
+        "objective": [rec["objective"]["name"], shared],
+        "device": run.device,
+        "train": {k: v for k, v in rec["train"].items() if k not in MEMBER_TRAIN_OPTIONS},
+        **{k: rec[k] for k in ("prior", "backbone", "data", "regularizers")},
+    }
     return json.dumps(body, sort_keys=True)
 
 
@@ -126,8 +129,11 @@ def auto_pack_size(configs: list[dict[str, Any]], device: str, workers: int = 1)
     if device == "cpu" or not torch.cuda.is_available() or not configs:
         return PACK_CPU
     free, _ = torch.cuda.mem_get_info()
-    need = max(member_bytes(c) for c in configs if c.get("backbone", {}).get("name") == "mlp") \
-        if any(c.get("backbone", {}).get("name") == "mlp" for c in configs) else 0
+    need = (
+        max(member_bytes(c) for c in configs if c.get("backbone", {}).get("name") == "mlp")
+        if any(c.get("backbone", {}).get("name") == "mlp" for c in configs)
+        else 0
+    )
     if need <= 0:
         return PACK_CPU
     return max(1, min(PACK_MAX, math.floor(FREE_SHARE * free / max(1, workers) / need)))
@@ -137,8 +143,14 @@ def _result(status: str, reason: str = "", **extra: Any) -> dict[str, Any]:
     return {"status": status, "reason": reason, **extra}
 
 
-def execute_pack(run_dirs: list[str], configs: list[dict[str, Any]], threads: int | None = None,
-                 sweep_dir: str | None = None, wait: bool = True, device: str | None = None) -> list[dict[str, Any]]:
+def execute_pack(
+    run_dirs: list[str],
+    configs: list[dict[str, Any]],
+    threads: int | None = None,
+    sweep_dir: str | None = None,
+    wait: bool = True,
+    device: str | None = None,
+) -> list[dict[str, Any]]:
     """Train the runs of one pack (in a worker) under every member's claim; one result per member, in
     order. Claims are taken in the order of the run directories' paths (two processes that wait for
     overlapping packs cannot deadlock). A member another process holds is reported busy (``wait``

@@ -37,17 +37,24 @@ def code_of(config: dict[str, Any]) -> str:
     third-party plugin that supplied one of its components (``introzoo 0.1.0 + example 0.1.0``)."""
     comps = [config.get(k) for k in ("objective", "prior", "backbone", "data")]
     comps += list(config.get("regularizers") or []) + list(config.get("metrics") or [])
-    plugins = sorted({f"{c['plugin']} {c.get('version', '?')}" for c in comps
-                      if isinstance(c, dict) and c.get("plugin") not in (None, "introzoo")})
+    plugins = sorted(
+        {
+            f"{c['plugin']} {c.get('version', '?')}"
+            for c in comps
+            if isinstance(c, dict) and c.get("plugin") not in (None, "introzoo")
+        }
+    )
     return " + ".join([f"introzoo {config.get('introzoo', '?')}"] + plugins)
-
 
 
 def _config_problem(config: dict[str, Any]) -> str | None:
     for part in ("objective", "prior", "data"):
         comp = config.get(part)
-        if not isinstance(comp, dict) or not isinstance(comp.get("name"), str) \
-                or not isinstance(comp.get("options", {}), dict):
+        if (
+            not isinstance(comp, dict)
+            or not isinstance(comp.get("name"), str)
+            or not isinstance(comp.get("options", {}), dict)
+        ):
             return f"has no '{part}' component (name and options)"
     if not isinstance(config.get("config_key", ""), str):
         return "has a 'config_key' that is not a string"
@@ -65,8 +72,9 @@ def _metrics_problem(m: dict[str, Any]) -> str | None:
     return None
 
 
-def collect(sweep_dir: str | Path, only: list[str] | None = None,
-            skipped: list[tuple[str, str]] | None = None) -> list[Record]:
+def collect(
+    sweep_dir: str | Path, only: list[str] | None = None, skipped: list[tuple[str, str]] | None = None
+) -> list[Record]:
     """The sweep's runs that have started (a ``config.json``). A run whose ``config.json`` or
     ``metrics.json`` cannot be read is left out and, when ``skipped`` is given, appended to it as
     (run, what is wrong)."""
@@ -94,6 +102,14 @@ def collect(sweep_dir: str | Path, only: list[str] | None = None,
             if skipped is not None:
                 skipped.append((d.name, str(exc)))
             continue
-        records.append(Record(d.name, config.get("config_key", d.name), config, m.get("status", "unfinished"),
-                              m.get("metrics", {}) or {}, m.get("directions", {}) or {}))
+        records.append(
+            Record(
+                d.name,
+                config.get("config_key", d.name),
+                config,
+                m.get("status", "unfinished"),
+                m.get("metrics", {}) or {},
+                m.get("directions", {}) or {},
+            )
+        )
     return records

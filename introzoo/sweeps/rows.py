@@ -104,8 +104,7 @@ def axis_labels(configs: list[dict[str, Any]], shown: dict[str, Any] | None = No
     regs = {json.dumps(c.get("regularizers") or [], sort_keys=True) for c in configs}
     name_regs = len(regs) > 1 or bool((shown or {}).get("regularizers"))  # varying, or written in the sweep
     train_keys = {k for c in configs for k in c.get("train") or {}}
-    train_vary = sorted(k for k in train_keys
-                        if len({json.dumps((o.get("train") or {}).get(k)) for o in configs}) > 1)
+    train_vary = sorted(k for k in train_keys if len({json.dumps((o.get("train") or {}).get(k)) for o in configs}) > 1)
     out = []
     for c in configs:
         labels = {a: _label(c.get(a), varying[a]) for a in AXES}
@@ -170,8 +169,17 @@ def build_rows(records: list[Record], shown: dict[str, Any] | None = None) -> tu
     rows: dict[str, Row] = {}
     directions: dict[str, str] = {}
     for r, labels in zip(records, axis_labels([r.config for r in records], shown)):
-        row = rows.setdefault(r.key, Row(r.key, labels["data"], r.config["objective"]["name"], labels["objective"],
-                                         labels["prior"], labels["backbone"]))
+        row = rows.setdefault(
+            r.key,
+            Row(
+                r.key,
+                labels["data"],
+                r.config["objective"]["name"],
+                labels["objective"],
+                labels["prior"],
+                labels["backbone"],
+            ),
+        )
         row.n_runs += 1
         row.code.add(r.code)
         train = r.config.get("train")

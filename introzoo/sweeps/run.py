@@ -37,8 +37,15 @@ def _log(sweep_dir: str | None, **event: Any) -> None:
             pass
 
 
-def execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
-            resumable=None, wait: bool = True, ddp=None) -> dict[str, Any]:
+def execute(
+    run_dir: str,
+    config: dict[str, Any],
+    threads: int | None = None,
+    sweep_dir: str | None = None,
+    resumable=None,
+    wait: bool = True,
+    ddp=None,
+) -> dict[str, Any]:
     """Train one run of a sweep under its claim (:meth:`RunDir.claim`, a lock another sweep process on
     the same store respects); see :func:`_execute`. A run another process holds is waited for
     (``wait``), after which its result counts, or reported as :data:`STATUS_BUSY` at once."""
@@ -56,8 +63,9 @@ def execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sw
         return _execute(run_dir, config, threads, sweep_dir, resumable, ddp)
 
 
-def _execute(run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None,
-             resumable=None, ddp=None) -> dict[str, Any]:
+def _execute(
+    run_dir: str, config: dict[str, Any], threads: int | None = None, sweep_dir: str | None = None, resumable=None, ddp=None
+) -> dict[str, Any]:
     """Train one run of a sweep (in a worker process) from its resolved record (:attr:`Task.config`;
     nothing is resolved again, the record's hash is the one written). Never raises for a failing run:
     the failure is recorded in its ``metrics.json`` with the reason, and the sweep goes on.

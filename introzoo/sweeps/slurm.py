@@ -40,19 +40,29 @@ class SubmititConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cluster: Literal["slurm", "local", "debug"] | None = Field(None, description="submitit cluster (default: slurm if available)")
+    cluster: Literal["slurm", "local", "debug"] | None = Field(
+        None, description="submitit cluster (default: slurm if available)"
+    )
     folder: str | None = Field(None, description="submitit logs and pickles (default: SWEEP_DIR/submitit)")
     partition: str | None = Field(None, description="Slurm partition")
     time: int = Field(60, gt=0, description="time limit per run, minutes")
     cpus: int = Field(1, gt=0, description="CPUs per run (also its torch threads)")
     gpus: int = Field(0, ge=0, description="GPUs per run (runs then train on cuda)")
-    ddp: bool = Field(False, description="one process per GPU of a run, training data parallel (introzoo run --ddp); needs gpus >= 1")
+    ddp: bool = Field(
+        False, description="one process per GPU of a run, training data parallel (introzoo run --ddp); needs gpus >= 1"
+    )
     mem_gb: float | None = Field(None, gt=0, description="memory per run, GB")
     array_size: int = Field(1000, gt=0, description="largest job array; bigger sweeps are split")
     parallel: int = Field(256, gt=0, description="array tasks running at once (%% throttle)")
     sbatch: list[str] = Field(default_factory=list, description="extra #SBATCH options, e.g. ['--qos=high']")
-    checkpoint: float = Field(60.0, ge=0, description="seconds between a run's resume points (0: on signals and at the end only)")
-    signal_delay: int = Field(90, ge=1, description="seconds before the time limit that Slurm signals a run to save a resume point (at most half the limit)")
+    checkpoint: float = Field(
+        60.0, ge=0, description="seconds between a run's resume points (0: on signals and at the end only)"
+    )
+    signal_delay: int = Field(
+        90,
+        ge=1,
+        description="seconds before the time limit that Slurm signals a run to save a resume point (at most half the limit)",
+    )
     poll: float = Field(1.0, gt=0, description="seconds between status checks")
 
     @field_validator("sbatch")
@@ -69,9 +79,21 @@ class SubmititConfig(BaseModel):
 
 
 # sbatch options the executor writes itself, and the option to use instead where there is one
-_MANAGED = {"array": None, "signal": None, "output": None, "error": None, "open-mode": None, "job-name": None,
-            "wrap": None, "partition": "partition", "time": "time", "cpus-per-task": "cpus",
-            "gpus-per-node": "gpus", "mem": "mem_gb", "ntasks-per-node": "ddp"}
+_MANAGED = {
+    "array": None,
+    "signal": None,
+    "output": None,
+    "error": None,
+    "open-mode": None,
+    "job-name": None,
+    "wrap": None,
+    "partition": "partition",
+    "time": "time",
+    "cpus-per-task": "cpus",
+    "gpus-per-node": "gpus",
+    "mem": "mem_gb",
+    "ntasks-per-node": "ddp",
+}
 
 
 def sbatch_params(lines: list[str]) -> dict[str, Any]:
@@ -81,7 +103,7 @@ def sbatch_params(lines: list[str]) -> dict[str, Any]:
     for raw in lines:
         line = raw.strip()
         if line.startswith("#SBATCH"):
-            line = line[len("#SBATCH"):].strip()
+            line = line[len("#SBATCH") :].strip()
         if not line.startswith("--") or len(line) < 3:
             raise ValueError(f"sbatch line '{raw}': give a long option, e.g. '--qos=high'")
         key, sep, value = line[2:].partition("=")
@@ -92,15 +114,31 @@ def sbatch_params(lines: list[str]) -> dict[str, Any]:
             raise ValueError(f"sbatch line '{raw}': expected '--option=value' or '--flag'")
         if key in _MANAGED:
             instead = _MANAGED[key]
-            raise ValueError(f"sbatch line '{raw}': " + (f"use the executor option '{instead}'" if instead
-                                                          else f"--{key} is set by the executor"))
+            raise ValueError(
+                f"sbatch line '{raw}': "
+                + (f"use the executor option '{instead}'" if instead else f"--{key} is set by the executor")
+            )
         params[key] = value if value else True
     return params
 
 
 # Slurm job states; a job in any other state has ended
-ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "COMPLETING", "CONFIGURING",
-          "SUSPENDED", "STAGE_OUT", "SIGNALING", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "REQUEUED",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "RESIZING",
+    "COMPLETING",
+    "CONFIGURING",
+    "SUSPENDED",
+    "STAGE_OUT",
+    "SIGNALING",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
 REASONS = {
     "CANCELLED": "cancelled (scancel)",
     "TIMEOUT": "killed at its time limit of {time} min",
@@ -210,8 +248,11 @@ class _JobResumable(Resumable):
         info = dict(re.findall(r"(\w+)=(\S*)", out or ""))
         state = info.get("JobState", "")
         early = time.time() - self.started < self.time_limit_s - self.signal_delay_s - 60
-        if info.get("PreemptTime", "None") not in ("None", "Unknown", "(null)", "") or state == "PREEMPTED" \
-                or (signal.SIGTERM not in signals and early):
+        if (
+            info.get("PreemptTime", "None") not in ("None", "Unknown", "(null)", "")
+            or state == "PREEMPTED"
+            or (signal.SIGTERM not in signals and early)
+        ):
             requeued = _run_quiet(["scontrol", "requeue", self.job]) is not None
             self._event(event="preempted", iteration=iteration, requeued=requeued)
             if requeued:
@@ -230,8 +271,9 @@ class SweepRun:
     """What one array task runs: :func:`introzoo.sweeps.grid.execute` with resume points and Slurm signals.
     Picklable (submitit sends it to the job); the run's state lives in its run directory."""
 
-    def __init__(self, checkpoint_s: float, time_limit_s: float, signal_delay_s: float, device: str | None = None,
-                 ddp: bool = False):
+    def __init__(
+        self, checkpoint_s: float, time_limit_s: float, signal_delay_s: float, device: str | None = None, ddp: bool = False
+    ):
         self.checkpoint_s, self.time_limit_s, self.signal_delay_s = checkpoint_s, time_limit_s, signal_delay_s
         self.device, self.ddp = device, ddp
 
@@ -247,8 +289,7 @@ class SweepRun:
             from ..training.distributed import slurm_process
 
             return slurm_process(run_dir, config, threads, sweep_dir)
-        resumable = _JobResumable(self.checkpoint_s, sweep_dir, Path(run_dir).name, self.time_limit_s,
-                                  self.signal_delay_s)
+        resumable = _JobResumable(self.checkpoint_s, sweep_dir, Path(run_dir).name, self.time_limit_s, self.signal_delay_s)
         if os.environ.get("SLURM_JOB_ID"):  # instead of submitit's handlers (which bypass SIGTERM)
             from submitit import JobEnvironment
 
@@ -299,8 +340,11 @@ class SubmititExecutor:
         if c.mem_gb:
             params["mem_gb"] = c.mem_gb
         if on_slurm:
-            params.update(slurm_array_parallelism=c.parallel, slurm_signal_delay_s=self.signal_delay,
-                          slurm_additional_parameters={"requeue": True, **sbatch_params(c.sbatch)})
+            params.update(
+                slurm_array_parallelism=c.parallel,
+                slurm_signal_delay_s=self.signal_delay,
+                slurm_additional_parameters={"requeue": True, **sbatch_params(c.sbatch)},
+            )
             if c.partition:
                 params["slurm_partition"] = c.partition
         return params
@@ -313,8 +357,10 @@ class SubmititExecutor:
         try:
             ex = submitit.AutoExecutor(folder=folder, cluster=c.cluster)
         except RuntimeError as exc:  # cluster=slurm where there is no srun
-            raise UsageError(f"the submitit executor cannot use cluster '{c.cluster}': {exc}; "
-                             "use cluster=local to run through submitit on this machine") from None
+            raise UsageError(
+                f"the submitit executor cannot use cluster '{c.cluster}': {exc}; "
+                "use cluster=local to run through submitit on this machine"
+            ) from None
         on_slurm = ex.cluster == "slurm"
         ex.update_parameters(**self.parameters(on_slurm, f"introzoo-{sweep_dir.name}"))
         waiting: dict[Any, Task] = self._attach(tasks, sweep_dir, folder) if on_slurm else {}
@@ -324,11 +370,16 @@ class SubmititExecutor:
             if waiting and not todo:
                 self._wait(waiting, on_done, on_slurm)
             for start in range(0, len(todo), c.array_size):
-                chunk = todo[start:start + c.array_size]
+                chunk = todo[start : start + c.array_size]
                 try:
                     args = [unit_args(u) for u in chunk]
-                    jobs = ex.map_array(func, [a[0] for a in args], [a[1] for a in args],
-                                        [c.cpus] * len(chunk), [str(sweep_dir)] * len(chunk))
+                    jobs = ex.map_array(
+                        func,
+                        [a[0] for a in args],
+                        [a[1] for a in args],
+                        [c.cpus] * len(chunk),
+                        [str(sweep_dir)] * len(chunk),
+                    )
                 except Exception as exc:  # sbatch refused: bad partition, account, limits
                     raise UsageError(f"submitting the job array failed: {first_line(exc)}") from None
                 for job, unit in zip(jobs, chunk):
@@ -339,9 +390,12 @@ class SubmititExecutor:
         except KeyboardInterrupt:
             if on_slurm and waiting:
                 ids = sorted({j.job_id.split("_")[0] for j in waiting})
-                print(f"interrupted: {len(waiting)} runs stay queued or running on the cluster (jobs "
-                      f"{', '.join(ids)}); rerun the same command to wait for them without submitting them "
-                      f"again, or cancel them with scancel {' '.join(ids)}", file=sys.stderr)
+                print(
+                    f"interrupted: {len(waiting)} runs stay queued or running on the cluster (jobs "
+                    f"{', '.join(ids)}); rerun the same command to wait for them without submitting them "
+                    f"again, or cancel them with scancel {' '.join(ids)}",
+                    file=sys.stderr,
+                )
             raise
 
     def _attach(self, tasks: list, sweep_dir: Path, folder: Path) -> dict[Any, Task]:
@@ -410,7 +464,9 @@ class SubmititExecutor:
                     ended_at.pop(job.job_id, None)
                     continue
                 first = ended_at.setdefault(job.job_id, now)
-                patience = {"PREEMPTED": PREEMPTED_WAIT_S, "COMPLETED": RESULT_WAIT_S, "LOST": RESULT_WAIT_S}.get(state, FINAL_WAIT_S)
+                patience = {"PREEMPTED": PREEMPTED_WAIT_S, "COMPLETED": RESULT_WAIT_S, "LOST": RESULT_WAIT_S}.get(
+                    state, FINAL_WAIT_S
+                )
                 if now - first < patience:
                     continue
                 del waiting[job]

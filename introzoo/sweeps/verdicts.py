@@ -43,8 +43,15 @@ def published_rows(spec: dict[str, Any], datasets: set[str]) -> list[Row]:
             for obj, metrics in per_obj.items():
                 label, _, prior = (part.strip() for part in obj.partition("@"))
                 shown = "published" if column == REPORTED else column
-                row = Row(f"{column}:{data}:{obj}", data, label.split("+")[0].strip(), f"{label} ({shown})", prior,
-                          published=True, column=column)
+                row = Row(
+                    f"{column}:{data}:{obj}",
+                    data,
+                    label.split("+")[0].strip(),
+                    f"{label} ({shown})",
+                    prior,
+                    published=True,
+                    column=column,
+                )
                 for m, v in metrics.items():
                     mean, std = (v[0], v[1]) if isinstance(v, (list, tuple)) else (v, float("nan"))
                     row.stats[m] = (float(mean), float(std), int(n or 0))
@@ -82,9 +89,12 @@ def _matches(ref: Row, row: Row) -> bool:
     """Whether reference row ``ref`` is judged against our ``row``: same data, objective and (where the
     reference names them, ``"vae + tcvae @ flow"``) regularizers and prior."""
     regs = _regularizers(ref.label)
-    return (row.data == ref.data and row.objective == ref.objective
-            and (not ref.prior or _prior_name(row.prior) == ref.prior)
-            and (not regs or _regularizers(row.label) == regs))
+    return (
+        row.data == ref.data
+        and row.objective == ref.objective
+        and (not ref.prior or _prior_name(row.prior) == ref.prior)
+        and (not regs or _regularizers(row.label) == regs)
+    )
 
 
 def judge(rows: list[Row]) -> dict[str, dict[str, Any]]:
@@ -119,8 +129,12 @@ def verdict_text(row: Row) -> str:
 
 def summary_lines(summary: dict[str, dict[str, Any]], spec: dict[str, Any]) -> list[str]:
     sources = {name: plain(src) for name, _, src, _ in reference_columns(spec)}
-    return [f"{s['agree']} of {s['cells']} cells agree with {name}" + (f" ({sources[name]})" if sources.get(name) else "")
-            + f" (Welch's t-test, two-sided, {ALPHA:.0%})" for name, s in summary.items()]
+    return [
+        f"{s['agree']} of {s['cells']} cells agree with {name}"
+        + (f" ({sources[name]})" if sources.get(name) else "")
+        + f" (Welch's t-test, two-sided, {ALPHA:.0%})"
+        for name, s in summary.items()
+    ]
 
 
 def interleave(rows: list[Row], group_by: str) -> None:
@@ -142,7 +156,12 @@ def interleave(rows: list[Row], group_by: str) -> None:
 def no_published(spec: dict[str, Any], rows: list[Row]) -> str:
     """The line ``--published`` prints when there is nothing to put beside the sweep's rows."""
     if not reference_columns(spec):
-        return ("note: no published numbers for this sweep: its sweep file has no [published] or [references.*] "
-                "table (those with paper tables: benchmarks/toy2d_best.toml, benchmarks/toy2d.toml, benchmarks/dpvae.toml)")
-    return ("note: no published numbers for the datasets of this sweep ("
-            + ", ".join(sorted({r.data for r in rows})) + "); its sweep file has some for other datasets")
+        return (
+            "note: no published numbers for this sweep: its sweep file has no [published] or [references.*] "
+            "table (those with paper tables: benchmarks/toy2d_best.toml, benchmarks/toy2d.toml, benchmarks/dpvae.toml)"
+        )
+    return (
+        "note: no published numbers for the datasets of this sweep ("
+        + ", ".join(sorted({r.data for r in rows}))
+        + "); its sweep file has some for other datasets"
+    )

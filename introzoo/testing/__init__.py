@@ -41,14 +41,41 @@ from .. import plugins
 from ..plugins import PluginState
 from ..registry import SINGULAR
 from .checks_pack import PACK_KINDS, check_packs, compare_pack
-from .checks import (CHECKS, DEFAULT_SHAPES, check_backbone, check_dataset, check_executor, check_metric,
-                     check_objective, check_prior, check_registration, check_regularizer, component_config,
-                     tiny_model)
+from .checks import (
+    CHECKS,
+    DEFAULT_SHAPES,
+    check_backbone,
+    check_dataset,
+    check_executor,
+    check_metric,
+    check_objective,
+    check_prior,
+    check_registration,
+    check_regularizer,
+    component_config,
+    tiny_model,
+)
 
 __all__ = [
-    "CHECKS", "DEFAULT_SHAPES", "build_state", "check_backbone", "check_component", "check_dataset",
-    "check_executor", "check_metric", "check_objective", "check_prior", "check_registration",
-    "check_packs", "check_regularizer", "compare_pack", "component_config", "components_of", "register_plugin", "registered", "tiny_model",
+    "CHECKS",
+    "DEFAULT_SHAPES",
+    "build_state",
+    "check_backbone",
+    "check_component",
+    "check_dataset",
+    "check_executor",
+    "check_metric",
+    "check_objective",
+    "check_prior",
+    "check_registration",
+    "check_packs",
+    "check_regularizer",
+    "compare_pack",
+    "component_config",
+    "components_of",
+    "register_plugin",
+    "registered",
+    "tiny_model",
 ]
 
 

@@ -45,8 +45,17 @@ from .checks_model import check_objective, check_prior, check_regularizer
 from .checks_pipeline import check_backbone, check_dataset, check_executor, check_metric
 
 __all__ = [
-    "CHECKS", "DEFAULT_SHAPES", "check_backbone", "check_dataset", "check_executor", "check_metric",
-    "check_objective", "check_prior", "check_registration", "check_regularizer", "component_config",
+    "CHECKS",
+    "DEFAULT_SHAPES",
+    "check_backbone",
+    "check_dataset",
+    "check_executor",
+    "check_metric",
+    "check_objective",
+    "check_prior",
+    "check_registration",
+    "check_regularizer",
+    "component_config",
     "tiny_model",
 ]
 

@@ -46,8 +46,9 @@ def _declared(name: str, *holders: Any) -> Any:
     return None
 
 
-def component_config(comp: Component, options: dict[str, Any] | None = None,
-                     defaults: dict[str, Any] | None = None) -> BaseModel:
+def component_config(
+    comp: Component, options: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None
+) -> BaseModel:
     """The component's config from its defaults < ``defaults`` < ``options``; skips the test when a
     required option is given by neither."""
     fields = comp.config.model_fields
@@ -55,8 +56,7 @@ def component_config(comp: Component, options: dict[str, Any] | None = None,
     merged.update(options or {})
     missing = [f for f, info in fields.items() if info.is_required() and f not in merged]
     if missing:
-        pytest.skip(f"{_what(comp)} has required options ({', '.join(missing)}): "
-                    "check it with options={...}")
+        pytest.skip(f"{_what(comp)} has required options ({', '.join(missing)}): check it with options={{...}}")
     return make_config(comp, merged)
 
 
@@ -116,24 +116,33 @@ def _finite(t: torch.Tensor) -> bool:
 
 # -- every component ---------------------------------------------------------------------------------
 
+
 def check_registration(comp: Component) -> None:
     """Closed config (``extra="forbid"``), a description per option, ``primary`` naming an option, a doc
     line, a name usable in spec strings and sweeps, and (when nothing is required) a default config
     that ``config.json`` recreates exactly."""
     what, cls = _what(comp), comp.config
-    _expect(not _SPEC_CHARS.search(comp.base_name) and comp.base_name,
-            f"{what}: the name must not contain spaces or any of , : = [ ] ( ) | (spec-string syntax)")
-    _expect(cls.model_config.get("extra") == "forbid",
-            f"{what}: its config must refuse unknown options: model_config = ConfigDict(extra=\"forbid\")")
+    _expect(
+        not _SPEC_CHARS.search(comp.base_name) and comp.base_name,
+        f"{what}: the name must not contain spaces or any of , : = [ ] ( ) | (spec-string syntax)",
+    )
+    _expect(
+        cls.model_config.get("extra") == "forbid",
+        f"{what}: its config must refuse unknown options: model_config = ConfigDict(extra=\"forbid\")",
+    )
     undocumented = [f for f, info in cls.model_fields.items() if not info.description]
-    _expect(not undocumented, f"{what}: options without a description (Field(..., description=...)): "
-                              f"{', '.join(undocumented)}")
+    _expect(
+        not undocumented, f"{what}: options without a description (Field(..., description=...)): {', '.join(undocumented)}"
+    )
     primary = getattr(cls, "primary", None)
-    _expect(primary is None or primary in cls.model_fields,
-            f"{what}: primary = {primary!r} is not one of its options ({', '.join(cls.model_fields) or 'none'})")
+    _expect(
+        primary is None or primary in cls.model_fields,
+        f"{what}: primary = {primary!r} is not one of its options ({', '.join(cls.model_fields) or 'none'})",
+    )
     _expect(comp.doc, f"{what}: registered without a doc line (the fourth argument of register)")
     if not any(info.is_required() for info in cls.model_fields.values()):
         cfg = cls()
         again = cls(**json.loads(json.dumps(cfg.model_dump(mode="json"))))
-        _expect(again == cfg, f"{what}: its default config does not survive the config.json round trip "
-                              f"({cfg!r} -> {again!r})")
+        _expect(
+            again == cfg, f"{what}: its default config does not survive the config.json round trip ({cfg!r} -> {again!r})"
+        )

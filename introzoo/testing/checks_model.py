@@ -17,15 +17,28 @@ from .. import plugins
 from ..errors import UsageError
 from ..training.precision import PRECISIONS, Precision
 from ..priors.base import Prior
-from .checks_base import (_build_prior, _changed, _check_losses, _component, _expect, _finite, _offline,
-                          _snapshot, _what, component_config, tiny_model)
+from .checks_base import (
+    _build_prior,
+    _changed,
+    _check_losses,
+    _component,
+    _expect,
+    _finite,
+    _offline,
+    _snapshot,
+    _what,
+    component_config,
+    tiny_model,
+)
 from .prior_capabilities import check_prior_capabilities
 
 
 # -- priors ------------------------------------------------------------------------------------------
 
-def _density_matches_samples(prior, what: str, n: int, seed: int, bins: int = 8, nodes: int = 16,
-                             tolerance: float = 0.04) -> None:
+
+def _density_matches_samples(
+    prior, what: str, n: int, seed: int, bins: int = 8, nodes: int = 16, tolerance: float = 0.04
+) -> None:
     """Total variation between the histogram of ``n`` samples and ``exp(log_prob)`` integrated (midpoint
     rule, ``nodes``^2 points per cell) over the same ``bins`` x ``bins`` cells plus the outside of the
     box that holds the central 99.6% of the samples per axis. Sampling noise is about 0.01 at n = 1e5;
@@ -47,15 +60,16 @@ def _density_matches_samples(prior, what: str, n: int, seed: int, bins: int = 8,
         cells = idx[inside, 0] * bins + idx[inside, 1]
         observed = torch.bincount(cells, minlength=bins * bins).reshape(bins, bins).double() / n
         tv = 0.5 * ((expected - observed).abs().sum() + (expected.sum() - observed.sum()).abs()).item()
-    _expect(tv < tolerance,
-            f"{what}: log_prob is not the density of sample: total variation {tv:.3f} (tolerance {tolerance}) "
-            f"between the histogram of {n} samples and exp(log_prob) integrated over the same {bins}x{bins} "
-            f"cells (probability inside the box: {expected.sum().item():.3f} by log_prob, "
-            f"{observed.sum().item():.3f} by samples); is log_prob normalised, with the scale sample uses?")
+    _expect(
+        tv < tolerance,
+        f"{what}: log_prob is not the density of sample: total variation {tv:.3f} (tolerance {tolerance}) "
+        f"between the histogram of {n} samples and exp(log_prob) integrated over the same {bins}x{bins} "
+        f"cells (probability inside the box: {expected.sum().item():.3f} by log_prob, "
+        f"{observed.sum().item():.3f} by samples); is log_prob normalised, with the scale sample uses?",
+    )
 
 
-def _kl_matches_monte_carlo(prior, what: str, seed: int, batch: int = 4, repeats: int = 400,
-                            draws: int = 4000) -> None:
+def _kl_matches_monte_carlo(prior, what: str, seed: int, batch: int = 4, repeats: int = 400, draws: int = 4000) -> None:
     """``kl(mu, logvar)`` (averaged over ``repeats`` calls when it is itself Monte Carlo) against
     ``mean_t[log N(z_t; mu, s^2) - log_prob(z_t)]`` with ``draws`` samples, within 5 standard errors."""
     zdim = prior.zdim
@@ -66,8 +80,11 @@ def _kl_matches_monte_carlo(prior, what: str, seed: int, batch: int = 4, repeats
         p = next(iter(prior.parameters()), None)
         dtype = p.dtype if p is not None else torch.get_default_dtype()
         k = prior.kl(mu.repeat(repeats, 1).to(dtype), logvar.repeat(repeats, 1).to(dtype))
-        _expect(tuple(k.shape) == (batch * repeats,), f"{what}: kl(mu, logvar) for {batch * repeats} posteriors "
-                                                      f"has shape {tuple(k.shape)}, expected ({batch * repeats},)")
+        _expect(
+            tuple(k.shape) == (batch * repeats,),
+            f"{what}: kl(mu, logvar) for {batch * repeats} posteriors "
+            f"has shape {tuple(k.shape)}, expected ({batch * repeats},)",
+        )
         k = k.double().reshape(repeats, batch)
         est, se_est = k.mean(0), k.std(0) / math.sqrt(repeats)
         std = torch.exp(0.5 * logvar)
@@ -76,11 +93,14 @@ def _kl_matches_monte_carlo(prior, what: str, seed: int, batch: int = 4, repeats
         log_p = prior.log_prob(z.reshape(-1, zdim).to(dtype)).double().reshape(draws, batch)
         ratio = log_q - log_p
         ref, se_ref = ratio.mean(0), ratio.std(0) / math.sqrt(draws)
-        tol = 5 * torch.sqrt(se_est ** 2 + se_ref ** 2) + 1e-6 * (1 + ref.abs())
+        tol = 5 * torch.sqrt(se_est**2 + se_ref**2) + 1e-6 * (1 + ref.abs())
     bad = (est - ref).abs() > tol
-    _expect(not bad.any(), f"{what}: kl(mu, logvar) = {est.tolist()} but the Monte Carlo estimate from "
-                           f"log_prob is {ref.tolist()} (tolerance {tol.tolist()}); KL(q || p) per sample, "
-                           "summed over latent dimensions, is expected")
+    _expect(
+        not bad.any(),
+        f"{what}: kl(mu, logvar) = {est.tolist()} but the Monte Carlo estimate from "
+        f"log_prob is {ref.tolist()} (tolerance {tol.tolist()}); KL(q || p) per sample, "
+        "summed over latent dimensions, is expected",
+    )
 
 
 def _prior_gradients(prior, what: str) -> None:
@@ -90,26 +110,33 @@ def _prior_gradients(prior, what: str) -> None:
     z = prior.sample(16).detach().to(dtype).requires_grad_()
     grads = torch.autograd.grad(prior.log_prob(z, stop_gradient=True).sum(), [z] + params, allow_unused=True)
     _expect(grads[0] is not None and _finite(grads[0]), f"{what}: log_prob(z) must be differentiable in z")
-    _expect(all(g is None or not g.any() for g in grads[1:]),
-            f"{what}: log_prob(z, stop_gradient=True) must not reach the prior's parameters (sg[p])")
+    _expect(
+        all(g is None or not g.any() for g in grads[1:]),
+        f"{what}: log_prob(z, stop_gradient=True) must not reach the prior's parameters (sg[p])",
+    )
     mu = torch.zeros(3, prior.zdim, dtype=dtype, requires_grad=True)
     logvar = torch.zeros(3, prior.zdim, dtype=dtype, requires_grad=True)
-    grads = torch.autograd.grad(prior.kl(mu, logvar, stop_gradient=True).sum(), [mu, logvar] + params,
-                                allow_unused=True)
+    grads = torch.autograd.grad(prior.kl(mu, logvar, stop_gradient=True).sum(), [mu, logvar] + params, allow_unused=True)
     _expect(grads[0] is not None and grads[1] is not None, f"{what}: kl(mu, logvar) must be differentiable in mu and logvar")
-    _expect(all(g is None or not g.any() for g in grads[2:]),
-            f"{what}: kl(mu, logvar, stop_gradient=True) must not reach the prior's parameters (sg[p])")
+    _expect(
+        all(g is None or not g.any() for g in grads[2:]),
+        f"{what}: kl(mu, logvar, stop_gradient=True) must not reach the prior's parameters (sg[p])",
+    )
     if not prior.learnable:
         return
     _expect(params, f"{what}: learnable = True but none of its parameters requires a gradient")
     grads = torch.autograd.grad(prior.log_prob(z.detach()).sum(), params, allow_unused=True)
     _expect(any(g is not None and g.any() for g in grads), f"{what}: log_prob(z) reaches none of its parameters")
     zs = prior.sample(16, with_grad=True)
-    _expect(zs.requires_grad, f"{what}: sample(n, with_grad=True) of a learnable prior must carry a gradient "
-                              "to its parameters (soft-prior trains the prior through its samples)")
+    _expect(
+        zs.requires_grad,
+        f"{what}: sample(n, with_grad=True) of a learnable prior must carry a gradient "
+        "to its parameters (soft-prior trains the prior through its samples)",
+    )
     grads = torch.autograd.grad(zs.sum(), params, allow_unused=True)
-    _expect(any(g is not None and g.any() for g in grads),
-            f"{what}: sample(n, with_grad=True) reaches none of its parameters")
+    _expect(
+        any(g is not None and g.any() for g in grads), f"{what}: sample(n, with_grad=True) reaches none of its parameters"
+    )
 
 
 def check_prior(name: str, options: dict[str, Any] | None = None, n: int = 100_000, seed: int = 0) -> None:
@@ -123,8 +150,10 @@ def check_prior(name: str, options: dict[str, Any] | None = None, n: int = 100_0
     def make(zdim: int, s: int):
         torch.manual_seed(s)
         prior = comp.build(cfg, zdim=zdim)
-        _expect(isinstance(prior, Prior), f"{what}: the factory must return an introzoo.priors.base.Prior "
-                                          f"(subclass it), got {type(prior).__name__}")
+        _expect(
+            isinstance(prior, Prior),
+            f"{what}: the factory must return an introzoo.priors.base.Prior (subclass it), got {type(prior).__name__}",
+        )
         return prior, tiny_model(prior, zdim=zdim, seed=s).double()
 
     for zdim in (3, 2):
@@ -133,7 +162,10 @@ def check_prior(name: str, options: dict[str, Any] | None = None, n: int = 100_0
             _expect(callable(getattr(prior, attr, None)), f"{what}: has no method {attr}")
         _expect(isinstance(getattr(prior, "learnable", None), bool), f"{what}: must declare learnable = True or False")
         z = prior.sample(7)
-        _expect(tuple(z.shape) == (7, zdim), f"{what}: sample(7) with zdim {zdim} has shape {tuple(z.shape)}, expected (7, {zdim})")
+        _expect(
+            tuple(z.shape) == (7, zdim),
+            f"{what}: sample(7) with zdim {zdim} has shape {tuple(z.shape)}, expected (7, {zdim})",
+        )
         _expect(not z.requires_grad, f"{what}: sample(n) (with_grad=False) must not carry a gradient")
         _expect(_finite(z), f"{what}: sample(7) is not finite")
         lp = prior.log_prob(z)
@@ -151,20 +183,25 @@ def check_prior(name: str, options: dict[str, Any] | None = None, n: int = 100_0
     fresh_model.load_state_dict(model.state_dict())
     with torch.no_grad():
         pts = torch.randn(64, 2, dtype=torch.float64)
-        _expect(torch.allclose(prior.log_prob(pts), fresh.log_prob(pts), rtol=1e-10, atol=1e-12),
-                f"{what}: after loading the model's state_dict into a fresh build, log_prob differs "
-                "(is every parameter and buffer registered on the module?)")
+        _expect(
+            torch.allclose(prior.log_prob(pts), fresh.log_prob(pts), rtol=1e-10, atol=1e-12),
+            f"{what}: after loading the model's state_dict into a fresh build, log_prob differs "
+            "(is every parameter and buffer registered on the module?)",
+        )
         torch.manual_seed(5)
         a = prior.sample(9)
         torch.manual_seed(5)
         b = fresh.sample(9)
-        _expect(torch.allclose(a, b), f"{what}: after loading the state_dict into a fresh build, the same seed "
-                                      "gives different samples")
+        _expect(
+            torch.allclose(a, b),
+            f"{what}: after loading the state_dict into a fresh build, the same seed gives different samples",
+        )
 
     check_prior_capabilities(prior, model, what)
 
 
 # -- objectives --------------------------------------------------------------------------------------
+
 
 def _data(data: str | None, n: int, seed: int = 0) -> tuple[Any, torch.Tensor]:
     reg = plugins.registry()
@@ -178,10 +215,12 @@ def _data(data: str | None, n: int, seed: int = 0) -> tuple[Any, torch.Tensor]:
 #: the precisions (``--precision``) every objective is checked under, each on the CPU
 OBJECTIVE_PRECISIONS: tuple[str, ...] = PRECISIONS
 #: the loss scale of the routing check: a power of two, so that scaling and unscaling are exact
-EXACT_SCALE = 2.0 ** 12
-_ROUTING = ("back-propagate each loss with self.backward(loss, ...) and step with self.step_optimizers(...), "
-            "never loss.backward() or optimizer.step() directly: that is where --precision fp16 scales the "
-            "losses and unscales the gradients (introzoo/training/precision.py)")
+EXACT_SCALE = 2.0**12
+_ROUTING = (
+    "back-propagate each loss with self.backward(loss, ...) and step with self.step_optimizers(...), "
+    "never loss.backward() or optimizer.step() directly: that is where --precision fp16 scales the "
+    "losses and unscales the gradients (introzoo/training/precision.py)"
+)
 
 
 class ExactScale(Precision):
@@ -215,9 +254,14 @@ def _available(precision: str) -> bool:
     return True
 
 
-def check_objective(name: str, options: dict[str, Any] | None = None, prior: str | None = None,
-                    data: str | None = "8gaussians", batch: int = 64,
-                    precisions: tuple[str, ...] = OBJECTIVE_PRECISIONS) -> None:
+def check_objective(
+    name: str,
+    options: dict[str, Any] | None = None,
+    prior: str | None = None,
+    data: str | None = "8gaussians",
+    batch: int = 64,
+    precisions: tuple[str, ...] = OBJECTIVE_PRECISIONS,
+) -> None:
     """Built as a run builds it (``data``'s paper defaults, those of the objective it declares
     ``defaults_from`` included, < ``options``), on a tiny MLP VAE with
     ``prior`` (default ``sg``, else the first registered prior it accepts), under each of
@@ -240,9 +284,11 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
     what = _what(comp)
     ds, x = _data(data, batch)
     parent = declared_defaults_from(comp)
-    _expect(parent is None or parent in plugins.registry().names("objectives"),
-            f"{what}: defaults_from = {parent!r} is not a registered objective "
-            f"({', '.join(plugins.registry().names('objectives'))})")
+    _expect(
+        parent is None or parent in plugins.registry().names("objectives"),
+        f"{what}: defaults_from = {parent!r} is not a registered objective "
+        f"({', '.join(plugins.registry().names('objectives'))})",
+    )
     defaults = objective_defaults(ds, plugins.registry(), name) if ds is not None else None
     cfg = component_config(comp, options, defaults)
 
@@ -270,8 +316,16 @@ def check_objective(name: str, options: dict[str, Any] | None = None, prior: str
             _loss_scale_routing(what, prior_name, make, x, warm)
         elif _available(precision):
             m, o = make(prior_name, 0, precision)
-            _objective_steps(f"{what} under --precision {precision}", prior_name, m, o,
-                             lambda seed, p=precision: make(prior_name, seed, p), x, warm, precision)
+            _objective_steps(
+                f"{what} under --precision {precision}",
+                prior_name,
+                m,
+                o,
+                lambda seed, p=precision: make(prior_name, seed, p),
+                x,
+                warm,
+                precision,
+            )
 
 
 def _train_step(obj, x: torch.Tensor, it: int, where: str, precision: str) -> dict[str, Any]:
@@ -280,12 +334,12 @@ def _train_step(obj, x: torch.Tensor, it: int, where: str, precision: str) -> di
     try:
         return obj.train_step(x, it)
     except Exception as exc:  # noqa: BLE001 - e.g. GradScaler's "Attempted step but _scale is None"
-        raise AssertionError(f"{where}: train_step raised {type(exc).__name__}: {str(exc).strip()}; "
-                             f"{_ROUTING}") from None
+        raise AssertionError(f"{where}: train_step raised {type(exc).__name__}: {str(exc).strip()}; {_ROUTING}") from None
 
 
-def _objective_steps(what: str, prior_name: str, model, obj, make, x: torch.Tensor, warm: int,
-                     precision: str = "fp32") -> None:
+def _objective_steps(
+    what: str, prior_name: str, model, obj, make, x: torch.Tensor, warm: int, precision: str = "fp32"
+) -> None:
     """The step and checkpoint checks of :func:`check_objective` for one built objective."""
     for it in (0, max(warm, 1)):
         where = f"{what} with prior '{prior_name}', train_step at iteration {it}"
@@ -302,8 +356,7 @@ def _objective_steps(what: str, prior_name: str, model, obj, make, x: torch.Tens
         else:
             trained = {id(p) for p in model.parameters() if p.requires_grad}
         named = dict(model.named_parameters())
-        stray = sorted(k for k in changed if k.startswith("buffer ")
-                       or (k[6:] in named and id(named[k[6:]]) not in trained))
+        stray = sorted(k for k in changed if k.startswith("buffer ") or (k[6:] in named and id(named[k[6:]]) not in trained))
         _expect(not stray, f"{where}: changed what it has no optimiser for: {', '.join(stray)}")
 
     state_model, state_obj = copy.deepcopy(model.state_dict()), copy.deepcopy(obj.state_dict())
@@ -316,12 +369,17 @@ def _objective_steps(what: str, prior_name: str, model, obj, make, x: torch.Tens
     a = _train_step(obj, x.clone(), it, where, precision)
     torch.manual_seed(7)
     b = _train_step(obj2, x.clone(), it, where + " after loading a checkpoint", precision)
-    same = a.keys() == b.keys() and all(torch.allclose(torch.as_tensor(a[k]), torch.as_tensor(b[k]), rtol=1e-6, atol=1e-7) for k in a)
+    same = a.keys() == b.keys() and all(
+        torch.allclose(torch.as_tensor(a[k]), torch.as_tensor(b[k]), rtol=1e-6, atol=1e-7) for k in a
+    )
     p1, p2 = dict(model.named_parameters()), dict(model2.named_parameters())
     diff = sorted(k for k in p1 if k in p2 and not torch.allclose(p1[k], p2[k], rtol=1e-6, atol=1e-7))
-    _expect(same and not diff, f"{what}: a checkpoint (model and objective state_dict) loaded into a fresh build "
-                               f"does not continue identically (losses {a} vs {b}; parameters differing: "
-                               f"{', '.join(diff) or 'none'}); does state_dict() hold all the objective's state?")
+    _expect(
+        same and not diff,
+        f"{what}: a checkpoint (model and objective state_dict) loaded into a fresh build "
+        f"does not continue identically (losses {a} vs {b}; parameters differing: "
+        f"{', '.join(diff) or 'none'}); does state_dict() hold all the objective's state?",
+    )
 
 
 def _loss_scale_routing(what: str, prior_name: str, make, x: torch.Tensor, warm: int) -> None:
@@ -337,16 +395,25 @@ def _loss_scale_routing(what: str, prior_name: str, make, x: torch.Tensor, warm:
         runs.append(dict(model.named_parameters()))
     plain, scaled = runs
     diff = sorted(k for k in plain if not torch.equal(plain[k], scaled[k]))
-    _expect(not diff, f"{what} with prior '{prior_name}': with the losses scaled by 2**{int(math.log2(EXACT_SCALE))} "
-                      "in self.backward and the gradients unscaled in self.step_optimizers (as --precision fp16 "
-                      f"does) two steps change the parameters differently ({', '.join(diff)}); {_ROUTING}")
+    _expect(
+        not diff,
+        f"{what} with prior '{prior_name}': with the losses scaled by 2**{int(math.log2(EXACT_SCALE))} "
+        "in self.backward and the gradients unscaled in self.step_optimizers (as --precision fp16 "
+        f"does) two steps change the parameters differently ({', '.join(diff)}); {_ROUTING}",
+    )
 
 
 # -- regularizers ------------------------------------------------------------------------------------
 
-def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: str | None = None,
-                      objective: str = "vae", batch: int = 64,
-                      resume_objectives: tuple[str, ...] = ("soft",)) -> None:
+
+def check_regularizer(
+    name: str,
+    options: dict[str, Any] | None = None,
+    prior: str | None = None,
+    objective: str = "vae",
+    batch: int = 64,
+    resume_objectives: tuple[str, ...] = ("soft",),
+) -> None:
     """``check(prior)`` accepts or raises ``UsageError`` for every registered prior; on an accepted prior
     (``prior``, else ``sg``, else the first accepted): ``encoder_loss`` and, when ``replaces_kl``,
     ``kl_term`` are ``None`` or finite scalars that reach the encoder but not the decoder and change a
@@ -368,10 +435,21 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
     cfg = component_config(comp, options)
     what = _what(comp)
     reg = comp.build(cfg)
-    for attr in ("check", "bind", "kl_term", "encoder_loss", "after_step", "on_warmup_end", "parameters",
-                 "state_dict", "load_state_dict", "report"):
-        _expect(callable(getattr(reg, attr, None)),
-                f"{what}: has no method {attr} (subclass introzoo.regularizers.Regularizer)")
+    for attr in (
+        "check",
+        "bind",
+        "kl_term",
+        "encoder_loss",
+        "after_step",
+        "on_warmup_end",
+        "parameters",
+        "state_dict",
+        "load_state_dict",
+        "report",
+    ):
+        _expect(
+            callable(getattr(reg, attr, None)), f"{what}: has no method {attr} (subclass introzoo.regularizers.Regularizer)"
+        )
 
     accepted = []
     for prior_name in plugins.registry().names("priors"):
@@ -385,8 +463,10 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
         except UsageError:
             pass
         except Exception as exc:
-            raise AssertionError(f"{what}: check(prior) must raise introzoo.errors.UsageError for a prior it "
-                                 f"cannot act on; for prior '{prior_name}' it raised {type(exc).__name__}: {exc}") from None
+            raise AssertionError(
+                f"{what}: check(prior) must raise introzoo.errors.UsageError for a prior it "
+                f"cannot act on; for prior '{prior_name}' it raised {type(exc).__name__}: {exc}"
+            ) from None
     _expect(prior or accepted, f"{what}: check(prior) refuses every registered prior")
     prior_name = prior or ("sg" if "sg" in accepted else accepted[0])
     where = f"{what} on prior '{prior_name}'"
@@ -397,8 +477,10 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
     z = model.reparameterize(mu, logvar)
     reg.bind(model)
     own = {id(p) for p in reg.parameters()}
-    _expect(not own & {id(p) for ps in model.parameter_groups().values() for p in ps},
-            f"{where}: parameters() holds parameters of the model (a regularizer's own must not be in its groups)")
+    _expect(
+        not own & {id(p) for ps in model.parameter_groups().values() for p in ps},
+        f"{where}: parameters() holds parameters of the model (a regularizer's own must not be in its groups)",
+    )
     before = _snapshot(model)
     terms = {"encoder_loss": reg.encoder_loss(model, mu, logvar, z)}
     if getattr(reg, "replaces_kl", False):
@@ -408,13 +490,17 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
     for hook, term in terms.items():
         if term is None:
             continue
-        _expect(isinstance(term, torch.Tensor) and term.numel() == 1 and _finite(term),
-                f"{where}: {hook} must return None or a finite scalar tensor, got {term!r}")
+        _expect(
+            isinstance(term, torch.Tensor) and term.numel() == 1 and _finite(term),
+            f"{where}: {hook} must return None or a finite scalar tensor, got {term!r}",
+        )
         if term.requires_grad:
             model.zero_grad(set_to_none=True)
             term.backward()
-            _expect(all(p.grad is None or not p.grad.any() for p in model.decoder.parameters()),
-                    f"{where}: the {hook} term reaches the decoder's parameters")
+            _expect(
+                all(p.grad is None or not p.grad.any() for p in model.decoder.parameters()),
+                f"{where}: the {hook} term reaches the decoder's parameters",
+            )
             reaches_encoder |= any(p.grad is not None and p.grad.any() for p in model.encoder.parameters())
 
     obj_comp = _component("objectives", objective)
@@ -422,8 +508,7 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
 
     def one_step(with_reg: bool):
         m = tiny_model(_build_prior(prior_name))
-        obj = obj_comp.build(obj_cfg, model=m, regularizers=[comp.build(cfg)] if with_reg else [],
-                             train=TrainSettings())
+        obj = obj_comp.build(obj_cfg, model=m, regularizers=[comp.build(cfg)] if with_reg else [], train=TrainSettings())
         torch.manual_seed(1)
         losses = obj.train_step(x, 0)
         return m, obj, losses
@@ -433,16 +518,20 @@ def check_regularizer(name: str, options: dict[str, Any] | None = None, prior: s
     if reaches_encoder:
         m0, _, _ = one_step(False)
         same = all(torch.equal(a, b) for a, b in zip(m1.encoder.parameters(), m0.encoder.parameters()))
-        _expect(not same, f"{where}: its encoder term does not change the encoder's update in a training step "
-                          f"of objective '{objective}'")
+        _expect(
+            not same,
+            f"{where}: its encoder term does not change the encoder's update in a training step of objective '{objective}'",
+        )
     r = o1.regularizers[0]
     buf = io.BytesIO()
     torch.save(r.state_dict(), buf)
     fresh = comp.build(cfg)
     fresh.bind(m1)
     fresh.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=False))
-    _expect(_same_state(fresh.state_dict(), r.state_dict()),
-            f"{where}: state_dict() loaded into a fresh build (load_state_dict) does not give the same state_dict")
+    _expect(
+        _same_state(fresh.state_dict(), r.state_dict()),
+        f"{where}: state_dict() loaded into a fresh build (load_state_dict) does not give the same state_dict",
+    )
     r.on_warmup_end(m1)
     z = m1.prior.sample(7)
     _expect(_finite(m1.prior.log_prob(z)), f"{where}: after on_warmup_end the prior's log_prob is not finite")
@@ -503,11 +592,15 @@ def _check_resume(comp, cfg, prior_name: str, objective: str, x: torch.Tensor, w
     model2.load_state_dict(state["model"])
     obj2.load_state_dict(state["objective"])
     r, r2 = obj.regularizers[0], obj2.regularizers[0]
-    lost = f"is lost in a checkpoint: after {before} iterations, saving and restoring into a fresh build " \
-           f"(model and objective state_dict, as introzoo resume does)"
+    lost = (
+        f"is lost in a checkpoint: after {before} iterations, saving and restoring into a fresh build "
+        f"(model and objective state_dict, as introzoo resume does)"
+    )
     hint = "keep every piece of state that changes during training in state_dict() and restore it in load_state_dict()"
-    _expect(_same_state(r2.state_dict(), r.state_dict()),
-            f"{where}: its state {lost}, state_dict() differs from the one saved; {hint}")
+    _expect(
+        _same_state(r2.state_dict(), r.state_dict()),
+        f"{where}: its state {lost}, state_dict() differs from the one saved; {hint}",
+    )
 
     mu, logvar = model.encode(x)
     eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(3), dtype=mu.dtype)
@@ -521,10 +614,15 @@ def _check_resume(comp, cfg, prior_name: str, objective: str, x: torch.Tensor, w
             t = getattr(reg, hook)(*args)
             outs.append(None if t is None else t.detach())
         if _diff(outs[0], outs[1], ""):
-            attrs = [d for k in sorted(set(vars(r)) | set(vars(r2)))
-                     for d in _diff(vars(r).get(k), vars(r2).get(k), f"attribute {k}")]
-            raise AssertionError(f"{where}: its state {lost}, {hook} gives {outs[0]} without the checkpoint and "
-                                 f"{outs[1]} after it (differing: {'; '.join(attrs[:6]) or 'no attribute'}); {hint}")
+            attrs = [
+                d
+                for k in sorted(set(vars(r)) | set(vars(r2)))
+                for d in _diff(vars(r).get(k), vars(r2).get(k), f"attribute {k}")
+            ]
+            raise AssertionError(
+                f"{where}: its state {lost}, {hook} gives {outs[0]} without the checkpoint and "
+                f"{outs[1]} after it (differing: {'; '.join(attrs[:6]) or 'no attribute'}); {hint}"
+            )
 
     a, b = train(obj, range(before, before + after)), train(obj2, range(before, before + after))
     problems = []  # the regularizer's own attributes first: they name the state that was lost
@@ -532,8 +630,11 @@ def _check_resume(comp, cfg, prior_name: str, objective: str, x: torch.Tensor, w
         problems += _diff(vars(r).get(k), vars(r2).get(k), f"attribute {k}")
     problems += _diff(r.report(model), r2.report(model2), "report") + _diff(a, b, "losses")
     problems += _diff(dict(model.named_parameters()), dict(model2.named_parameters()), "model")
-    _expect(not problems, f"{where}: its state {lost}, then {after} more iterations do not continue as without the "
-                          f"checkpoint: {'; '.join(problems[:6])}; {hint}")
+    _expect(
+        not problems,
+        f"{where}: its state {lost}, then {after} more iterations do not continue as without the "
+        f"checkpoint: {'; '.join(problems[:6])}; {hint}",
+    )
 
 
 def _diff(a: Any, b: Any, where: str, depth: int = 0) -> list[str]:
@@ -566,7 +667,9 @@ def _diff(a: Any, b: Any, where: str, depth: int = 0) -> list[str]:
         if len(a) != len(b):
             return [f"{where}: {len(a)} items vs {len(b)}"]
         return [d for j, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{where}[{j}]", depth + 1)]
-    if type(a) is not type(b) and (isinstance(a, (int, float, dict, list, tuple)) or isinstance(b, (int, float, dict, list, tuple))):
+    if type(a) is not type(b) and (
+        isinstance(a, (int, float, dict, list, tuple)) or isinstance(b, (int, float, dict, list, tuple))
+    ):
         return [f"{where}: {_short(a)} vs {_short(b)}"]
     return []
 

@@ -37,8 +37,9 @@ from .checks_base import _component, _expect, _what
 #: the kinds :func:`check_packs` knows how to put in a pack
 PACK_KINDS = ("objectives", "priors", "regularizers", "backbones")
 #: the pack check's runs: tiny, a warm-up boundary inside, a history line every iteration
-PACK_RUN = dict(data="8gaussians", backbone="mlp,hidden=8,layers=1", iterations=8, batch_size=16,
-                log_every=1, metrics=[], device="cpu")
+PACK_RUN = dict(
+    data="8gaussians", backbone="mlp,hidden=8,layers=1", iterations=8, batch_size=16, log_every=1, metrics=[], device="cpu"
+)
 #: the float32 bar: the dataset's default network and batch (``mlp`` 3x256, batch 512 on the 2D sets)
 PACK_RUN_DEFAULT = dict(data="8gaussians", iterations=6, log_every=1, metrics=[], device="cpu")
 
@@ -52,8 +53,10 @@ def _close(a: Any, b: Any, tol: float) -> bool:
 def _same_tensors(a: Any, b: Any, tol: float, where: str) -> None:
     """Every tensor and number in two nested checkpoint structures agrees (absolute ``tol``)."""
     if isinstance(a, dict):
-        _expect(isinstance(b, dict) and a.keys() == b.keys(), f"{where}: keys {sorted(map(str, a))} != "
-                                                              f"{sorted(map(str, b)) if isinstance(b, dict) else b!r}")
+        _expect(
+            isinstance(b, dict) and a.keys() == b.keys(),
+            f"{where}: keys {sorted(map(str, a))} != {sorted(map(str, b)) if isinstance(b, dict) else b!r}",
+        )
         for k in a:
             _same_tensors(a[k], b[k], tol, f"{where}.{k}")
     elif isinstance(a, (list, tuple)):
@@ -114,16 +117,21 @@ class _HookLog:
 def _same_hook_calls(packed: list, alone: list, tol: float, m: str) -> None:
     """A packed member's hook calls are its solo run's: the same events, iterations and records (time
     aside), and an end result with the same status and keys (a pack's ``packed`` aside)."""
-    _expect([(e, it) for e, it, _ in packed] == [(e, it) for e, it, _ in alone],
-            f"{m}: hook calls {[(e, it) for e, it, _ in packed]} packed, {[(e, it) for e, it, _ in alone]} alone")
+    _expect(
+        [(e, it) for e, it, _ in packed] == [(e, it) for e, it, _ in alone],
+        f"{m}: hook calls {[(e, it) for e, it, _ in packed]} packed, {[(e, it) for e, it, _ in alone]} alone",
+    )
     for (event, it, a), (_, _, b) in zip(packed, alone):
         if event == "log":
-            _expect(a.keys() == b.keys() and all(k == "time_s" or _close(a[k], b[k], tol) for k in a),
-                    f"{m}: introzoo_run_log at iteration {it}: {a} packed, {b} alone")
+            _expect(
+                a.keys() == b.keys() and all(k == "time_s" or _close(a[k], b[k], tol) for k in a),
+                f"{m}: introzoo_run_log at iteration {it}: {a} packed, {b} alone",
+            )
         elif event == "end":
-            _expect(a["status"] == b["status"] and set(a) - {"packed"} == set(b),
-                    f"{m}: introzoo_run_end: {a['status']} with keys {sorted(a)} packed, {b['status']} with "
-                    f"{sorted(b)} alone")
+            _expect(
+                a["status"] == b["status"] and set(a) - {"packed"} == set(b),
+                f"{m}: introzoo_run_end: {a['status']} with keys {sorted(a)} packed, {b['status']} with {sorted(b)} alone",
+            )
 
 
 def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
@@ -141,27 +149,35 @@ def compare_pack(runs: list, out: str | Path, tol: float = 1e-10) -> list[str]:
     for i, (run, res, ref) in enumerate(zip(runs, packed, refs)):
         statuses.append(ref["status"])
         m = f"member {i}"
-        _expect(res["status"] == ref["status"] and res["iterations"] == ref["iterations"]
-                and res.get("diverged_at") == ref.get("diverged_at"),
-                f"{m}: packed {res['status']} after {res['iterations']} iterations, alone {ref['status']} after "
-                f"{ref['iterations']}")
+        _expect(
+            res["status"] == ref["status"]
+            and res["iterations"] == ref["iterations"]
+            and res.get("diverged_at") == ref.get("diverged_at"),
+            f"{m}: packed {res['status']} after {res['iterations']} iterations, alone {ref['status']} after "
+            f"{ref['iterations']}",
+        )
         pc, sc = (json.loads((out / f"{d}{i}" / "config.json").read_text()) for d in "ps")
         _expect(pc["hash"] == sc["hash"] == run.hash(), f"{m}: config.json hashes differ")
         ph, sh = _lines(out / f"p{i}" / "history.jsonl"), _lines(out / f"s{i}" / "history.jsonl")
         _expect(len(ph) == len(sh), f"{m}: {len(ph)} history lines packed, {len(sh)} alone")
         for a, b in zip(ph, sh):
-            _expect(a.keys() == b.keys(), f"{m}, iteration {a.get('iteration')}: history keys "
-                                          f"{sorted(a)} != {sorted(b)}")
+            _expect(a.keys() == b.keys(), f"{m}, iteration {a.get('iteration')}: history keys {sorted(a)} != {sorted(b)}")
             for k in a:
-                _expect(k == "time_s" or _close(a[k], b[k], tol),
-                        f"{m}, iteration {a['iteration']}: '{k}' is {a[k]!r} packed and {b[k]!r} alone")
+                _expect(
+                    k == "time_s" or _close(a[k], b[k], tol),
+                    f"{m}, iteration {a['iteration']}: '{k}' is {a[k]!r} packed and {b[k]!r} alone",
+                )
         _expect(res["metrics"].keys() == ref["metrics"].keys(), f"{m}: metric names differ")
         _expect(set(res) - {"packed"} == set(ref), f"{m}: metrics.json keys {sorted(res)} packed, {sorted(ref)} alone")
         for k in ref["metrics"]:
-            _expect(_close(res["metrics"][k], ref["metrics"][k], tol),
-                    f"{m}: metric '{k}' is {res['metrics'][k]} packed and {ref['metrics'][k]} alone")
-        _expect(res.get("regularizers") == ref.get("regularizers") or _reports_close(res, ref, tol),
-                f"{m}: regularizer reports differ: {res.get('regularizers')} != {ref.get('regularizers')}")
+            _expect(
+                _close(res["metrics"][k], ref["metrics"][k], tol),
+                f"{m}: metric '{k}' is {res['metrics'][k]} packed and {ref['metrics'][k]} alone",
+            )
+        _expect(
+            res.get("regularizers") == ref.get("regularizers") or _reports_close(res, ref, tol),
+            f"{m}: regularizer reports differ: {res.get('regularizers')} != {ref.get('regularizers')}",
+        )
         if ref["status"] == "finished":
             pk, sk = (torch.load(out / f"{d}{i}" / "checkpoint.pt", weights_only=True) for d in "ps")
             _same_tensors(pk["model"], sk["model"], tol, f"{m}: model")
@@ -222,8 +238,9 @@ def _member_options(comp, resolved, given: dict[str, Any], j: int) -> dict[str, 
 
 
 def _spec(name: str, options: dict[str, Any]) -> str:
-    return ",".join([name] + [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items()
-                              if v is not None])
+    return ",".join(
+        [name] + [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items() if v is not None]
+    )
 
 
 def _candidates(kind: str, name: str, options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -234,11 +251,15 @@ def _candidates(kind: str, name: str, options: dict[str, Any]) -> list[dict[str,
     if kind == "priors":
         return [dict(objective="soft-prior", prior=spec), dict(objective="soft", prior=spec)]
     if kind == "regularizers":
-        return [dict(objective="soft", prior="sg", regularizers=[spec]),
-                dict(objective="soft-prior", prior="mog:3", regularizers=[spec])]
+        return [
+            dict(objective="soft", prior="sg", regularizers=[spec]),
+            dict(objective="soft-prior", prior="mog:3", regularizers=[spec]),
+        ]
     if kind == "backbones":  # a 2D backbone, or an image one (8x8 digits)
-        return [dict(objective="soft", prior="sg", backbone=spec), dict(objective="soft", prior="sg", backbone=spec,
-                                                                        data="digits")]
+        return [
+            dict(objective="soft", prior="sg", backbone=spec),
+            dict(objective="soft", prior="sg", backbone=spec, data="digits"),
+        ]
     return []
 
 
@@ -272,12 +293,18 @@ def check_packs(kind: str, name: str, options: dict[str, Any] | None = None, tol
                 try:
                     runs = _member_runs(kind, name, options, settings)
                     from ..training.loop import build
+
                     build(runs[0])  # objective, prior and regularizers accept each other
                 except UsageError:
                     continue
                 _compare(comp, settings, runs, Path(tmp) / f"{n}-float64", tolerance)
-            _compare(comp, settings, _member_runs(kind, name, options, settings, PACK_RUN_DEFAULT),
-                     Path(tmp) / f"{n}-float32", 0.0)
+            _compare(
+                comp,
+                settings,
+                _member_runs(kind, name, options, settings, PACK_RUN_DEFAULT),
+                Path(tmp) / f"{n}-float32",
+                0.0,
+            )
             return
     pytest.skip(f"{_what(comp)}: no tiny run of the pack check accepts it")
 
@@ -287,7 +314,8 @@ def _compare(comp, settings: dict[str, Any], runs: list, out: Path, tolerance: f
     try:
         compare_pack(runs, out, tolerance)
     except AssertionError as exc:
-        raise AssertionError(f"{_what(comp)} declares packable = True but a pack differs from the "
-                             f"runs alone ({what}; {settings}): {exc}") from None
+        raise AssertionError(
+            f"{_what(comp)} declares packable = True but a pack differs from the runs alone ({what}; {settings}): {exc}"
+        ) from None
     except UsageError as exc:
         raise AssertionError(f"{_what(comp)} declares packable = True but train_pack refuses it: {exc}") from None

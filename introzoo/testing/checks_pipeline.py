@@ -16,11 +16,23 @@ from torch import nn
 from .. import plugins
 from ..errors import UsageError
 from ..registry import Component
-from .checks_base import (DEFAULT_SHAPES, _build_prior, _component, _declared, _expect, _finite, _load_dataset,
-                          _offline, _what, component_config, tiny_model)
+from .checks_base import (
+    DEFAULT_SHAPES,
+    _build_prior,
+    _component,
+    _declared,
+    _expect,
+    _finite,
+    _load_dataset,
+    _offline,
+    _what,
+    component_config,
+    tiny_model,
+)
 
 
 # -- backbones ---------------------------------------------------------------------------------------
+
 
 def _backbone_shapes(comp: Component) -> list[tuple[int, ...]] | None:
     shapes = _declared("data_shapes", comp.config, comp.factory)
@@ -38,8 +50,7 @@ def _run_backbone(comp: Component, cfg: BaseModel, shape: tuple[int, ...], zdim:
     return encoder, decoder, x, z, encoder(x), decoder(z)
 
 
-def _run_stages(encoder: nn.Module, decoder: nn.Module, shape: tuple[int, ...], zdim: int, batch: int,
-                where: str) -> None:
+def _run_stages(encoder: nn.Module, decoder: nn.Module, shape: tuple[int, ...], zdim: int, batch: int, where: str) -> None:
     """A progressively grown backbone (``set_stage(level, alpha)`` and ``levels`` on both networks, as
     ``style``): at every level, blending in (``alpha`` 0.5) and blended, the encoder takes and the decoder
     produces ``2^(level+2)`` pixels; the gradients of every stage are accumulated (a parameter must take
@@ -48,15 +59,17 @@ def _run_stages(encoder: nn.Module, decoder: nn.Module, shape: tuple[int, ...], 
         return
     z = torch.randn(batch, zdim, generator=torch.Generator().manual_seed(2))
     for level in range(encoder.levels):
-        for alpha in ((0.5, 1.0) if level else (1.0,)):
+        for alpha in (0.5, 1.0) if level else (1.0,):
             side = 2 ** (level + 2)
             encoder.set_stage(level, alpha)
             decoder.set_stage(level, alpha)
             h = encoder(torch.rand(batch, shape[0], side, side, generator=torch.Generator().manual_seed(3)))
             y = decoder(z)
-            _expect(tuple(h.shape) == (batch, 2 * zdim) and tuple(y.shape) == (batch, shape[0], side, side),
-                    f"{where}: at stage (level {level}, alpha {alpha}) the encoder gives {tuple(h.shape)} and the "
-                    f"decoder {tuple(y.shape)}, expected ({batch}, {2 * zdim}) and {(batch, shape[0], side, side)}")
+            _expect(
+                tuple(h.shape) == (batch, 2 * zdim) and tuple(y.shape) == (batch, shape[0], side, side),
+                f"{where}: at stage (level {level}, alpha {alpha}) the encoder gives {tuple(h.shape)} and the "
+                f"decoder {tuple(y.shape)}, expected ({batch}, {2 * zdim}) and {(batch, shape[0], side, side)}",
+            )
             (h.square().mean() + y.square().mean()).backward()
     encoder.set_stage(encoder.levels - 1)
     decoder.set_stage(decoder.levels - 1)
@@ -82,22 +95,35 @@ def check_backbone(name: str, options: dict[str, Any] | None = None, zdim: int =
                 continue
             shapes = [shape]
             break
-        _expect(shapes, f"{what}: builds and runs for none of the data shapes {DEFAULT_SHAPES} "
-                        f"({'; '.join(errors)}); declare the shapes it is for with data_shapes on its config class")
+        _expect(
+            shapes,
+            f"{what}: builds and runs for none of the data shapes {DEFAULT_SHAPES} "
+            f"({'; '.join(errors)}); declare the shapes it is for with data_shapes on its config class",
+        )
     for shape in shapes:
         where = f"{what} for data shape {shape}, zdim {zdim}"
         encoder, decoder, x, z, h, y = _run_backbone(comp, cfg, shape, zdim, batch)
-        _expect(isinstance(encoder, nn.Module) and isinstance(decoder, nn.Module),
-                f"{where}: the factory must return (encoder, decoder) torch.nn.Modules")
-        _expect(tuple(h.shape) == (batch, 2 * zdim),
-                f"{where}: encoder output has shape {tuple(h.shape)}, expected ({batch}, {2 * zdim}) (mu, then logvar)")
-        _expect(tuple(y.shape) == (batch, *shape),
-                f"{where}: decoder output has shape {tuple(y.shape)}, expected {(batch, *shape)}")
+        _expect(
+            isinstance(encoder, nn.Module) and isinstance(decoder, nn.Module),
+            f"{where}: the factory must return (encoder, decoder) torch.nn.Modules",
+        )
+        _expect(
+            tuple(h.shape) == (batch, 2 * zdim),
+            f"{where}: encoder output has shape {tuple(h.shape)}, expected ({batch}, {2 * zdim}) (mu, then logvar)",
+        )
+        _expect(
+            tuple(y.shape) == (batch, *shape),
+            f"{where}: decoder output has shape {tuple(y.shape)}, expected {(batch, *shape)}",
+        )
         _expect(_finite(h) and _finite(y), f"{where}: outputs are not finite")
         (h.square().mean() + y.square().mean()).backward()
         _run_stages(encoder, decoder, shape, zdim, batch, where)
-        unused = [f"{part}.{n}" for part, mod in (("encoder", encoder), ("decoder", decoder))
-                  for n, p in mod.named_parameters() if p.requires_grad and p.grad is None]
+        unused = [
+            f"{part}.{n}"
+            for part, mod in (("encoder", encoder), ("decoder", decoder))
+            for n, p in mod.named_parameters()
+            if p.requires_grad and p.grad is None
+        ]
         _expect(not unused, f"{where}: parameters that receive no gradient: {', '.join(unused)}")
         encoder.eval()
         decoder.eval()
@@ -112,6 +138,7 @@ def check_backbone(name: str, options: dict[str, Any] | None = None, zdim: int =
 
 
 # -- datasets ----------------------------------------------------------------------------------------
+
 
 def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
     """Built with downloads off (a boolean ``download`` option is set to false) and skipped, with the
@@ -129,7 +156,10 @@ def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
     except UsageError as exc:
         pytest.skip(f"dataset '{name}' is not available here: {exc}")
     shape = tuple(getattr(ds, "shape", ()))
-    _expect(shape and all(isinstance(s, int) and s > 0 for s in shape), f"{what}: shape must be a tuple of positive ints, got {shape!r}")
+    _expect(
+        shape and all(isinstance(s, int) and s > 0 for s in shape),
+        f"{what}: shape must be a tuple of positive ints, got {shape!r}",
+    )
     _expect(isinstance(getattr(ds, "kind", None), str) and ds.kind, f"{what}: must declare its kind ('2d', 'image', ...)")
     mr = getattr(ds, "metric_range", None)
     _expect(mr is None or mr > 0, f"{what}: metric_range must be None or positive, got {mr!r}")
@@ -138,21 +168,31 @@ def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
         return ds.sample(n, torch.Generator().manual_seed(seed))
 
     a = draw(0)
-    _expect(isinstance(a, torch.Tensor) and tuple(a.shape) == (16, *shape),
-            f"{what}: sample(16, generator) must be a tensor of shape {(16, *shape)}, got {getattr(a, 'shape', type(a))}")
+    _expect(
+        isinstance(a, torch.Tensor) and tuple(a.shape) == (16, *shape),
+        f"{what}: sample(16, generator) must be a tensor of shape {(16, *shape)}, got {getattr(a, 'shape', type(a))}",
+    )
     _expect(a.is_floating_point() and _finite(a), f"{what}: samples must be finite floats")
-    _expect(torch.equal(a, draw(0)), f"{what}: the same generator seed gives different samples (draw from the generator passed in)")
+    _expect(
+        torch.equal(a, draw(0)),
+        f"{what}: the same generator seed gives different samples (draw from the generator passed in)",
+    )
     _expect(not torch.equal(a, draw(1)), f"{what}: different generator seeds give the same samples")
     b = next(iter(ds.batches(8, torch.Generator().manual_seed(0))))
-    _expect(tuple(b.shape) == (8, *shape), f"{what}: batches(8, generator) yields shape {tuple(b.shape)}, expected {(8, *shape)}")
+    _expect(
+        tuple(b.shape) == (8, *shape), f"{what}: batches(8, generator) yields shape {tuple(b.shape)}, expected {(8, *shape)}"
+    )
 
     reg = plugins.registry()
     for obj in reg.names("objectives"):
         defaults = ds.defaults_for(obj)
         fields = reg.get("objectives", obj).config.model_fields
         stray = sorted(set(defaults) - set(fields))
-        _expect(not stray, f"{what}: its defaults for objective '{obj}' name options it does not have: "
-                           f"{', '.join(stray)} (they would be ignored); options: {', '.join(fields)}")
+        _expect(
+            not stray,
+            f"{what}: its defaults for objective '{obj}' name options it does not have: "
+            f"{', '.join(stray)} (they would be ignored); options: {', '.join(fields)}",
+        )
         plain = {k: v for k, v in defaults.items() if v is None or isinstance(v, (bool, int, float, str, list, tuple))}
         try:  # values resolved later (e.g. a count of epochs) are left out
             reg.get("objectives", obj).config.model_validate(plain)
@@ -165,7 +205,9 @@ def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
     _expect(not stray, f"{what}: train_defaults has unknown settings {', '.join(stray)}; known: {', '.join(sorted(known))}")
     for key in ("iterations", "batch_size", "zdim"):
         if key in train:
-            _expect(isinstance(train[key], int) and train[key] > 0, f"{what}: train_defaults['{key}'] must be a positive int")
+            _expect(
+                isinstance(train[key], int) and train[key] > 0, f"{what}: train_defaults['{key}'] must be a positive int"
+            )
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -175,8 +217,9 @@ def check_dataset(name: str, options: dict[str, Any] | None = None) -> None:
 METRIC_TRAINING = {"iterations": 30, "batch": 64, "lr": 1e-2}
 
 
-def check_metric(name: str, options: dict[str, Any] | None = None, data: str | None = None,
-                 prior: str | None = None) -> None:
+def check_metric(
+    name: str, options: dict[str, Any] | None = None, data: str | None = None, prior: str | None = None
+) -> None:
     """``directions`` maps names to ``min``/``max``; ``applies_to`` answers. Unless the metric declares
     ``heavy = True`` (on the metric, its config class or its factory): computed twice with the same seed
     on an untrained tiny model, on ``data`` or the first registered dataset available here (downloads
@@ -193,8 +236,10 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     what = _what(comp)
     metric = comp.build(cfg)
     dirs = getattr(metric, "directions", None)
-    _expect(isinstance(dirs, dict) and dirs and all(v in ("min", "max") for v in dirs.values()),
-            f"{what}: directions must map each reported name to 'min' or 'max', got {dirs!r}")
+    _expect(
+        isinstance(dirs, dict) and dirs and all(v in ("min", "max") for v in dirs.values()),
+        f"{what}: directions must map each reported name to 'min' or 'max', got {dirs!r}",
+    )
     for attr in ("applies_to", "compute"):
         _expect(callable(getattr(metric, attr, None)), f"{what}: has no method {attr}")
     if any(_declared("heavy", h) for h in (metric, comp.config, comp.factory)):
@@ -218,7 +263,9 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
             ds = d
             break
     if ds is None:
-        pytest.skip(f"metric '{name}' applies to no dataset available here" + (f" ({'; '.join(unavailable)})" if unavailable else ""))
+        pytest.skip(
+            f"metric '{name}' applies to no dataset available here" + (f" ({'; '.join(unavailable)})" if unavailable else "")
+        )
 
     calls = iter(range(10**6))
 
@@ -239,8 +286,10 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     _expect(isinstance(values, dict), f"{where}: compute(ctx) must return a dict of name -> number")
     for key, value in values.items():
         _expect(key in dirs, f"{where}: reports '{key}' but directions has no entry for it ({', '.join(dirs)})")
-        _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-                f"{where}: '{key}' = {value!r} is not a finite number")
+        _expect(
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+            f"{where}: '{key}' = {value!r} is not a finite number",
+        )
     hint = "draw random data from ctx.generator(name) and the model's draws inside with ctx.seeded(name)"
     again = compute(prior_name)
     _expect(again == values, f"{where}: the same seed gives different values ({values} vs {again}); {hint}")
@@ -264,13 +313,16 @@ def check_metric(name: str, options: dict[str, Any] | None = None, data: str | N
     _expect(isinstance(values, dict), f"{where}: compute(ctx) must return a dict of name -> number")
     for key, value in values.items():
         _expect(key in dirs, f"{where}: reports '{key}' but directions has no entry for it ({', '.join(dirs)})")
-        _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-                f"{where}: '{key}' = {value!r} is not a finite number")
+        _expect(
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+            f"{where}: '{key}' = {value!r} is not a finite number",
+        )
     again = compute_trained()
     _expect(again == values, f"{where}: the same seed gives different values ({values} vs {again}); {hint}")
 
 
 # -- executors ---------------------------------------------------------------------------------------
+
 
 def check_executor(name: str, options: dict[str, Any] | None = None) -> None:
     """Builds from its default options and has ``run(tasks, sweep_dir, on_done)``. (Running a sweep takes

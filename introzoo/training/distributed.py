@@ -77,7 +77,9 @@ class DataParallel:
             raise UsageError(f"--ddp runs under torchrun, which sets {', '.join(missing)}: {LAUNCH}")
         rank, world, local_rank = (_env_int(k) for k in ENV)
         if world < 1:
-            raise UsageError(f"--ddp: WORLD_SIZE={world}; it is the number of processes, 1 or more (torchrun sets it): {LAUNCH}")
+            raise UsageError(
+                f"--ddp: WORLD_SIZE={world}; it is the number of processes, 1 or more (torchrun sets it): {LAUNCH}"
+            )
         if not 0 <= rank < world:
             raise UsageError(f"--ddp: RANK={rank} is not a process of WORLD_SIZE={world} (0 to {world - 1})")
         if local_rank < 0:
@@ -85,8 +87,10 @@ class DataParallel:
         if not dist.is_initialized():  # the env:// rendezvous that init_process_group uses
             for key in RENDEZVOUS:
                 if not os.environ.get(key, "").strip():
-                    raise UsageError(f"--ddp: {key} is not set; torchrun sets {' and '.join(RENDEZVOUS)} "
-                                     f"(the rendezvous address): {LAUNCH}")
+                    raise UsageError(
+                        f"--ddp: {key} is not set; torchrun sets {' and '.join(RENDEZVOUS)} "
+                        f"(the rendezvous address): {LAUNCH}"
+                    )
             port = _env_int("MASTER_PORT")
             if not 0 < port < 65536:
                 raise UsageError(f"--ddp: MASTER_PORT={port} is not a port (1 to 65535)")
@@ -109,15 +113,20 @@ class DataParallel:
         """Check the run can train data parallel and join the process group (gloo on CPU, nccl on CUDA)."""
         batch = int(run.train["batch_size"])
         if run.train.get("conditional"):
-            raise UsageError("--conditional does not train data parallel (each process's batch labels are not "
-                             "shared); run it without --ddp")
+            raise UsageError(
+                "--conditional does not train data parallel (each process's batch labels are not "
+                "shared); run it without --ddp"
+            )
         if batch % self.world:
-            raise UsageError(f"--batch-size {batch} does not split into {self.world} processes; "
-                             f"give a multiple of {self.world} (the global batch)")
+            raise UsageError(
+                f"--batch-size {batch} does not split into {self.world} processes; "
+                f"give a multiple of {self.world} (the global batch)"
+            )
         from ..config import check_regularizers
 
-        check_regularizers(run.regularizers, batch // self.world,
-                           per_process=f"each of the {self.world} processes trains on a shard of")
+        check_regularizers(
+            run.regularizers, batch // self.world, per_process=f"each of the {self.world} processes trains on a shard of"
+        )
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if dist.get_world_size() != self.world:
@@ -127,8 +136,10 @@ class DataParallel:
         """Refuse what cannot train data parallel; average each optimiser's gradients before it steps."""
         for reg in built.objective.regularizers:
             if any(isinstance(v, (torch.nn.Module, torch.optim.Optimizer)) for v in vars(reg).values()):
-                raise UsageError(f"regularizer '{reg.name or type(reg).__name__}' trains a network of its own "
-                                 "and cannot train data parallel; run it without --ddp")
+                raise UsageError(
+                    f"regularizer '{reg.name or type(reg).__name__}' trains a network of its own "
+                    "and cannot train data parallel; run it without --ddp"
+                )
         built.objective.reduce_grads = self.average_grads
 
     def scratch(self) -> str:

@@ -72,8 +72,14 @@ class _OneDNNLinear(torch.autograd.Function):
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear`` through the active kernel path (:func:`use`); float32 2-D CPU inputs only take
     ``onednn``, anything else ``aten``."""
-    if (_active == "onednn" and x.dim() == 2 and x.dtype == torch.float32 and x.device.type == "cpu"
-            and w.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")):
+    if (
+        _active == "onednn"
+        and x.dim() == 2
+        and x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and w.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+    ):
         return _OneDNNLinear.apply(x.contiguous(), w.contiguous(), b)
     return F.linear(x, w, b)
 
@@ -120,8 +126,15 @@ def _cpu() -> str:
 _memo: dict[str, tuple[str, dict[str, float]]] = {}
 
 
-def choose(requested: str, device: torch.device, dtype: torch.dtype, shapes: list[tuple[int, int]],
-           batch: int, timer: Callable[[str], float], what: str = "") -> tuple[str, str]:
+def choose(
+    requested: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    shapes: list[tuple[int, int]],
+    batch: int,
+    timer: Callable[[str], float],
+    what: str = "",
+) -> tuple[str, str]:
     """(path, why) for a run: ``requested`` unless ``auto``; ``auto`` reads the cached measurement of
     this machine, these shapes and ``what`` (e.g. the objective), or measures ``timer(path)`` (seconds
     of one training step on that path) for each available path and caches it."""

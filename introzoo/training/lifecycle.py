@@ -97,9 +97,20 @@ class RunRecorder:
     :class:`~introzoo.training.progressive.StagedData`).
     """
 
-    def __init__(self, run: Any, built: Any, out_dir: str | Path, config: dict[str, Any], *,
-                 lr: Callable[[], float] | None = None, grid: Grid | None = None, hooks: bool = True,
-                 resumable: resume.Resumable | None = None, progress: Any = None, data: Any = None) -> None:
+    def __init__(
+        self,
+        run: Any,
+        built: Any,
+        out_dir: str | Path,
+        config: dict[str, Any],
+        *,
+        lr: Callable[[], float] | None = None,
+        grid: Grid | None = None,
+        hooks: bool = True,
+        resumable: resume.Resumable | None = None,
+        progress: Any = None,
+        data: Any = None,
+    ) -> None:
         self.run, self.built, self.config = run, built, config
         self.rd = RunDir(out_dir)
         self.iterations = int(run.train["iterations"])
@@ -173,8 +184,12 @@ class RunRecorder:
             self.status, self.diverged_at = STATUS_DIVERGED, it
         last = it + 1 == self.iterations or self.stopped
         if (it + 1) % self.log_every == 0 or last:
-            record = {"iteration": it + 1, **{k: float(v) / self.count for k, v in self.sums.items()},
-                      "lr": self._lr(), "time_s": round(time.perf_counter() - self.t0, 3)}
+            record = {
+                "iteration": it + 1,
+                **{k: float(v) / self.count for k, v in self.sums.items()},
+                "lr": self._lr(),
+                "time_s": round(time.perf_counter() - self.t0, 3),
+            }
             self.rd.append_history(record)
             if self.hooks:
                 self.hooks.log(it + 1, record)
@@ -191,8 +206,16 @@ class RunRecorder:
             self._progress_grid(x, it + 1, keep_rng=True)
         r = self.resumable
         if r is not None and (it + 1 == self.iterations or r.due()):
-            resume.save(self.rd, self.config["hash"], self.built, it + 1, self.data_gen, self.sums, self.count,
-                        time.perf_counter() - self.t0)
+            resume.save(
+                self.rd,
+                self.config["hash"],
+                self.built,
+                it + 1,
+                self.data_gen,
+                self.sums,
+                self.count,
+                time.perf_counter() - self.t0,
+            )
             r.mark_saved()
             r.saved(it + 1)
         return False
@@ -213,8 +236,9 @@ class RunRecorder:
         """Iterations trained (up to and including the diverging one)."""
         return self.diverged_at + 1 if self.diverged_at is not None else self.iterations
 
-    def finish(self, elapsed: float | None = None, built: Any = None, eval_chunk: int | None = None,
-               **extra: Any) -> dict[str, Any]:
+    def finish(
+        self, elapsed: float | None = None, built: Any = None, eval_chunk: int | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """The run's final record: checkpoint and evaluation (a finished run), ``metrics.json`` written
         last, then the ``introzoo_run_end`` hooks; returns the record. ``elapsed``: training seconds
         (default: since :meth:`begin`, resumed time included); ``built``: the trained model to save and
@@ -225,8 +249,13 @@ class RunRecorder:
         if elapsed is None:
             elapsed = time.perf_counter() - self.t0
         done = self.done
-        result: dict[str, Any] = {"status": self.status, "iterations": done, "train_time_s": round(elapsed, 3),
-                                  "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None, **extra}
+        result: dict[str, Any] = {
+            "status": self.status,
+            "iterations": done,
+            "train_time_s": round(elapsed, 3),
+            "it_per_s": round(done / elapsed, 2) if elapsed > 0 else None,
+            **extra,
+        }
         if self.stopped:
             result["diverged_at"] = self.diverged_at
             result["reason"] = f"non-finite loss at iteration {self.diverged_at}"
@@ -236,8 +265,15 @@ class RunRecorder:
             reports = {r.name or type(r).__name__: r.report(built.model) for r in built.objective.regularizers}
             if any(reports.values()):
                 result["regularizers"] = reports
-            torch.save({"model": built.model.state_dict(), "objective": built.objective.state_dict(),
-                        "iterations": done, "config": self.config}, self.rd.checkpoint)
+            torch.save(
+                {
+                    "model": built.model.state_dict(),
+                    "objective": built.objective.state_dict(),
+                    "iterations": done,
+                    "config": self.config,
+                },
+                self.rd.checkpoint,
+            )
             ctx = EvalContext(built.model, built.dataset, built.device, self.run.seed, chunk=eval_chunk or EVAL_CHUNK)
             if getattr(self.progress, "eval_phases", None) is not None:
                 ctx.progress = self.progress.eval_phases

@@ -36,20 +36,19 @@ TRAINABLE_FACTOR = 4
 #: more submodules than this in one component is refused without building the rest (a flow of 10^8
 #: coupling layers); the deepest built-in configurations in the papers have a few hundred
 MAX_MODULES = 50_000
-_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 #: where the cgroup file systems are mounted, and the file naming this process's cgroups
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 #: cgroup v1 writes "no limit" as a number near 2^63
-_NO_LIMIT = 2 ** 60
+_NO_LIMIT = 2**60
 
 
 def parse_size(text: str) -> int:
     """``"8G"`` -> 8 * 1024^3; a plain number is bytes. :class:`UsageError` on anything else."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
     if not m or float(m.group(1)) <= 0:
-        raise UsageError(f"{ENV}='{text}' is not a memory size; expected bytes or a number with K, M, G "
-                         "or T (e.g. 8G)")
+        raise UsageError(f"{ENV}='{text}' is not a memory size; expected bytes or a number with K, M, G or T (e.g. 8G)")
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
@@ -153,9 +152,11 @@ def _counting(limit: int) -> Iterator[list[int]]:
         if buffer is not None:
             add(buffer.numel() * buffer.element_size())
 
-    hooks = [nn.modules.module.register_module_module_registration_hook(on_module),
-             nn.modules.module.register_module_parameter_registration_hook(on_param),
-             nn.modules.module.register_module_buffer_registration_hook(on_buffer)]
+    hooks = [
+        nn.modules.module.register_module_module_registration_hook(on_module),
+        nn.modules.module.register_module_parameter_registration_hook(on_param),
+        nn.modules.module.register_module_buffer_registration_hook(on_buffer),
+    ]
     try:
         with torch.device("meta"):
             yield total
@@ -183,8 +184,7 @@ def _name(choice: Any) -> str:
     return f"{SINGULAR[choice.component.kind]} '{choice.component.name}'"
 
 
-def check_fits(run: Any, data_shape: tuple[int, ...], zdim: int,
-               device: torch.device | str = "cpu") -> None:
+def check_fits(run: Any, data_shape: tuple[int, ...], zdim: int, device: torch.device | str = "cpu") -> None:
     """:class:`UsageError` naming the component, its size and the limit when ``run``'s model would not
     fit in memory (see the module's docstring); returns quietly otherwise."""
     from ..model import VAE
@@ -202,7 +202,11 @@ def check_fits(run: Any, data_shape: tuple[int, ...], zdim: int,
     built: dict[str, Any] = {}
     of_params = "its parameters, their gradients and Adam's states"
     for key, choice, make in (
-        ("backbone", run.backbone, lambda: run.backbone.component.build(run.backbone.config, data_shape=data_shape, zdim=zdim)),
+        (
+            "backbone",
+            run.backbone,
+            lambda: run.backbone.component.build(run.backbone.config, data_shape=data_shape, zdim=zdim),
+        ),
         ("prior", run.prior, lambda: run.prior.component.build(run.prior.config, zdim=zdim)),
         ("model", run.prior, lambda: VAE(*built["backbone"], built["prior"], data_shape, zdim)),  # VampPrior.attach
     ):
@@ -212,8 +216,10 @@ def check_fits(run: Any, data_shape: tuple[int, ...], zdim: int,
                 built[key] = make()
         except _Exceeded as exc:
             if exc.modules:
-                raise UsageError(f"{_name(choice)} has more than {MAX_MODULES} modules; introzoo refuses "
-                                 f"models that large before building them") from None
+                raise UsageError(
+                    f"{_name(choice)} has more than {MAX_MODULES} modules; introzoo refuses "
+                    f"models that large before building them"
+                ) from None
             own = exc.nbytes + (sizes["prior"] if key == "model" else 0)
             raise refuse(_name(choice), own, of_params, exc.nbytes + before) from None
         except UsageError:
@@ -255,9 +261,12 @@ def check_sample(model: nn.Module, n: int, device: torch.device | str = "cpu", f
             meta.sample(n)
     except Exception as exc:  # noqa: BLE001 - not estimable: the real draw reports
         if _too_large(exc):
-            raise UsageError(f"{flag} {n}: more samples than can be addressed; the memory limit is "
-                             f"{format_size(limit)} ({source})") from None
+            raise UsageError(
+                f"{flag} {n}: more samples than can be addressed; the memory limit is {format_size(limit)} ({source})"
+            ) from None
         return
     if largest.nbytes > limit:
-        raise UsageError(f"{flag} {n}: drawing them needs more than {format_size(largest.nbytes)} for one "
-                         f"intermediate; the memory limit is {format_size(limit)} ({source})")
+        raise UsageError(
+            f"{flag} {n}: drawing them needs more than {format_size(largest.nbytes)} for one "
+            f"intermediate; the memory limit is {format_size(limit)} ({source})"
+        )

@@ -66,8 +66,9 @@ def build(run: ResolvedRun, device: torch.device | None = None, dataset: Any = N
     try:
         encoder, decoder = run.backbone.component.build(run.backbone.config, data_shape=dataset.shape, zdim=zdim)
     except ValueError as exc:
-        raise UsageError(f"backbone '{run.backbone.component.name}' cannot take dataset "
-                         f"'{run.data.component.name}': {exc}") from None
+        raise UsageError(
+            f"backbone '{run.backbone.component.name}' cannot take dataset '{run.data.component.name}': {exc}"
+        ) from None
     prior = run.prior.component.build(run.prior.config, zdim=zdim)
     if run.train.get("conditional"):  # --conditional: label-conditioned networks, labelled batches
         from ..conditional import LabelledStream, build_model
@@ -110,8 +111,9 @@ def load(run_dir: str | Path, registry=None, device: str | None = None) -> tuple
     try:
         run = from_json(record, registry or state().registry)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ReadError("run configuration", rd.config, f"is not an introzoo run configuration "
-                                                        f"({type(exc).__name__}: {exc})") from None
+        raise ReadError(
+            "run configuration", rd.config, f"is not an introzoo run configuration ({type(exc).__name__}: {exc})"
+        ) from None
     if device is not None:
         run.device = device
     built = build(run)
@@ -120,8 +122,7 @@ def load(run_dir: str | Path, registry=None, device: str | None = None) -> tuple
         built.model.load_state_dict(state_dict["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:
         detail = " ".join(str(exc).split())
-        raise ReadError("checkpoint", rd.checkpoint, f"does not match {rd.config.name} "
-                                                     f"({detail[:300]})") from None
+        raise ReadError("checkpoint", rd.checkpoint, f"does not match {rd.config.name} ({detail[:300]})") from None
     built.model.eval()
     return run, built
 
@@ -134,9 +135,15 @@ def choose_kernels(run: ResolvedRun, built: Built, ddp: bool = False) -> tuple[s
         return "aten", "data parallel: not measured"
     p = next(built.model.parameters())
     batch = int(run.train["batch_size"])
-    return kernels.choose(run.kernels, built.device, p.dtype, kernels.linear_shapes(built.model), batch,
-                          timer=lambda path: _time_steps(built, batch, path),
-                          what=f"{run.objective.component.name}+{run.prior.component.name}")
+    return kernels.choose(
+        run.kernels,
+        built.device,
+        p.dtype,
+        kernels.linear_shapes(built.model),
+        batch,
+        timer=lambda path: _time_steps(built, batch, path),
+        what=f"{run.objective.component.name}+{run.prior.component.name}",
+    )
 
 
 def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
@@ -151,7 +158,7 @@ def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
         with kernels.use(path):
             for i in range(steps + 1):
                 t = time.perf_counter()
-                obj.train_step(x, 10 ** 9)
+                obj.train_step(x, 10**9)
                 if i:  # the first step warms up
                     best = min(best, time.perf_counter() - t)
         return best
@@ -159,8 +166,14 @@ def _time_steps(built: Built, batch: int, path: str, steps: int = 3) -> float:
         torch.set_rng_state(state)
 
 
-def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
-          resumable: resume.Resumable | None = None, eval_chunk: int | None = None, ddp: Any = None) -> dict[str, Any]:
+def train(
+    run: ResolvedRun,
+    out_dir: str | Path,
+    progress: Any = None,
+    resumable: resume.Resumable | None = None,
+    eval_chunk: int | None = None,
+    ddp: Any = None,
+) -> dict[str, Any]:
     """Train and evaluate one run; returns the content of ``metrics.json`` (:func:`train_built` also
     returns the trained model).
 
@@ -175,9 +188,14 @@ def train(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     return train_built(run, out_dir, progress, resumable, eval_chunk, ddp)[0]
 
 
-def train_built(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
-                resumable: resume.Resumable | None = None, eval_chunk: int | None = None,
-                ddp: Any = None) -> tuple[dict[str, Any], Built]:
+def train_built(
+    run: ResolvedRun,
+    out_dir: str | Path,
+    progress: Any = None,
+    resumable: resume.Resumable | None = None,
+    eval_chunk: int | None = None,
+    ddp: Any = None,
+) -> tuple[dict[str, Any], Built]:
     """:func:`train`, returning ``(metrics.json content, the trained Built)``. The step is the
     objective's; everything around it is the run's :class:`~introzoo.training.lifecycle.RunRecorder`."""
     tune_allocator()
@@ -193,10 +211,22 @@ def train_built(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     kernel_path, why = choose_kernels(run, built, ddp=ddp is not None)
     if progress is not None and isinstance(getattr(progress, "plan", None), list):
         progress.plan.append(f"kernels {kernel_path} ({why})")
-    config = {**run.record(), "device_used": str(built.device), "kernels_used": kernel_path}  # the hash names the run directory
+    config = {
+        **run.record(),
+        "device_used": str(built.device),
+        "kernels_used": kernel_path,
+    }  # the hash names the run directory
     grow = progressive.attach(run, built, ddp)  # --resolution: the stage of each iteration, else None
-    rec = RunRecorder(run, built, out_dir if main else ddp.scratch(), config, hooks=main, resumable=resumable,
-                      progress=progress if main else None, data=grow.data(built.dataset) if grow else None)
+    rec = RunRecorder(
+        run,
+        built,
+        out_dir if main else ddp.scratch(),
+        config,
+        hooks=main,
+        resumable=resumable,
+        progress=progress if main else None,
+        data=grow.data(built.dataset) if grow else None,
+    )
     data_gen = torch.Generator()
     data_gen.manual_seed(run.seed)
     batches = rec.begin(data_gen)
@@ -218,4 +248,3 @@ def train_built(run: ResolvedRun, out_dir: str | Path, progress: Any = None,
     if ddp is not None:
         ddp.close()
     return result, built
-

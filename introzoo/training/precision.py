@@ -52,8 +52,10 @@ def check_supported(name: str, device: torch.device) -> None:
         with torch.autocast(kind, dtype=dtype):
             ok = torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == dtype
     if not ok:
-        raise UsageError(f"--precision {name} is not supported by torch {torch.__version__} on device '{kind}'; "
-                         f"use --precision {'bf16' if name == 'fp16' else 'fp32'}")
+        raise UsageError(
+            f"--precision {name} is not supported by torch {torch.__version__} on device '{kind}'; "
+            f"use --precision {'bf16' if name == 'fp16' else 'fp32'}"
+        )
 
 
 def _autocast_forward(module: nn.Module, kind: str, dtype: torch.dtype):

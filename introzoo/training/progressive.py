@@ -36,8 +36,14 @@ import torch.nn.functional as F
 from ..errors import UsageError
 
 #: the training options of the schedule besides ``resolution`` (they apply only with it)
-STAGE_OPTIONS = ("stage_iterations", "stage_epochs", "blend_iterations", "blend_epochs", "stage_batch_size",
-                 "stage_beta_neg")
+STAGE_OPTIONS = (
+    "stage_iterations",
+    "stage_epochs",
+    "blend_iterations",
+    "blend_epochs",
+    "stage_batch_size",
+    "stage_beta_neg",
+)
 #: stage length in epochs when none is given (seed 001 Appendix 9.2.2: 30 epochs per resolution)
 DEFAULT_STAGE_EPOCHS = 30
 
@@ -170,14 +176,18 @@ def check_train(train: dict[str, Any], dataset: Any, iterations_given: bool) -> 
     for key, low in (("stage_batch_size", 1), ("stage_beta_neg", 0)):
         bad = [v for v in train.get(key) or () if not v >= low or not math.isfinite(v)]
         if bad:
-            raise UsageError(f"--{key.replace('_', '-')} {bad[0]}: every value must be {'positive' if low else 'non-negative'}")
+            raise UsageError(
+                f"--{key.replace('_', '-')} {bad[0]}: every value must be {'positive' if low else 'non-negative'}"
+            )
     res = int(train["resolution"])
     if res < 8 or res & (res - 1):
         raise UsageError(f"--resolution {res}: give a power of two from 8 (8, 16, 32, ..., 256, ...)")
     shape = tuple(getattr(dataset, "shape", ()))
     if getattr(dataset, "kind", "") != "image" or len(shape) != 3 or shape[1:] != (res, res):
-        raise UsageError(f"--resolution {res} grows to {res}x{res} images, but dataset '{getattr(dataset, 'name', '?')}' "
-                         f"has samples of shape {shape}; choose images of that size (e.g. folder:DIR,size={res})")
+        raise UsageError(
+            f"--resolution {res} grows to {res}x{res} images, but dataset '{getattr(dataset, 'name', '?')}' "
+            f"has samples of shape {shape}; choose images of that size (e.g. folder:DIR,size={res})"
+        )
     if train.get("stage_iterations") is None and train.get("stage_epochs") is None:
         train["stage_epochs"] = DEFAULT_STAGE_EPOCHS
     schedule = Schedule.from_train({**train, "iterations": None}, dataset.steps_per_epoch)
@@ -186,8 +196,10 @@ def check_train(train: dict[str, Any], dataset: Any, iterations_given: bool) -> 
         train.pop("epochs", None)
     last = schedule.stages[-1]
     if int(train["iterations"]) < last.start + last.blend:
-        raise UsageError(f"--iterations {train['iterations']} ends before the last stage ({res}x{res}) is blended in "
-                         f"(iteration {last.start + last.blend}); give more iterations or shorter stages")
+        raise UsageError(
+            f"--iterations {train['iterations']} ends before the last stage ({res}x{res}) is blended in "
+            f"(iteration {last.start + last.blend}); give more iterations or shorter stages"
+        )
 
 
 class Growing:
@@ -197,13 +209,17 @@ class Growing:
         model, objective = built.model, built.objective
         nets = (model.encoder, model.decoder)
         if not all(hasattr(n, "set_stage") for n in nets):
-            raise UsageError("--resolution grows the networks progressively; the backbone has no stages "
-                             "(set_stage); choose one that grows: style")
+            raise UsageError(
+                "--resolution grows the networks progressively; the backbone has no stages "
+                "(set_stage); choose one that grows: style"
+            )
         if nets[0].levels != len(schedule.stages):
             raise UsageError(f"the backbone has {nets[0].levels} stages, the schedule {len(schedule.stages)}")
         if any(s.beta_neg is not None for s in schedule.stages) and "beta_neg" not in type(objective.config).model_fields:
-            raise UsageError(f"--stage-beta-neg sets beta_neg per stage; objective '{objective.name}' has no beta_neg "
-                             "(soft, soft-boot and soft-prior have)")
+            raise UsageError(
+                f"--stage-beta-neg sets beta_neg per stage; objective '{objective.name}' has no beta_neg "
+                "(soft, soft-boot and soft-prior have)"
+            )
         self.schedule, self.built, self.nets = schedule, built, nets
 
     def data(self, dataset: Any) -> StagedData:

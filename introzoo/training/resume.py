@@ -60,8 +60,16 @@ class Resumable:
         """Called after each resume point is written (``iteration`` iterations done)."""
 
 
-def save(rd: RunDir, run_hash: str, built, iteration: int, data_gen: torch.Generator,
-         sums: dict[str, Any], count: int, elapsed: float) -> None:
+def save(
+    rd: RunDir,
+    run_hash: str,
+    built,
+    iteration: int,
+    data_gen: torch.Generator,
+    sums: dict[str, Any],
+    count: int,
+    elapsed: float,
+) -> None:
     state = {
         "format": FORMAT,
         "hash": run_hash,
@@ -108,8 +116,15 @@ def damaged(rd: RunDir, why: str) -> UsageError:
 
 def _malformed(state: dict[str, Any]) -> str | None:
     """What is wrong with the content of a resume point (as :func:`save` writes it), or ``None``."""
-    kinds = {"iteration": int, "model": dict, "objective": dict, "rng": dict, "sums": dict, "count": int,
-             "elapsed": (int, float)}
+    kinds = {
+        "iteration": int,
+        "model": dict,
+        "objective": dict,
+        "rng": dict,
+        "sums": dict,
+        "count": int,
+        "elapsed": (int, float),
+    }
     for key, kind in kinds.items():
         if key not in state:
             return f"no '{key}'"

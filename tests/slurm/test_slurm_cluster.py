@@ -71,8 +71,12 @@ def _sacct(job: str, final: bool = True, timeout: float = 30) -> list[str]:
     ``final``, waits until the last one is an end state (the database lags the controller a little)."""
     deadline = time.time() + timeout
     while True:
-        r = subprocess.run(["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State", "-j", job.split("_")[0]],
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State", "-j", job.split("_")[0]],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         states = [s.split()[0] for j, _, s in (ln.partition("|") for ln in r.stdout.splitlines()) if j == job]
         if not final or (states and states[-1] not in ("PENDING", "RUNNING", "REQUEUED", "COMPLETING")):
             return states
@@ -111,10 +115,29 @@ def time_limited_sweep(tmp_path_factory):
     (checked every 30 s): one run far longer than its 1-minute limit, in the partition whose jobs are
     never preempted (so that the preemption test preempts only its own job)."""
     out = tmp_path_factory.mktemp("timeout") / "sweep"
-    proc = subprocess.Popen(_cli("sweep", "-o", "vae", "-d", "rings", "-n", "1000000", "--batch-size", "64",
-                                 "--metric", "kl,n_samples=200", "--out", str(out), "-q",
-                                 "-e", "submitit,partition=steady,time=1,checkpoint=600,poll=0.5"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli(
+            "sweep",
+            "-o",
+            "vae",
+            "-d",
+            "rings",
+            "-n",
+            "1000000",
+            "--batch-size",
+            "64",
+            "--metric",
+            "kl,n_samples=200",
+            "--out",
+            str(out),
+            "-q",
+            "-e",
+            "submitit,partition=steady,time=1,checkpoint=600,poll=0.5",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     started = lambda: any(e["event"] == "start" for e in _events(out)) if (out / "events.jsonl").exists() else False  # noqa: E731
     _wait_for("time-limited run training", started, timeout=90, proc=proc)
@@ -134,8 +157,23 @@ def time_limited_sweep(tmp_path_factory):
 def test_sweep_through_slurm_equals_local(tmp_path, capsys):
     """The CI smoke sweep: 2 objectives x 2 seeds as one job array; the same leaderboard as the local
     executor's for the same sweep, seeds and threads per run."""
-    base = ["sweep", "-o", "vae,soft,num_vae=20", "-d", "rings", "--seeds", "2", "-n", "60", "--batch-size", "64",
-            *CHEAP, "--threads", "1", "-q"]
+    base = [
+        "sweep",
+        "-o",
+        "vae,soft,num_vae=20",
+        "-d",
+        "rings",
+        "--seeds",
+        "2",
+        "-n",
+        "60",
+        "--batch-size",
+        "64",
+        *CHEAP,
+        "--threads",
+        "1",
+        "-q",
+    ]
     slurm, local = tmp_path / "slurm", tmp_path / "local"
     reference = subprocess.Popen(_cli(*base, "--out", str(local), "--workers", "2"), stderr=subprocess.PIPE, text=True)
     assert main([*base, "--out", str(slurm), "-e", "submitit,poll=0.5"]) == 0
@@ -153,14 +191,38 @@ def test_sweep_through_slurm_equals_local(tmp_path, capsys):
 
 def test_cancelled_task_is_recorded_and_a_rerun_finishes_every_run_once(tmp_path, capsys):
     out = tmp_path / "cancel"
-    args = ["sweep", "-o", "vae", "-d", "rings", "--seeds", "2", "-n", "1000", "--batch-size", "64",
-            "--metric", "kl,n_samples=500", "-e", "submitit,poll=0.5,checkpoint=0.2", "--out", str(out), "-q"]
+    args = [
+        "sweep",
+        "-o",
+        "vae",
+        "-d",
+        "rings",
+        "--seeds",
+        "2",
+        "-n",
+        "1000",
+        "--batch-size",
+        "64",
+        "--metric",
+        "kl,n_samples=500",
+        "-e",
+        "submitit,poll=0.5,checkpoint=0.2",
+        "--out",
+        str(out),
+        "-q",
+    ]
     proc = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def mid_run():  # a run with a resume point and no result yet
         runs = out / "runs"
-        return next((d.name for d in sorted(runs.iterdir()) if (d / "resume.pt").exists()
-                     and not (d / "metrics.json").exists()), None) if runs.exists() else None
+        return (
+            next(
+                (d.name for d in sorted(runs.iterdir()) if (d / "resume.pt").exists() and not (d / "metrics.json").exists()),
+                None,
+            )
+            if runs.exists()
+            else None
+        )
 
     victim = _wait_for("run in the middle of training", mid_run, proc=proc)
     job = _submitted(out)[victim]
@@ -199,7 +261,7 @@ def test_run_killed_at_its_time_limit_is_recorded(time_limited_sweep):
     proc, out = time_limited_sweep
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == EXIT_FAILED_RUNS, err
-    (run, job), = _submitted(out).items()
+    ((run, job),) = _submitted(out).items()
     m = _metrics(out, run)
     assert m["status"] == "failed" and m["slurm"] == {"job": job, "state": "TIMEOUT"}
     assert "time limit of 1 min" in m["reason"]
@@ -217,18 +279,21 @@ def test_preempted_run_requeues_and_resumes_and_a_rerun_waits_for_it(tmp_path, c
     """The run is preempted by a job in 'urgent'; meanwhile its sweep process dies. The same command,
     run again, waits for the requeued job rather than submitting the run a second time; the run
     resumes from the iteration it saved on Slurm's signal and ends as an uninterrupted run."""
-    args = ["sweep", "-o", "vae", "-d", "rings", "-n", "1000", "--batch-size", "64", "--metric", "kl,n_samples=500",
-            "-q"]
+    args = ["sweep", "-o", "vae", "-d", "rings", "-n", "1000", "--batch-size", "64", "--metric", "kl,n_samples=500", "-q"]
     slurm, local = tmp_path / "slurm", tmp_path / "local"
     slurm_args = [*args, "--out", str(slurm), "-e", "submitit,poll=0.5,checkpoint=600"]  # no periodic points
     proc = subprocess.Popen(_cli(*slurm_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = _wait_for("submission", lambda: next(iter(_submitted(slurm)), None), proc=proc)
     _wait_for("training progress", lambda: _history(slurm, run), proc=proc)
     # a job in the higher-priority partition that needs this run's CPU (and any idle one)
-    idle = int(subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True,
-                              check=True).stdout.split("/")[1])  # allocated/idle/other/total
-    subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", str(idle + 1), "-o", "/dev/null",
-                    "--wrap", "sleep 1"], check=True, capture_output=True)
+    idle = int(
+        subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True, check=True).stdout.split("/")[1]
+    )  # allocated/idle/other/total
+    subprocess.run(
+        ["sbatch", "--parsable", "-p", "urgent", "-c", str(idle + 1), "-o", "/dev/null", "--wrap", "sleep 1"],
+        check=True,
+        capture_output=True,
+    )
     _wait_for("preemption", lambda: [e for e in _events(slurm) if e["event"] == "preempted"], proc=proc)
     proc.kill()  # the sweep process dies; its requeued job stays queued
     proc.communicate()

@@ -82,8 +82,28 @@ def test_modes_on_the_command_line(tmp_path, capsys):
     assert main(["run", "-d", "8gaussians", "--metric", "modes", "-n", "2", "-q"]) == 2
     assert "does not apply to dataset '8gaussians': the dataset declares no mode centres" in capsys.readouterr().err
     out = tmp_path / "run"
-    assert main(["run", "-o", "soft,num_vae=10", "-d", "gaussgrid:3", "-n", "20", "--metric", "modes,n_samples=500",
-                 "--metric", "kl,n_samples=300", "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-o",
+                "soft,num_vae=10",
+                "-d",
+                "gaussgrid:3",
+                "-n",
+                "20",
+                "--metric",
+                "modes,n_samples=500",
+                "--metric",
+                "kl,n_samples=300",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     import json
+
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert 0 <= metrics["modes_covered"] <= 9 and 0 <= metrics["hq_fraction"] <= 1 and "kl" in metrics

@@ -89,8 +89,9 @@ def test_student_t_monte_carlo_kl_against_numerical_integration():
     expected = np.array([kl_by_quadrature(m, lv, stats.t(3.0).logpdf) for m, lv in zip(mu.numpy(), logvar.numpy())])
     # standard error of the estimate from the spread of the log-ratios
     z = mu + torch.exp(0.5 * logvar) * torch.randn(t, 2, 2, dtype=torch.float64)
-    ratio = (stats.norm(mu.numpy(), np.exp(0.5 * logvar.numpy())).logpdf(z.numpy()).sum(-1)
-             - stats.t(3.0).logpdf(z.numpy()).sum(-1))
+    ratio = stats.norm(mu.numpy(), np.exp(0.5 * logvar.numpy())).logpdf(z.numpy()).sum(-1) - stats.t(3.0).logpdf(
+        z.numpy()
+    ).sum(-1)
     se = ratio.std(0) / math.sqrt(t)
     assert np.all(np.abs(got - expected) < 4 * se), (got, expected, se)
 

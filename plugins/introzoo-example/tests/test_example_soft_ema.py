@@ -33,7 +33,7 @@ def test_losses_are_soft_boots_with_the_same_target():
         torch.manual_seed(3)
         return obj.train_step(torch.randn(16, 2, generator=torch.Generator().manual_seed(2)), 0)
 
-    a = first_step(SoftEMA, SoftEMAConfig(gamma_r=0.5))               # both targets start as the decoder
+    a = first_step(SoftEMA, SoftEMAConfig(gamma_r=0.5))  # both targets start as the decoder
     b = first_step(SoftIntroVAEBootstrap, SoftBootConfig(gamma_r=0.5))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -42,6 +42,10 @@ def test_takes_the_datasets_soft_defaults():
     reg = plugins.registry()
     ema = resolve(RunConfig(objective="soft-ema", data="rings"), reg).objective.config
     soft = resolve(RunConfig(objective="soft", data="rings"), reg).objective.config
-    assert (ema.beta_rec, ema.beta_kl, ema.beta_neg, ema.num_vae) == (soft.beta_rec, soft.beta_kl, soft.beta_neg,
-                                                                      soft.num_vae)
+    assert (ema.beta_rec, ema.beta_kl, ema.beta_neg, ema.num_vae) == (
+        soft.beta_rec,
+        soft.beta_kl,
+        soft.beta_neg,
+        soft.num_vae,
+    )
     assert (ema.beta_rec, ema.num_vae) != (SoftEMAConfig().beta_rec, SoftEMAConfig().num_vae)

@@ -23,22 +23,38 @@ __version__ = "0.1.0"
 
 @hookimpl
 def introzoo_register_objectives(register):
-    register("soft-ema", soft_ema.build, soft_ema.SoftEMAConfig,
-             "Soft-IntroVAE whose re-decoded terms use a moving average of the decoder (soft's defaults).")
+    register(
+        "soft-ema",
+        soft_ema.build,
+        soft_ema.SoftEMAConfig,
+        "Soft-IntroVAE whose re-decoded terms use a moving average of the decoder (soft's defaults).",
+    )
 
 
 @hookimpl
 def introzoo_register_priors(register):
-    register("laplace", laplace.build, laplace.LaplaceConfig,
-             "Factorised Laplace prior (heavier tails than N(0, I)), closed-form KL; learnable scales optional.")
-    register("student-t", student_t.build, student_t.StudentTConfig,
-             "Factorised Student-t prior with df degrees of freedom, Monte Carlo KL.")
+    register(
+        "laplace",
+        laplace.build,
+        laplace.LaplaceConfig,
+        "Factorised Laplace prior (heavier tails than N(0, I)), closed-form KL; learnable scales optional.",
+    )
+    register(
+        "student-t",
+        student_t.build,
+        student_t.StudentTConfig,
+        "Factorised Student-t prior with df degrees of freedom, Monte Carlo KL.",
+    )
 
 
 @hookimpl
 def introzoo_register_regularizers(register):
-    register("mmd", mmd.build, mmd.MMDConfig,
-             "Encoder term: weight * s * MMD^2 between posterior samples and prior samples (InfoVAE).")
+    register(
+        "mmd",
+        mmd.build,
+        mmd.MMDConfig,
+        "Encoder term: weight * s * MMD^2 between posterior samples and prior samples (InfoVAE).",
+    )
 
 
 @hookimpl
@@ -48,5 +64,9 @@ def introzoo_register_datasets(register):
 
 @hookimpl
 def introzoo_register_metrics(register):
-    register("modes", modes.build, modes.ModesConfig,
-             "Modes covered by the model's samples and the fraction within 3 std of a mode (datasets with centres).")
+    register(
+        "modes",
+        modes.build,
+        modes.ModesConfig,
+        "Modes covered by the model's samples and the fraction within 3 std of a mode (datasets with centres).",
+    )

@@ -28,15 +28,15 @@ class GridConfig(BaseModel):
 class GaussGrid(Dataset):
     name = "gaussgrid"
     shape = (2,)
-    kind = "2d"                      # the 2D metrics (gnelbo, kl, jsd) and plots apply
-    train_defaults = {"zdim": 2}     # no paper protocol: introzoo's defaults otherwise
+    kind = "2d"  # the 2D metrics (gnelbo, kl, jsd) and plots apply
+    train_defaults = {"zdim": 2}  # no paper protocol: introzoo's defaults otherwise
 
     def __init__(self, config: GridConfig | None = None) -> None:
         c = config or GridConfig()
         ticks = c.spacing * (torch.arange(c.side, dtype=torch.float32) - (c.side - 1) / 2)
-        self.centres = torch.cartesian_prod(ticks, ticks)           # (side^2, 2)
+        self.centres = torch.cartesian_prod(ticks, ticks)  # (side^2, 2)
         self.std = c.std
-        self.metric_range = c.spacing * c.side / 2                  # half-width of the plotted square
+        self.metric_range = c.spacing * c.side / 2  # half-width of the plotted square
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         idx = torch.randint(0, len(self.centres), (n,), generator=generator)

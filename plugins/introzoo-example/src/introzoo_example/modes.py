@@ -23,10 +23,11 @@ class ModesConfig(BaseModel):
     min_count: int = Field(1, gt=0, description="high-quality samples a mode needs to count as covered")
 
 
-def mode_coverage(x: torch.Tensor, centres: torch.Tensor, std: float, radius: float = 3.0,
-                  min_count: int = 1) -> tuple[int, float]:
+def mode_coverage(
+    x: torch.Tensor, centres: torch.Tensor, std: float, radius: float = 3.0, min_count: int = 1
+) -> tuple[int, float]:
     """(modes covered, fraction of high-quality samples) of points ``x`` ``(N, 2)``."""
-    d = torch.cdist(x.double(), centres.double())             # (N, K)
+    d = torch.cdist(x.double(), centres.double())  # (N, K)
     dist, nearest = d.min(1)
     good = dist <= radius * std
     counts = torch.bincount(nearest[good], minlength=len(centres))
@@ -48,7 +49,7 @@ class Modes(Metric):
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         c = self.config
         ctx.model.eval()
-        with ctx.seeded("modes"):                                 # the prior's draws, reproducible
+        with ctx.seeded("modes"):  # the prior's draws, reproducible
             x = ctx.model.sample(c.n_samples).cpu()
         covered, hq = mode_coverage(x, ctx.dataset.centres, ctx.dataset.std, c.radius, c.min_count)
         return {"modes_covered": float(covered), "hq_fraction": hq}

@@ -37,7 +37,7 @@ class SoftEMA(SoftIntroVAE):
         return self.target(z)
 
     def step(self, x: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
-        losses = super().step(x, iteration)      # warm-up or soft's two players
+        losses = super().step(x, iteration)  # warm-up or soft's two players
         with torch.no_grad():
             for t, p in zip(self.target.parameters(), self.model.decoder.parameters()):
                 t.lerp_(p, 1.0 - self.config.tau)

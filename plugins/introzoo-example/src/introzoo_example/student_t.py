@@ -41,7 +41,9 @@ class StudentTPrior(Prior):
     def sample(self, n: int, with_grad: bool = False) -> torch.Tensor:
         a = self._anchor
         df = torch.tensor(self.df, dtype=a.dtype, device=a.device)
-        return torch.distributions.StudentT(df, torch.zeros((), dtype=a.dtype, device=a.device), self.scale).sample((n, self.zdim))
+        return torch.distributions.StudentT(df, torch.zeros((), dtype=a.dtype, device=a.device), self.scale).sample(
+            (n, self.zdim)
+        )
 
     def log_prob(self, z: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
         v = self.df
