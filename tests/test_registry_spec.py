@@ -44,16 +44,21 @@ def test_builtins_register_through_hooks():
         "cifar10",
         "svhn",
         "digits",
+        "shapes",
+        "cars3d",
+        "kth",
         "moons",
         "factors2d",
         "celeba",
         "folder",
         "points",
     }
-    assert reg.names("backbones") == ["conv", "mlp", "resnet"]
+    assert reg.names("backbones") == ["conv", "lord", "mlp", "resnet", "style"]
     assert reg.names("extractors") == ["classifier", "inception"]
     assert reg.names("metrics") == [
+        "content_transfer",
         "factor_score",
+        "fid_cond",
         "fid_gen",
         "fid_rec",
         "gnelbo",
