@@ -702,3 +702,12 @@ def test_atomic_writes_honour_the_umask(finished_run, tmp_path):
     os.umask(umask)
     for name in ("config.json", "metrics.json"):  # a run's files, written under this process's umask
         assert stat.S_IMODE((finished_run / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_an_unknown_option_names_the_help_of_its_command_however_introzoo_was_started():
+    """`python -m introzoo.cli sample RUN -q`: the line points to `introzoo sample --help`, not to the
+    interpreter's command line."""
+    r = subprocess.run([sys.executable, "-m", "introzoo.cli", "sample", "somewhere", "-q"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: No such option: -q (see 'introzoo sample --help')"
+    ]

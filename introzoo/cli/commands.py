@@ -641,9 +641,11 @@ def main(argv: list[str] | None = None) -> int:
     except _ClickUsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             return 0
-        where = (
-            f"introzoo {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "introzoo"
-        )
+        names, ctx = [], exc.ctx  # the subcommands, whatever the program was called (python -m introzoo.cli)
+        while ctx is not None and ctx.parent is not None:
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["introzoo", *names])
         err_console.print(f"[red]error:[/] {exc.format_message()} (see '{where} --help')", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except (typer.Abort, KeyboardInterrupt):
