@@ -53,11 +53,11 @@ class _Probe(Metric):
             ctx.info[self.name] = {"skipped": "a class-conditional model's encoder takes the label as input"}
             return {}
         mu_tr, _, y_tr = encode_split(ctx, "train", self.config.n_train)
-        mu_te, _, y_te = encode_split(ctx, "test", self.config.n_test)
         why = self.cannot_fit(mu_tr.shape[0], len(set(y_tr.tolist())))
         if why:  # e.g. knn100 on a folder of 40 images: no value, and the reason, not a failed evaluation
             ctx.info[self.name] = {"skipped": why}
             return {}
+        mu_te, _, y_te = encode_split(ctx, "test", self.config.n_test)
         clf = self.classifier()
         with ctx.phase(f"{self.name}: fitting on {mu_tr.shape[0]} latent means", 1) as advance:
             clf.fit(mu_tr.double().numpy(), y_tr.numpy())
